@@ -1,0 +1,1 @@
+"""bulksync benchmarks: `python -m benchmarks.<script>`."""

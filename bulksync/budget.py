@@ -1,0 +1,172 @@
+"""RateBudget: one shared request budget per target, paced evenly, several windows at once.
+
+Why not a plain token bucket: a bucket as large as the window lets a whole window's worth of
+requests out in the first instant, and a bucket of one loses every late timer wake-up and runs
+slow. Here a GCRA pacer with a small tolerance spaces requests evenly and absorbs timer
+lateness, while a sliding log per window is the hard guarantee that no window is ever exceeded.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+
+import anyio
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+# Windows longer than this are quotas (Quable's 300,000 a day): enforced, but not paced, because
+# pacing a daily quota evenly would make every run shorter than a day up to three times slower.
+PACED_WINDOW_MAX_S = 3600.0
+
+
+class SlidingWindow:
+    """At most ``limit`` grants in any ``period`` seconds, in constant memory.
+
+    Grants are counted in buckets of period/1000 and each bucket is stamped with its end, so a
+    grant is remembered a little longer than it needs to be, never shorter.
+    """
+
+    def __init__(self, limit: int, period: float, buckets: int = 1000) -> None:
+        if limit < 1 or period <= 0:
+            raise ValueError(f"invalid rate window: {limit} per {period} s")
+        self.limit = limit
+        self.period = period
+        self._resolution = period / buckets
+        self._log: deque[list[float]] = deque()  # [bucket end, count]
+        self._count = 0
+
+    def _expire(self, now: float) -> None:
+        horizon = now - self.period
+        while self._log and self._log[0][0] <= horizon:
+            self._count -= int(self._log.popleft()[1])
+
+    def wait_time(self, now: float) -> float:
+        """Seconds until one more grant fits (0 when it fits now)."""
+        self._expire(now)
+        if self._count < self.limit:
+            return 0.0
+        return max(self._log[0][0] + self.period - now, 1e-6)
+
+    def record(self, now: float) -> None:
+        end = (math.floor(now / self._resolution) + 1) * self._resolution
+        if self._log and self._log[-1][0] == end:
+            self._log[-1][1] += 1
+        else:
+            self._log.append([end, 1])
+        self._count += 1
+
+    def used(self, now: float) -> int:
+        self._expire(now)
+        return self._count
+
+
+class RateBudget:
+    """Every request to a target, retries and logins included, is charged here first.
+
+    ``windows`` are ``(requests, seconds)`` pairs, all enforced. ``pace`` overrides the even
+    pace, which by default is the tightest window of an hour or less. A 429 from the server
+    slows the whole budget (multiplicative decrease, then additive recovery), and pauses it
+    for ``Retry-After`` when the server sends one.
+    """
+
+    def __init__(
+        self,
+        windows: Sequence[tuple[int, float]] = (),
+        *,
+        pace: float | None = None,
+        tolerance_s: float = 0.05,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = anyio.sleep,
+    ) -> None:
+        self.windows = [SlidingWindow(limit, period) for limit, period in windows]
+        paced = [w.limit / w.period for w in self.windows if w.period <= PACED_WINDOW_MAX_S]
+        self.base_rate: float | None = pace if pace is not None else min(paced, default=None)
+        self._rate = self.base_rate
+        self._tolerance_s = tolerance_s
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = anyio.Lock()
+        self._tat = -math.inf  # GCRA theoretical arrival time of the next request
+        self._paused_until = -math.inf
+        self._last_decrease = -math.inf
+        self._last_recovery = -math.inf
+        self._reference: float | None = None  # the pace before the first 429, when unpaced
+        self._recent: deque[float] = deque()  # grant times over the last second
+        self.granted = 0
+        self.throttled = 0
+
+    @property
+    def rate(self) -> float | None:
+        """The pace in force now, in requests per second (None: unpaced)."""
+        return self._rate
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            while True:
+                now = self._clock()
+                self._recover(now)
+                wait = max(self._pacer_wait(now), self._paused_until - now)
+                for window in self.windows:
+                    wait = max(wait, window.wait_time(now))
+                if wait <= 0:
+                    break
+                await self._sleep(wait)
+            self._grant(now)
+
+    def _pacer_wait(self, now: float) -> float:
+        if self._rate is None:
+            return 0.0
+        interval = 1.0 / self._rate
+        tolerance = max(self._tolerance_s, interval)
+        return self._tat - tolerance - now
+
+    def _grant(self, now: float) -> None:
+        if self._rate is not None:
+            # Advancing from the schedule rather than from `now` keeps late wake-ups from
+            # being lost: within the tolerance, the next request may go early to catch up.
+            self._tat = max(self._tat, now) + 1.0 / self._rate
+        for window in self.windows:
+            window.record(now)
+        self._recent.append(now)
+        while self._recent and self._recent[0] <= now - 1.0:
+            self._recent.popleft()
+        self.granted += 1
+
+    def on_throttled(self, retry_after: float | None = None) -> None:
+        """The server said 429: slow everyone down, not only the worker that saw it.
+
+        With ``Retry-After`` the server says exactly when to come back: the whole budget
+        pauses until then. Without it, the pace drops by 30% (at most once a second, since
+        one burst of 429s is one signal) and recovers by 5% of the configured pace per second.
+        """
+        now = self._clock()
+        self.throttled += 1
+        if retry_after is not None:
+            self._paused_until = max(self._paused_until, now + retry_after)
+            return
+        if now - self._last_decrease < 1.0:
+            return
+        self._recover(now)
+        observed = float(len(self._recent)) or 1.0
+        current = self._rate if self._rate is not None else observed
+        self._rate = max(self._floor(), min(current, observed) * 0.7)
+        self._last_decrease = self._last_recovery = now
+        if self._reference is None:
+            self._reference = current
+
+    def _floor(self) -> float:
+        return max(0.1, 0.05 * (self.base_rate or self._reference or 1.0))
+
+    def _recover(self, now: float) -> None:
+        if self._rate is None or self._last_decrease == -math.inf:
+            return
+        reference = self.base_rate or self._reference or self._rate
+        self._rate += 0.05 * reference * (now - self._last_recovery)
+        self._last_recovery = now
+        if self.base_rate is not None and self._rate >= self.base_rate:
+            self._rate = self.base_rate
+            self._last_decrease = -math.inf

@@ -1,0 +1,128 @@
+"""The `bulksync` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from ._version import __version__
+from .config import load_config
+from .errors import BulksyncError
+from .redact import RedactingFilter, redact
+from .report import write_report
+
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bulksync",
+        description="Move product catalogues into PIM and commerce APIs, fast, losing no item.",
+    )
+    parser.add_argument("--version", action="version", version=f"bulksync {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log requests and retries")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = commands.add_parser("run", help="run a sync job from a TOML config")
+    run.add_argument("--config", type=Path, help="the job's TOML config file")
+    run.add_argument("--base-url", help="the target's base URL ([target] base_url)")
+    run.add_argument("--assets", type=Path, help="assets input file, JSONL or CSV")
+    run.add_argument("--links", type=Path, help="links input file, JSONL or CSV")
+    run.add_argument("--results", type=Path, help="where to write the results JSONL")
+    run.add_argument(
+        "--rate",
+        action="append",
+        metavar="N/SECONDS",
+        help="a rate window such as 6000/600; repeat for several ([limits] rate)",
+    )
+    run.add_argument("--concurrency", type=int, help="workers per stage ([limits] concurrency)")
+    run.add_argument("--no-progress", action="store_true", help="no live progress display")
+
+    report = commands.add_parser("report", help="print a results file as a bulk response")
+    report.add_argument("results", type=Path, help="a results JSONL file")
+    report.add_argument("--failed", action="store_true", help="only the failed items")
+
+    demo = commands.add_parser("demo", help="a sample run, no account needed")
+    demo.add_argument("--assets", type=int, default=500, help="assets with a file (500)")
+    demo.add_argument("--remote-assets", type=int, default=100, help="remotePath assets (100)")
+    demo.add_argument("--links", type=int, default=2000, help="links (2000)")
+    demo.add_argument("--faults", type=float, default=0.0, help="transient fault rate, e.g. 0.05")
+    demo.add_argument("--workdir", type=Path, help="where to write the catalogue and results")
+    return parser
+
+
+def _parse_rate(values: list[str] | None) -> list[list[float]] | None:
+    if not values:
+        return None
+    windows = []
+    for value in values:
+        try:
+            count, seconds = value.split("/", 1)
+            windows.append([int(count), float(seconds)])
+        except ValueError:
+            raise BulksyncError(
+                f"--rate expects N/SECONDS such as 6000/600, got '{value}'"
+            ) from None
+    return windows
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .runner import run_job
+
+    overrides: dict[str, Any] = {
+        "target.base_url": args.base_url,
+        "inputs.assets": str(args.assets.resolve()) if args.assets else None,
+        "inputs.links": str(args.links.resolve()) if args.links else None,
+        "output.results": str(args.results.resolve()) if args.results else None,
+        "limits.rate": _parse_rate(args.rate),
+        "limits.concurrency": args.concurrency,
+        "output.progress": False if args.no_progress else None,
+    }
+    return run_job(load_config(args.config, overrides)).exit_code
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import DemoOptions, run_demo
+
+    options = DemoOptions(
+        assets=args.assets,
+        remote_assets=args.remote_assets,
+        links=args.links,
+        faults=args.faults,
+        workdir=args.workdir,
+    )
+    return run_demo(options).exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "demo":
+            return _demo(args)
+        write_report(args.results, sys.stdout, failed_only=args.failed)
+        return 0
+    except BulksyncError as exc:
+        print(f"bulksync: {redact(str(exc))}", file=sys.stderr)
+        return exc.exit_code if exc.exit_code != 1 else EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader of our output went away (`bulksync report ... | head`): not an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""The client the engine lends to connectors: one paced, authenticated, measured request."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+import anyio
+
+from .auth import Authenticator
+from .budget import RateBudget
+from .connector import RETRYABLE_STATUSES
+from .errors import AuthError, TransportError
+from .http import HttpRequest, HttpResponse, parse_retry_after
+from .results import RunStats
+from .retry import RetryPolicy
+from .transport import Transport
+
+
+@dataclass(slots=True)
+class Target:
+    """Everything the engine needs to reach one target."""
+
+    base_url: str
+    transport: Transport
+    budget: RateBudget
+    auth: Authenticator
+
+
+class EngineClient:
+    """Charges the budget, adds auth, refreshes once on 401, counts and times every request.
+
+    It never retries an item: that is the engine's per-item loop. It only repeats a request
+    once after a 401 with a refreshed token, and retries the login itself on transient errors.
+    """
+
+    def __init__(self, target: Target, stats: RunStats, retry: RetryPolicy) -> None:
+        self._target = target
+        self._stats = stats
+        self._retry = retry
+
+    def _absolute(self, request: HttpRequest) -> HttpRequest:
+        if "://" in request.url:
+            return request
+        url = self._target.base_url.rstrip("/") + "/" + request.url.lstrip("/")
+        return replace(request, url=url)
+
+    async def send(self, request: HttpRequest) -> HttpResponse:
+        request = self._absolute(request)
+        response, headers = await self._send_once(request)
+        if response.status != 401 or not request.authenticated:
+            return response
+        await self._target.auth.refresh(self._send_for_auth, headers)
+        response, _ = await self._send_once(request)
+        if response.status == 401:
+            raise AuthError(f"{request.method} refused with 401 even after a fresh login")
+        return response
+
+    async def _send_once(self, request: HttpRequest) -> tuple[HttpResponse, Mapping[str, str]]:
+        await self._target.budget.acquire()
+        # The token is taken after the budget wait, so a long queue cannot make it stale.
+        headers: Mapping[str, str] = {}
+        if request.authenticated:
+            headers = await self._target.auth.headers(self._send_for_auth)
+        self._stats.requests += 1
+        started = time.monotonic()
+        response = await self._target.transport.send(request.with_headers(headers))
+        self._stats.latency.add(time.monotonic() - started)
+        if response.status == 429:
+            self._stats.throttled += 1
+            self._target.budget.on_throttled(parse_retry_after(response.header("retry-after")))
+        return response, headers
+
+    async def _send_for_auth(self, request: HttpRequest) -> HttpResponse:
+        """Logins are retried here on transient failures: without a token nothing can move."""
+        request = self._absolute(request)
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            retry_after: float | None = None
+            try:
+                response, _ = await self._send_once(request)
+                if response.status not in RETRYABLE_STATUSES:
+                    return response
+                retry_after = parse_retry_after(response.header("retry-after"))
+                failure = f"HTTP {response.status}"
+            except TransportError as exc:
+                failure = str(exc)
+            delay = self._retry.delay(attempt, retry_after)
+            if not self._retry.allows(attempt, time.monotonic() - started, delay):
+                raise AuthError(f"login failed after {attempt} attempts: {failure}")
+            self._stats.retries += 1
+            await anyio.sleep(delay)

@@ -1,0 +1,127 @@
+"""The connector seam: the small interface every target implements.
+
+A connector builds requests, parses responses and classifies errors. It never sleeps, retries
+or rate-limits: the engine owns pacing, retries and authentication refreshes, and a connector
+only says, by raising :class:`RequestFailed` or returning :class:`Failed`, whether trying again
+could help.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .errors import ErrorClass
+from .http import HttpRequest, HttpResponse, parse_retry_after
+from .records import Kind, Record
+from .results import ErrorInfo
+
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+@dataclass(slots=True, eq=False)
+class Job:
+    """One item on its way through the stages, with what its steps learned so far."""
+
+    record: Record
+    state: dict[str, Any] = field(default_factory=dict)  # owned by the connector's stages
+    attempts: int = 0  # requests attempts over all stages, for the result line
+    stage_attempts: int = 0  # attempts in the current stage, for backoff
+    started_at: float | None = None  # monotonic time of the first attempt
+    last_error: ErrorInfo | None = None  # why the previous attempt of this stage failed
+    maybe_applied: bool = False  # the previous attempt's answer was lost after sending
+    stage: str | None = None  # the stage the job is in, for interrupted results
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """The stage succeeded for this item."""
+
+    remote_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The stage failed for this item; ``retryable`` lets the engine try it again."""
+
+    error: ErrorInfo
+    retryable: bool = False
+    retry_after: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    reason: str
+
+
+Outcome = Done | Failed | Skipped
+
+
+class RequestFailed(Exception):
+    """A whole request failed; raised by a connector after classifying the response."""
+
+    def __init__(
+        self, error: ErrorInfo, error_class: ErrorClass, retry_after: float | None = None
+    ) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.error_class = error_class
+        self.retry_after = retry_after
+
+
+class Client(Protocol):
+    """What the engine lends a stage: one paced, authenticated request, no retry."""
+
+    async def send(self, request: HttpRequest) -> HttpResponse: ...
+
+
+class Stage(Protocol):
+    """One step of an item's journey (upload, create, link...), run by a pool of workers.
+
+    ``run`` gets up to ``batch_size`` jobs and returns one outcome per job, in order.
+    """
+
+    name: str
+    batch_size: int
+
+    def applies(self, job: Job) -> bool: ...
+
+    async def run(self, jobs: Sequence[Job], client: Client) -> Sequence[Outcome]: ...
+
+
+class Connector(Protocol):
+    """A target: the stages that carry each kind of record there."""
+
+    name: str
+
+    def stages(self, kind: Kind) -> Sequence[Stage]: ...
+
+
+def classify_status(status: int) -> ErrorClass | None:
+    """The default reading of an HTTP status; ``None`` means success."""
+    if status < 400:
+        return None
+    if status == 401:
+        return ErrorClass.AUTH
+    if status in RETRYABLE_STATUSES:
+        return ErrorClass.RETRYABLE
+    return ErrorClass.ITEM
+
+
+def response_error(response: HttpResponse, message: str | None = None) -> RequestFailed:
+    """Turn a non-2xx response into a classified :class:`RequestFailed`."""
+    error_class = classify_status(response.status) or ErrorClass.ITEM
+    text = message or _body_excerpt(response.body) or f"HTTP {response.status}"
+    return RequestFailed(
+        ErrorInfo(type=f"HTTP{response.status}", message=text, http_status=response.status),
+        error_class,
+        retry_after=parse_retry_after(response.header("retry-after")),
+    )
+
+
+def _body_excerpt(body: bytes, limit: int = 300) -> str:
+    text = body.decode("utf-8", "replace").strip()
+    return text if len(text) <= limit else text[:limit] + "..."

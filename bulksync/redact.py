@@ -1,0 +1,39 @@
+"""Keep secrets out of everything bulksync writes: logs, results, summaries and errors.
+
+Secrets register themselves here the moment they are read (from the environment, or from a
+login answer); every line that leaves the process passes through :func:`redact`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+MASK = "***"
+_MIN_SECRET_LENGTH = 4  # shorter strings would mask ordinary words and numbers
+_secrets: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    if value and len(value) >= _MIN_SECRET_LENGTH:
+        _secrets.add(value)
+
+
+def redact(text: str) -> str:
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
+def has_secrets() -> bool:
+    return bool(_secrets)
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that masks secrets in the final message of every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _secrets:
+            record.msg = redact(record.getMessage())
+            record.args = None
+        return True

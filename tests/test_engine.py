@@ -1,0 +1,312 @@
+"""The engine driven by the in-memory fake target: every item ends with exactly one result."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import anyio
+import orjson
+import pytest
+
+from bulksync.auth import NoAuth
+from bulksync.budget import RateBudget
+from bulksync.client import Target
+from bulksync.connector import Client, Done, Failed, Job, Outcome, Skipped
+from bulksync.engine import Engine, EngineOptions
+from bulksync.fake import FakeConnector, FakeServer, FakeSettings
+from bulksync.records import AssetRecord, BadRecord, LinkRecord, Origin
+from bulksync.results import ErrorInfo, ResultWriter, read_results
+from bulksync.retry import RetryPolicy
+
+FAST_RETRY = RetryPolicy(max_attempts=14, base_s=0.0005, cap_s=0.004, rng=random.Random(1))
+
+
+def links(count: int) -> list[LinkRecord]:
+    return [
+        LinkRecord(Origin("links.jsonl", i + 1), f"doc-{i}", f"doc-{i + 1}", "ref_refCol", i)
+        for i in range(count)
+    ]
+
+
+async def run_fake(
+    tmp_path: Path,
+    records: Sequence[LinkRecord | AssetRecord | BadRecord],
+    settings: FakeSettings,
+    *,
+    kind: str = "link",
+    options: EngineOptions | None = None,
+) -> tuple[Engine, FakeServer, list[dict[str, object]]]:
+    server = FakeServer(settings)
+    writer = ResultWriter(tmp_path / "results.jsonl")
+    target = Target("fake://test", server, RateBudget(), NoAuth())
+    engine = Engine(FakeConnector(), target, writer, options or EngineOptions(retry=FAST_RETRY))
+    with anyio.fail_after(60):
+        await engine.run([(kind, iter(records))])  # type: ignore[list-item]
+    writer.close()
+    return engine, server, list(read_results(tmp_path / "results.jsonl"))
+
+
+async def test_ten_thousand_items_with_transient_and_permanent_faults(tmp_path: Path) -> None:
+    settings = FakeSettings(transient_rate=0.2, permanent_rate=0.05, seed=11, retry_after_s=0.0005)
+    items = links(10_000)
+    engine, server, results = await run_fake(tmp_path, items, settings)
+
+    lines = Counter(r["line"] for r in results)
+    assert len(results) == 10_000
+    assert set(lines) == set(range(1, 10_001)) and max(lines.values()) == 1
+
+    rejected = {item.key for item in items if server.rejects(item.key)}
+    assert 300 < len(rejected) < 700  # about 5%, so both kinds of fault are really exercised
+    for result in results:
+        if result["key"] in rejected:
+            assert result["status"] == "failed"
+            assert "rejected by the fake server" in result["error"]["message"]  # type: ignore[index]
+            assert result["error"]["http_status"] == 422  # type: ignore[index]
+        else:
+            assert result["status"] == "succeeded", result
+    assert sum(server.counters.faults.values()) > 1500  # the 20% transient faults happened
+    assert engine.stats.retries > 1500
+    assert server.counters.sent_after_success == 0
+    # Each good item was written once, or twice only when a write's answer was lost.
+    lost_answers = server.counters.faults.get("applied-then-drop", 0)
+    extra_writes = sum(n - 1 for n in server.counters.applied.values())
+    assert extra_writes <= lost_answers
+    assert set(server.counters.applied) == {i.key for i in items} - rejected
+    assert engine.stats.succeeded == 10_000 - len(rejected)
+    assert engine.stats.failed == len(rejected)
+
+
+async def test_bad_records_get_their_own_failed_result(tmp_path: Path) -> None:
+    good = links(3)
+    bad = BadRecord(Origin("links.jsonl", 2), "link", "invalid JSON: unexpected character")
+    records = [good[0], bad, good[2]]
+    _, _, results = await run_fake(tmp_path, records, FakeSettings())
+    by_line = {r["line"]: r for r in results}
+    assert by_line[2]["status"] == "failed"
+    assert by_line[2]["error"]["type"] == "InvalidInput"  # type: ignore[index]
+    assert "links.jsonl:2" in by_line[2]["error"]["message"]  # type: ignore[index]
+    assert by_line[1]["status"] == by_line[3]["status"] == "succeeded"
+
+
+async def test_two_step_assets_report_the_failed_step(tmp_path: Path) -> None:
+    media = tmp_path / "media"
+    media.mkdir()
+    (media / "a.png").write_bytes(b"png")
+    records = [
+        AssetRecord(Origin("assets.jsonl", 1), "a", file=media / "a.png"),
+        AssetRecord(Origin("assets.jsonl", 2), "missing", file=media / "missing.png"),
+        AssetRecord(Origin("assets.jsonl", 3), "remote", remote_path="https://x.test/r.jpg"),
+    ]
+    _, server, results = await run_fake(tmp_path, records, FakeSettings(), kind="asset")
+    by_line = {r["line"]: r for r in results}
+    assert by_line[1]["status"] == "succeeded" and by_line[3]["status"] == "succeeded"
+    assert by_line[2]["status"] == "failed"
+    assert by_line[2]["step"] == "upload"
+    assert by_line[2]["error"]["type"] == "MissingFile"  # type: ignore[index]
+    assert by_line[2]["attempts"] == 1  # a missing file is not retried
+    assert set(server.counters.applied) == {"a", "remote"}
+
+
+class GatedUpload:
+    """An upload stage where every item but the first waits for a gate to open."""
+
+    name = "upload"
+    batch_size = 1
+
+    def __init__(self) -> None:
+        self.gate = anyio.Event()
+
+    def applies(self, job: Job) -> bool:
+        return True
+
+    async def run(self, jobs: Sequence[Job], client: Client) -> Sequence[Outcome]:
+        if jobs[0].record.key != "asset-0":
+            await self.gate.wait()
+        return [Done()]
+
+
+class RecordingCreate:
+    name = "create"
+    batch_size = 1
+
+    def __init__(self, upload: GatedUpload) -> None:
+        self.upload = upload
+        self.created_while_uploads_pending: list[str] = []
+
+    def applies(self, job: Job) -> bool:
+        return True
+
+    async def run(self, jobs: Sequence[Job], client: Client) -> Sequence[Outcome]:
+        if not self.upload.gate.is_set():
+            self.created_while_uploads_pending.append(jobs[0].record.key)
+            self.upload.gate.set()
+        return [Done(remote_id=jobs[0].record.key)]
+
+
+class StagedConnector:
+    name = "staged"
+
+    def __init__(self, stages: list[object]) -> None:
+        self._stages = stages
+
+    def stages(self, kind: str) -> list[object]:
+        return self._stages
+
+
+async def test_a_create_waits_only_for_its_own_upload(tmp_path: Path) -> None:
+    upload = GatedUpload()
+    create = RecordingCreate(upload)
+    records = [AssetRecord(Origin("a.jsonl", i + 1), f"asset-{i}") for i in range(20)]
+    writer = ResultWriter(tmp_path / "r.jsonl")
+    target = Target("fake://t", FakeServer(), RateBudget(), NoAuth())
+    engine = Engine(StagedConnector([upload, create]), target, writer)  # type: ignore[arg-type]
+    with anyio.fail_after(10):
+        await engine.run([("asset", iter(records))])
+    writer.close()
+    assert create.created_while_uploads_pending == ["asset-0"]
+    assert engine.stats.succeeded == 20
+
+
+class ScriptedBatch:
+    """A batch stage: item 'bad' always fails, 'flaky' fails once retryably, others succeed."""
+
+    name = "link"
+    batch_size = 4
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+        self.flaky_seen = False
+
+    def applies(self, job: Job) -> bool:
+        return True
+
+    async def run(self, jobs: Sequence[Job], client: Client) -> Sequence[Outcome]:
+        await anyio.lowlevel.checkpoint()
+        keys = [str(job.record.to) for job in jobs]
+        self.calls.append(keys)
+        outcomes: list[Outcome] = []
+        for key in keys:
+            if key == "bad":
+                outcomes.append(Failed(ErrorInfo("NotFound", "no such doc")))
+            elif key == "flaky" and not self.flaky_seen:
+                self.flaky_seen = True
+                outcomes.append(Failed(ErrorInfo("Busy", "try later"), retryable=True))
+            elif key == "old":
+                outcomes.append(Skipped("unchanged"))
+            else:
+                outcomes.append(Done(remote_id=f"id-{key}"))
+        return outcomes
+
+
+async def test_batch_stage_retries_only_the_items_that_asked_for_it(tmp_path: Path) -> None:
+    stage = ScriptedBatch()
+    targets = ["a", "bad", "flaky", "old"]
+    records = [LinkRecord(Origin("l.jsonl", i + 1), "doc", t, "x") for i, t in enumerate(targets)]
+    writer = ResultWriter(tmp_path / "r.jsonl")
+    target = Target("fake://t", FakeServer(), RateBudget(), NoAuth())
+    options = EngineOptions(concurrency=1, retry=FAST_RETRY)
+    engine = Engine(StagedConnector([stage]), target, writer, options)  # type: ignore[arg-type]
+    with anyio.fail_after(10):
+        await engine.run([("link", iter(records))])
+    writer.close()
+    results = {r["line"]: r for r in read_results(tmp_path / "r.jsonl")}
+    assert stage.calls == [targets, ["flaky"]]
+    assert [results[i]["status"] for i in (1, 2, 3, 4)] == [
+        "succeeded",
+        "failed",
+        "succeeded",
+        "skipped",
+    ]
+    assert results[3]["attempts"] == 2 and results[3]["remote_id"] == "id-flaky"
+    assert results[4]["reason"] == "unchanged"
+
+
+async def test_a_stop_finishes_in_flight_items_and_reports_the_cut_ones(tmp_path: Path) -> None:
+    settings = FakeSettings(latency_s=0.05)
+    items = links(5_000)
+    server = FakeServer(settings)
+    writer = ResultWriter(tmp_path / "results.jsonl")
+    target = Target("fake://test", server, RateBudget(), NoAuth())
+    engine = Engine(FakeConnector(), target, writer, EngineOptions(concurrency=8, grace_s=5))
+
+    async def stop_soon() -> None:
+        while engine.stats.total < 40:
+            await anyio.sleep(0.01)
+        engine.request_stop()
+
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as group:
+            group.start_soon(stop_soon)
+            await engine.run([("link", iter(items))])
+    writer.close()
+    results = list(read_results(tmp_path / "results.jsonl"))
+    assert engine.interrupted
+    assert 40 <= len(results) < 5_000
+    assert len({r["line"] for r in results}) == len(results)
+    assert all(r["status"] == "succeeded" for r in results)  # the grace period was enough
+    # Every item read from the input got a result; none was read and dropped.
+    assert len(results) == engine.read["link"]
+
+
+async def test_grace_expiry_marks_in_flight_items_interrupted(tmp_path: Path) -> None:
+    settings = FakeSettings(latency_s=30)  # nothing can finish within the grace period
+    server = FakeServer(settings)
+    writer = ResultWriter(tmp_path / "results.jsonl")
+    target = Target("fake://test", server, RateBudget(), NoAuth())
+    engine = Engine(FakeConnector(), target, writer, EngineOptions(concurrency=4, grace_s=0.1))
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            group.start_soon(engine.run, [("link", iter(links(100)))])
+            await anyio.sleep(0.1)
+            engine.request_stop()
+    writer.close()
+    results = list(read_results(tmp_path / "results.jsonl"))
+    assert results, "the in-flight items must be reported"
+    assert len(results) == engine.read["link"]
+    assert all(r["error"]["type"] == "Interrupted" for r in results)  # type: ignore[index]
+
+
+async def test_results_file_is_flushed_as_items_finish(tmp_path: Path) -> None:
+    settings = FakeSettings(latency_s=0.02)
+    server = FakeServer(settings)
+    path = tmp_path / "results.jsonl"
+    writer = ResultWriter(path)
+    target = Target("fake://test", server, RateBudget(), NoAuth())
+    engine = Engine(FakeConnector(), target, writer, EngineOptions(concurrency=2))
+    seen_mid_run = 0
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as group:
+            group.start_soon(engine.run, [("link", iter(links(200)))])
+            while engine.stats.total < 50:
+                await anyio.sleep(0.01)
+            seen_mid_run = len(path.read_bytes().splitlines())
+    writer.close()
+    assert seen_mid_run >= 50
+    assert all(orjson.loads(line) for line in path.read_bytes().splitlines())
+
+
+@pytest.mark.parametrize("concurrency", [1, 32])
+async def test_memory_streams_bound_how_far_reading_runs_ahead(
+    tmp_path: Path, concurrency: int
+) -> None:
+    """Backpressure: the reader never gets more than the queues' room ahead of the results."""
+    items = links(2_000)
+    ahead: list[int] = []
+    server = FakeServer(FakeSettings(latency_s=0.001))
+    writer = ResultWriter(tmp_path / "results.jsonl")
+    target = Target("fake://test", server, RateBudget(), NoAuth())
+    options = EngineOptions(concurrency=concurrency)
+    engine = Engine(FakeConnector(), target, writer, options)
+
+    def reading() -> object:
+        for item in items:
+            ahead.append(engine.read.get("link", 0) - engine.stats.total)
+            yield item
+
+    with anyio.fail_after(30):
+        await engine.run([("link", reading())])  # type: ignore[list-item]
+    writer.close()
+    assert max(ahead) <= 3 * concurrency + 2
