@@ -185,7 +185,8 @@ class Engine:
             job.stage = stage.name
         pending = [job for job in batch if stage.applies(job)]
         for job in batch:
-            if job not in pending:
+            if job not in pending:  # nothing to do here (an asset with no file to upload)
+                counters.done += 1
                 await self._advance(job, None, downstream)
         while pending:
             outcomes = await self._attempt(stage, pending)

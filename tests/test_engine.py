@@ -310,3 +310,41 @@ async def test_memory_streams_bound_how_far_reading_runs_ahead(
         await engine.run([("link", reading())])  # type: ignore[list-item]
     writer.close()
     assert max(ahead) <= 3 * concurrency + 2
+
+
+class RecordingBudget(RateBudget):
+    """A RateBudget that remembers when it granted each request."""
+
+    def __init__(self, windows: list[tuple[int, float]]) -> None:
+        super().__init__(windows)
+        self.grants: list[float] = []
+
+    def _grant(self, now: float) -> None:
+        self.grants.append(now)
+        super()._grant(now)
+
+
+async def test_retries_and_logins_are_charged_to_the_budget_and_no_window_is_exceeded(
+    tmp_path: Path,
+) -> None:
+    windows = [(20, 0.25), (50, 1.0)]
+    budget = RecordingBudget(windows)
+    server = FakeServer(FakeSettings(transient_rate=0.3, seed=5, retry_after_s=None))
+    from bulksync.auth import SessionAuth
+    from bulksync.fake import FakeTokenSource
+
+    server.settings.token_lifetime_s = 0.5  # logins every few hundred milliseconds
+    writer = ResultWriter(tmp_path / "results.jsonl")
+    target = Target("fake://test", server, budget, SessionAuth(FakeTokenSource()))
+    engine = Engine(FakeConnector(), target, writer, EngineOptions(concurrency=8, retry=FAST_RETRY))
+    with anyio.fail_after(30):
+        await engine.run([("link", iter(links(120)))])
+    writer.close()
+    assert engine.stats.succeeded == 120
+    assert engine.stats.retries > 10 and server.counters.logins >= 2
+    # Every request the server saw, retries and logins included, went through the budget.
+    assert len(budget.grants) == server.counters.requests
+    for limit, period in windows:
+        for i, start in enumerate(budget.grants):
+            in_window = sum(1 for t in budget.grants[i:] if t < start + period)
+            assert in_window <= limit, (limit, period, start)
