@@ -24,7 +24,7 @@ import orjson
 def write_links(path: Path, count: int) -> None:
     with open(path, "wb") as out:
         for i in range(count):
-            link = {"from": f"doc-{i // 10}", "to": f"doc-{i}", "type": "ref_refCol", "sequence": i % 10}
+            link = {"from": f"doc-{i // 10}", "to": f"doc-{i}", "type": "ref_refCol"}
             out.write(orjson.dumps(link) + b"\n")
 
 
@@ -57,7 +57,8 @@ track_keys = false
     elapsed = time.monotonic() - started
     code = os.waitstatus_to_exitcode(status)
     results = folder / f"results-{count}.jsonl"
-    lines = sum(1 for _ in open(results, "rb"))
+    with open(results, "rb") as fh:
+        lines = sum(1 for _ in fh)
     links.unlink()
     results.unlink()
     return {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from urllib.parse import urlsplit
 
 import anyio
 
@@ -41,7 +42,7 @@ class EngineClient:
         self._retry = retry
 
     def _absolute(self, request: HttpRequest) -> HttpRequest:
-        if "://" in request.url:
+        if urlsplit(request.url).scheme:
             return request
         url = self._target.base_url.rstrip("/") + "/" + request.url.lstrip("/")
         return replace(request, url=url)

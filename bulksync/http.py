@@ -7,6 +7,7 @@ Connectors never touch a socket; they describe a request with :class:`HttpReques
 from __future__ import annotations
 
 import email.utils
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+_DELAY_SECONDS = re.compile(r"\d{1,9}(\.\d{1,6})?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +75,10 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     if value is None:
         return None
     value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    if _DELAY_SECONDS.fullmatch(value):
+        # Only plain digits: float() would also take "inf" and "nan", and an infinite
+        # Retry-After would pause the shared budget forever.
+        return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

@@ -22,7 +22,8 @@ class RetryPolicy:
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """The wait before attempt ``attempt + 1``, never shorter than ``retry_after``."""
-        ceiling = min(self.cap_s, self.base_s * (2 ** max(0, attempt - 1)))
+        # The exponent is capped so a huge attempt count cannot overflow a float.
+        ceiling = min(self.cap_s, self.base_s * 2.0 ** min(max(0, attempt - 1), 60))
         wait = self.rng.uniform(0.0, ceiling)
         if retry_after is not None:
             wait = max(wait, retry_after)

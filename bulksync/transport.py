@@ -6,7 +6,7 @@ engine never needs to know which HTTP library is underneath. TLS verification is
 
 from __future__ import annotations
 
-from contextlib import AsyncExitStack
+from contextlib import ExitStack
 from typing import Any, Protocol
 
 import aiohttp
@@ -49,46 +49,53 @@ class AiohttpTransport:
             kwargs["params"] = dict(request.params)
         if request.timeout_s is not None:
             kwargs["timeout"] = aiohttp.ClientTimeout(total=request.timeout_s)
-        try:
-            async with AsyncExitStack() as files:
-                if request.files:
-                    form = aiohttp.FormData()
-                    for name, value in (request.fields or {}).items():
-                        form.add_field(name, value)
-                    for part in request.files:
-                        # An open file object is streamed by aiohttp chunk by chunk.
-                        handle = files.enter_context(open(part.path, "rb"))  # noqa: ASYNC230, SIM115
-                        form.add_field(
-                            part.name,
-                            handle,
-                            filename=part.filename,
-                            content_type=part.content_type,
-                        )
-                    kwargs["data"] = form
-                elif request.json is not None:
-                    kwargs["json"] = request.json
-                elif request.form is not None:
-                    kwargs["data"] = dict(request.form)
-                elif request.body is not None:
-                    kwargs["data"] = request.body
+        with ExitStack() as files:
+            kwargs.update(_body(request, files))
+            try:
                 async with session.request(request.method, request.url, **kwargs) as response:
                     body = await response.read()
                     headers = {k.lower(): v for k, v in response.headers.items()}
                     return HttpResponse(status=response.status, headers=headers, body=body)
-        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            limit = self._timeout_s if request.timeout_s is None else request.timeout_s
-            raise TransportError(
-                f"{request.method} timed out after {limit:g} s", maybe_applied=True, timeout=True
-            ) from exc
-        except aiohttp.ClientConnectorError as exc:
-            # The connection was never made: the server cannot have seen the request.
-            raise TransportError(f"cannot connect: {exc.os_error}", maybe_applied=False) from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise TransportError(
-                f"{request.method} failed: {type(exc).__name__}: {exc}", maybe_applied=True
-            ) from exc
+            except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+                limit = self._timeout_s if request.timeout_s is None else request.timeout_s
+                message = f"{request.method} timed out after {limit:g} s"
+                raise TransportError(message, maybe_applied=True, timeout=True) from exc
+            except aiohttp.ClientConnectorError as exc:
+                # The connection was never made: the server cannot have seen the request.
+                message = f"cannot connect: {exc.os_error}"
+                raise TransportError(message, maybe_applied=False) from exc
+            except (aiohttp.ClientError, OSError) as exc:
+                message = f"{request.method} failed: {type(exc).__name__}: {exc}"
+                raise TransportError(message, maybe_applied=True) from exc
 
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _body(request: HttpRequest, files: ExitStack) -> dict[str, Any]:
+    """aiohttp's keyword for the request body; upload files are opened here, streamed later."""
+    if request.files:
+        form = aiohttp.FormData()
+        for name, value in (request.fields or {}).items():
+            form.add_field(name, value)
+        for part in request.files:
+            try:
+                # An open file object is streamed by aiohttp chunk by chunk, never read whole.
+                handle = files.enter_context(open(part.path, "rb"))  # noqa: SIM115
+            except OSError as exc:
+                # Local, and nothing was sent: not a network failure that may have applied.
+                message = f"cannot read {part.path}: {exc.strerror}"
+                raise TransportError(message, maybe_applied=False) from exc
+            form.add_field(
+                part.name, handle, filename=part.filename, content_type=part.content_type
+            )
+        return {"data": form}
+    if request.json is not None:
+        return {"json": request.json}
+    if request.form is not None:
+        return {"data": dict(request.form)}
+    if request.body is not None:
+        return {"data": request.body}
+    return {}

@@ -14,7 +14,6 @@ import pytest
 
 from bulksync.cli import main
 
-
 SECRET = "s3cr3t-token-value-0123456789"
 
 
@@ -158,7 +157,10 @@ def test_a_secret_never_reaches_output_results_or_logs(
     config = fake_config(
         tmp_path,
         extra='token_env = "FAKE_TOKEN"',
-        fake=f'static_token = "{SECRET}"\necho_auth = true\npermanent_rate = 0.5\ntransient_rate = 0.3\nseed = 3',
+        fake=(
+            f'static_token = "{SECRET}"\necho_auth = true\n'
+            "permanent_rate = 0.5\ntransient_rate = 0.3\nseed = 3"
+        ),
     )
     code = main(["-v", "run", "--config", str(config)])
     captured = capsys.readouterr()
@@ -271,7 +273,7 @@ def test_sigint_exits_130_with_finished_items_and_summary(tmp_path: Path) -> Non
                 break
             time.sleep(0.05)
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=30)
+        _, err = process.communicate(timeout=30)
     finally:
         process.kill()
     assert process.returncode == 130, err.decode()
