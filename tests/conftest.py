@@ -17,4 +17,3 @@ def _forget_secrets() -> Iterator[None]:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
