@@ -54,6 +54,15 @@ def start_server() -> tuple[subprocess.Popen[bytes], str]:
     return process, line[len(prefix) :]
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux /proc), or None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def stop_server(process: subprocess.Popen[bytes]) -> float:
     started = time.monotonic()
     process.send_signal(signal.SIGTERM)
@@ -112,26 +121,34 @@ def _client(args: tuple[str, str, int, int, int, float]) -> dict[str, Any]:
 
 
 def run_route(url: str, route: str, requests: int, concurrency: int, clients: int,
-              seconds: float) -> dict[str, Any]:
+              seconds: float, server_pid: int) -> dict[str, Any]:
     share = requests // clients
     jobs = [(url, route, i * share, share, concurrency, seconds) for i in range(clients)]
-    started = time.monotonic()
-    with multiprocessing.get_context("spawn").Pool(clients) as pool:
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(clients) as pool:
+        pool.map(_client, [(url, route, -1, 0, 1, 1.0)] * clients)  # import everything first
+        cpu_before = cpu_seconds(server_pid)
+        started = time.monotonic()
         parts = pool.map(_client, jobs)
-    wall = time.monotonic() - started
+        wall = time.monotonic() - started
+        cpu_after = cpu_seconds(server_pid)
     done = sum(p["done"] for p in parts)
     busy = max(p["elapsed"] for p in parts)
     statuses: dict[str, int] = {}
     for part in parts:
         for status, count in part["statuses"].items():
             statuses[str(status)] = statuses.get(str(status), 0) + count
+    server_cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
     return {
         "requests": done,
         "seconds": round(busy, 3),
         "requests_per_second": round(done / busy) if busy else 0,
         "statuses": statuses,
         "client_errors": sum(p["errors"] for p in parts),
-        "wall_seconds_with_client_startup": round(wall, 3),
+        "wall_seconds": round(wall, 3),
+        # What one server core could serve if the clients did not share the machine's CPUs.
+        "server_cpu_seconds": None if server_cpu is None else round(server_cpu, 3),
+        "server_capacity_rps": round(done / server_cpu) if server_cpu else None,
     }
 
 
@@ -156,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_prepare(url))
         results = {
             route: run_route(url, route, args.requests, args.concurrency, args.clients,
-                             args.seconds)
+                             args.seconds, process.pid)
             for route in args.routes.split(",")
         }
     finally:

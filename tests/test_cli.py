@@ -253,7 +253,8 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.startswith("bulksync 0.")
 
 
-def test_sigint_exits_130_with_finished_items_and_summary(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_exits_130_with_finished_items_and_summary(tmp_path: Path, signum: int) -> None:
     write_lines(
         tmp_path / "links.jsonl",
         [orjson.dumps({"from": "a", "to": f"b{i}", "type": "t"}).decode() for i in range(20_000)],
@@ -272,7 +273,7 @@ def test_sigint_exits_130_with_finished_items_and_summary(tmp_path: Path) -> Non
             if results.exists() and len(results.read_bytes().splitlines()) >= 20:
                 break
             time.sleep(0.05)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         _, err = process.communicate(timeout=30)
     finally:
         process.kill()
@@ -284,4 +285,4 @@ def test_sigint_exits_130_with_finished_items_and_summary(tmp_path: Path) -> Non
     summary = orjson.loads((tmp_path / "out" / "results.summary.json").read_bytes())
     assert summary["messages"] == ["Interrupted"]
     assert summary["total"] == len(lines)
-    assert b"SIGINT" in err
+    assert signal.Signals(signum).name.encode() in err
