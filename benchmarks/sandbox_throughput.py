@@ -29,6 +29,7 @@ import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = {"Authorization": "Bearer sandbox-token"}
+JSON_BODY = {"Content-Type": "application/json"}
 DOCUMENTS = 2000
 ASSET = "bench-asset"
 
@@ -74,7 +75,7 @@ def stop_server(process: subprocess.Popen[bytes]) -> float:
     return time.monotonic() - started
 
 
-def _request(route: str, n: int) -> tuple[str, str, dict[str, Any] | None]:
+def _request(route: str, n: int) -> tuple[str, str, bytes | None]:
     if route == "links":
         # A distinct (origin, target) pair per request: every call is a real create.
         body = {
@@ -83,12 +84,13 @@ def _request(route: str, n: int) -> tuple[str, str, dict[str, Any] | None]:
             "linkType": {"id": "bench"},
             "sequence": n,
         }
-        return "POST", "/api/links", body
+        return "POST", "/api/links", orjson.dumps(body)
     return "GET", f"/api/assets/{ASSET}", None
 
 
-async def _drive(url: str, route: str, first: int, count: int, concurrency: int,
-                 seconds: float) -> dict[str, Any]:
+async def _drive(
+    url: str, route: str, first: int, count: int, concurrency: int, seconds: float
+) -> dict[str, Any]:
     connector = aiohttp.TCPConnector(limit=concurrency)
     statuses: dict[int, int] = {}
     errors = 0
@@ -102,7 +104,10 @@ async def _drive(url: str, route: str, first: int, count: int, concurrency: int,
             while n < count and time.monotonic() < deadline:
                 method, path, body = _request(route, first + n)
                 try:
-                    async with session.request(method, path, json=body) as response:
+                    headers = JSON_BODY if body is not None else None
+                    async with session.request(
+                        method, path, data=body, headers=headers
+                    ) as response:
                         await response.read()
                         statuses[response.status] = statuses.get(response.status, 0) + 1
                 except aiohttp.ClientError:
@@ -120,8 +125,15 @@ def _client(args: tuple[str, str, int, int, int, float]) -> dict[str, Any]:
     return asyncio.run(_drive(*args))
 
 
-def run_route(url: str, route: str, requests: int, concurrency: int, clients: int,
-              seconds: float, server_pid: int) -> dict[str, Any]:
+def run_route(
+    url: str,
+    route: str,
+    requests: int,
+    concurrency: int,
+    clients: int,
+    seconds: float,
+    server_pid: int,
+) -> dict[str, Any]:
     share = requests // clients
     jobs = [(url, route, i * share, share, concurrency, seconds) for i in range(clients)]
     context = multiprocessing.get_context("spawn")
@@ -164,16 +176,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20000, help="requests per route")
     parser.add_argument("--seconds", type=float, default=30.0, help="time cap per route")
-    parser.add_argument("--concurrency", type=int, default=32, help="connections per client")
-    parser.add_argument("--clients", type=int, default=2, help="client processes")
+    parser.add_argument("--concurrency", type=int, default=64, help="connections per client")
+    parser.add_argument("--clients", type=int, default=1, help="client processes")
     parser.add_argument("--routes", default="links,get", help="comma list of links, get")
     args = parser.parse_args(argv)
     process, url = start_server()
     try:
         asyncio.run(_prepare(url))
         results = {
-            route: run_route(url, route, args.requests, args.concurrency, args.clients,
-                             args.seconds, process.pid)
+            route: run_route(
+                url, route, args.requests, args.concurrency, args.clients, args.seconds, process.pid
+            )
             for route in args.routes.split(",")
         }
     finally:

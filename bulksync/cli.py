@@ -46,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("results", type=Path, help="a results JSONL file")
     report.add_argument("--failed", action="store_true", help="only the failed items")
 
+    # Listed here for --help; main() hands its arguments to the sandbox's own parser.
+    commands.add_parser(
+        "sandbox", help="run the local API emulator (Quable, Propeller, OCAPI); see sandbox --help"
+    )
+
     demo = commands.add_parser("demo", help="a sample run, no account needed")
     demo.add_argument("--assets", type=int, default=500, help="assets with a file (500)")
     demo.add_argument("--remote-assets", type=int, default=100, help="remotePath assets (100)")
@@ -99,6 +104,11 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["sandbox"]:
+        from .sandbox import main as sandbox_main
+
+        return sandbox_main(argv[1:])
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,

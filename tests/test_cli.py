@@ -286,3 +286,27 @@ def test_a_signal_exits_130_with_finished_items_and_summary(tmp_path: Path, sign
     assert summary["messages"] == ["Interrupted"]
     assert summary["total"] == len(lines)
     assert signal.Signals(signum).name.encode() in err
+
+
+def test_bulksync_sandbox_serves_and_stops_on_sigterm() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bulksync", "sandbox", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline().decode().strip()
+        assert first.startswith("sandbox listening on http://127.0.0.1:")
+        url = first.rsplit(" ", 1)[1]
+        import urllib.request
+
+        with urllib.request.urlopen(f"{url}/_sandbox/stats", timeout=5) as response:
+            assert response.status == 200
+            assert "requests" in orjson.loads(response.read())
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=5) == 0
+    finally:
+        process.kill()
+        process.wait(timeout=5)

@@ -1,0 +1,60 @@
+"""The sandbox: a local emulator of the Quable PIM, Propeller and SFCC OCAPI APIs.
+
+It is the default target of ``bulksync demo``, the server of the integration tests and
+benchmarks, and a way to rehearse a migration against the vendors' real limits. It behaves as
+the vendor documents describe (shapes, status codes, field and header names, limits); where they
+are silent the behaviour is a knob of :class:`SandboxSettings`.
+
+Default credentials
+-------------------
+- Quable: bearer token ``sandbox-token`` (static, never expires), or log in with user
+  ``sandbox`` / password ``sandbox`` via ``POST /sessions``.
+- Propeller: client id ``sandbox``, secret ``sandbox`` (``POST /oauth2/token``).
+- OCAPI: client id ``sandbox``, secret ``sandbox`` (``POST /dw/oauth2/access_token``).
+
+Use
+---
+From the shell::
+
+    bulksync sandbox --port 8080 [--config sandbox.toml] [--quable-latency-fixed-ms 50 ...]
+    python -m bulksync.sandbox --port 0     # prints "sandbox listening on http://HOST:PORT"
+
+From Python (tests, the demo)::
+
+    async with running_sandbox(SandboxSettings(time_scale=100)) as sandbox:
+        ...  # talk to sandbox.url; inspect sandbox.state.store / sandbox.state.stats
+
+Inspection needs no auth: ``GET /_sandbox/stats``, ``GET /_sandbox/export``,
+``POST /_sandbox/reset``.
+"""
+
+from ._server import Sandbox, build_app, main, running_sandbox
+from ._settings import (
+    FaultSettings,
+    LatencySettings,
+    OcapiSettings,
+    PropellerSettings,
+    QuableSettings,
+    RateLimitSettings,
+    RateWindow,
+    SandboxSettings,
+    SettingsError,
+)
+from ._state import SandboxState
+
+__all__ = [
+    "FaultSettings",
+    "LatencySettings",
+    "OcapiSettings",
+    "PropellerSettings",
+    "QuableSettings",
+    "RateLimitSettings",
+    "RateWindow",
+    "Sandbox",
+    "SandboxSettings",
+    "SandboxState",
+    "SettingsError",
+    "build_app",
+    "main",
+    "running_sandbox",
+]

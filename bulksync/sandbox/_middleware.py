@@ -1,0 +1,149 @@
+"""The one middleware every API request goes through, in this order:
+
+1. fault decision, drawn at arrival so it depends on the request's rank only;
+2. latency (fixed plus seeded jitter);
+3. body size and the API's sliding rate windows (429);
+4. the fault itself: error status or unanswered close before any work; otherwise
+5. authentication and the route handler, then a slow answer or a write-then-drop;
+6. ``Quable-Digest`` on every Quable answer, and the per-route counters.
+
+A single middleware (rather than a chain) keeps the per-request overhead low enough for the
+throughput benchmark, and makes the order above explicit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from . import _auth
+from ._errors import (
+    Api,
+    Reply,
+    injected,
+    no_route,
+    ocapi_fault,
+    propeller_error,
+    quable_error,
+    reason,
+    too_large,
+    too_many_requests,
+)
+from ._http import OCAPI_BATCH, PUBLIC_PATHS, WRITE_METHODS, api_of, route_of
+from ._ratelimit import retry_after_header
+from ._state import STATE, SandboxState
+
+log = logging.getLogger("bulksync.sandbox")
+
+
+@web.middleware
+async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse:
+    state = request.app[STATE]
+    api = api_of(request.path)
+    route = route_of(request)
+    if api is None:
+        plain = await _plain(request, handler)
+        state.stats.request(route, str(plain.status))
+        return plain
+
+    is_write = request.method in WRITE_METHODS
+    knobs = state.settings.api(api)
+    decision = state.faults.decide(
+        is_write, state.faults.applies_to(api), jitter=knobs.latency.jitter_ms > 0
+    )
+    delay = decision.delay_seconds(knobs.latency)
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+    limit = knobs.max_body_bytes
+    if (
+        request.content_length is not None
+        and request.content_length > limit
+        and request.path != OCAPI_BATCH  # the batch API answers this with its own 400
+    ):
+        response: web.StreamResponse = too_large(api, limit)
+    elif (wait := state.limiters[api].acquire(state.clock())) is not None:
+        state.stats.rate_limited[api] += 1
+        retry = retry_after_header(wait) if knobs.rate_limit.retry_after else None
+        response = too_many_requests(api, retry)
+    elif decision.fault == "error":
+        assert decision.status is not None
+        state.stats.fault(decision.number, route, "error", decision.status)
+        response = injected(api, decision.status)
+    elif decision.fault == "disconnect":
+        state.stats.fault(decision.number, route, "disconnect", None)
+        state.stats.request(route, "disconnect")
+        return _hang_up(request)
+    else:
+        response = await _guarded(request, handler, api, state, is_write)
+        if decision.fault == "slow":
+            # Slow after the work is done: a client that times out has still written.
+            state.stats.fault(decision.number, route, "slow", None)
+            await asyncio.sleep(state.settings.faults.slow_seconds)
+        elif decision.fault == "drop_after_write":
+            state.stats.fault(decision.number, route, "drop_after_write", response.status)
+            state.stats.request(route, f"dropped:{response.status}")
+            return _hang_up(request)
+
+    if api == "quable":
+        body = response.body if isinstance(response, web.Response) else None
+        digest = hashlib.sha256(body if isinstance(body, bytes) else b"").hexdigest()
+        response.headers["Quable-Digest"] = digest
+    state.stats.request(route, str(response.status))
+    return response
+
+
+async def _guarded(
+    request: web.Request, handler: Handler, api: Api, state: SandboxState, is_write: bool
+) -> web.StreamResponse:
+    if request.path not in PUBLIC_PATHS:
+        refusal = _auth.check(state, api, request, is_write)
+        if refusal is not None:
+            state.stats.auth_failures[api] += 1
+            return refusal
+    try:
+        return await handler(request)
+    except Reply as reply:
+        return reply.response
+    except web.HTTPException as exc:
+        return _reshape(api, request, exc)
+    except ConnectionResetError:  # the client left while we read its body: nobody to answer
+        return web.Response(status=499)
+    except Exception:
+        log.exception("sandbox bug while serving %s %s", request.method, request.path)
+        return injected(api, 500)
+
+
+async def _plain(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except Reply as reply:
+        return reply.response
+    except web.HTTPException as exc:
+        return exc
+
+
+def _reshape(api: Api, request: web.Request, exc: web.HTTPException) -> web.Response:
+    """Router and framework errors, re-dressed in the API's own error shape."""
+    status = exc.status
+    if status in (404, 405):
+        return no_route(api, request.method, request.path, status)
+    if status == 413:
+        return too_large(api, request.app[STATE].settings.api(api).max_body_bytes)
+    if api == "quable":
+        return quable_error(status, reason(status))
+    if api == "propeller":
+        return propeller_error(status, status, reason(status).replace(" ", ""), [reason(status)])
+    return ocapi_fault(status, reason(status).replace(" ", "") + "Exception", reason(status))
+
+
+def _hang_up(request: web.Request) -> web.Response:
+    """Close the connection without a byte of answer; the returned response is never sent."""
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+    return web.Response(status=499)

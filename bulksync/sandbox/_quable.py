@@ -1,0 +1,393 @@
+"""Quable v5 files and assets: ``POST /api/files`` and ``/api/assets[/{id}]``.
+
+Shapes follow the vendor's asset cookbook (seed 001): the file object of ``POST /api/files``,
+the JSON-LD asset with its inline ``@context``, ``metadata`` read from the uploaded bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+import zlib
+from functools import lru_cache
+from pathlib import PurePosixPath
+from typing import Any
+from urllib.parse import urlparse
+
+from aiohttp import web
+
+from ._errors import Reply, json_response, quable_error, too_large
+from ._hydra import Violations, json_object, knobs, ld, page
+from ._imagemeta import exif_size, human_size, inspect
+from ._state import STATE
+from ._store import now_iso
+
+FILE_TYPES = ("asset", "import")
+_ASSET_FIELDS = (
+    "name",
+    "isActive",
+    "attributes",
+    "metadata",
+    "url",
+    "originalFilename",
+    "thumbnailUrl",
+    "previewUrl",
+    "classifications",
+    "documentLinks",
+    "variantLinks",
+    "dateCreated",
+    "dateModified",
+    "thumbnails",
+    "legacyId",
+    "active",
+)
+_CLASSIFICATION_FIELDS = (
+    "parentCode",
+    "catalogId",
+    "isActive",
+    "attributes",
+    "assetLinks",
+    "mainAssetUrl",
+    "mainAssetThumbnailUrl",
+    "dateCreated",
+    "dateModified",
+    "createdBy",
+    "updatedBy",
+    "legacyId",
+    "active",
+)
+
+
+@lru_cache(maxsize=8)
+def _context(instance: str, output: str, fields: tuple[str, ...]) -> dict[str, str]:
+    return {
+        "@vocab": f"https://{instance}.quable.com/api/docs.jsonld#",
+        "hydra": "http://www.w3.org/ns/hydra/core#",
+        **{name: f"{output}/{name}" for name in fields},
+    }
+
+
+def classification_ref(instance: str, code: str) -> dict[str, Any]:
+    return {
+        "@context": _context(instance, "ClassificationOutput", _CLASSIFICATION_FIELDS),
+        "@type": "Classification",
+        "@id": f"/api/classifications/{code}",
+        "catalogId": None,
+        "id": code,
+        "legacyId": zlib.crc32(code.encode()) % 100000,
+    }
+
+
+def render_asset(instance: str, asset: dict[str, Any]) -> dict[str, Any]:
+    classification = asset["classification"]
+    return {
+        "@context": _context(instance, "AssetOutput", _ASSET_FIELDS),
+        "@type": "Asset",
+        "@id": f"/api/assets/{asset['id']}",
+        "name": asset["name"],
+        "active": asset["active"],
+        "attributes": asset["attributes"] or [],
+        "metadata": asset["metadata"],
+        "url": asset["url"],
+        "originalFilename": asset["originalFilename"],
+        "thumbnailUrl": asset["thumbnailUrl"],
+        "previewUrl": asset["previewUrl"],
+        "classifications": [classification_ref(instance, classification)] if classification else [],
+        "documentLinks": [],
+        "variantLinks": [],
+        "dateCreated": asset["dateCreated"],
+        "dateModified": asset["dateModified"],
+        "thumbnails": asset["thumbnails"],
+        "id": asset["id"],
+        "legacyId": asset["legacyId"],
+    }
+
+
+def render_file(instance: str, record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": record["name"],
+        "location": {"container": f"{instance}-dam", "filename": record["id"]},
+        "metadatas": {"mime_type": record["mimeType"]},
+        "id": record["id"],
+        "type": record["type"],
+        "status": record["status"],
+        "dateModified": record["dateModified"],
+        "dateCreated": record["dateCreated"],
+    }
+
+
+async def upload_file(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    settings = knobs(request)
+    mime = request.content_type.lower()
+    if mime != "multipart/form-data":
+        return quable_error(
+            415,
+            f'The content-type "{mime}" is not supported; send '
+            "multipart/form-data with fileType and file.",
+            "Unsupported Media Type",
+        )
+    try:
+        form = await request.post()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise Reply(too_large("quable", settings.max_body_bytes)) from exc
+    violations = Violations()
+    file_type = form.get("fileType")
+    upload = form.get("file")
+    if not isinstance(file_type, str) or not file_type:
+        violations.add("fileType", "This value should not be blank.")
+    elif file_type not in FILE_TYPES:
+        violations.add("fileType", "The value you selected is not a valid choice.")
+    if not isinstance(upload, web.FileField):
+        violations.add("file", "This value should not be blank.")
+    violations.check(request)
+    assert isinstance(upload, web.FileField) and isinstance(file_type, str)
+    data = upload.file.read()
+    if len(data) > settings.max_body_bytes:
+        raise Reply(too_large("quable", settings.max_body_bytes))
+    info = inspect(data, upload.filename, upload.content_type)
+    stamp = now_iso()
+    file_id = str(uuid.uuid4())
+    record: dict[str, Any] = {
+        "id": file_id,
+        "name": upload.filename,
+        "type": file_type,
+        "status": "available",
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "mimeType": info.mime_type,
+        "fileType": info.file_type,
+        "width": info.width,
+        "height": info.height,
+        "dateCreated": stamp,
+        "dateModified": stamp,
+    }
+    state.store.quable.files[file_id] = record
+    state.stats.write("quable")
+    return json_response(201, render_file(settings.instance, record))
+
+
+def _metadata(record: dict[str, Any]) -> dict[str, Any]:
+    size, name, mime = record["size"], record["name"], record["mimeType"]
+    width, height = record["width"], record["height"]
+    meta: dict[str, Any] = {"file_size": human_size(size)}
+    extension = PurePosixPath(name).suffix.lstrip(".").lower()
+    detail: dict[str, Any] = {
+        "FileSize": exif_size(size),
+        "FileType": record["fileType"] or extension.upper(),
+        "FileTypeExtension": extension,
+        "MIMEType": mime,
+    }
+    if width and height:
+        meta["width"], meta["height"] = str(width), str(height)
+        meta["orientation"] = (
+            "portrait" if height > width else "landscape" if width > height else "square"
+        )
+        detail.update(
+            {
+                "ImageWidth": width,
+                "ImageHeight": height,
+                "ImageSize": f"{width}x{height}",
+                "Megapixels": round(width * height / 1_000_000, 1),
+            }
+        )
+    meta["file_name"] = name
+    meta["mime_type"] = mime
+    meta["detail"] = detail
+    return meta
+
+
+def _binary_fields(instance: str, asset_id: str, record: dict[str, Any]) -> dict[str, Any]:
+    name = record["name"]
+    base = f"https://cdn.quable.com/{instance}/{asset_id}"
+    rendition = name.replace(".", "-") + ".jpg"
+    preview, thumbnail = (
+        f"{base}/system-preview/{rendition}",
+        f"{base}/system-thumbnail/{rendition}",
+    )
+    return {
+        "name": name,
+        "originalFilename": name,
+        "url": f"{base}/original/{name}",
+        "thumbnailUrl": thumbnail,
+        "previewUrl": preview,
+        "metadata": _metadata(record),
+        "thumbnails": {"preview": preview, "thumbnail": thumbnail},
+        "file": record["id"],
+        "remotePath": None,
+    }
+
+
+def _remote_fields(remote: str) -> dict[str, Any]:
+    # A remote binary is not fetched: no metadata, as in the vendor's remotePath example.
+    return {
+        "name": "",
+        "originalFilename": PurePosixPath(urlparse(remote).path).name,
+        "url": remote,
+        "thumbnailUrl": "",
+        "previewUrl": "",
+        "metadata": [],
+        "thumbnails": {"preview": None},
+        "file": None,
+        "remotePath": remote,
+    }
+
+
+def _validate(
+    request: web.Request, data: dict[str, Any], *, creating: bool
+) -> tuple[dict[str, str] | None, str | None, dict[str, Any] | None]:
+    """Check an asset body; returns (binary source, classification, attributes)."""
+    settings = knobs(request)
+    store = request.app[STATE].store.quable
+    v = Violations()
+    file_id = v.ref(data, "file", required=False)
+    remote = v.string(data, "remotePath", required=False)
+    if (
+        creating
+        and file_id is None
+        and remote is None
+        and "file" not in data
+        and "remotePath" not in data
+    ):
+        v.add("file", "Either file or remotePath must be provided.")
+    if file_id is not None and remote is not None:
+        v.add("remotePath", "Provide either file or remotePath, not both.")
+    classification = v.ref(
+        data, "classification", required=creating and settings.require_classification
+    )
+    attributes = v.attributes(data)
+    v.string(data, "name", required=False)
+    v.boolean(data, "active")
+    v.check(request)
+    status = settings.unknown_reference_status
+    if file_id is not None and file_id not in store.files:
+        raise Reply(quable_error(status, f'Item not found for "/api/files/{file_id}".'))
+    if (
+        classification
+        and settings.classifications
+        and classification not in settings.classifications
+    ):
+        raise Reply(
+            quable_error(status, f'Item not found for "/api/classifications/{classification}".')
+        )
+    if file_id is not None:
+        return {"file_id": file_id}, classification, attributes
+    if remote is not None:
+        return {"remote": remote}, classification, attributes
+    return None, classification, attributes
+
+
+def _apply_binary(
+    instance: str,
+    asset: dict[str, Any],
+    binary: dict[str, str] | None,
+    files: dict[str, dict[str, Any]],
+) -> None:
+    if binary is None:
+        return
+    if "file_id" in binary:
+        asset.update(_binary_fields(instance, asset["id"], files[binary["file_id"]]))
+    else:
+        asset.update(_remote_fields(binary["remote"]))
+
+
+async def create_asset(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    settings = knobs(request)
+    data = await json_object(request)
+    v = Violations()
+    asset_id = v.string(data, "id", required=settings.require_asset_id)
+    v.check(request)
+    binary, classification, attributes = _validate(request, data, creating=True)
+    store = state.store.quable
+    asset_id = asset_id or str(uuid.uuid4())
+    if asset_id in store.assets:
+        state.stats.duplicate("asset")
+        return quable_error(
+            settings.duplicate_status,
+            f'id: An asset with the identifier "{asset_id}" already exists.',
+            "Conflict",
+        )
+    stamp = now_iso()
+    asset: dict[str, Any] = {
+        "id": asset_id,
+        "active": data["active"] if isinstance(data.get("active"), bool) else True,
+        "attributes": attributes or {},
+        "classification": classification,
+        "dateCreated": stamp,
+        "dateModified": stamp,
+        "legacyId": store.next_legacy_id(),
+    }
+    _apply_binary(settings.instance, asset, binary, store.files)
+    if isinstance(data.get("name"), str):
+        asset["name"] = data["name"]
+    store.assets[asset_id] = asset
+    state.stats.write("quable")
+    return ld(201, render_asset(settings.instance, asset))
+
+
+def _asset_or_404(request: web.Request) -> dict[str, Any]:
+    asset_id = request.match_info["id"]
+    asset = request.app[STATE].store.quable.assets.get(asset_id)
+    if asset is None:
+        raise Reply(quable_error(404, f'Asset "{asset_id}" not found.', "Not Found"))
+    return asset
+
+
+async def get_asset(request: web.Request) -> web.Response:
+    return ld(200, render_asset(knobs(request).instance, _asset_or_404(request)))
+
+
+async def update_asset(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    settings = knobs(request)
+    asset = _asset_or_404(request)
+    data = await json_object(request)
+    if "id" in data and data["id"] != asset["id"]:
+        v = Violations()
+        v.add("id", "The identifier cannot be changed.")
+        v.check(request)
+    binary, classification, attributes = _validate(request, data, creating=False)
+    _apply_binary(settings.instance, asset, binary, state.store.quable.files)
+    if attributes:
+        asset["attributes"] = {**asset["attributes"], **attributes}
+    if classification is not None:
+        asset["classification"] = classification
+    if isinstance(data.get("name"), str):
+        asset["name"] = data["name"]
+    if isinstance(data.get("active"), bool):
+        asset["active"] = data["active"]
+    asset["dateModified"] = now_iso()
+    state.stats.write("quable")
+    return ld(200, render_asset(settings.instance, asset))
+
+
+async def delete_asset(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    asset = _asset_or_404(request)
+    store = state.store.quable
+    del store.assets[asset["id"]]
+    store.remove_links_touching(asset["id"])
+    state.stats.write("quable")
+    return web.Response(status=204)
+
+
+async def list_assets(request: web.Request) -> web.Response:
+    instance = knobs(request).instance
+    assets = list(request.app[STATE].store.quable.assets.values())
+    return page(
+        request,
+        assets,
+        lambda a: render_asset(instance, a),
+        context="Asset",
+        orderable=("id", "dateCreated", "dateModified"),
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/files", upload_file)
+    app.router.add_post("/api/assets", create_asset)
+    app.router.add_get("/api/assets", list_assets)
+    app.router.add_get("/api/assets/{id}", get_asset)
+    app.router.add_put("/api/assets/{id}", update_asset)
+    app.router.add_delete("/api/assets/{id}", delete_asset)
