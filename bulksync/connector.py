@@ -8,7 +8,7 @@ could help.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -32,6 +32,8 @@ class Job:
     last_error: ErrorInfo | None = None  # why the previous attempt of this stage failed
     maybe_applied: bool = False  # the previous attempt's answer was lost after sending
     stage: str | None = None  # the stage the job is in, for interrupted results
+    remote_id: str | None = None  # the id the target gave the item
+    extra: dict[str, Any] = field(default_factory=dict)  # connector fields for the result line
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +52,7 @@ class Failed:
     retryable: bool = False
     retry_after: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    isolate: bool = False  # a whole batch failed: retry it in halves to find the bad items
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,15 +84,34 @@ class Client(Protocol):
 class Stage(Protocol):
     """One step of an item's journey (upload, create, link...), run by a pool of workers.
 
-    ``run`` gets up to ``batch_size`` jobs and returns one outcome per job, in order.
+    ``run`` gets up to ``batch_size`` jobs and returns one outcome per job, in order. A stage
+    whose ``group_key`` returns a key gets batches of jobs sharing that key (one request per
+    group, such as Quable's v4 links of one document and link type).
     """
 
     name: str
     batch_size: int
+    grouped: bool
 
     def applies(self, job: Job) -> bool: ...
 
+    def group_key(self, job: Job) -> Hashable: ...
+
     async def run(self, jobs: Sequence[Job], client: Client) -> Sequence[Outcome]: ...
+
+
+class BaseStage:
+    """Defaults for a stage: one item at a time, every item, no grouping."""
+
+    name = "stage"
+    batch_size = 1
+    grouped = False
+
+    def applies(self, job: Job) -> bool:
+        return True
+
+    def group_key(self, job: Job) -> Hashable:
+        return None
 
 
 class Connector(Protocol):

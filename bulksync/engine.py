@@ -1,36 +1,33 @@
 """The engine: records flow from streaming readers through pools of stage workers to results.
 
 Each stage is a pool of workers reading a bounded memory stream, so memory stays flat whatever
-the input size and a slow stage pushes back on the one before it. Every item leaves the engine
-through exactly one call to :meth:`Engine._finish`, which writes its one result line.
+the input size and a slow stage pushes back on the one before it. Inputs run one after the
+other in the order given (assets before the links that may point at them). Every item read
+leaves the engine through exactly one result line.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectSendStream
 
+from ._stages import ItemSink, StageCounters, StagePool, group_jobs
 from .client import EngineClient, Target
-from .connector import Connector, Done, Failed, Job, Outcome, RequestFailed, Skipped, Stage
-from .errors import (
-    AuthError,
-    ErrorClass,
-    FatalTargetError,
-    TransportError,
-    first_bulksync_error,
-)
-from .records import BadRecord, Kind, Record
+from .connector import Connector, Failed, Job, Skipped, Stage
+from .errors import first_bulksync_error
+from .records import BadRecord, Kind, LinkRecord, Record
 from .results import ErrorInfo, ItemResult, ResultWriter, RunStats, Status
 from .retry import RetryPolicy
 
 log = logging.getLogger("bulksync.engine")
 
 Input = tuple[Kind, Iterable[Record | BadRecord]]
+
+__all__ = ["Engine", "EngineOptions", "Input", "StageCounters"]
 
 
 @dataclass(slots=True)
@@ -41,19 +38,10 @@ class EngineOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     grace_s: float = 10.0  # how long in-flight items may finish after a stop
     batch_linger_s: float = 0.05  # how long a batch stage waits to fill a batch
+    max_open_groups: int = 1000  # groups a grouped stage may hold open at once
 
 
-@dataclass(slots=True)
-class StageCounters:
-    """Live figures for the progress display."""
-
-    kind: Kind
-    name: str
-    done: int = 0
-    failed: int = 0
-
-
-class Engine:
+class Engine(ItemSink):
     def __init__(
         self,
         connector: Connector,
@@ -71,19 +59,23 @@ class Engine:
         self.stop = anyio.Event()
         self.interrupted = False
         self._live: set[Job] = set()  # read from the input, result not yet written
+        self._failed_assets: dict[str, str] = {}  # asset id -> why, for dependent links
         self._pipeline = anyio.CancelScope()
 
     async def run(self, inputs: Sequence[Input]) -> RunStats:
         """Run every input to the end, or until :attr:`stop` is set and the grace period ends."""
         flows = [(kind, records, list(self.connector.stages(kind))) for kind, records in inputs]
-        pipeline = self._pipeline
+        for kind, _, stages in flows:
+            self.read[kind] = 0
+            self.counters.extend(StageCounters(kind, stage.name) for stage in stages)
         try:
             async with anyio.create_task_group() as outer:
-                outer.start_soon(self._cancel_after_grace, pipeline)
-                with pipeline:
-                    async with anyio.create_task_group() as group:
-                        for kind, records, stages in flows:
-                            self._start_flow(group, kind, records, stages)
+                outer.start_soon(self._cancel_after_grace)
+                with self._pipeline:
+                    for kind, records, stages in flows:
+                        if self.stop.is_set():
+                            break
+                        await self._run_flow(kind, records, stages)
                 outer.cancel_scope.cancel()
         except BaseExceptionGroup as group_error:
             raise first_bulksync_error(group_error) from None
@@ -104,43 +96,51 @@ class Engine:
         self.stop.set()
         self._pipeline.cancel()
 
-    async def _cancel_after_grace(self, pipeline: anyio.CancelScope) -> None:
+    async def _cancel_after_grace(self) -> None:
         await self.stop.wait()
         await anyio.sleep(self.options.grace_s)
-        pipeline.cancel()
+        self._pipeline.cancel()
 
-    def _start_flow(
-        self,
-        group: anyio.abc.TaskGroup,
-        kind: Kind,
-        records: Iterable[Record | BadRecord],
-        stages: Sequence[Stage],
+    async def _run_flow(
+        self, kind: Kind, records: Iterable[Record | BadRecord], stages: Sequence[Stage]
     ) -> None:
-        size = self.options.queue_size
-        streams = []
-        for stage in stages:
-            workers = self.options.stage_concurrency.get(stage.name, self.options.concurrency)
-            send, receive = anyio.create_memory_object_stream[Job](
-                size or 2 * workers * stage.batch_size
-            )
-            streams.append((stage, workers, send, receive))
-        self.read[kind] = 0
-        group.start_soon(self._feed, kind, records, streams[0][2])
-        for index, (stage, workers, _send, receive) in enumerate(streams):
-            counters = StageCounters(kind, stage.name)
-            self.counters.append(counters)
-            downstream = streams[index + 1][2] if index + 1 < len(streams) else None
-            for _ in range(workers):
-                group.start_soon(
-                    self._work,
+        options = self.options
+        counters = [c for c in self.counters if c.kind == kind]
+        async with anyio.create_task_group() as group:
+            downstream: MemoryObjectSendStream[Job] | None = None
+            # Built from the last stage backwards, so each pool knows where its output goes.
+            for stage, stage_counters in reversed(list(zip(stages, counters, strict=True))):
+                workers = options.stage_concurrency.get(stage.name, options.concurrency)
+                pool = StagePool(
                     stage,
-                    counters,
-                    receive.clone(),
-                    downstream.clone() if downstream else None,
+                    stage_counters,
+                    self.client,
+                    options.retry,
+                    self.stats,
+                    self,
+                    options.batch_linger_s,
                 )
-            receive.close()
-            if downstream is not None:
-                downstream.close()
+                capacity = options.queue_size or 2 * workers * stage.batch_size
+                send, receive = anyio.create_memory_object_stream[Job](capacity)
+                if stage.grouped:
+                    groups_send, groups = anyio.create_memory_object_stream[list[Job]](workers)
+                    group.start_soon(
+                        group_jobs, stage, receive, groups_send, options.max_open_groups
+                    )
+                    for _ in range(workers):
+                        next_send = downstream.clone() if downstream else None
+                        group.start_soon(pool.work_groups, groups.clone(), next_send)
+                    groups.close()
+                else:
+                    for _ in range(workers):
+                        next_send = downstream.clone() if downstream else None
+                        group.start_soon(pool.work, receive.clone(), next_send)
+                    receive.close()
+                if downstream is not None:
+                    downstream.close()
+                downstream = send
+            assert downstream is not None
+            group.start_soon(self._feed, kind, records, downstream)
 
     async def _feed(
         self, kind: Kind, records: Iterable[Record | BadRecord], send: MemoryObjectSendStream[Job]
@@ -156,113 +156,32 @@ class Engine:
                     continue
                 job = Job(record)
                 self._live.add(job)
+                blocked_by = self._failed_dependency(record)
+                if blocked_by is not None:
+                    self._finish(job, "skipped", reason=blocked_by)
+                    await anyio.lowlevel.checkpoint()
+                    continue
                 await send.send(job)
 
-    async def _work(
-        self,
-        stage: Stage,
-        counters: StageCounters,
-        receive: MemoryObjectReceiveStream[Job],
-        downstream: MemoryObjectSendStream[Job] | None,
-    ) -> None:
-        async with receive:
-            try:
-                linger = self.options.batch_linger_s
-                while batch := await _take_batch(receive, stage.batch_size, linger):
-                    await self._process(stage, counters, batch, downstream)
-            finally:
-                if downstream is not None:
-                    downstream.close()
+    def _failed_dependency(self, record: Record) -> str | None:
+        """A link to an asset that failed in this run is skipped: it could only fail too."""
+        if not isinstance(record, LinkRecord) or not self._failed_assets:
+            return None
+        for end in (record.from_, record.to):
+            if isinstance(end, str) and end in self._failed_assets:
+                return f"dependency failed: asset '{end}' ({self._failed_assets[end]})"
+        return None
 
-    async def _process(
-        self,
-        stage: Stage,
-        counters: StageCounters,
-        batch: list[Job],
-        downstream: MemoryObjectSendStream[Job] | None,
-    ) -> None:
-        for job in batch:
-            job.stage = stage.name
-        pending = [job for job in batch if stage.applies(job)]
-        for job in batch:
-            if job not in pending:  # nothing to do here (an asset with no file to upload)
-                counters.done += 1
-                await self._advance(job, None, downstream)
-        while pending:
-            outcomes = await self._attempt(stage, pending)
-            retry: list[Job] = []
-            waits: list[float] = []
-            for job, outcome in zip(pending, outcomes, strict=True):
-                if isinstance(outcome, Failed) and outcome.retryable:
-                    delay = self.options.retry.delay(job.stage_attempts, outcome.retry_after)
-                    elapsed = time.monotonic() - (job.started_at or time.monotonic())
-                    if self.options.retry.allows(job.stage_attempts, elapsed, delay):
-                        job.last_error = outcome.error
-                        retry.append(job)
-                        waits.append(delay)
-                        continue
-                    outcome = _gave_up(outcome, job.stage_attempts)
-                if isinstance(outcome, Done):
-                    counters.done += 1
-                    await self._advance(job, outcome, downstream)
-                else:
-                    counters.failed += isinstance(outcome, Failed)
-                    self._finish_stage_end(job, outcome, stage)
-            if retry:
-                self.stats.retries += len(retry)
-                await anyio.sleep(max(waits))
-            pending = retry
+    # ItemSink: where jobs leave the stage pools.
+    def succeed(self, job: Job) -> None:
+        self._finish(job, "succeeded", remote_id=job.remote_id)
 
-    async def _attempt(self, stage: Stage, jobs: list[Job]) -> Sequence[Outcome]:
-        now = time.monotonic()
-        for job in jobs:
-            job.attempts += 1
-            job.stage_attempts += 1
-            job.started_at = job.started_at or now
-        try:
-            outcomes = await stage.run(jobs, self.client)
-        except RequestFailed as exc:
-            if exc.error_class is ErrorClass.FATAL:
-                raise FatalTargetError(exc.error.message) from None
-            if exc.error_class is ErrorClass.AUTH:
-                raise AuthError(exc.error.message) from None
-            retryable = exc.error_class is ErrorClass.RETRYABLE
-            return [Failed(exc.error, retryable, exc.retry_after)] * len(jobs)
-        except TransportError as exc:
-            kind = "Timeout" if exc.timeout else "ConnectionError"
-            for job in jobs:
-                job.maybe_applied = job.maybe_applied or exc.maybe_applied
-            return [Failed(ErrorInfo(kind, str(exc)), retryable=True)] * len(jobs)
-        if len(outcomes) != len(jobs):
-            raise FatalTargetError(
-                f"stage {stage.name} returned {len(outcomes)} outcomes for {len(jobs)} items"
-            )
-        return outcomes
-
-    async def _advance(
-        self,
-        job: Job,
-        outcome: Done | None,
-        downstream: MemoryObjectSendStream[Job] | None,
-    ) -> None:
-        if outcome is not None:
-            job.state.setdefault("_extra", {}).update(outcome.extra)
-            if outcome.remote_id is not None:
-                job.state["_remote_id"] = outcome.remote_id
-        job.stage_attempts = 0
-        job.last_error = None
-        job.maybe_applied = False
-        if downstream is None:
-            self._finish(job, "succeeded", remote_id=job.state.get("_remote_id"))
-        else:
-            await downstream.send(job)
-
-    def _finish_stage_end(self, job: Job, outcome: Failed | Skipped, stage: Stage) -> None:
+    def end(self, job: Job, outcome: Failed | Skipped, step: str) -> None:
         if isinstance(outcome, Skipped):
             self._finish(job, "skipped", reason=outcome.reason)
             return
-        job.state.setdefault("_extra", {}).update(outcome.extra)
-        self._finish(job, "failed", error=outcome.error, step=stage.name)
+        job.extra.update(outcome.extra)
+        self._finish(job, "failed", error=outcome.error, step=step)
 
     def _finish(
         self,
@@ -275,6 +194,9 @@ class Engine:
         reason: str | None = None,
     ) -> None:
         record = job.record
+        if record.kind == "asset" and status == "failed":
+            where = f"line {record.origin.line}, {step}" if step else f"line {record.origin.line}"
+            self._failed_assets[record.key] = f"{where}: {error.message if error else status}"
         result = ItemResult(
             kind=record.kind,
             origin=record.origin,
@@ -285,52 +207,17 @@ class Engine:
             attempts=job.attempts,
             step=step if record.kind == "asset" and status == "failed" else None,
             reason=reason,
-            extra=job.state.get("_extra", {}),
+            extra=job.extra,
         )
         self._live.discard(job)
         self._write(result)
 
     def _finish_bad(self, record: BadRecord) -> None:
         error = ErrorInfo("InvalidInput", f"{record.origin}: {record.reason}")
+        if record.kind == "asset" and record.key:
+            self._failed_assets[record.key] = f"line {record.origin.line}: {record.reason}"
         self._write(ItemResult(record.kind, record.origin, record.key, "failed", error=error))
 
     def _write(self, result: ItemResult) -> None:
         self.writer.write(result)
         self.stats.count(result)
-
-
-async def _take_batch(
-    receive: MemoryObjectReceiveStream[Job], size: int, linger_s: float
-) -> list[Job]:
-    """Wait for one job, then fill the batch for at most ``linger_s`` more.
-
-    The linger lets a batch stage send full chunks while the reader is still producing,
-    without holding a lone last item back for long. It polls rather than waiting in a
-    cancellable ``receive()``: a deadline landing just as an item is handed over would
-    drop that item.
-    """
-    try:
-        batch = [await receive.receive()]
-    except anyio.EndOfStream:
-        return []
-    deadline = anyio.current_time() + linger_s
-    while len(batch) < size:
-        try:
-            batch.append(receive.receive_nowait())
-        except anyio.EndOfStream:
-            break
-        except anyio.WouldBlock:
-            remaining = deadline - anyio.current_time()
-            if remaining <= 0:
-                break
-            await anyio.sleep(min(remaining, 0.005))
-    return batch
-
-
-def _gave_up(outcome: Failed, attempts: int) -> Failed:
-    error = ErrorInfo(
-        outcome.error.type,
-        f"gave up after {attempts} attempts: {outcome.error.message}",
-        outcome.error.http_status,
-    )
-    return Failed(error, retryable=False, extra=outcome.extra)

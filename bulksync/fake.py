@@ -20,7 +20,7 @@ import anyio
 import orjson
 
 from .auth import Token
-from .connector import Client, Done, Failed, Job, Outcome, Stage, response_error
+from .connector import BaseStage, Client, Done, Failed, Job, Outcome, Stage, response_error
 from .errors import ConfigError, TransportError
 from .http import FilePart, HttpRequest, HttpResponse
 from .records import AssetRecord, Kind
@@ -180,17 +180,12 @@ class FakeTokenSource:
         return {"Authorization": f"Bearer {token.value}"}
 
 
-class _WriteStage:
+class _WriteStage(BaseStage):
     """POST one item by key; shared by the link and asset-create stages."""
-
-    batch_size = 1
 
     def __init__(self, name: str, path: str) -> None:
         self.name = name
         self._path = path
-
-    def applies(self, job: Job) -> bool:
-        return True
 
     async def run(self, jobs: Sequence[Job], client: Client) -> Sequence[Outcome]:
         job = jobs[0]
@@ -203,9 +198,8 @@ class _WriteStage:
         return [Done(remote_id=str(response.json()["id"]))]
 
 
-class _UploadStage:
+class _UploadStage(BaseStage):
     name = "upload"
-    batch_size = 1
 
     def applies(self, job: Job) -> bool:
         return isinstance(job.record, AssetRecord) and job.record.file is not None

@@ -14,7 +14,7 @@ import pytest
 from bulksync.auth import NoAuth
 from bulksync.budget import RateBudget
 from bulksync.client import Target
-from bulksync.connector import Client, Done, Failed, Job, Outcome, Skipped
+from bulksync.connector import BaseStage, Client, Done, Failed, Job, Outcome, Skipped
 from bulksync.engine import Engine, EngineOptions
 from bulksync.fake import FakeConnector, FakeServer, FakeSettings
 from bulksync.records import AssetRecord, BadRecord, LinkRecord, Origin
@@ -110,17 +110,13 @@ async def test_two_step_assets_report_the_failed_step(tmp_path: Path) -> None:
     assert set(server.counters.applied) == {"a", "remote"}
 
 
-class GatedUpload:
+class GatedUpload(BaseStage):
     """An upload stage where every item but the first waits for a gate to open."""
 
     name = "upload"
-    batch_size = 1
 
     def __init__(self) -> None:
         self.gate = anyio.Event()
-
-    def applies(self, job: Job) -> bool:
-        return True
 
     async def run(self, jobs: Sequence[Job], client: Client) -> Sequence[Outcome]:
         if jobs[0].record.key != "asset-0":
@@ -128,16 +124,12 @@ class GatedUpload:
         return [Done()]
 
 
-class RecordingCreate:
+class RecordingCreate(BaseStage):
     name = "create"
-    batch_size = 1
 
     def __init__(self, upload: GatedUpload) -> None:
         self.upload = upload
         self.created_while_uploads_pending: list[str] = []
-
-    def applies(self, job: Job) -> bool:
-        return True
 
     async def run(self, jobs: Sequence[Job], client: Client) -> Sequence[Outcome]:
         if not self.upload.gate.is_set():
@@ -170,7 +162,7 @@ async def test_a_create_waits_only_for_its_own_upload(tmp_path: Path) -> None:
     assert engine.stats.succeeded == 20
 
 
-class ScriptedBatch:
+class ScriptedBatch(BaseStage):
     """A batch stage: item 'bad' always fails, 'flaky' fails once retryably, others succeed."""
 
     name = "link"
@@ -179,9 +171,6 @@ class ScriptedBatch:
     def __init__(self) -> None:
         self.calls: list[list[str]] = []
         self.flaky_seen = False
-
-    def applies(self, job: Job) -> bool:
-        return True
 
     async def run(self, jobs: Sequence[Job], client: Client) -> Sequence[Outcome]:
         await anyio.lowlevel.checkpoint()
@@ -348,3 +337,84 @@ async def test_retries_and_logins_are_charged_to_the_budget_and_no_window_is_exc
         for i, start in enumerate(budget.grants):
             in_window = sum(1 for t in budget.grants[i:] if t < start + period)
             assert in_window <= limit, (limit, period, start)
+
+
+async def test_links_to_a_failed_asset_are_skipped_without_a_request(tmp_path: Path) -> None:
+    media = tmp_path / "media"
+    media.mkdir()
+    (media / "ok.png").write_bytes(b"png")
+    assets = [
+        AssetRecord(Origin("assets.jsonl", 1), "ok", file=media / "ok.png"),
+        AssetRecord(Origin("assets.jsonl", 2), "gone", file=media / "gone.png"),
+    ]
+    link_records = [
+        LinkRecord(Origin("links.jsonl", 1), "doc-1", "ok", "t"),
+        LinkRecord(Origin("links.jsonl", 2), "doc-1", "gone", "t"),
+        LinkRecord(Origin("links.jsonl", 3), "gone", "doc-2", "t"),
+    ]
+    server = FakeServer()
+    writer = ResultWriter(tmp_path / "results.jsonl")
+    target = Target("fake://test", server, RateBudget(), NoAuth())
+    engine = Engine(FakeConnector(), target, writer)
+    with anyio.fail_after(10):
+        await engine.run([("asset", iter(assets)), ("link", iter(link_records))])
+    writer.close()
+    results = {(r["kind"], r["line"]): r for r in read_results(tmp_path / "results.jsonl")}
+    assert results[("asset", 2)]["status"] == "failed"
+    assert results[("link", 1)]["status"] == "succeeded"
+    for line in (2, 3):
+        skipped = results[("link", line)]
+        assert skipped["status"] == "skipped"
+        assert "asset 'gone'" in str(skipped["reason"]) and "line 2" in str(skipped["reason"])
+        assert skipped["attempts"] == 0
+    links_sent = [k for k in server.counters.applied if "->" in k]
+    assert links_sent == ["doc-1->ok:t"]
+
+
+class GroupedStage(BaseStage):
+    """Groups links by their origin; the target 'bad' fails any request it is part of."""
+
+    name = "link"
+    batch_size = 3
+    grouped = True
+
+    def __init__(self) -> None:
+        self.requests: list[list[str]] = []
+
+    def group_key(self, job: Job) -> object:
+        return job.record.from_  # type: ignore[union-attr]
+
+    async def run(self, jobs: Sequence[Job], client: Client) -> Sequence[Outcome]:
+        await anyio.lowlevel.checkpoint()
+        self.requests.append([f"{j.record.from_}>{j.record.to}" for j in jobs])  # type: ignore[union-attr]
+        if any(j.record.to == "bad" for j in jobs):  # type: ignore[union-attr]
+            from bulksync.connector import RequestFailed
+            from bulksync.errors import ErrorClass
+
+            raise RequestFailed(ErrorInfo("HTTP400", "unknown target", 400), ErrorClass.ITEM)
+        return [Done() for _ in jobs]
+
+
+async def test_grouped_stage_sends_one_request_per_group_and_isolates_a_bad_item(
+    tmp_path: Path,
+) -> None:
+    stage = GroupedStage()
+    pairs = [("A", "1"), ("B", "1"), ("A", "2"), ("C", "1"), ("B", "2"), ("A", "3"), ("A", "4")]
+    pairs += [("D", "1"), ("D", "bad"), ("D", "3")]
+    records = [LinkRecord(Origin("l.jsonl", i + 1), f, t, "x") for i, (f, t) in enumerate(pairs)]
+    writer = ResultWriter(tmp_path / "r.jsonl")
+    target = Target("fake://t", FakeServer(), RateBudget(), NoAuth())
+    options = EngineOptions(concurrency=2, retry=FAST_RETRY)
+    engine = Engine(StagedConnector([stage]), target, writer, options)  # type: ignore[arg-type]
+    with anyio.fail_after(10):
+        await engine.run([("link", iter(records))])
+    writer.close()
+    results = {r["line"]: r for r in read_results(tmp_path / "r.jsonl")}
+    groups = [r for r in stage.requests if "bad" not in str(r) and not r[0].startswith("D")]
+    assert sorted(map(sorted, groups)) == [["A>1", "A>2", "A>3"], ["A>4"], ["B>1", "B>2"], ["C>1"]]
+    # The D group failed as a whole, then was halved until the bad link stood alone.
+    d_requests = [r for r in stage.requests if r[0].startswith("D")]
+    assert d_requests[0] == ["D>1", "D>bad", "D>3"] and ["D>bad"] in d_requests
+    assert results[9]["status"] == "failed" and results[9]["error"]["http_status"] == 400  # type: ignore[index]
+    assert all(results[i]["status"] == "succeeded" for i in results if i != 9)
+    assert len(results) == len(pairs)

@@ -1,0 +1,233 @@
+"""A stage's pool of workers: batching, grouping, and the per-item retry loop.
+
+The engine wires pools together with bounded memory streams; each pool takes jobs (or, for
+grouped stages, whole groups), runs the connector's stage on them, retries what is retryable
+and hands every job either to the next stage or to the engine's result writer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from .client import EngineClient
+from .connector import Done, Failed, Job, Outcome, RequestFailed, Skipped, Stage
+from .errors import AuthError, ErrorClass, FatalTargetError, TransportError
+from .records import Kind
+from .results import ErrorInfo, RunStats
+from .retry import RetryPolicy
+
+
+@dataclass(slots=True)
+class StageCounters:
+    """Live figures for the progress display."""
+
+    kind: Kind
+    name: str
+    done: int = 0
+    failed: int = 0
+
+
+class ItemSink(Protocol):
+    """Where a job leaves the pipeline: the engine writes its one result."""
+
+    def succeed(self, job: Job) -> None: ...
+
+    def end(self, job: Job, outcome: Failed | Skipped, step: str) -> None: ...
+
+
+class StagePool:
+    def __init__(
+        self,
+        stage: Stage,
+        counters: StageCounters,
+        client: EngineClient,
+        retry: RetryPolicy,
+        stats: RunStats,
+        sink: ItemSink,
+        linger_s: float,
+    ) -> None:
+        self.stage = stage
+        self.counters = counters
+        self._client = client
+        self._retry = retry
+        self._stats = stats
+        self._sink = sink
+        self._linger_s = linger_s
+
+    async def work(
+        self,
+        receive: MemoryObjectReceiveStream[Job],
+        downstream: MemoryObjectSendStream[Job] | None,
+    ) -> None:
+        """One worker: take batches of jobs until the stream ends."""
+        async with receive:
+            try:
+                while batch := await take_batch(receive, self.stage.batch_size, self._linger_s):
+                    await self.process(batch, downstream)
+            finally:
+                if downstream is not None:
+                    downstream.close()
+
+    async def work_groups(
+        self,
+        receive: MemoryObjectReceiveStream[list[Job]],
+        downstream: MemoryObjectSendStream[Job] | None,
+    ) -> None:
+        """One worker of a grouped stage: each batch is one group made by :func:`group_jobs`."""
+        async with receive:
+            try:
+                async for group in receive:
+                    await self.process(group, downstream)
+            finally:
+                if downstream is not None:
+                    downstream.close()
+
+    async def process(
+        self, batch: list[Job], downstream: MemoryObjectSendStream[Job] | None
+    ) -> None:
+        for job in batch:
+            job.stage = self.stage.name
+        pending = [job for job in batch if self.stage.applies(job)]
+        for job in batch:
+            if job not in pending:  # nothing to do here (an asset with no file to upload)
+                await self._advance(job, None, downstream)
+        while pending:
+            outcomes = await self._attempt(pending)
+            if len(pending) > 1 and all(isinstance(o, Failed) and o.isolate for o in outcomes):
+                # One bad item may have failed the whole batch: halve it until it is found.
+                middle = len(pending) // 2
+                await self.process(pending[:middle], downstream)
+                await self.process(pending[middle:], downstream)
+                return
+            retry: list[Job] = []
+            waits: list[float] = []
+            for job, outcome in zip(pending, outcomes, strict=True):
+                if isinstance(outcome, Failed) and outcome.retryable:
+                    delay = self._retry.delay(job.stage_attempts, outcome.retry_after)
+                    elapsed = time.monotonic() - (job.started_at or time.monotonic())
+                    if self._retry.allows(job.stage_attempts, elapsed, delay):
+                        job.last_error = outcome.error
+                        retry.append(job)
+                        waits.append(delay)
+                        continue
+                    outcome = _gave_up(outcome, job.stage_attempts)
+                if isinstance(outcome, Done):
+                    await self._advance(job, outcome, downstream)
+                else:
+                    self.counters.failed += isinstance(outcome, Failed)
+                    self._sink.end(job, outcome, self.stage.name)
+            if retry:
+                self._stats.retries += len(retry)
+                await anyio.sleep(max(waits))
+            pending = retry
+
+    async def _attempt(self, jobs: list[Job]) -> Sequence[Outcome]:
+        now = time.monotonic()
+        for job in jobs:
+            job.attempts += 1
+            job.stage_attempts += 1
+            job.started_at = job.started_at or now
+        try:
+            outcomes = await self.stage.run(jobs, self._client)
+        except RequestFailed as exc:
+            if exc.error_class is ErrorClass.FATAL:
+                raise FatalTargetError(exc.error.message) from None
+            if exc.error_class is ErrorClass.AUTH:
+                raise AuthError(exc.error.message) from None
+            retryable = exc.error_class is ErrorClass.RETRYABLE
+            failed = Failed(exc.error, retryable, exc.retry_after, isolate=not retryable)
+            return [failed] * len(jobs)
+        except TransportError as exc:
+            kind = "Timeout" if exc.timeout else "ConnectionError"
+            for job in jobs:
+                job.maybe_applied = job.maybe_applied or exc.maybe_applied
+            return [Failed(ErrorInfo(kind, str(exc)), retryable=True)] * len(jobs)
+        if len(outcomes) != len(jobs):
+            raise FatalTargetError(
+                f"stage {self.stage.name} returned {len(outcomes)} outcomes for {len(jobs)} items"
+            )
+        return outcomes
+
+    async def _advance(
+        self, job: Job, outcome: Done | None, downstream: MemoryObjectSendStream[Job] | None
+    ) -> None:
+        self.counters.done += 1
+        if outcome is not None:
+            job.extra.update(outcome.extra)
+            if outcome.remote_id is not None:
+                job.remote_id = outcome.remote_id
+        job.stage_attempts = 0
+        job.last_error = None
+        job.maybe_applied = False
+        if downstream is None:
+            self._sink.succeed(job)
+        else:
+            await downstream.send(job)
+
+
+async def take_batch(
+    receive: MemoryObjectReceiveStream[Job], size: int, linger_s: float
+) -> list[Job]:
+    """Wait for one job, then fill the batch for at most ``linger_s`` more.
+
+    The linger lets a batch stage send full chunks while the reader is still producing,
+    without holding a lone last item back for long. It polls rather than waiting in a
+    cancellable ``receive()``: a deadline landing just as an item is handed over would
+    drop that item.
+    """
+    try:
+        batch = [await receive.receive()]
+    except anyio.EndOfStream:
+        return []
+    deadline = anyio.current_time() + linger_s
+    while len(batch) < size:
+        try:
+            batch.append(receive.receive_nowait())
+        except anyio.EndOfStream:
+            break
+        except anyio.WouldBlock:
+            remaining = deadline - anyio.current_time()
+            if remaining <= 0:
+                break
+            await anyio.sleep(min(remaining, 0.005))
+    return batch
+
+
+async def group_jobs(
+    stage: Stage,
+    receive: MemoryObjectReceiveStream[Job],
+    send: MemoryObjectSendStream[list[Job]],
+    max_open_groups: int,
+) -> None:
+    """Gather jobs by the stage's group key into batches of at most ``stage.batch_size``.
+
+    A group is sent when it is full, when too many groups are open (the oldest goes first, so
+    memory stays bounded even when the input is not sorted), or when the input ends.
+    """
+    groups: dict[Hashable, list[Job]] = {}
+    async with receive, send:
+        async for job in receive:
+            key = stage.group_key(job)
+            group = groups.setdefault(key, [])
+            group.append(job)
+            if len(group) >= stage.batch_size:
+                await send.send(groups.pop(key))
+            elif len(groups) > max_open_groups:
+                await send.send(groups.pop(next(iter(groups))))
+        for group in groups.values():
+            await send.send(group)
+
+
+def _gave_up(outcome: Failed, attempts: int) -> Failed:
+    error = ErrorInfo(
+        outcome.error.type,
+        f"gave up after {attempts} attempts: {outcome.error.message}",
+        outcome.error.http_status,
+    )
+    return Failed(error, retryable=False, extra=outcome.extra)
