@@ -55,7 +55,16 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--assets", type=int, default=500, help="assets with a file (500)")
     demo.add_argument("--remote-assets", type=int, default=100, help="remotePath assets (100)")
     demo.add_argument("--links", type=int, default=2000, help="links (2000)")
-    demo.add_argument("--faults", type=float, default=0.0, help="transient fault rate, e.g. 0.05")
+    demo.add_argument("--documents", type=int, default=200, help="documents linked from (200)")
+    demo.add_argument(
+        "--faults",
+        type=float,
+        default=0.0,
+        help="share of requests failing transiently (503s, dropped connections, lost answers)",
+    )
+    demo.add_argument(
+        "--links-api", choices=("v5", "v4"), default="v5", help="Quable links API (v5)"
+    )
     demo.add_argument("--workdir", type=Path, help="where to write the catalogue and results")
     return parser
 
@@ -97,7 +106,9 @@ def _demo(args: argparse.Namespace) -> int:
         assets=args.assets,
         remote_assets=args.remote_assets,
         links=args.links,
+        documents=args.documents,
         faults=args.faults,
+        links_api=args.links_api,
         workdir=args.workdir,
     )
     return run_demo(options).exit_code

@@ -42,7 +42,7 @@ class InputsConfig:
 
 @dataclass(slots=True)
 class LimitsConfig:
-    rate: list[tuple[int, float]] = field(default_factory=list)
+    rate: list[tuple[int, float]] | None = None  # None: the connector's documented limits
     pace: float | None = None
     concurrency: int = 16
     stage_concurrency: dict[str, int] = field(default_factory=dict)
@@ -63,7 +63,19 @@ class Config:
     inputs: InputsConfig = field(default_factory=InputsConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
-    fake: dict[str, Any] = field(default_factory=dict)
+    # Connector tables ([quable], [propeller], [ocapi], [fake]), checked by their connector.
+    sections: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def section(self, name: str, known: set[str]) -> dict[str, Any]:
+        """The [name] table, refusing keys the connector does not know."""
+        values = self.sections.get(name, {})
+        unknown = set(values) - known
+        if unknown:
+            choices = ", ".join(sorted(known))
+            raise ConfigError(
+                f"unknown key(s) in [{name}]: {', '.join(sorted(unknown))} (known: {choices})"
+            )
+        return dict(values)
 
     def secret(self, env_name: str | None, what: str) -> str:
         """Read a secret from the environment variable the config names."""
@@ -75,6 +87,8 @@ class Config:
         register_secret(value)
         return value
 
+
+CONNECTOR_SECTIONS = ("fake", "quable", "propeller", "ocapi")
 
 _SECTIONS: dict[str, type] = {
     "target": TargetConfig,
@@ -102,8 +116,10 @@ def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> C
             raw.setdefault(section, {})[key] = value
     config = Config()
     for name, section in raw.items():
-        if name == "fake":
-            config.fake = dict(section)
+        if name in CONNECTOR_SECTIONS:
+            if not isinstance(section, dict):
+                raise ConfigError(f"[{name}] must be a table")
+            config.sections[name] = dict(section)
             continue
         if name not in _SECTIONS:
             raise ConfigError(f"unknown config section [{name}]")
@@ -147,10 +163,11 @@ def validate(config: Config) -> None:
     if target.kind != "fake":
         check_base_url(target.base_url, target.allow_http)
     try:
-        limits.rate = [(int(n), float(s)) for n, s in limits.rate]
+        if limits.rate is not None:
+            limits.rate = [(int(n), float(s)) for n, s in limits.rate]
     except (TypeError, ValueError):
         raise ConfigError("[limits] rate must be a list of [requests, seconds] pairs") from None
-    if any(n < 1 or s <= 0 for n, s in limits.rate):
+    if any(n < 1 or s <= 0 for n, s in limits.rate or ()):
         raise ConfigError("[limits] rate: every window needs requests >= 1 and seconds > 0")
     if limits.pace is not None and float(limits.pace) <= 0:
         raise ConfigError("[limits] pace must be a positive number of requests per second")

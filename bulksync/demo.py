@@ -1,21 +1,29 @@
-"""`bulksync demo`: a whole run on a fresh machine, with no account anywhere.
+"""`bulksync demo`: a whole Quable run on a fresh machine, with no account anywhere.
 
-It writes a sample catalogue (real PNG files, remote-path assets, links) to a temporary folder
-and runs the real engine over it against the built-in fault-injecting fake target.
+It starts the sandbox in-process on a free loopback port (about 20 ms of latency, Quable's
+rate windows time-scaled so the pacing shows), writes a sample catalogue to a temporary
+folder (real PNG files pushed in two steps, remotePath assets, links from documents to assets
+and to other documents) and runs the real engine and Quable connector over it.
 """
 
 from __future__ import annotations
 
+import os
 import struct
 import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
 import orjson
 
 from .config import Config, InputsConfig, LimitsConfig, OutputConfig, TargetConfig
-from .runner import RunReport, run_job
+from .connectors.quable._connector import QUABLE_WINDOWS
+from .runner import RunReport, run_job_async
+from .sandbox import SandboxSettings, running_sandbox
+
+USER_ENV, PASSWORD_ENV = "BULKSYNC_DEMO_QUABLE_USER", "BULKSYNC_DEMO_QUABLE_PASSWORD"
 
 
 @dataclass(slots=True)
@@ -23,9 +31,11 @@ class DemoOptions:
     assets: int = 500  # assets with a file (two steps: upload, then create)
     remote_assets: int = 100  # assets with a remotePath (one step)
     links: int = 2000
-    faults: float = 0.0  # share of requests that fail transiently (retried)
-    latency_s: float = 0.02
-    rate: float = 400.0  # requests per second
+    documents: int = 200
+    faults: float = 0.0  # share of requests failing transiently (503, drops, lost answers)
+    latency_ms: float = 20.0
+    time_scale: float = 20.0  # Quable's windows run this much faster: 200 requests/s
+    links_api: str = "v5"
     workdir: Path | None = None
 
 
@@ -46,50 +56,89 @@ def tiny_png(width: int, height: int, shade: int) -> bytes:
     )
 
 
+def document_code(index: int) -> str:
+    """The sandbox seeds documents doc-00001, doc-00002, ..."""
+    return f"doc-{index + 1:05d}"
+
+
 def write_catalogue(folder: Path, options: DemoOptions) -> tuple[Path, Path]:
     media = folder / "media"
     media.mkdir(parents=True, exist_ok=True)
     assets_path, links_path = folder / "assets.jsonl", folder / "links.jsonl"
+    asset_ids: list[str] = []
     with open(assets_path, "wb") as out:
         for i in range(options.assets):
             name = f"media/img-{i:05d}.png"
             (folder / name).write_bytes(tiny_png(16 + i % 48, 16 + i % 32, i))
-            item = {"id": f"asset-{i:05d}", "file": name, "classification": "dam_sort"}
+            asset_ids.append(f"asset-{i:05d}")
+            item = {"id": asset_ids[-1], "file": name, "classification": "dam_sort"}
             out.write(orjson.dumps(item) + b"\n")
         for i in range(options.remote_assets):
             url = f"https://images.example.com/remote-{i:05d}.jpg"
-            out.write(orjson.dumps({"id": f"remote-{i:05d}", "remotePath": url}) + b"\n")
+            asset_ids.append(f"remote-{i:05d}")
+            out.write(orjson.dumps({"id": asset_ids[-1], "remotePath": url}) + b"\n")
+    documents = max(2, options.documents)
     with open(links_path, "wb") as out:
-        documents = max(1, options.links // 10)
         for i in range(options.links):
-            link = {
-                "from": f"doc-{i % documents:05d}",
-                "to": f"doc-{(i * 7 + 1) % documents:05d}",
-                "type": "ref_refCol",
-                "sequence": i // documents + 1,
-            }
+            # Links come grouped by document, as PIM exports list them; half point at the
+            # assets of this run (so they wait for them), half at other documents.
+            origin = i * documents // max(1, options.links)
+            if i % 2 == 0 and asset_ids:
+                target, link_type = asset_ids[(i // 2) % len(asset_ids)], "product_asset"
+            else:
+                target, link_type = document_code((origin + 1 + i % 7) % documents), "ref_refCol"
+            link = {"from": document_code(origin), "to": target, "type": link_type, "sequence": i}
             out.write(orjson.dumps(link) + b"\n")
     return assets_path, links_path
 
 
+def demo_sandbox_settings(options: DemoOptions) -> SandboxSettings:
+    rate = min(1.0, options.faults)
+    overrides = {
+        "time_scale": str(options.time_scale),
+        "quable.latency.fixed_ms": str(options.latency_ms * 0.75),
+        "quable.latency.jitter_ms": str(options.latency_ms * 0.5),
+        "quable.seed_documents": str(max(2, options.documents)),
+        "quable.session_lifetime_s": "200",  # 10 s at time_scale 20: refreshes show up
+        "faults.seed": "7",
+        "faults.error_rate": str(rate),
+        "faults.error_statuses": "503",
+        "faults.disconnect_rate": str(rate * 0.4),
+        "faults.drop_after_write_rate": str(rate * 0.4),
+    }
+    return SandboxSettings().with_overrides(overrides)
+
+
+def demo_config(options: DemoOptions, folder: Path, base_url: str) -> Config:
+    scale = options.time_scale
+    return Config(
+        target=TargetConfig(
+            kind="quable", base_url=base_url, user_env=USER_ENV, password_env=PASSWORD_ENV
+        ),
+        inputs=InputsConfig(assets=folder / "assets.jsonl", links=folder / "links.jsonl"),
+        limits=LimitsConfig(
+            rate=[(n, seconds / scale) for n, seconds in QUABLE_WINDOWS],
+            concurrency=16,
+            stage_concurrency={"upload": 8},
+            max_elapsed_s=60.0,
+        ),
+        output=OutputConfig(results=folder / "results.jsonl"),
+        sections={"quable": {"links_api": options.links_api}},
+    )
+
+
+async def _demo(options: DemoOptions, folder: Path) -> RunReport:
+    async with running_sandbox(demo_sandbox_settings(options)) as sandbox:
+        print(f"sandbox listening on {sandbox.url} (Quable limits x{options.time_scale:g})")
+        return await run_job_async(demo_config(options, folder, sandbox.url))
+
+
 def run_demo(options: DemoOptions) -> RunReport:
     folder = options.workdir or Path(tempfile.mkdtemp(prefix="bulksync-demo-"))
-    assets_path, links_path = write_catalogue(folder, options)
-    print(
-        f"demo catalogue in {folder}: {options.assets + options.remote_assets} assets, "
-        f"{options.links} links"
-    )
-    config = Config(
-        target=TargetConfig(kind="fake", base_url="fake://demo"),
-        inputs=InputsConfig(assets=assets_path, links=links_path),
-        limits=LimitsConfig(pace=options.rate, concurrency=32, max_elapsed_s=60.0),
-        output=OutputConfig(results=folder / "results.jsonl"),
-        fake={
-            "latency_s": options.latency_s,
-            "jitter_s": options.latency_s / 2,
-            "transient_rate": options.faults,
-            "seed": 7,
-            "token_lifetime_s": 5.0,
-        },
-    )
-    return run_job(config)
+    write_catalogue(folder, options)
+    total_assets = options.assets + options.remote_assets
+    print(f"demo catalogue in {folder}: {total_assets} assets, {options.links} links")
+    # The sandbox's own demo login; real credentials only ever come from the environment.
+    os.environ.setdefault(USER_ENV, "sandbox")
+    os.environ.setdefault(PASSWORD_ENV, "sandbox")
+    return anyio.run(_demo, options, folder)

@@ -33,10 +33,11 @@ class RunReport:
 
 def run_job(config: Config, *, quiet: bool = False) -> RunReport:
     """Run the job and return its exit code; config and input-file errors raise."""
-    return anyio.run(_run_job, config, quiet)
+    return anyio.run(run_job_async, config, quiet)
 
 
-async def _run_job(config: Config, quiet: bool) -> RunReport:
+async def run_job_async(config: Config, quiet: bool = False) -> RunReport:
+    """:func:`run_job` inside a running event loop (the demo runs the sandbox beside it)."""
     built = build_target(config)
     limits = config.limits
     options = EngineOptions(

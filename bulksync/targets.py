@@ -20,27 +20,31 @@ class BuiltTarget:
     target: Target
 
 
-def _budget(config: Config) -> RateBudget:
-    return RateBudget(config.limits.rate, pace=config.limits.pace)
+def budget_for(config: Config, documented: list[tuple[int, float]] | None = None) -> RateBudget:
+    """The configured windows, or the target's documented ones when none are configured."""
+    windows = config.limits.rate if config.limits.rate is not None else documented or []
+    return RateBudget(windows, pace=config.limits.pace)
 
 
 def build_fake(config: Config) -> BuiltTarget:
-    known = {f.name for f in fields(FakeSettings)}
-    unknown = set(config.fake) - known
-    if unknown:
-        raise ConfigError(f"unknown key(s) in [fake]: {', '.join(sorted(unknown))}")
-    settings = FakeSettings(**config.fake)
+    settings = FakeSettings(**config.section("fake", {f.name for f in fields(FakeSettings)}))
     server = FakeServer(settings)
     auth: Authenticator = NoAuth()
     if config.target.token_env:
         auth = StaticTokenAuth(config.secret(config.target.token_env, "fake target token"))
     elif settings.token_lifetime_s is not None:
         auth = SessionAuth(FakeTokenSource())
-    target = Target(config.target.base_url, server, _budget(config), auth)
+    target = Target(config.target.base_url, server, budget_for(config), auth)
     return BuiltTarget(FakeConnector(), target)
 
 
-BUILDERS: dict[str, Callable[[Config], BuiltTarget]] = {"fake": build_fake}
+def build_quable(config: Config) -> BuiltTarget:
+    from .connectors.quable import build_quable as build
+
+    return build(config)
+
+
+BUILDERS: dict[str, Callable[[Config], BuiltTarget]] = {"fake": build_fake, "quable": build_quable}
 
 
 def build_target(config: Config) -> BuiltTarget:

@@ -1,0 +1,78 @@
+"""Quable as a target: its stages, its documented limits, its two ways to authenticate."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
+
+from ...auth import Authenticator, SessionAuth, StaticTokenAuth
+from ...connector import Stage
+from ...errors import ConfigError
+from ...records import Kind
+from ...transport import AiohttpTransport
+from ._assets import CreateStage, UploadStage
+from ._auth import QuableLogin
+from ._links import V4LinkStage, V5LinkStage
+
+if TYPE_CHECKING:
+    from ...config import Config
+    from ...targets import BuiltTarget
+
+# Documented per instance: 6,000 requests per sliding 10 minutes and 300,000 per 24 hours.
+QUABLE_WINDOWS = [(6000, 600.0), (300000, 86400.0)]
+
+
+@dataclass(slots=True)
+class QuableOptions:
+    """The [quable] table of a job config."""
+
+    links_api: str = "v5"  # v5: one POST /api/links per link; v4: grouped document links
+    v4_batch: int = 200  # links per v4 request (one document and link type)
+    file_type: str = "asset"  # fileType of POST /api/files
+
+    def __post_init__(self) -> None:
+        if self.links_api not in ("v5", "v4"):
+            raise ConfigError("[quable] links_api must be 'v5' or 'v4'")
+        if not isinstance(self.v4_batch, int) or not 1 <= self.v4_batch <= 10_000:
+            raise ConfigError("[quable] v4_batch must be an integer from 1 to 10000")
+
+
+class QuableConnector:
+    name = "quable"
+
+    def __init__(self, options: QuableOptions | None = None) -> None:
+        self.options = options or QuableOptions()
+
+    def stages(self, kind: Kind) -> Sequence[Stage]:
+        if kind == "asset":
+            return [UploadStage(self.options.file_type), CreateStage()]
+        if self.options.links_api == "v4":
+            return [V4LinkStage(self.options.v4_batch)]
+        return [V5LinkStage()]
+
+
+def build_quable(config: Config) -> BuiltTarget:
+    from ...client import Target
+    from ...targets import BuiltTarget, budget_for
+
+    options = QuableOptions(**config.section("quable", {f.name for f in fields(QuableOptions)}))
+    target_config = config.target
+    auth: Authenticator
+    if target_config.token_env:
+        auth = StaticTokenAuth(config.secret(target_config.token_env, "Quable API token"))
+    elif target_config.user_env and target_config.password_env:
+        login = QuableLogin(
+            config.secret(target_config.user_env, "Quable user"),
+            config.secret(target_config.password_env, "Quable password"),
+        )
+        auth = SessionAuth(login)
+    else:
+        raise ConfigError(
+            "Quable needs [target] token_env (an API token) or user_env and password_env (a login)"
+        )
+    workers = config.limits.concurrency * 3 + sum(config.limits.stage_concurrency.values())
+    transport = AiohttpTransport(max_connections=workers, timeout_s=target_config.timeout_s)
+    budget = budget_for(config, QUABLE_WINDOWS)
+    target = Target(target_config.base_url, transport, budget, auth)
+    return BuiltTarget(QuableConnector(options), target)

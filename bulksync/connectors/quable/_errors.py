@@ -1,0 +1,47 @@
+"""Quable's error answers, read into one clear message and a class the engine acts on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...connector import RequestFailed, classify_status
+from ...errors import ErrorClass
+from ...http import HttpResponse, parse_retry_after
+from ...results import ErrorInfo
+
+
+def quable_error(response: HttpResponse, action: str) -> RequestFailed:
+    """A non-2xx answer as a classified :class:`RequestFailed`.
+
+    403 stops the run like a refused token: Quable answers it to a token without the right
+    (a Read token on writes), and every further write would fail the same way.
+    """
+    status = response.status
+    error_class = ErrorClass.AUTH if status == 403 else classify_status(status) or ErrorClass.ITEM
+    return RequestFailed(
+        ErrorInfo(f"HTTP{status}", f"{action}: {_message(response)}", status),
+        error_class,
+        retry_after=parse_retry_after(response.header("retry-after")),
+    )
+
+
+def _message(response: HttpResponse) -> str:
+    """API Platform bodies: hydra:Error or a ConstraintViolationList; else the raw text."""
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        violations = body.get("violations")
+        if isinstance(violations, list) and violations:
+            parts = [
+                f"{v.get('propertyPath') or 'body'}: {v.get('message')}"
+                for v in violations
+                if isinstance(v, dict)
+            ]
+            return "; ".join(parts)
+        for key in ("hydra:description", "detail", "message", "hydra:title", "title", "error"):
+            if isinstance(body.get(key), str) and body[key]:
+                return str(body[key])
+    text = response.body.decode("utf-8", "replace").strip()
+    return text[:300] or f"HTTP {response.status}"

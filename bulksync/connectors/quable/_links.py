@@ -1,0 +1,115 @@
+"""Quable links: v5 `POST /api/links` one by one, or v4 document links grouped per request.
+
+v5 gives each link its own answer; v4 sends all the links of one (document, link type) in one
+request with mode `update`, which adds them and leaves existing links alone, so sending a
+link again is harmless. Each link still gets its own result line either way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from typing import Any
+from urllib.parse import quote
+
+from ...connector import BaseStage, Client, Done, Failed, Job, Outcome
+from ...http import HttpRequest
+from ...records import LinkRecord
+from ...results import ErrorInfo
+from ._errors import quable_error
+
+
+def _codes(job: Job) -> tuple[LinkRecord, str, str] | Failed:
+    record = job.record
+    assert isinstance(record, LinkRecord)
+    if not isinstance(record.from_, str) or not isinstance(record.to, str):
+        message = "Quable links take document or asset codes as 'from' and 'to', not objects"
+        return Failed(ErrorInfo("InvalidInput", message))
+    return record, record.from_, record.to
+
+
+class V5LinkStage(BaseStage):
+    """`POST /api/links` with `origin`, `target`, `linkType`, `sequence`, `attributes`."""
+
+    name = "link"
+
+    async def run(self, jobs: Sequence[Job], client: Client) -> Sequence[Outcome]:
+        job = jobs[0]
+        codes = _codes(job)
+        if isinstance(codes, Failed):
+            return [codes]
+        record, origin, target = codes
+        if job.maybe_applied:
+            # The last create may have happened with its answer lost: look before creating.
+            existing = await self._find(client, origin, target, record.type)
+            if existing is not None:
+                return [Done(remote_id=existing, extra={"action": "created"})]
+        body: dict[str, Any] = {
+            "origin": {"id": origin},
+            "target": {"id": target},
+            "linkType": {"id": record.type},
+            "attributes": dict(record.attributes) if record.attributes else [],
+        }
+        if record.sequence is not None:
+            body["sequence"] = record.sequence
+        response = await client.send(HttpRequest("POST", "api/links", json=body))
+        if response.status == 409:
+            # Linked already (a rerun): that is the state we want, not an error.
+            existing = await self._find(client, origin, target, record.type)
+            if existing is not None:
+                return [Done(remote_id=existing, extra={"action": "exists"})]
+        if not response.ok:
+            raise quable_error(response, f"link {origin} -> {target} ({record.type})")
+        link_id = response.json().get("id") if response.body else None
+        return [
+            Done(remote_id=None if link_id is None else str(link_id), extra={"action": "created"})
+        ]
+
+    async def _find(self, client: Client, origin: str, target: str, link_type: str) -> str | None:
+        params = {"origin.id": origin, "target.id": target, "linkType.id": link_type}
+        response = await client.send(HttpRequest("GET", "api/links", params=params))
+        if not response.ok:
+            raise quable_error(response, f"lookup of link {origin} -> {target}")
+        members = response.json().get("hydra:member") or []
+        if not members or not isinstance(members[0], dict):
+            return None
+        found = members[0].get("id")
+        return None if found is None else str(found)
+
+
+class V4LinkStage(BaseStage):
+    """`POST /api_1.php/documents/{code}/links/{type}` with mode update, one per group."""
+
+    name = "link"
+    grouped = True
+
+    def __init__(self, batch_size: int = 200) -> None:
+        self.batch_size = batch_size
+
+    def group_key(self, job: Job) -> Hashable:
+        record = job.record
+        assert isinstance(record, LinkRecord)
+        return (str(record.from_), record.type)
+
+    async def run(self, jobs: Sequence[Job], client: Client) -> Sequence[Outcome]:
+        outcomes: list[Outcome | None] = []
+        items: list[dict[str, Any]] = []
+        document = link_type = ""
+        for job in jobs:
+            codes = _codes(job)
+            if isinstance(codes, Failed):
+                outcomes.append(codes)
+                continue
+            record, document, target = codes
+            link_type = record.type
+            sequence = record.sequence if record.sequence is not None else len(items) + 1
+            items.append({"target_code": target, "sequence": sequence})
+            outcomes.append(None)
+        if items:
+            path = (
+                f"api_1.php/documents/{quote(document, safe='')}/links/{quote(link_type, safe='')}"
+            )
+            body = {"mode": "update", "items": items}
+            response = await client.send(HttpRequest("POST", path, json=body))
+            if not response.ok:
+                raise quable_error(response, f"links of document {document} ({link_type})")
+        return [outcome or Done(extra={"action": "linked"}) for outcome in outcomes]

@@ -1,0 +1,229 @@
+"""Request shapes and error mapping of the Quable connector, against a scripted client."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from bulksync.connector import Done, Failed, Job, RequestFailed
+from bulksync.connectors.quable._assets import CreateStage, UploadStage
+from bulksync.connectors.quable._auth import QuableLogin
+from bulksync.connectors.quable._links import V4LinkStage, V5LinkStage
+from bulksync.errors import AuthError, ErrorClass
+from bulksync.http import HttpRequest, HttpResponse
+from bulksync.records import AssetRecord, LinkRecord, Origin
+
+
+def reply(status: int, body: Any = None, headers: dict[str, str] | None = None) -> HttpResponse:
+    raw = b"" if body is None else orjson.dumps(body)
+    return HttpResponse(status, {"content-type": "application/json", **(headers or {})}, raw)
+
+
+class ScriptedClient:
+    def __init__(self, *answers: HttpResponse) -> None:
+        self.answers = list(answers)
+        self.requests: list[HttpRequest] = []
+
+    async def send(self, request: HttpRequest) -> HttpResponse:
+        self.requests.append(request)
+        return self.answers.pop(0)
+
+
+def asset(**fields: Any) -> Job:
+    return Job(AssetRecord(Origin("assets.jsonl", 1), **fields))
+
+
+def link(from_: str = "shoe", to: str = "blue_shoe", sequence: int | None = 1, **kw: Any) -> Job:
+    return Job(
+        LinkRecord(
+            Origin("links.jsonl", 1), from_, to, kw.pop("type", "ref_refCol"), sequence, **kw
+        )
+    )
+
+
+async def test_upload_streams_the_file_as_multipart(tmp_path: Path) -> None:
+    path = tmp_path / "shirt.jpg"
+    path.write_bytes(b"\xff\xd8jpeg")
+    job = asset(id="blueshirt", file=path)
+    client = ScriptedClient(reply(201, {"id": "c52c1695", "type": "asset"}))
+    outcomes = await UploadStage().run([job], client)
+    request = client.requests[0]
+    assert (request.method, request.url) == ("POST", "api/files")
+    assert request.fields == {"fileType": "asset"}
+    assert [(p.name, p.path, p.filename, p.content_type) for p in request.files] == [
+        ("file", path, "shirt.jpg", "image/jpeg")
+    ]
+    assert isinstance(outcomes[0], Done) and job.state["file_id"] == "c52c1695"
+
+
+async def test_upload_of_a_missing_file_fails_without_a_request(tmp_path: Path) -> None:
+    client = ScriptedClient()
+    outcomes = await UploadStage().run([asset(id="x", file=tmp_path / "nope.png")], client)
+    assert isinstance(outcomes[0], Failed) and outcomes[0].error.type == "MissingFile"
+    assert not outcomes[0].retryable and client.requests == []
+
+
+async def test_create_posts_the_documented_body() -> None:
+    job = asset(
+        id="blueshirt", file=Path("/x/shirt.jpg"), classification="dam_sort", attributes={"a": 1}
+    )
+    job.state["file_id"] = "c52c1695"
+    client = ScriptedClient(reply(201, {"@id": "/api/assets/blueshirt", "id": "blueshirt"}))
+    outcomes = await CreateStage().run([job], client)
+    request = client.requests[0]
+    assert (request.method, request.url) == ("POST", "api/assets")
+    assert request.json == {
+        "id": "blueshirt",
+        "classification": {"id": "dam_sort"},
+        "attributes": {"a": 1},
+        "file": {"id": "c52c1695"},
+    }
+    assert outcomes == [Done(remote_id="blueshirt", extra={"action": "created"})]
+
+
+async def test_remote_path_asset_is_one_step() -> None:
+    job = asset(id="banner", remote_path="https://img.example.com/b.jpg")
+    client = ScriptedClient(reply(201, {"id": "banner"}))
+    assert not UploadStage().applies(job)
+    await CreateStage().run([job], client)
+    assert client.requests[0].json == {
+        "id": "banner",
+        "remotePath": "https://img.example.com/b.jpg",
+    }
+
+
+async def test_an_existing_asset_is_updated_with_put() -> None:
+    job = asset(id="a/b", remote_path="https://img.example.com/b.jpg")
+    client = ScriptedClient(reply(409, {"hydra:description": "exists"}), reply(200, {"id": "a/b"}))
+    outcomes = await CreateStage().run([job], client)
+    assert [(r.method, r.url) for r in client.requests] == [
+        ("POST", "api/assets"),
+        ("PUT", "api/assets/a%2Fb"),
+    ]
+    assert outcomes == [Done(remote_id="a/b", extra={"action": "updated"})]
+    # A retry of that item goes straight to the PUT.
+    client = ScriptedClient(reply(200, {"id": "a/b"}))
+    await CreateStage().run([job], client)
+    assert [r.method for r in client.requests] == ["PUT"]
+
+
+@pytest.mark.parametrize(("found", "expected"), [(200, ["GET", "PUT"]), (404, ["GET", "POST"])])
+async def test_a_create_whose_answer_was_lost_is_looked_up_first(
+    found: int, expected: list[str]
+) -> None:
+    job = asset(id="blueshirt", remote_path="https://img.example.com/b.jpg")
+    job.maybe_applied = True
+    client = ScriptedClient(reply(found, {"id": "blueshirt"}), reply(201, {"id": "blueshirt"}))
+    outcomes = await CreateStage().run([job], client)
+    assert [r.method for r in client.requests] == expected
+    assert isinstance(outcomes[0], Done)
+
+
+@pytest.mark.parametrize(
+    ("status", "error_class"),
+    [
+        (400, ErrorClass.ITEM),
+        (422, ErrorClass.ITEM),
+        (403, ErrorClass.AUTH),
+        (503, ErrorClass.RETRYABLE),
+        (429, ErrorClass.RETRYABLE),
+    ],
+)
+async def test_errors_are_classified_with_the_server_message(
+    status: int, error_class: ErrorClass
+) -> None:
+    body = {
+        "@type": "ConstraintViolationList",
+        "violations": [{"propertyPath": "classification", "message": "Unknown classification"}],
+    }
+    client = ScriptedClient(reply(status, body, {"retry-after": "3"}))
+    with pytest.raises(RequestFailed) as failure:
+        await CreateStage().run([asset(id="x", remote_path="https://i.example.com/x")], client)
+    assert failure.value.error_class is error_class
+    assert failure.value.error.http_status == status
+    assert "classification: Unknown classification" in failure.value.error.message
+    assert failure.value.retry_after == 3.0
+
+
+async def test_v5_link_body_and_lost_answer_lookup() -> None:
+    job = link(attributes={"note": "x"})
+    client = ScriptedClient(reply(201, {"id": "l-1"}))
+    outcomes = await V5LinkStage().run([job], client)
+    assert client.requests[0].json == {
+        "origin": {"id": "shoe"},
+        "target": {"id": "blue_shoe"},
+        "linkType": {"id": "ref_refCol"},
+        "attributes": {"note": "x"},
+        "sequence": 1,
+    }
+    assert outcomes == [Done(remote_id="l-1", extra={"action": "created"})]
+    job.maybe_applied = True
+    client = ScriptedClient(reply(200, {"hydra:member": [{"id": "l-1"}], "hydra:totalItems": 1}))
+    outcomes = await V5LinkStage().run([job], client)
+    assert [(r.method, r.url) for r in client.requests] == [("GET", "api/links")]
+    assert client.requests[0].params == {
+        "origin.id": "shoe",
+        "target.id": "blue_shoe",
+        "linkType.id": "ref_refCol",
+    }
+    assert outcomes == [Done(remote_id="l-1", extra={"action": "created"})]
+
+
+async def test_v5_link_that_exists_already_is_not_an_error() -> None:
+    client = ScriptedClient(
+        reply(409, {"hydra:description": "exists"}), reply(200, {"hydra:member": [{"id": "l-9"}]})
+    )
+    outcomes = await V5LinkStage().run([link()], client)
+    assert outcomes == [Done(remote_id="l-9", extra={"action": "exists"})]
+
+
+async def test_object_endpoints_are_refused_for_quable_links() -> None:
+    job = Job(LinkRecord(Origin("l.jsonl", 3), {"class": "product", "id": 1}, "x", "t"))
+    outcomes = await V5LinkStage().run([job], ScriptedClient())
+    assert isinstance(outcomes[0], Failed) and outcomes[0].error.type == "InvalidInput"
+
+
+async def test_v4_groups_one_document_and_type_per_request() -> None:
+    stage = V4LinkStage(batch_size=50)
+    jobs = [link("suede_shoe", "blue_suede_shoe", 1), link("suede_shoe", "red_suede_shoe", None)]
+    assert stage.grouped and stage.group_key(jobs[0]) == stage.group_key(jobs[1])
+    client = ScriptedClient(reply(200, {"added": ["blue_suede_shoe"]}))
+    outcomes: Sequence[Any] = await stage.run(jobs, client)
+    request = client.requests[0]
+    assert (request.method, request.url) == (
+        "POST",
+        "api_1.php/documents/suede_shoe/links/ref_refCol",
+    )
+    assert request.json == {
+        "mode": "update",
+        "items": [
+            {"target_code": "blue_suede_shoe", "sequence": 1},
+            {"target_code": "red_suede_shoe", "sequence": 2},
+        ],
+    }
+    assert all(isinstance(o, Done) for o in outcomes)
+
+
+def test_login_and_refresh_requests() -> None:
+    login = QuableLogin("api-user", "p4ssw0rd-secret")
+    request = login.login_request()
+    assert (request.method, request.url, request.authenticated) == ("POST", "sessions", False)
+    assert request.form == {
+        "signin[username]": "api-user",
+        "signin[password]": "p4ssw0rd-secret",
+        "signin[remember]": "true",
+    }
+    token = login.parse_token(
+        reply(200, {"access_token": "fd55", "expires_in": 3600, "refresh_token": "ec58"}), 100.0
+    )
+    assert token.value == "fd55" and token.expires_at == 3700.0
+    refresh = login.refresh_request(token)
+    assert refresh is not None and refresh.method == "GET" and refresh.url == "sessions"
+    assert refresh.headers == {"Cookie": "quable-remember-me=ec58"}
+    assert login.auth_headers(token) == {"Authorization": "Bearer fd55"}
+    with pytest.raises(AuthError):
+        login.parse_token(reply(200, {"message": "no token"}), 0.0)
