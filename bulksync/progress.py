@@ -51,7 +51,9 @@ class RunProgress:
             transient=False,
         )
         self._tasks: dict[int, TaskID] = {}
-        self._started = time.monotonic()
+        self._first_seen: dict[int, float] = {}
+        self._last_change: dict[int, float] = {}
+        self._last_count: dict[int, int] = {}
 
     def __enter__(self) -> RunProgress:
         if self.enabled:
@@ -69,10 +71,17 @@ class RunProgress:
             self._progress.stop()
 
     def refresh(self) -> None:
-        elapsed = max(time.monotonic() - self._started, 1e-6)
+        now = time.monotonic()
         for index, counters in enumerate(self._engine.counters):
             finished = counters.done + counters.failed
-            rate = f"{counters.done / elapsed:.1f}"
+            # Each stage's rate counts from its own first item: links start after assets.
+            if finished and index not in self._first_seen:
+                self._first_seen[index] = now
+            if finished != self._last_count.get(index):
+                self._last_count[index], self._last_change[index] = finished, now
+            # ... and stops counting when the stage stops moving (done, or waiting).
+            elapsed = self._last_change.get(index, now) - self._first_seen.get(index, now)
+            rate = f"{counters.done / elapsed:.1f}" if elapsed > 0.5 else "-"
             if index not in self._tasks:
                 total = self._totals.get(counters.kind)
                 description = f"{counters.kind}s {counters.name}"
