@@ -147,7 +147,9 @@ class StagePool:
             kind = "Timeout" if exc.timeout else "ConnectionError"
             for job in jobs:
                 job.maybe_applied = job.maybe_applied or exc.maybe_applied
-            return [Failed(ErrorInfo(kind, str(exc)), retryable=True)] * len(jobs)
+            # A batch that timed out may simply be too big for the server: halve it.
+            split = exc.timeout and len(jobs) > 1
+            return [Failed(ErrorInfo(kind, str(exc)), retryable=True, isolate=split)] * len(jobs)
         if len(outcomes) != len(jobs):
             raise FatalTargetError(
                 f"stage {self.stage.name} returned {len(outcomes)} outcomes for {len(jobs)} items"

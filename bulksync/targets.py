@@ -44,7 +44,17 @@ def build_quable(config: Config) -> BuiltTarget:
     return build(config)
 
 
-BUILDERS: dict[str, Callable[[Config], BuiltTarget]] = {"fake": build_fake, "quable": build_quable}
+def build_propeller(config: Config) -> BuiltTarget:
+    from .connectors.propeller import build_propeller as build
+
+    return build(config)
+
+
+BUILDERS: dict[str, Callable[[Config], BuiltTarget]] = {
+    "fake": build_fake,
+    "quable": build_quable,
+    "propeller": build_propeller,
+}
 
 
 def build_target(config: Config) -> BuiltTarget:

@@ -1,0 +1,64 @@
+"""Propeller as a target: bulk link chunks, OAuth client credentials."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
+
+from ...auth import SessionAuth
+from ...connector import Stage
+from ...errors import ConfigError
+from ...records import Kind
+from ...transport import AiohttpTransport
+from ._auth import PropellerLogin
+from ._links import BulkLinkStage
+
+if TYPE_CHECKING:
+    from ...config import Config
+    from ...targets import BuiltTarget
+
+
+@dataclass(slots=True)
+class PropellerOptions:
+    """The [propeller] table of a job config."""
+
+    chunk: int = 100  # links per bulk call (newer Propeller endpoints cap at 100)
+    subtype: str | None = None  # for links whose input has none (the field is required)
+    token_path: str = "oauth2/token"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.chunk, int) or not 1 <= self.chunk <= 1000:
+            raise ConfigError("[propeller] chunk must be an integer from 1 to 1000")
+
+
+class PropellerConnector:
+    name = "propeller"
+
+    def __init__(self, options: PropellerOptions | None = None) -> None:
+        self.options = options or PropellerOptions()
+
+    def stages(self, kind: Kind) -> Sequence[Stage]:
+        if kind != "link":
+            raise ConfigError("the Propeller connector takes links only (no [inputs] assets)")
+        return [BulkLinkStage(self.options.chunk, self.options.subtype)]
+
+
+def build_propeller(config: Config) -> BuiltTarget:
+    from ...client import Target
+    from ...targets import BuiltTarget, budget_for
+
+    known = {f.name for f in fields(PropellerOptions)}
+    options = PropellerOptions(**config.section("propeller", known))
+    target_config = config.target
+    login = PropellerLogin(
+        config.secret(target_config.client_id_env, "Propeller client id"),
+        config.secret(target_config.client_secret_env, "Propeller client secret"),
+        options.token_path,
+    )
+    transport = AiohttpTransport(
+        max_connections=config.limits.concurrency, timeout_s=target_config.timeout_s
+    )
+    # Propeller documents no request rate: none unless the job sets one.
+    target = Target(target_config.base_url, transport, budget_for(config), SessionAuth(login))
+    return BuiltTarget(PropellerConnector(options), target)

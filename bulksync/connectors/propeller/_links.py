@@ -1,0 +1,208 @@
+"""`POST /links/bulk/{id|sourceId}`: up to a chunk of links per call, one result per link.
+
+Propeller answers 200 even when items fail, so every `data[]` entry is read and mapped back
+to its input line (checked by its `from` and `to`, never trusted by position alone). A
+whole-chunk 400 `SchemaValidationException` names the bad items (`#/links/3/type`): those fail
+and the rest of the chunk is sent again without them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+from ...connector import BaseStage, Client, Done, Failed, Job, Outcome
+from ...http import HttpRequest
+from ...records import LinkRecord
+from ...results import ErrorInfo
+from ._errors import envelope, propeller_error
+
+LINK_TYPES = frozenset(
+    {
+        "accessories",
+        "accessoryfor",
+        "related",
+        "relatedfor",
+        "alternatives",
+        "options",
+        "parts",
+        "partfor",
+    }
+)
+_ITEM_PATH = re.compile(r"#/links/(\d+)\b")
+
+
+def lookup_key(endpoint: Any) -> str | None:
+    """`id` for `{class, id}`, `sourceId` for `{class, source, sourceId[, language]}`."""
+    if not isinstance(endpoint, Mapping) or not isinstance(endpoint.get("class"), str):
+        return None
+    if set(endpoint) == {"class", "id"}:
+        return "id"
+    if (
+        {"class", "source", "sourceId"}
+        <= set(endpoint)
+        <= {"class", "source", "sourceId", "language"}
+    ):
+        return "sourceId"
+    return None
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Endpoints compared as Propeller echoes them (ids may come back as numbers or text)."""
+    if not isinstance(a, Mapping) or not isinstance(b, Mapping) or set(a) != set(b):
+        return False
+    return all(str(a[key]) == str(b[key]) for key in a)
+
+
+class BulkLinkStage(BaseStage):
+    name = "link"
+    grouped = True  # one lookup key per call: links are grouped by theirs
+
+    def __init__(self, chunk: int = 100, default_subtype: str | None = None) -> None:
+        self.batch_size = chunk
+        self._default_subtype = default_subtype
+
+    def group_key(self, job: Job) -> Hashable:
+        record = job.record
+        assert isinstance(record, LinkRecord)
+        return lookup_key(record.from_)
+
+    async def run(self, jobs: Sequence[Job], client: Client) -> Sequence[Outcome]:
+        outcomes: list[Outcome | None] = [self._check(job) for job in jobs]
+        pending = [i for i, outcome in enumerate(outcomes) if outcome is None]
+        while pending:
+            key = lookup_key(jobs[pending[0]].record.from_)  # type: ignore[union-attr]
+            payload = {"links": [self._link(jobs[i]) for i in pending]}
+            response = await client.send(HttpRequest("POST", f"links/bulk/{key}", json=payload))
+            if response.status == 400:
+                failure = envelope(response)
+                bad = _named_items(failure.messages, len(pending)) if failure.code == 10007 else {}
+                if bad and len(bad) < len(pending):
+                    for index, message in bad.items():
+                        error = ErrorInfo("SchemaValidationException", message, 400)
+                        outcomes[pending[index]] = Failed(
+                            error, extra=self._fields(jobs[pending[index]], key)
+                        )
+                    pending = [p for n, p in enumerate(pending) if n not in bad]
+                    continue  # the rest of the chunk, without the items the server named
+            if not response.ok:
+                raise propeller_error(response)
+            self._read_results(response.json(), jobs, pending, outcomes, key or "")
+            pending = []
+        return [outcome or Done() for outcome in outcomes]
+
+    def _check(self, job: Job) -> Failed | None:
+        record = job.record
+        assert isinstance(record, LinkRecord)
+        key = lookup_key(record.from_)
+        if key is None or lookup_key(record.to) != key:
+            return _invalid(
+                "Propeller links need 'from' and 'to' as {class, id} or "
+                "{class, source, sourceId[, language]}, both of the same kind"
+            )
+        if record.type not in LINK_TYPES:
+            return _invalid(f"type '{record.type}' is not one of {', '.join(sorted(LINK_TYPES))}")
+        if record.subtype is None and self._default_subtype is None:
+            return _invalid("Propeller requires a 'subtype' (or set [propeller] subtype)")
+        return None
+
+    def _link(self, job: Job) -> dict[str, Any]:
+        record = job.record
+        assert isinstance(record, LinkRecord)
+        link: dict[str, Any] = {
+            "type": record.type,
+            "subtype": record.subtype if record.subtype is not None else self._default_subtype,
+            "from": _plain(record.from_),
+            "to": _plain(record.to),
+        }
+        for name, value in (
+            ("isDefault", record.is_default),
+            ("isActive", record.is_active),
+            ("priority", record.priority),
+        ):
+            if value is not None:
+                link[name] = value
+        return link
+
+    def _fields(
+        self, job: Job, key: str | None, entry: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The seed's per-item fields, for the result line."""
+        record = job.record
+        assert isinstance(record, LinkRecord)
+        fields: dict[str, Any] = {
+            "from": _plain(record.from_),
+            "to": _plain(record.to),
+            "lookupKey": key,
+        }
+        if entry is not None and entry.get("id") is not None:
+            fields["id"] = entry["id"]
+        return fields
+
+    def _read_results(
+        self,
+        body: Any,
+        jobs: Sequence[Job],
+        pending: list[int],
+        outcomes: list[Outcome | None],
+        key: str,
+    ) -> None:
+        entries = body.get("data") if isinstance(body, dict) else None
+        entries = entries if isinstance(entries, list) else []
+        unmatched = list(pending)
+        for position, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                continue
+            index = self._match(entry, jobs, unmatched, position, pending)
+            if index is None:
+                continue
+            unmatched.remove(index)
+            fields = self._fields(jobs[index], key, entry)
+            if entry.get("success") is True:
+                remote = entry.get("id")
+                outcomes[index] = Done(
+                    remote_id=None if remote is None else str(remote), extra=fields
+                )
+            else:
+                message = str(entry.get("error") or "the link was not saved")
+                outcomes[index] = Failed(ErrorInfo("LinkFailed", message, 200), extra=fields)
+        for index in unmatched:
+            error = ErrorInfo("MissingResult", "the bulk answer has no entry for this link")
+            outcomes[index] = Failed(error, retryable=True, extra=self._fields(jobs[index], key))
+
+    def _match(
+        self,
+        entry: Mapping[str, Any],
+        jobs: Sequence[Job],
+        unmatched: list[int],
+        position: int,
+        pending: list[int],
+    ) -> int | None:
+        def fits(index: int) -> bool:
+            record = jobs[index].record
+            assert isinstance(record, LinkRecord)
+            return _same(entry.get("from"), record.from_) and _same(entry.get("to"), record.to)
+
+        # Entries come back in request order; the check guards against an answer that is not.
+        if position < len(pending) and pending[position] in unmatched and fits(pending[position]):
+            return pending[position]
+        return next((index for index in unmatched if fits(index)), None)
+
+
+def _named_items(messages: list[str], count: int) -> dict[int, str]:
+    named: dict[int, str] = {}
+    for message in messages:
+        for match in _ITEM_PATH.finditer(message):
+            index = int(match.group(1))
+            if index < count:
+                named[index] = f"{named[index]}; {message}" if index in named else message
+    return named
+
+
+def _plain(endpoint: Any) -> Any:
+    return dict(endpoint) if isinstance(endpoint, Mapping) else endpoint
+
+
+def _invalid(message: str) -> Failed:
+    return Failed(ErrorInfo("InvalidInput", message))

@@ -1,0 +1,272 @@
+"""The Propeller connector: request shapes against a scripted client, and end to end against
+the sandbox over real HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+import orjson
+import pytest
+
+from bulksync.config import Config, InputsConfig, LimitsConfig, OutputConfig, TargetConfig
+from bulksync.connector import Done, Failed, Job, RequestFailed
+from bulksync.connectors.propeller._auth import PropellerLogin
+from bulksync.connectors.propeller._links import BulkLinkStage
+from bulksync.errors import ErrorClass
+from bulksync.http import HttpRequest, HttpResponse
+from bulksync.records import LinkRecord, Origin
+from bulksync.runner import run_job_async
+from bulksync.sandbox import SandboxSettings, running_sandbox
+
+SEED_FIELDS = {"from", "to", "id", "lookupKey", "success", "error"}
+
+
+def reply(status: int, body: Any) -> HttpResponse:
+    return HttpResponse(status, {"content-type": "application/json"}, orjson.dumps(body))
+
+
+class ScriptedClient:
+    def __init__(self, *answers: HttpResponse) -> None:
+        self.answers = list(answers)
+        self.requests: list[HttpRequest] = []
+
+    async def send(self, request: HttpRequest) -> HttpResponse:
+        self.requests.append(request)
+        return self.answers.pop(0)
+
+
+def product(pid: int) -> dict[str, Any]:
+    return {"class": "product", "id": pid}
+
+
+def link_job(
+    line: int, frm: Any, to: Any, type_: str = "accessories", subtype: str | None = "x"
+) -> Job:
+    return Job(LinkRecord(Origin("links.jsonl", line), frm, to, type_, subtype=subtype))
+
+
+def entry(
+    frm: Any, to: Any, link_id: int | None = None, error: str | None = None
+) -> dict[str, Any]:
+    item: dict[str, Any] = {"from": frm, "to": to, "lookupKey": "id", "success": error is None}
+    if error is None:
+        item["id"] = link_id
+    else:
+        item["error"] = error
+    return item
+
+
+async def test_bulk_request_shape_and_per_item_results_matched_by_from_and_to() -> None:
+    jobs = [link_job(1, product(1), product(2)), link_job(2, product(19815), product(204))]
+    jobs[0] = Job(
+        LinkRecord(
+            Origin("l", 1),
+            product(1),
+            product(2),
+            "accessories",
+            subtype="x",
+            priority=3,
+            is_default=True,
+            is_active=False,
+        )
+    )
+    # Answered out of order, with ids echoed as text: matched by from/to, not by position.
+    answer = {
+        "data": [
+            entry(
+                {"class": "product", "id": "19815"},
+                product(204),
+                error="Product with id [19815] not found",
+            ),
+            entry(product(1), product(2), link_id=543973),
+        ],
+        "messages": ["Completed"],
+        "total": 2,
+    }
+    client = ScriptedClient(reply(200, answer))
+    outcomes = await BulkLinkStage(chunk=100).run(jobs, client)
+    request = client.requests[0]
+    assert (request.method, request.url) == ("POST", "links/bulk/id")
+    assert request.json == {
+        "links": [
+            {
+                "type": "accessories",
+                "subtype": "x",
+                "from": product(1),
+                "to": product(2),
+                "isDefault": True,
+                "isActive": False,
+                "priority": 3,
+            },
+            {"type": "accessories", "subtype": "x", "from": product(19815), "to": product(204)},
+        ]
+    }
+    assert isinstance(outcomes[0], Done) and outcomes[0].remote_id == "543973"
+    assert outcomes[0].extra == {
+        "from": product(1),
+        "to": product(2),
+        "lookupKey": "id",
+        "id": 543973,
+    }
+    assert isinstance(outcomes[1], Failed) and not outcomes[1].retryable
+    assert outcomes[1].error.message == "Product with id [19815] not found"
+
+
+async def test_schema_error_fails_the_named_item_and_resends_the_rest() -> None:
+    jobs = [link_job(i, product(i), product(i + 1)) for i in range(1, 5)]
+    schema = {
+        "error": {
+            "code": 10007,
+            "status": 400,
+            "type": "SchemaValidationException",
+            "messages": ["#/links/2/from/id: expected type: Integer, found: String"],
+        }
+    }
+    ok = {
+        "data": [entry(product(i), product(i + 1), 10 + i) for i in (1, 2, 4)],
+        "messages": ["Completed"],
+        "total": 3,
+    }
+    client = ScriptedClient(reply(400, schema), reply(200, ok))
+    outcomes = await BulkLinkStage().run(jobs, client)
+    assert len(client.requests) == 2
+    assert [link["from"]["id"] for link in client.requests[1].json["links"]] == [1, 2, 4]
+    assert isinstance(outcomes[2], Failed) and outcomes[2].error.type == "SchemaValidationException"
+    assert "#/links/2/from/id" in outcomes[2].error.message
+    assert [isinstance(o, Done) for o in outcomes] == [True, True, False, True]
+
+
+async def test_a_missing_entry_is_retryable_and_bad_input_is_refused_locally() -> None:
+    jobs = [
+        link_job(1, product(1), product(2)),
+        link_job(2, product(3), product(4)),
+        link_job(3, product(5), product(6), type_="crosssell"),
+        link_job(4, product(7), product(8), subtype=None),
+        link_job(5, "sku-1", product(8)),
+    ]
+    client = ScriptedClient(
+        reply(
+            200, {"data": [entry(product(1), product(2), 1)], "messages": ["Completed"], "total": 1}
+        )
+    )
+    outcomes = await BulkLinkStage().run(jobs, client)
+    assert len(client.requests[0].json["links"]) == 2
+    assert isinstance(outcomes[0], Done)
+    assert isinstance(outcomes[1], Failed) and outcomes[1].retryable
+    for index in (2, 3, 4):
+        assert isinstance(outcomes[index], Failed) and outcomes[index].error.type == "InvalidInput"
+    assert "subtype" in outcomes[3].error.message  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("status", "error_class"),
+    [(400, ErrorClass.ITEM), (503, ErrorClass.RETRYABLE), (429, ErrorClass.RETRYABLE)],
+)
+async def test_whole_chunk_errors_are_classified(status: int, error_class: ErrorClass) -> None:
+    body = {
+        "error": {
+            "code": 10006,
+            "status": status,
+            "type": "InvalidLookupKey",
+            "messages": ["Invalid lookup key"],
+        }
+    }
+    with pytest.raises(RequestFailed) as failure:
+        await BulkLinkStage().run(
+            [link_job(1, product(1), product(2))], ScriptedClient(reply(status, body))
+        )
+    assert failure.value.error_class is error_class
+    assert failure.value.error.type == "InvalidLookupKey"
+
+
+def test_token_request_and_string_expires_in() -> None:
+    login = PropellerLogin("my-client", "my-secret-value")
+    request = login.login_request()
+    assert (request.method, request.url, request.authenticated) == ("POST", "oauth2/token", False)
+    assert request.form == {
+        "grant_type": "client_credentials",
+        "client_id": "my-client",
+        "client_secret": "my-secret-value",
+    }
+    token = login.parse_token(
+        reply(200, {"access_token": "abc", "token_type": "BearerToken", "expires_in": "1899"}), 10.0
+    )
+    assert token.expires_at == 1909.0
+    assert login.auth_headers(token) == {"Authorization": "Bearer abc"}
+
+
+def sandbox_config(folder: Path, url: str, links: list[dict[str, Any]]) -> Config:
+    path = folder / "links.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(item) + b"\n" for item in links))
+    return Config(
+        target=TargetConfig(
+            kind="propeller", base_url=url, client_id_env="PROP_ID", client_secret_env="PROP_SECRET"
+        ),
+        inputs=InputsConfig(links=path),
+        limits=LimitsConfig(concurrency=8, max_elapsed_s=60),
+        output=OutputConfig(results=folder / "results.jsonl", progress=False),
+        sections={"propeller": {"subtype": "bulksync"}},
+    )
+
+
+@pytest.fixture(autouse=True)
+def _credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROP_ID", "sandbox")
+    monkeypatch.setenv("PROP_SECRET", "sandbox")
+
+
+def product_links(count: int, products: int) -> list[dict[str, Any]]:
+    pairs = [(a, b) for a in range(1, products + 1) for b in range(1, products + 1) if a != b]
+    return [{"from": product(a), "to": product(b), "type": "related"} for a, b in pairs[:count]]
+
+
+async def test_ten_thousand_links_take_at_most_a_hundred_bulk_requests(tmp_path: Path) -> None:
+    links = product_links(10_000, 101)
+    async with running_sandbox(
+        SandboxSettings().with_overrides({"propeller.seed_products": "101"})
+    ) as sandbox:
+        with anyio.fail_after(120):
+            report = await run_job_async(sandbox_config(tmp_path, sandbox.url, links), quiet=True)
+        requests = sandbox.state.stats.snapshot()["requests"]
+    assert report.exit_code == 0, report.summary
+    assert sum(requests["POST /links/bulk/{lookupKey}"].values()) <= 100
+    lines = [orjson.loads(x) for x in (tmp_path / "results.jsonl").read_bytes().splitlines()]
+    assert len(lines) == 10_000 and len({x["line"] for x in lines}) == 10_000
+    assert all(set(x) >= SEED_FIELDS and x["success"] and x["lookupKey"] == "id" for x in lines)
+
+
+async def test_faults_lose_and_duplicate_no_link(tmp_path: Path) -> None:
+    links = product_links(1_500, 40)
+    links.append({"from": product(1), "to": product(99_999), "type": "related"})  # unknown
+    settings = SandboxSettings().with_overrides(
+        {
+            "propeller.seed_products": "40",
+            "propeller.token_lifetime_s": "2",
+            "faults.seed": "5",
+            "faults.error_rate": "0.05",
+            "faults.disconnect_rate": "0.03",
+            "faults.drop_after_write_rate": "0.03",
+        }
+    )
+    async with running_sandbox(settings) as sandbox:
+        config = sandbox_config(tmp_path, sandbox.url, links)
+        config.sections["propeller"]["chunk"] = 25
+        with anyio.fail_after(120):
+            report = await run_job_async(config, quiet=True)
+        store = sandbox.state.store.propeller
+        faults = sandbox.state.stats.snapshot()["faults_injected"]
+    assert faults["total"] > 5
+    lines = {
+        x["line"]: x
+        for x in map(orjson.loads, (tmp_path / "results.jsonl").read_bytes().splitlines())
+    }
+    assert len(lines) == len(links)
+    assert report.exit_code == 1  # the unknown product, and only it
+    failed = [x for x in lines.values() if x["status"] == "failed"]
+    assert [x["line"] for x in failed] == [len(links)] and "not found" in failed[0]["error"][
+        "message"
+    ]
+    assert failed[0]["error"]["type"] == "LinkFailed"  # an item failure, not a transport one
+    assert len(store.links) == len(links) - 1
