@@ -20,12 +20,12 @@ from aiohttp import web
 from ._errors import (
     Api,
     Reply,
-    apigee_fault,
     json_response,
     ocapi_fault,
+    propeller_unauthorized,
     quable_error,
 )
-from ._http import OCAPI_BATCH, bearer_token, is_json_type, parse_form, parse_json, read_body
+from ._http import bearer_token, is_json_type, parse_form, parse_json, read_body
 from ._state import STATE, SandboxState
 
 REMEMBER_COOKIE = "quable-remember-me"
@@ -51,16 +51,16 @@ def check(
         verdict = state.tokens.check("propeller", token) if token else "invalid"
         if verdict == "ok":
             return None
-        if verdict == "expired":
-            return apigee_fault(
-                401, "Access Token expired", "keymanagement.service.access_token_expired"
-            )
-        return apigee_fault(401, "Invalid access token", "oauth.v2.InvalidAccessToken")
-    return _ocapi_check(state, request.path == OCAPI_BATCH, token)
+        return propeller_unauthorized(
+            verdict == "expired", state.settings.propeller.auth_error_shape
+        )
+    return _ocapi_check(state, token)
 
 
-def _ocapi_check(state: SandboxState, batch: bool, token: str | None) -> web.Response | None:
-    if token is None and not batch:
+def _ocapi_check(state: SandboxState, token: str | None) -> web.Response | None:
+    """The same 401s on the Data API and on the batch endpoint: an invalid or expired token is
+    ``InvalidAccessTokenException``, as REFERENCE.md documents for OCAPI."""
+    if token is None:
         return ocapi_fault(
             401, "AuthorizationHeaderMissingException", "Authorization header is missing."
         )
@@ -72,12 +72,6 @@ def _ocapi_check(state: SandboxState, batch: bool, token: str | None) -> web.Res
         )
     if state.tokens.check("ocapi", token) == "ok":
         return None
-    if batch:
-        return ocapi_fault(
-            401,
-            "InvalidTokenException",
-            "The token sent via Authorization: Bearer header is invalid or expired.",
-        )
     return ocapi_fault(
         401,
         "InvalidAccessTokenException",
@@ -182,9 +176,9 @@ async def propeller_token(request: web.Request) -> web.Response:
     grant_type = form.get("grant_type", "")
     if grant_type != "client_credentials":
         return _apigee_token_error(400, "invalid_request", f"Unsupported grant type : {grant_type}")
+    # Only the documented form fields: a client sending HTTP Basic credentials instead must
+    # fail here as it would against a server that follows the docs.
     client_id, secret = form.get("client_id"), form.get("client_secret")
-    if client_id is None and secret is None:
-        client_id, secret = _basic(request) or (None, None)
     knobs = state.settings.propeller
     if client_id is None:
         return _apigee_token_error(401, "invalid_client", "Client identifier is required")

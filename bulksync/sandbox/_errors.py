@@ -142,16 +142,18 @@ def ocapi_fault(
 # -- the same situation, in each API's words --------------------------------------------------
 
 
-def unauthorized(api: Api, message: str, *, expired: bool = False) -> web.Response:
-    if api == "quable":
-        return quable_error(401, message)
-    if api == "propeller":
-        if expired:
-            return apigee_fault(
-                401, "Access Token expired", "keymanagement.service.access_token_expired"
-            )
-        return apigee_fault(401, "Invalid access token", "oauth.v2.InvalidAccessToken")
-    return ocapi_fault(401, "InvalidAccessTokenException", message, {"accessToken": ""})
+def propeller_unauthorized(expired: bool, shape: str) -> web.Response:
+    """Propeller's 401. The docs give no 401 body: ``apigee`` is what the Apigee gateway in
+    front of it answers (its token response is Apigee's); ``envelope`` is the documented REST
+    error envelope, for a client that must not depend on either."""
+    if shape == "envelope":
+        message = "Access token expired" if expired else "Invalid access token"
+        return propeller_error(401, 401, "Unauthorized", [message])
+    if expired:
+        return apigee_fault(
+            401, "Access Token expired", "keymanagement.service.access_token_expired"
+        )
+    return apigee_fault(401, "Invalid access token", "oauth.v2.InvalidAccessToken")
 
 
 def too_many_requests(api: Api, retry_after: int | None) -> web.Response:

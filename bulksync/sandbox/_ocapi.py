@@ -5,7 +5,10 @@ Routes, under ``/s/-/dw/data/v23_2/catalogs/{catalog_id}/categories/{category_id
 ``GET|PUT|PATCH|DELETE .../category_links/{target_catalog_id}/{target_category_id}/{type}``.
 PUT is an upsert (201 created, 200 updated); ``_resource_state`` in the body or the
 ``x-dw-resource-state`` header must match or the answer is 409 ResourceStateConflictException.
-Fault documents and their messages are the seed's, word for word.
+The state travels in the ``x-dw-resource-state`` response header, as in the seed's samples;
+the seed's CategoryLink bodies carry no ``_resource_state`` (the knob
+``ocapi.resource_state_in_body`` adds it). Fault documents and their messages are the seed's,
+word for word.
 """
 
 from __future__ import annotations
@@ -121,10 +124,10 @@ def _render(
         quote(part, safe="")
         for part in (src_cat, "categories", src, "category_links", tgt_cat, tgt, type_)
     )
-    return {
-        "_v": OCAPI_VERSION,
-        "_type": "category_link",
-        "_resource_state": resource_state(key, record),
+    body: dict[str, Any] = {"_v": OCAPI_VERSION, "_type": "category_link"}
+    if state.settings.ocapi.resource_state_in_body:
+        body["_resource_state"] = resource_state(key, record)
+    return body | {
         "last_modified": record["last_modified"],
         "link": link,
         "position": record["position"],
@@ -144,7 +147,7 @@ def _one(
     state: SandboxState, call: Call, key: tuple[str, ...], record: dict[str, Any], status: int
 ) -> Result:
     body = _render(state, call, key, record)
-    headers = {"x-dw-resource-state": body["_resource_state"]}
+    headers = {"x-dw-resource-state": resource_state(key, record)}
     return Result(status, _ocapi_select.apply(body, selector(call)), headers)
 
 

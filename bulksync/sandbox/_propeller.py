@@ -5,8 +5,11 @@ The bulk answer is the vendor's (seed 002): HTTP 200 even when items fail, one `
 per item with ``from``, ``to``, ``lookupKey``, ``success`` and ``id`` or ``error``, then
 ``messages: ["Completed"]`` and ``total``. Whole-request 400s only for an invalid lookup key
 (10006, case-sensitive), a schema error (10007, naming the item), a missing lookup key (10016)
-or invalid JSON (10005). A link is identified by (from, to, type): a second bulk call for the
-same triple updates the link and keeps its id.
+or invalid JSON (10005). The seed says "If a link for resources with such id doesn't already
+exist, it will be created. If it does exist, it will be updated": by default a link is
+identified by its two resources (from, to), so a second bulk item for the same pair updates
+that link (type included) and keeps its id; the knob ``propeller.link_identity`` can add the
+type, or the type and subtype, to the identity.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from ._errors import Reply, json_response, propeller_error
-from ._http import is_json_type, parse_json, read_body
+from ._http import parse_json, read_body
 from ._propeller_schema import LOOKUP_KEYS, check_bulk, check_search
 from ._state import STATE
 from ._store import PropellerStore, now_iso
@@ -26,7 +29,7 @@ from ._store import PropellerStore, now_iso
 
 async def _json(request: web.Request) -> Any:
     body = await read_body(request, "propeller")
-    if not is_json_type(request.content_type.lower()):
+    if request.content_type.lower() != "application/json":  # the seed's only request type
         raise Reply(
             propeller_error(
                 400,
@@ -98,7 +101,9 @@ async def bulk_links(request: web.Request) -> web.Response:
             )
             continue
         assert isinstance(origin, int) and isinstance(target, int)
-        link_id = _upsert(state.store.propeller, item, origin, target, state.stats.duplicate)
+        link_id = _upsert(
+            state.store.propeller, item, origin, target, knobs.link_identity, state.stats.duplicate
+        )
         writes += 1
         results.append(
             {
@@ -119,10 +124,18 @@ def _upsert(
     item: dict[str, Any],
     origin: int,
     target: int,
+    identity: str,
     duplicate: Callable[[str], None],
 ) -> int:
     from_cls, to_cls = item["from"]["class"], item["to"]["class"]
-    key = (from_cls, origin, to_cls, target, item["type"])
+    key = (
+        from_cls,
+        origin,
+        to_cls,
+        target,
+        item["type"] if identity != "from_to" else "",
+        item["subtype"] if identity == "from_to_type_subtype" else "",
+    )
     fields = {
         "type": item["type"],
         "subtype": item["subtype"],

@@ -242,13 +242,9 @@ def _validate(
     v = Violations()
     file_id = v.ref(data, "file", required=False)
     remote = v.string(data, "remotePath", required=False)
-    if (
-        creating
-        and file_id is None
-        and remote is None
-        and "file" not in data
-        and "remotePath" not in data
-    ):
+    # An asset is "a binary file" plus attribute values (seed 001): a create must name its
+    # binary, and a null file or remotePath names none.
+    if creating and data.get("file") is None and data.get("remotePath") is None:
         v.add("file", "Either file or remotePath must be provided.")
     if file_id is not None and remote is not None:
         v.add("remotePath", "Provide either file or remotePath, not both.")

@@ -1,8 +1,12 @@
 """Quable v4 links: ``POST /api_1.php/documents/{document_code}/links/{link_type_code}``.
 
-Per the vendor's cookbook (seed 000): ``mode`` ``update`` (the default) adds the items and
-leaves existing links untouched, so re-adding a link is a no-op; ``replace`` makes the links of
-that type exactly the items, and an empty ``items`` removes them all. The success body is not
+Per the vendor's cookbook (seed 000): ``mode`` ``update`` (the default) adds the items, and
+re-adding an existing link is a no-op ("If one or both of these links already exists, nothing
+is changed"); ``replace`` makes the links of that type exactly the items, and an empty
+``items`` removes them all. The seed also says "To edit existing links, use the mode: update"
+without saying what an update does to an existing link's sequence: the knob
+``quable.v4_update_existing`` chooses ``keep`` (default: the stricter reading, a client must
+use ``replace`` to move a link) or ``edit``. The success body is not
 documented: the sandbox answers what changed (``added``/``updated``/``removed``/``unchanged``)
 and the resulting ``links``. Links made here are the same links ``/api/links`` lists.
 """
@@ -14,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from ._errors import Reply, json_response, quable_v4_error
-from ._http import is_json_type, parse_json, read_body
+from ._http import parse_json, read_body
 from ._hydra import knobs
 from ._quable_links import unknown_link_type
 from ._state import STATE
@@ -25,7 +29,7 @@ MODES = ("update", "replace")
 
 async def _body(request: web.Request) -> dict[str, Any]:
     body = await read_body(request, "quable")
-    if not is_json_type(request.content_type.lower()):
+    if request.content_type.lower() != "application/json":  # the seed's only Content-Type
         raise Reply(quable_v4_error(415, "Content-Type must be application/json."))
     try:
         data = parse_json(body)
@@ -95,12 +99,18 @@ async def document_links(request: web.Request) -> web.Response:
                 link["sequence"] = wanted[target]
                 link["dateModified"] = now_iso()
                 updated.append(target)
+    edit = mode == "update" and settings.v4_update_existing == "edit"
     for code, sequence in wanted.items():
-        if store.find_link(doc_code, link_type, code) is not None:
-            if code not in updated:
+        existing = store.find_link(doc_code, link_type, code)
+        if existing is not None:
+            if mode == "update":
+                state.stats.duplicate("v4_link")
+            if edit and existing["sequence"] != sequence:
+                existing["sequence"] = sequence
+                existing["dateModified"] = now_iso()
+                updated.append(code)
+            elif code not in updated:
                 unchanged.append(code)
-                if mode == "update":
-                    state.stats.duplicate("v4_link")
             continue
         kind = store.kind_of(code)
         assert kind is not None

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 APIS = ("quable", "propeller", "ocapi")
+LINK_IDENTITIES = ("from_to", "from_to_type", "from_to_type_subtype")
 MIB = 1024 * 1024
 
 
@@ -69,12 +70,17 @@ class QuableSettings:
     session_lifetime_s: float = _knob(3600.0, "lifetime of a session access token")
     remember_lifetime_s: float = _knob(2592000.0, "lifetime of the quable-remember-me token")
     session_status: int = _knob(200, "HTTP status of a successful POST /sessions")
+    refresh_invalidates_previous: bool = _knob(
+        True, "GET /sessions (remember-me refresh) also invalidates the user's previous token"
+    )
     latency: LatencySettings = field(default_factory=LatencySettings)
     rate_limit: RateLimitSettings = field(default_factory=lambda: _QUABLE_WINDOWS)
     max_body_bytes: int = _knob(100 * MIB, "larger request bodies get 413")
     default_page_size: int = _knob(30, "collection page size when no limit is given")
     max_page_size: int = _knob(100, "a larger limit is clamped to this (API Platform style)")
-    validation_status: int = _knob(422, "status of a ConstraintViolationList (400 or 422)")
+    validation_status: int = _knob(
+        400, "status of a ConstraintViolationList: 400 as the docs say, or 422 (API Platform)"
+    )
     duplicate_status: int = _knob(409, "status when creating an id that already exists")
     unknown_reference_status: int = _knob(400, "status for an unknown file, origin or target")
     duplicate_links: str = _knob("reject", "a second identical v5 link: reject or allow")
@@ -86,10 +92,15 @@ class QuableSettings:
     documents_file: str = _knob("", "JSONL file of documents to create at start")
     document_type: str = _knob("product", "documentType of the counted seed documents")
     v4_success_status: int = _knob(200, "status of a successful v4 links call")
+    v4_update_existing: str = _knob(
+        "keep", "v4 mode update on an existing link: keep its sequence, or edit it"
+    )
 
     def __post_init__(self) -> None:
         if self.duplicate_links not in ("reject", "allow"):
             raise SettingsError("quable.duplicate_links must be 'reject' or 'allow'")
+        if self.v4_update_existing not in ("keep", "edit"):
+            raise SettingsError("quable.v4_update_existing must be 'keep' or 'edit'")
         if not 1 <= self.default_page_size <= self.max_page_size:
             raise SettingsError("quable page sizes: need 1 <= default_page_size <= max_page_size")
 
@@ -100,11 +111,19 @@ class PropellerSettings:
     client_secret: str = _knob("sandbox", "OAuth2 client secret")
     tokens: tuple[str, ...] = _knob((), "static bearer tokens (never expire)")
     token_lifetime_s: float = _knob(1899.0, "lifetime of an access token")
+    auth_error_shape: str = _knob(
+        "apigee", "body of a 401: apigee (gateway fault) or envelope (the REST error envelope)"
+    )
     latency: LatencySettings = field(default_factory=LatencySettings)
     rate_limit: RateLimitSettings = field(default_factory=RateLimitSettings)
     max_body_bytes: int = _knob(10 * MIB, "larger request bodies get 413")
     max_items_per_call: int = _knob(100, "bulk calls with more links get 400")
     reject_unknown_fields: bool = _knob(True, "schema error for link fields not in the docs")
+    link_identity: str = _knob(
+        "from_to",
+        "what makes a bulk item update an existing link: from_to, "
+        "from_to_type or from_to_type_subtype",
+    )
     seed_products: int = _knob(100, "products with ids 1..N created at start")
     seed_categories: int = _knob(20, "categories with ids 1..N created at start")
     resources_file: str = _knob("", "JSONL file of products/categories to create at start")
@@ -114,6 +133,12 @@ class PropellerSettings:
     def __post_init__(self) -> None:
         if self.max_items_per_call < 1:
             raise SettingsError("propeller.max_items_per_call must be positive")
+        if self.auth_error_shape not in ("apigee", "envelope"):
+            raise SettingsError("propeller.auth_error_shape must be 'apigee' or 'envelope'")
+        if self.link_identity not in LINK_IDENTITIES:
+            raise SettingsError(
+                "propeller.link_identity must be one of " + ", ".join(LINK_IDENTITIES)
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +154,9 @@ class OcapiSettings:
     default_count: int = _knob(25, "page size of a list when no count is given")
     max_count: int = _knob(200, "largest accepted count")
     max_start: int = _knob(999, "largest accepted start")
+    resource_state_in_body: bool = _knob(
+        False, "also put _resource_state in category_link bodies (the header is always sent)"
+    )
     seed_catalogs: int = _knob(2, "catalogs catalog-1..N created at start")
     seed_categories: int = _knob(20, "categories category-0001..N (plus root) per catalog")
     catalogs_file: str = _knob("", "JSONL file of catalogs/categories to create at start")

@@ -128,7 +128,9 @@ class QuableStore:
         }
 
 
-LinkKey = tuple[str, int, str, int, str]  # from class, from id, to class, to id, type
+# from class, from id, to class, to id, then type and subtype ("" when not part of the
+# identity chosen by propeller.link_identity)
+LinkKey = tuple[str, int, str, int, str, str]
 
 
 @dataclass

@@ -44,7 +44,7 @@ class TokenRegistry:
 
     def reset(self) -> None:
         self._quable_sessions: dict[str, _Session] = {}
-        self._quable_current: dict[str, str] = {}  # user -> the one live access token
+        self._quable_live: dict[str, list[str]] = {}  # user -> live access tokens
         self._quable_remember: dict[str, _Session] = {}  # remember-me token -> owner
         self._quable_user_remember: dict[str, str] = {}
         self._bearer: dict[str, dict[str, float]] = {"propeller": {}, "ocapi": {}}
@@ -67,19 +67,32 @@ class TokenRegistry:
         return self._quable_issue(user, remember)
 
     def quable_refresh(self, remember: str) -> Grant | None:
+        """A new access token for the remember-me token's owner. The docs only say a *login*
+        invalidates the previous token; whether a refresh does too is the
+        ``quable.refresh_invalidates_previous`` knob."""
         session = self._quable_remember.get(remember)
         if session is None or session.expires_at <= self._clock():
             return None
-        return self._quable_issue(session.user, remember)
+        invalidate = self._settings.quable.refresh_invalidates_previous
+        return self._quable_issue(session.user, remember, invalidate=invalidate)
 
-    def _quable_issue(self, user: str, remember: str) -> Grant:
-        previous = self._quable_current.get(user)
-        if previous is not None:
-            self._quable_sessions.pop(previous, None)
+    def _quable_issue(self, user: str, remember: str, *, invalidate: bool = True) -> Grant:
+        live = self._quable_live.setdefault(user, [])
+        if invalidate:
+            for previous in live:
+                self._quable_sessions.pop(previous, None)
+            live.clear()
+        else:  # forget tokens that expired on their own
+            now = self._clock()
+            live[:] = [
+                t
+                for t in live
+                if t in self._quable_sessions and self._quable_sessions[t].expires_at > now
+            ]
         token = secrets.token_hex(16)
         real, reported = self._lifetime(self._settings.quable.session_lifetime_s)
         self._quable_sessions[token] = _Session(user, self._clock() + real)
-        self._quable_current[user] = token
+        live.append(token)
         return Grant(token, reported, remember)
 
     def quable_check(self, token: str, is_write: bool) -> Verdict:

@@ -8,10 +8,29 @@ import base64
 import aiohttp
 from sandbox_helpers import call, ocapi_token, small_settings
 
-from bulksync.sandbox import Sandbox, running_sandbox
+from bulksync.sandbox import OcapiSettings, Sandbox, running_sandbox
 
 BASE = "/s/-/dw/data/v23_2/catalogs"
 LINKS = f"{BASE}/catalog-1/categories/category-0001/category_links"
+
+
+# The properties of the seed's CategoryLink samples (GET, PUT 201, PATCH 200).
+SEED_CATEGORY_LINK_KEYS = {
+    "_v",
+    "_type",
+    "last_modified",
+    "link",
+    "position",
+    "source_catalog_id",
+    "source_catalog_name",
+    "source_category_id",
+    "source_category_name",
+    "target_catalog_id",
+    "target_catalog_name",
+    "target_category_id",
+    "target_category_name",
+    "type",
+}
 
 
 def one(target: str = "category-0002", catalog: str = "catalog-2", type_: str = "other") -> str:
@@ -78,7 +97,9 @@ async def test_put_upserts_201_then_200_and_get(sandbox: Sandbox, http):
     assert body["source_catalog_id"] == "catalog-1" and body["target_catalog_id"] == "catalog-2"
     assert body["source_category_name"] == {"default": "Category 0001"}
     assert body["link"] == f"{sandbox.url}{one()}"
-    assert headers["x-dw-resource-state"] == body["_resource_state"]
+    assert len(headers["x-dw-resource-state"]) == 64
+    # exactly the CategoryLink of the seed's PUT 201 sample: no _resource_state in the body
+    assert set(body) == SEED_CATEGORY_LINK_KEYS
     status, body, _ = await call(http, "PUT", one(), json={"position": 3}, headers=token)
     assert status == 200 and body["position"] == 3.0
     assert sandbox.state.stats.duplicates["category_link"] == 1
@@ -123,8 +144,8 @@ async def test_not_found_faults_are_the_seeds(http):
 
 async def test_patch_and_resource_state_conflicts(http):
     token = await ocapi_token(http)
-    _, created, _ = await call(http, "PUT", one(), json={"position": 1}, headers=token)
-    state = created["_resource_state"]
+    _, _, created = await call(http, "PUT", one(), json={"position": 1}, headers=token)
+    state = created["x-dw-resource-state"]
     status, body, _ = await call(
         http, "PATCH", one(), headers=token, json={"position": 5, "_resource_state": state}
     )
@@ -143,10 +164,11 @@ async def test_patch_and_resource_state_conflicts(http):
         http, "DELETE", one(), headers={**token, "x-dw-resource-state": state}
     )
     assert status == 409
-    _, current, _ = await call(http, "GET", one(), headers=token)
+    _, current, current_headers = await call(http, "GET", one(), headers=token)
     assert current["position"] == 5.0
+    fresh = current_headers["x-dw-resource-state"]
     status, body, _ = await call(
-        http, "DELETE", one(), headers={**token, "x-dw-resource-state": current["_resource_state"]}
+        http, "DELETE", one(), headers={**token, "x-dw-resource-state": fresh}
     )
     assert status == 204 and body is None
     assert (await call(http, "GET", one(), headers=token))[0] == 404
@@ -235,3 +257,29 @@ async def test_unknown_paths_and_methods_are_fault_documents(http):
     assert status == 404 and body["fault"]["type"] == "ResourcePathNotFoundException"
     status, body, _ = await call(http, "POST", LINKS, json={}, headers=token)
     assert status == 405 and body["fault"]["type"] == "MethodNotAllowedException"
+
+
+async def test_list_and_get_bodies_have_exactly_the_seed_properties(http):
+    token = await ocapi_token(http)
+    await call(http, "PUT", one(), json={"position": 1}, headers=token)
+    _, listed, _ = await call(http, "GET", LINKS, headers=token)
+    assert set(listed) == {"_v", "count", "data", "start", "total"}
+    assert set(listed["data"][0]) == SEED_CATEGORY_LINK_KEYS
+    status, body, headers = await call(http, "PATCH", one(), json={"position": 5}, headers=token)
+    assert status == 200 and set(body) == SEED_CATEGORY_LINK_KEYS
+    assert "x-dw-resource-state" in headers
+
+
+async def test_resource_state_in_body_is_a_knob():
+    knobs = OcapiSettings(seed_catalogs=2, seed_categories=3, resource_state_in_body=True)
+    async with (
+        running_sandbox(small_settings(ocapi=knobs)) as sandbox,
+        aiohttp.ClientSession(sandbox.url) as http,
+    ):
+        token = await ocapi_token(http)
+        _, body, headers = await call(http, "PUT", one(), json={"position": 1}, headers=token)
+        assert body["_resource_state"] == headers["x-dw-resource-state"]
+        status, _, _ = await call(
+            http, "PATCH", one(), headers=token, json={"_resource_state": "stale"}
+        )
+        assert status == 409

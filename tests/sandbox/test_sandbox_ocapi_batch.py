@@ -154,10 +154,13 @@ async def test_batch_needs_a_token_and_parts_may_carry_their_own(http):
     body = multipart(part("x", EXT.format("0002"), "GET"))
     async with await batch(http, body, {}) as response:
         assert response.status == 401
-        assert (await response.json())["fault"]["type"] == "InvalidAuthorizationHeaderException"
+        assert (await response.json())["fault"]["type"] == "AuthorizationHeaderMissingException"
+    # REFERENCE.md: "401 InvalidAccessTokenException on an expired token", batch included
     async with await batch(http, body, {"Authorization": "Bearer nope"}) as response:
         assert response.status == 401
-        assert (await response.json())["fault"]["type"] == "InvalidTokenException"
+        answer = await response.json()
+        assert answer["_v"] == "23.2"
+        assert answer["fault"]["type"] == "InvalidAccessTokenException"
     token = await ocapi_token(http)
     body = multipart(
         part("bad", EXT.format("0002"), "GET", Authorization="Bearer nope"),

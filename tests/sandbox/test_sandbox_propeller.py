@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 
 import aiohttp
 from sandbox_helpers import call, propeller_token, small_settings
@@ -266,3 +268,74 @@ async def test_search_filters_and_pages(http):
         http, "POST", "/links/search", json={"types": ["parts"]}, headers=token
     )
     assert status == 400 and body["error"]["code"] == 10007
+
+
+async def test_token_only_from_the_documented_form_fields(http):
+    # REFERENCE.md: form grant_type=client_credentials&client_id&client_secret; HTTP Basic
+    # credentials are not documented, so they must not get a token here either.
+    basic = base64.b64encode(b"sandbox:sandbox").decode()
+    status, body, _ = await call(
+        http,
+        "POST",
+        "/oauth2/token",
+        data={"grant_type": "client_credentials"},
+        headers={"Authorization": f"Basic {basic}"},
+    )
+    assert status == 401 and "access_token" not in body
+    form = {"grant_type": "client_credentials", "client_id": "sandbox", "client_secret": "sandbox"}
+    query = "&".join(f"{k}={v}" for k, v in form.items())
+    assert (await call(http, "POST", f"/oauth2/token?{query}"))[0] == 400
+
+
+async def test_bulk_body_must_be_application_json(http):
+    token = await propeller_token(http)
+    payload = json.dumps({"links": [link(1, 2)]}).encode()
+    for mime in ("application/ld+json", "application/vnd.api+json", "text/plain"):
+        status, body, _ = await call(
+            http, "POST", "/links/bulk/id", data=payload, headers={**token, "Content-Type": mime}
+        )
+        assert status == 400 and body["error"]["code"] == 10005, mime
+
+
+async def test_a_link_is_identified_by_its_resources_by_default(sandbox: Sandbox, http):
+    # Seed 002: "If a link for resources with such id doesn't already exist, it will be
+    # created. If it does exist, it will be updated."
+    token = await propeller_token(http)
+    _, first, _ = await call(
+        http, "POST", "/links/bulk/id", json={"links": [link(1, 2)]}, headers=token
+    )
+    _, second, _ = await call(
+        http, "POST", "/links/bulk/id", json={"links": [link(1, 2, "parts")]}, headers=token
+    )
+    assert first["data"][0]["id"] == second["data"][0]["id"]
+    assert len(sandbox.state.store.propeller.links) == 1
+    _, body, _ = await call(http, "GET", f"/links/{first['data'][0]['id']}", headers=token)
+    assert body["data"]["type"] == "parts"
+
+
+async def test_link_identity_is_a_knob():
+    knobs = PropellerSettings(seed_products=5, link_identity="from_to_type")
+    async with (
+        running_sandbox(small_settings(propeller=knobs)) as sandbox,
+        aiohttp.ClientSession(sandbox.url) as http,
+    ):
+        token = await propeller_token(http)
+        links = [link(1, 2), link(1, 2, "parts"), link(1, 2, "parts", priority=3)]
+        _, body, _ = await call(
+            http, "POST", "/links/bulk/id", json={"links": links}, headers=token
+        )
+        ids = [entry["id"] for entry in body["data"]]
+        assert ids[0] != ids[1] and ids[1] == ids[2]
+        assert len(sandbox.state.store.propeller.links) == 2
+
+
+async def test_401_body_shape_is_a_knob():
+    knobs = PropellerSettings(seed_products=2, auth_error_shape="envelope")
+    async with (
+        running_sandbox(small_settings(propeller=knobs)) as sandbox,
+        aiohttp.ClientSession(sandbox.url) as http,
+    ):
+        for headers in ({}, {"Authorization": "Bearer nope"}):
+            status, body, _ = await call(http, "GET", "/links/1", headers=headers)
+            assert status == 401
+            assert body["error"]["status"] == 401 and body["error"]["messages"]

@@ -98,7 +98,7 @@ async def test_upload_file_validation(http):
     form = aiohttp.FormData(default_to_multipart=True)
     form.add_field("fileType", "bogus")
     status, body, _ = await call(http, "POST", "/api/files", data=form, headers=QUABLE)
-    assert status == 422
+    assert status == 400
     paths = {v["propertyPath"] for v in body["violations"]}
     assert paths == {"fileType", "file"}
     status, _, _ = await call(
@@ -164,12 +164,12 @@ async def test_asset_errors(http):
     )
     assert status == 400 and "/api/files/no-such-file" in body["hydra:description"]
     status, body, _ = await call(http, "POST", "/api/assets", headers=QUABLE, json={"id": "a"})
-    assert status == 422 and body["@type"] == "ConstraintViolationList"
+    assert status == 400 and body["@type"] == "ConstraintViolationList"
     assert body["violations"][0]["propertyPath"] == "file"
     status, body, _ = await call(
         http, "POST", "/api/assets", headers=QUABLE, json={"remotePath": "https://x/y.png"}
     )
-    assert status == 422 and body["violations"][0]["propertyPath"] == "id"
+    assert status == 400 and body["violations"][0]["propertyPath"] == "id"
     status, _, _ = await call(http, "POST", "/api/assets", headers=QUABLE, data=b"{nope")
     assert status == 415  # no JSON content type
     status, body, _ = await call(
@@ -219,7 +219,7 @@ async def test_get_put_delete_asset(http):
     assert status == 200
     assert asset["attributes"] == {"k": "v", "other": {"fr_FR": "x"}}
     status, body, _ = await call(http, "PUT", "/api/assets/a1", headers=QUABLE, json={"id": "b"})
-    assert status == 422
+    assert status == 400
     assert (await call(http, "PUT", "/api/assets/zz", headers=QUABLE, json={}))[0] == 404
     status, body, _ = await call(http, "DELETE", "/api/assets/a1", headers=QUABLE)
     assert status == 204 and body is None
@@ -289,7 +289,7 @@ async def test_document_crud_and_duplicates(sandbox: Sandbox, http):
     assert (await call(http, "POST", "/api/documents", json=payload, headers=QUABLE))[0] == 409
     assert sandbox.state.stats.duplicates["document"] == 1
     status, body, _ = await call(http, "POST", "/api/documents", json={"id": "x"}, headers=QUABLE)
-    assert status == 422 and body["violations"][0]["propertyPath"] == "documentType"
+    assert status == 400 and body["violations"][0]["propertyPath"] == "documentType"
     status, doc, _ = await call(
         http, "PUT", "/api/documents/shoe", headers=QUABLE, json={"attributes": {"color": "blue"}}
     )
@@ -364,7 +364,7 @@ async def test_link_errors_and_second_identical_link(sandbox: Sandbox, http):
     status, body, _ = await call(
         http, "POST", "/api/links", json={"origin": {"id": "doc-00001"}}, headers=QUABLE
     )
-    assert status == 422
+    assert status == 400
     assert {v["propertyPath"] for v in body["violations"]} == {"target", "linkType"}
     status, body, _ = await call(
         http,
@@ -373,7 +373,7 @@ async def test_link_errors_and_second_identical_link(sandbox: Sandbox, http):
         headers=QUABLE,
         json={**link("doc-00001", "doc-00002"), "sequence": "1"},
     )
-    assert status == 422 and body["violations"][0]["propertyPath"] == "sequence"
+    assert status == 400 and body["violations"][0]["propertyPath"] == "sequence"
     assert (
         await call(http, "POST", "/api/links", json=link("doc-00001", "doc-00002"), headers=QUABLE)
     )[0] == 201

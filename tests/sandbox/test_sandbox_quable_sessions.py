@@ -98,3 +98,25 @@ async def test_credentials_are_knobs():
         assert (await call(http, "POST", "/sessions", data=form))[0] == 200
         assert (await call(http, "GET", "/api/assets", headers=bearer("t1")))[0] == 200
         assert (await call(http, "GET", "/api/assets", headers=bearer("sandbox-token")))[0] == 401
+
+
+async def test_refresh_invalidation_is_a_knob():
+    # The docs only say a login invalidates the previous token; a refresh may not.
+    knobs = QuableSettings(seed_documents=0, refresh_invalidates_previous=False)
+    async with (
+        running_sandbox(SandboxSettings(quable=knobs)) as sandbox,
+        aiohttp.ClientSession(sandbox.url) as http,
+    ):
+        _, first, _ = await call(http, "POST", "/sessions", data=FORM)
+        cookie = {"Cookie": f"quable-remember-me={first['refresh_token']}"}
+        _, second, _ = await call(http, "GET", "/sessions", headers=cookie)
+        for body in (first, second):
+            token = bearer(body["access_token"])
+            assert (await call(http, "GET", "/api/assets", headers=token))[0] == 200
+        # a login still ends every earlier session of the user
+        _, third, _ = await call(http, "POST", "/sessions", data=FORM)
+        for body in (first, second):
+            token = bearer(body["access_token"])
+            assert (await call(http, "GET", "/api/assets", headers=token))[0] == 401
+        token = bearer(third["access_token"])
+        assert (await call(http, "GET", "/api/assets", headers=token))[0] == 200

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from sandbox_helpers import QUABLE, call
+import aiohttp
+from sandbox_helpers import QUABLE, call, small_settings
 
-from bulksync.sandbox import Sandbox
+from bulksync.sandbox import QuableSettings, Sandbox, running_sandbox
 
 URL = "/api_1.php/documents/doc-00001/links/ref_refCol"
 
@@ -107,4 +108,29 @@ async def test_v4_errors_change_nothing(sandbox: Sandbox, http):
         http, "POST", URL, data=b"{", headers={**QUABLE, "Content-Type": "application/json"}
     )
     assert status == 400
+    # the seed's request is 'Content-Type': 'application/json', nothing else
+    payload = b'{"items": [{"target_code": "doc-00002", "sequence": 1}]}'
+    for mime in ("application/ld+json", "text/plain"):
+        status, _, _ = await call(
+            http, "POST", URL, data=payload, headers={**QUABLE, "Content-Type": mime}
+        )
+        assert status == 415, mime
     assert sandbox.state.store.quable.links == {}
+
+
+async def test_update_may_edit_existing_sequences_by_knob():
+    # Seed 000: "To edit existing links, use the mode: update" -- what that does to an
+    # existing link's sequence is not said: keep (default, above) or edit.
+    knobs = QuableSettings(seed_documents=5, v4_update_existing="edit")
+    async with (
+        running_sandbox(small_settings(quable=knobs)) as sandbox,
+        aiohttp.ClientSession(sandbox.url) as http,
+    ):
+        body = {"items": items(("doc-00002", 1), ("doc-00003", 2))}
+        await call(http, "POST", URL, json=body, headers=QUABLE)
+        body = {"items": items(("doc-00002", 7), ("doc-00003", 2))}
+        status, answer, _ = await call(http, "POST", URL, json=body, headers=QUABLE)
+        assert status == 200
+        assert answer["updated"] == ["doc-00002"] and answer["unchanged"] == ["doc-00003"]
+        assert await targets(http) == {"doc-00002": 7, "doc-00003": 2}
+        assert len(sandbox.state.store.quable.links) == 2
