@@ -7,6 +7,7 @@ and hands every job either to the next stage or to the engine's result writer.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -17,10 +18,12 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from .client import EngineClient
 from .connector import Done, Failed, Job, Outcome, RequestFailed, Skipped, Stage
-from .errors import AuthError, ErrorClass, FatalTargetError, TransportError
+from .errors import AuthError, BulksyncError, ErrorClass, FatalTargetError, TransportError
 from .records import Kind
 from .results import ErrorInfo, RunStats
 from .retry import RetryPolicy
+
+log = logging.getLogger("bulksync.engine")
 
 
 @dataclass(slots=True)
@@ -150,6 +153,13 @@ class StagePool:
             # A batch that timed out may simply be too big for the server: halve it.
             split = exc.timeout and len(jobs) > 1
             return [Failed(ErrorInfo(kind, str(exc)), retryable=True, isolate=split)] * len(jobs)
+        except BulksyncError:
+            raise  # auth and fatal target errors end the run
+        except Exception as exc:
+            # A connector bug or an answer it could not read: fail these items, keep the run.
+            log.exception("stage %s failed unexpectedly", self.stage.name)
+            error = ErrorInfo("InternalError", f"{type(exc).__name__}: {exc}")
+            return [Failed(error)] * len(jobs)
         if len(outcomes) != len(jobs):
             raise FatalTargetError(
                 f"stage {self.stage.name} returned {len(outcomes)} outcomes for {len(jobs)} items"

@@ -13,7 +13,7 @@ from ._version import __version__
 from .config import load_config
 from .errors import BulksyncError
 from .redact import RedactingFilter, redact
-from .report import write_report
+from .report import failed_lines, write_report
 
 EXIT_USAGE = 2
 
@@ -28,20 +28,13 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     run = commands.add_parser("run", help="run a sync job from a TOML config")
-    run.add_argument("--config", type=Path, help="the job's TOML config file")
-    run.add_argument("--base-url", help="the target's base URL ([target] base_url)")
-    run.add_argument("--assets", type=Path, help="assets input file, JSONL or CSV")
-    run.add_argument("--links", type=Path, help="links input file, JSONL or CSV")
-    run.add_argument("--results", type=Path, help="where to write the results JSONL")
-    run.add_argument(
-        "--rate",
-        action="append",
-        metavar="N/SECONDS",
-        help="a rate window such as 6000/600; repeat for several ([limits] rate)",
-    )
-    run.add_argument("--concurrency", type=int, help="workers per stage ([limits] concurrency)")
-    run.add_argument("--no-progress", action="store_true", help="no live progress display")
+    _job_arguments(run)
 
+    retry = commands.add_parser(
+        "retry-failed", help="run again only the items that failed in a results file"
+    )
+    retry.add_argument("failed_from", type=Path, metavar="RESULTS", help="a results JSONL file")
+    _job_arguments(retry)
     report = commands.add_parser("report", help="print a results file as a bulk response")
     report.add_argument("results", type=Path, help="a results JSONL file")
     report.add_argument("--failed", action="store_true", help="only the failed items")
@@ -69,6 +62,44 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _job_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options shared by `run` and `retry-failed`."""
+    parser.add_argument("--config", type=Path, help="the job's TOML config file")
+    parser.add_argument("--base-url", help="the target's base URL ([target] base_url)")
+    parser.add_argument("--assets", type=Path, help="assets input file, JSONL or CSV")
+    parser.add_argument("--links", type=Path, help="links input file, JSONL or CSV")
+    parser.add_argument("--results", type=Path, help="where to write the results JSONL")
+    parser.add_argument(
+        "--rate",
+        action="append",
+        metavar="N/SECONDS",
+        help="a rate window such as 6000/600; repeat for several ([limits] rate)",
+    )
+    parser.add_argument("--concurrency", type=int, help="workers per stage ([limits] concurrency)")
+    parser.add_argument("--no-progress", action="store_true", help="no live progress display")
+    parser.add_argument(
+        "--full", action="store_true", help="ignore the state: push every item again"
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print what would be done; send nothing"
+    )
+    parser.add_argument(
+        "--prune",
+        action="store_true",
+        help="delete what earlier runs pushed and the input no longer holds",
+    )
+    parser.add_argument(
+        "--max-delete",
+        default="5%",
+        metavar="N|N%",
+        help="prune guard: stop before deleting more than this (default 5%% of the state)",
+    )
+    parser.add_argument("--state", type=Path, help="the state database ([state] path)")
+    parser.add_argument(
+        "--no-state", action="store_true", help="keep no state: no resume, no skipping"
+    )
+
+
 def _parse_rate(values: list[str] | None) -> list[list[float]] | None:
     if not values:
         return None
@@ -85,7 +116,7 @@ def _parse_rate(values: list[str] | None) -> list[list[float]] | None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .runner import run_job
+    from .runner import RunOptions, run_job
 
     overrides: dict[str, Any] = {
         "target.base_url": args.base_url,
@@ -95,8 +126,18 @@ def _run(args: argparse.Namespace) -> int:
         "limits.rate": _parse_rate(args.rate),
         "limits.concurrency": args.concurrency,
         "output.progress": False if args.no_progress else None,
+        "state.path": str(args.state.resolve()) if args.state else None,
+        "state.enabled": False if args.no_state else None,
     }
-    return run_job(load_config(args.config, overrides)).exit_code
+    options = RunOptions(
+        full=args.full, dry_run=args.dry_run, prune=args.prune, max_delete=args.max_delete
+    )
+    failed_from: Path | None = getattr(args, "failed_from", None)
+    if failed_from is not None:
+        options.only_lines = failed_lines(failed_from)
+        if args.results is None:
+            overrides["output.results"] = str(failed_from.with_suffix(".retry.jsonl").resolve())
+    return run_job(load_config(args.config, overrides), options=options).exit_code
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -128,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactingFilter())
     try:
-        if args.command == "run":
+        if args.command in ("run", "retry-failed"):
             return _run(args)
         if args.command == "demo":
             return _demo(args)

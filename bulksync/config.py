@@ -58,11 +58,18 @@ class OutputConfig:
 
 
 @dataclass(slots=True)
+class StateConfig:
+    enabled: bool = True  # remember confirmed items: resume after a crash, fast resyncs
+    path: Path = Path("bulksync-state.sqlite")
+
+
+@dataclass(slots=True)
 class Config:
     target: TargetConfig = field(default_factory=TargetConfig)
     inputs: InputsConfig = field(default_factory=InputsConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    state: StateConfig = field(default_factory=StateConfig)
     # Connector tables ([quable], [propeller], [ocapi], [fake]), checked by their connector.
     sections: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -95,6 +102,7 @@ _SECTIONS: dict[str, type] = {
     "inputs": InputsConfig,
     "limits": LimitsConfig,
     "output": OutputConfig,
+    "state": StateConfig,
 }
 
 
@@ -151,6 +159,7 @@ def _resolve_paths(config: Config, base: Path) -> None:
     config.inputs.links = resolve(config.inputs.links)
     config.inputs.media_root = resolve(config.inputs.media_root)
     config.output.results = resolve(config.output.results) or base / "results.jsonl"
+    config.state.path = resolve(config.state.path) or base / "bulksync-state.sqlite"
 
 
 def validate(config: Config) -> None:

@@ -25,7 +25,9 @@ class Job:
     """One item on its way through the stages, with what its steps learned so far."""
 
     record: Record
-    state: dict[str, Any] = field(default_factory=dict)  # owned by the connector's stages
+    # Step-to-step data of the connector's stages. The engine sets "exists" when the state
+    # store shows the item was pushed before (so a stage can update rather than create).
+    state: dict[str, Any] = field(default_factory=dict)
     attempts: int = 0  # requests attempts over all stages, for the result line
     stage_attempts: int = 0  # attempts in the current stage, for backoff
     started_at: float | None = None  # monotonic time of the first attempt
@@ -120,6 +122,10 @@ class Connector(Protocol):
     name: str
 
     def stages(self, kind: Kind) -> Sequence[Stage]: ...
+
+    def delete_stages(self, kind: Kind) -> Sequence[Stage]:
+        """Stages that delete :class:`~bulksync.records.Removal` records (for --prune)."""
+        ...
 
 
 def classify_status(status: int) -> ErrorClass | None:

@@ -22,6 +22,7 @@ from .errors import first_bulksync_error
 from .records import BadRecord, Kind, LinkRecord, Record
 from .results import ErrorInfo, ItemResult, ResultWriter, RunStats, Status
 from .retry import RetryPolicy
+from .state import StateStore, content_hash
 
 log = logging.getLogger("bulksync.engine")
 
@@ -39,6 +40,8 @@ class EngineOptions:
     grace_s: float = 10.0  # how long in-flight items may finish after a stop
     batch_linger_s: float = 0.05  # how long a batch stage waits to fill a batch
     max_open_groups: int = 1000  # groups a grouped stage may hold open at once
+    state: StateStore | None = None  # what was confirmed before: skip it when unchanged
+    full: bool = False  # push every item again, whatever the state says
 
 
 class Engine(ItemSink):
@@ -61,10 +64,18 @@ class Engine(ItemSink):
         self._live: set[Job] = set()  # read from the input, result not yet written
         self._failed_assets: dict[str, str] = {}  # asset id -> why, for dependent links
         self._pipeline = anyio.CancelScope()
+        self._deleting = False
+        self.succeeded_keys: list[str] = []  # only while deleting: what prune may forget
 
-    async def run(self, inputs: Sequence[Input]) -> RunStats:
-        """Run every input to the end, or until :attr:`stop` is set and the grace period ends."""
-        flows = [(kind, records, list(self.connector.stages(kind))) for kind, records in inputs]
+    async def run(self, inputs: Sequence[Input], *, deleting: bool = False) -> RunStats:
+        """Run every input to the end, or until :attr:`stop` is set and the grace period ends.
+
+        With ``deleting``, the inputs are :class:`Removal` records run through the connector's
+        delete stages (prune).
+        """
+        stages_of = self.connector.delete_stages if deleting else self.connector.stages
+        self._deleting = deleting
+        flows = [(kind, records, list(stages_of(kind))) for kind, records in inputs]
         for kind, _, stages in flows:
             self.read[kind] = 0
             self.counters.extend(StageCounters(kind, stage.name) for stage in stages)
@@ -156,12 +167,35 @@ class Engine(ItemSink):
                     continue
                 job = Job(record)
                 self._live.add(job)
+                if self._unchanged(job):
+                    self._finish(job, "skipped", reason="unchanged")
+                    await anyio.lowlevel.checkpoint()
+                    continue
                 blocked_by = self._failed_dependency(record)
                 if blocked_by is not None:
                     self._finish(job, "skipped", reason=blocked_by)
                     await anyio.lowlevel.checkpoint()
                     continue
                 await send.send(job)
+
+    def _unchanged(self, job: Job) -> bool:
+        """Whether the state shows this exact item confirmed already (resume and resync)."""
+        state = self.options.state
+        if state is None:
+            return False
+        record = job.record
+        digest = content_hash(record)
+        state.saw(record.kind, record.key)
+        known = None if self.options.full else state.lookup(record.kind, record.key)
+        job.state["hash"] = digest
+        if known is None:
+            return False
+        if known.hash == digest:
+            return True
+        # Changed since its last push: the target has it, so a connector can update directly.
+        job.state["exists"] = True
+        job.remote_id = known.remote_id
+        return False
 
     def _failed_dependency(self, record: Record) -> str | None:
         """A link to an asset that failed in this run is skipped: it could only fail too."""
@@ -174,6 +208,11 @@ class Engine(ItemSink):
 
     # ItemSink: where jobs leave the stage pools.
     def succeed(self, job: Job) -> None:
+        state = self.options.state
+        if state is not None and "hash" in job.state:
+            state.confirm(job.record.kind, job.record.key, job.state["hash"], job.remote_id)
+        if self._deleting:
+            self.succeeded_keys.append(job.record.key)
         self._finish(job, "succeeded", remote_id=job.remote_id)
 
     def end(self, job: Job, outcome: Failed | Skipped, step: str) -> None:
@@ -213,6 +252,7 @@ class Engine(ItemSink):
         self._write(result)
 
     def _finish_bad(self, record: BadRecord) -> None:
+        self.stats.invalid += 1
         error = ErrorInfo("InvalidInput", f"{record.origin}: {record.reason}")
         if record.kind == "asset" and record.key:
             self._failed_assets[record.key] = f"line {record.origin.line}: {record.reason}"

@@ -50,6 +50,7 @@ class FakeCounters:
     sent_after_success: int = 0  # requests for a key whose success was already delivered
     logins: int = 0
     expired_tokens_seen: int = 0
+    deleted: list[str] = field(default_factory=list)
 
 
 class FakeServer:
@@ -143,6 +144,9 @@ class FakeServer:
             return _json(201, {"id": file_id})
         body = request.json if isinstance(request.json, dict) else {}
         key = body.get("key")
+        if path == "deletions" and isinstance(key, str):
+            self.counters.deleted.append(key)
+            return _json(204, None)
         if path not in ("assets", "links") or not isinstance(key, str):
             return self._error(400, f"bad request to {path}", request)
         if key in self.counters.acknowledged:
@@ -195,7 +199,8 @@ class _WriteStage(BaseStage):
         response = await client.send(HttpRequest("POST", self._path, json=body))
         if not response.ok:
             raise response_error(response)
-        return [Done(remote_id=str(response.json()["id"]))]
+        answer = response.json()
+        return [Done(remote_id=str(answer["id"]) if answer else None)]
 
 
 class _UploadStage(BaseStage):
@@ -227,3 +232,6 @@ class FakeConnector:
         if kind == "asset":
             return [_UploadStage(), _WriteStage("create", "assets")]
         raise ConfigError(f"the fake target does not take {kind} records")
+
+    def delete_stages(self, kind: Kind) -> Sequence[Stage]:
+        return [_WriteStage("delete", "deletions")]

@@ -76,7 +76,17 @@ class BadRecord:
     key: str | None = None
 
 
-Record = AssetRecord | LinkRecord
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """An item pushed by an earlier run that the input no longer holds (prune deletes it)."""
+
+    origin: Origin
+    kind: Kind
+    key: str
+    remote_id: str | None = None
+
+
+Record = AssetRecord | LinkRecord | Removal
 
 
 def endpoint_text(endpoint: Endpoint) -> str:

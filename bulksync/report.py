@@ -32,3 +32,14 @@ def write_report(results: Path, out: TextIO, *, failed_only: bool = False) -> in
     out.write(("\n" if total else "") + "], ")
     out.write(f'"messages": {orjson.dumps(messages).decode()}, "total": {total}}}\n')
     return total
+
+
+def failed_lines(results: Path) -> dict[str, set[int]]:
+    """The input lines that failed in a results file, by source file (for retry-failed)."""
+    if not results.is_file():
+        raise InputFileError(f"results file not found: {results}")
+    wanted: dict[str, set[int]] = {}
+    for item in read_results(results):
+        if item.get("status") == "failed" and item.get("source") and item.get("line"):
+            wanted.setdefault(str(item["source"]), set()).add(int(item["line"]))
+    return wanted

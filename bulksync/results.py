@@ -132,6 +132,7 @@ class RunStats:
     requests: int = 0
     retries: int = 0
     throttled: int = 0
+    invalid: int = 0  # input lines that could not be read
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
 
     def count(self, result: ItemResult) -> None:

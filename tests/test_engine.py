@@ -418,3 +418,34 @@ async def test_grouped_stage_sends_one_request_per_group_and_isolates_a_bad_item
     assert results[9]["status"] == "failed" and results[9]["error"]["http_status"] == 400  # type: ignore[index]
     assert all(results[i]["status"] == "succeeded" for i in results if i != 9)
     assert len(results) == len(pairs)
+
+
+class BrokenStage(BaseStage):
+    name = "link"
+
+    async def run(self, jobs: Sequence[Job], client: Client) -> Sequence[Outcome]:
+        if jobs[0].record.to == "boom":  # type: ignore[union-attr]
+            raise KeyError("id")  # an answer the connector could not read
+        return [Done()]
+
+
+async def test_an_unexpected_connector_error_fails_that_item_and_the_run_goes_on(
+    tmp_path: Path,
+) -> None:
+    records = [
+        LinkRecord(Origin("l.jsonl", i + 1), "a", t, "x")
+        for i, t in enumerate(["ok", "boom", "ok2"])
+    ]
+    writer = ResultWriter(tmp_path / "r.jsonl")
+    target = Target("fake://t", FakeServer(), RateBudget(), NoAuth())
+    engine = Engine(StagedConnector([BrokenStage()]), target, writer)  # type: ignore[arg-type]
+    with anyio.fail_after(10):
+        await engine.run([("link", iter(records))])
+    writer.close()
+    results = {r["line"]: r for r in read_results(tmp_path / "r.jsonl")}
+    assert results[2]["status"] == "failed"
+    assert (
+        results[2]["error"]["type"] == "InternalError"
+        and "KeyError" in results[2]["error"]["message"]
+    )  # type: ignore[index]
+    assert results[1]["status"] == results[3]["status"] == "succeeded"

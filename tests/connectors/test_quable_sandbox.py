@@ -18,7 +18,7 @@ from bulksync.config import (
     TargetConfig,
 )
 from bulksync.demo import tiny_png
-from bulksync.runner import RunReport, run_job_async
+from bulksync.runner import RunOptions, RunReport, run_job_async
 from bulksync.sandbox import SandboxSettings, running_sandbox
 
 USER, PASSWORD = "BULKSYNC_TEST_QUABLE_USER", "BULKSYNC_TEST_QUABLE_PASSWORD"
@@ -193,18 +193,22 @@ async def test_v4_sends_one_request_per_document_and_link_type(tmp_path: Path) -
     )
 
 
-async def test_a_rerun_updates_assets_and_keeps_links_once(tmp_path: Path) -> None:
+async def test_a_full_rerun_updates_assets_and_keeps_links_once(tmp_path: Path) -> None:
+    """--full ignores the state: existing assets answer 409 and are PUT, links are found."""
     ids, links = catalogue(tmp_path, files=5, remote=3, links=20)
     async with running_sandbox(SandboxSettings()) as sandbox:
         config = config_for(tmp_path, sandbox.url, rate=[(1000, 1.0)])
         with anyio.fail_after(60):
             first = await run_job_async(config, quiet=True)
-            second = await run_job_async(config, quiet=True)
+            second = await run_job_async(config, quiet=True, options=RunOptions(full=True))
         store = sandbox.state.store.quable
+        duplicates = sandbox.state.stats.snapshot()["duplicate_create_attempts"]
     assert first.exit_code == second.exit_code == 0
     actions = [r.get("action") for r in results(tmp_path)]
     assert actions.count("updated") == len(ids) and actions.count("exists") == len(links)
     assert len(store.assets) == len(ids) and len(store.links) == len(links)
+    # The sandbox counts each 409 as a duplicate create attempt: one per existing item, no more.
+    assert duplicates["total"] == len(ids) + len(links)
 
 
 async def test_a_refused_login_stops_with_exit_3(

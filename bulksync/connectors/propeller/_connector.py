@@ -43,6 +43,9 @@ class PropellerConnector:
             raise ConfigError("the Propeller connector takes links only (no [inputs] assets)")
         return [BulkLinkStage(self.options.chunk, self.options.subtype)]
 
+    def delete_stages(self, kind: Kind) -> Sequence[Stage]:
+        raise ConfigError("--prune is not supported for Propeller yet")
+
 
 def build_propeller(config: Config) -> BuiltTarget:
     from ...client import Target

@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from ...connector import BaseStage, Client, Done, Failed, Job, Outcome
 from ...http import FilePart, HttpRequest
-from ...records import AssetRecord
+from ...records import AssetRecord, Removal
 from ...results import ErrorInfo
 from ._errors import quable_error
 
@@ -112,3 +112,26 @@ def asset_body(record: AssetRecord, file_id: str | None) -> dict[str, Any]:
 def _field(body: Any, name: str) -> str | None:
     value = body.get(name) if isinstance(body, dict) else None
     return None if value is None else str(value)
+
+
+class DeleteStage(BaseStage):
+    """`DELETE /api/assets/{id}` or `DELETE /api/links/{id}` (204); gone already is done."""
+
+    name = "delete"
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+
+    async def run(self, jobs: Sequence[Job], client: Client) -> Sequence[Outcome]:
+        record = jobs[0].record
+        assert isinstance(record, Removal)
+        ident = record.remote_id if "{remote_id}" in self._path else record.key
+        if not ident:
+            return [Failed(ErrorInfo("NoRemoteId", "no remote id was recorded for this item"))]
+        path = self._path.format(key=quote(record.key, safe=""), remote_id=quote(ident, safe=""))
+        response = await client.send(HttpRequest("DELETE", path))
+        if response.status == 404:
+            return [Done(remote_id=ident, extra={"action": "gone"})]
+        if not response.ok:
+            raise quable_error(response, f"delete of {record.kind} {record.key}")
+        return [Done(remote_id=ident, extra={"action": "deleted"})]

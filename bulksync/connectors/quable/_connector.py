@@ -11,7 +11,7 @@ from ...connector import Stage
 from ...errors import ConfigError
 from ...records import Kind
 from ...transport import AiohttpTransport
-from ._assets import CreateStage, UploadStage
+from ._assets import CreateStage, DeleteStage, UploadStage
 from ._auth import QuableLogin
 from ._links import V4LinkStage, V5LinkStage
 
@@ -50,6 +50,13 @@ class QuableConnector:
         if self.options.links_api == "v4":
             return [V4LinkStage(self.options.v4_batch)]
         return [V5LinkStage()]
+
+    def delete_stages(self, kind: Kind) -> Sequence[Stage]:
+        if kind == "asset":
+            return [DeleteStage("api/assets/{key}")]
+        if self.options.links_api == "v4":
+            raise ConfigError("--prune of v4 links is not supported yet: use links_api = 'v5'")
+        return [DeleteStage("api/links/{remote_id}")]
 
 
 def build_quable(config: Config) -> BuiltTarget:

@@ -1,0 +1,76 @@
+"""`--dry-run`: what a run would do, read from the inputs and the state, sending nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .records import BadRecord, Kind, Record
+from .state import StateStore, content_hash
+
+EXAMPLES = 3
+
+
+@dataclass(slots=True)
+class KindPlan:
+    kind: Kind
+    counts: dict[str, int] = field(
+        default_factory=lambda: {"create": 0, "update": 0, "skip": 0, "invalid": 0, "delete": 0}
+    )
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, action: str, example: str) -> None:
+        self.counts[action] += 1
+        shown = self.examples.setdefault(action, [])
+        if len(shown) < EXAMPLES:
+            shown.append(example)
+
+
+def make_plan(
+    inputs: Sequence[tuple[Kind, Iterable[Record | BadRecord]]],
+    state: StateStore | None,
+    *,
+    full: bool = False,
+    prune: bool = False,
+) -> list[KindPlan]:
+    """Classify every input item as the engine would: create, update, skip or invalid."""
+    plans = []
+    for kind, records in inputs:
+        plan = KindPlan(kind)
+        for record in records:
+            if isinstance(record, BadRecord):
+                plan.add("invalid", f"{record.origin}: {record.reason}")
+                continue
+            where = f"{record.key} ({record.origin})"
+            if state is None or full:
+                plan.add("create", where)
+                continue
+            state.saw(kind, record.key)
+            known = state.lookup(kind, record.key)
+            if known is None:
+                plan.add("create", where)
+            elif known.hash == content_hash(record):
+                plan.add("skip", where)
+            else:
+                plan.add("update", where)
+        if prune and state is not None:
+            for key, _ in state.unseen(kind):
+                plan.add("delete", key)
+        plans.append(plan)
+    return plans
+
+
+def format_plan(plans: Sequence[KindPlan]) -> str:
+    lines = ["dry run: nothing was sent"]
+    for plan in plans:
+        counts = ", ".join(f"{n} {action}" for action, n in plan.counts.items())
+        lines.append(f"{plan.kind}s: {counts}")
+        for action, shown in plan.examples.items():
+            for example in shown:
+                lines.append(f"  {action:<7} {example}")
+    return "\n".join(lines)
+
+
+def plan_json(plans: Sequence[KindPlan]) -> dict[str, Any]:
+    return {p.kind: {"counts": p.counts, "examples": p.examples} for p in plans}

@@ -1,0 +1,180 @@
+"""The state store, and resume, resync, dry run, prune and retry-failed on the fake target."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import orjson
+import pytest
+
+from bulksync.cli import main
+from bulksync.records import AssetRecord, LinkRecord, Origin
+from bulksync.state import StateStore, content_hash
+
+
+def test_confirmations_are_batched_and_survive_a_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite"
+    store = StateStore(path, "quable https://a.test", flush_every=3, flush_interval_s=3600)
+    store.confirm("link", "a", "h1", "id-1")
+    store.confirm("link", "b", "h2", None)
+    other = sqlite3.connect(path)
+    assert other.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 0  # not yet committed
+    store.confirm("asset", "c", "h3", "c")  # the third write flushes the batch
+    assert other.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 3
+    store.close()
+    again = StateStore(path, "quable https://a.test")
+    assert again.lookup("link", "a") is not None and again.lookup("link", "a").remote_id == "id-1"  # type: ignore[union-attr]
+    assert again.lookup("link", "zz") is None
+    assert StateStore(path, "quable https://other.test").lookup("link", "a") is None
+
+
+def test_unseen_lists_confirmed_items_missing_from_this_run(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "s.sqlite", "t")
+    for key in ("a", "b", "c"):
+        store.confirm("link", key, "h", key.upper())
+    store.close()
+    store = StateStore(tmp_path / "s.sqlite", "t")
+    store.saw("link", "a")
+    store.saw("link", "c")
+    assert list(store.unseen("link")) == [("b", "B")]
+    assert store.count("link") == 3
+    store.forget("link", "b")
+    assert store.count("link") == 2
+
+
+def test_content_hash_follows_content_not_origin(tmp_path: Path) -> None:
+    one = LinkRecord(Origin("a.jsonl", 1), "x", "y", "t", 1)
+    assert content_hash(one) == content_hash(LinkRecord(Origin("b.jsonl", 9), "x", "y", "t", 1))
+    assert content_hash(one) != content_hash(LinkRecord(Origin("a.jsonl", 1), "x", "y", "t", 2))
+    image = tmp_path / "a.png"
+    image.write_bytes(b"one")
+    asset = AssetRecord(Origin("a.jsonl", 1), "a", file=image)
+    before = content_hash(asset)
+    image.write_bytes(b"other bytes")
+    os.utime(image, ns=(1, 1))
+    assert content_hash(asset) != before
+
+
+def write_links(
+    path: Path, count: int, changed: set[int] = frozenset(), skip: set[int] = frozenset()
+) -> None:  # type: ignore[assignment]
+    rows = []
+    for i in range(count):
+        if i in skip:
+            continue
+        rows.append(
+            {
+                "from": f"d{i % 7}",
+                "to": f"t{i}",
+                "type": "x",
+                "sequence": 100 + i if i in changed else i,
+            }
+        )
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+
+
+def job(tmp_path: Path) -> Path:
+    config = tmp_path / "job.toml"
+    config.write_text(
+        '[target]\nkind = "fake"\n[inputs]\nlinks = "links.jsonl"\n'
+        '[output]\nresults = "results.jsonl"\nprogress = false\n',
+        encoding="utf-8",
+    )
+    return config
+
+
+def summary(tmp_path: Path) -> dict[str, object]:
+    return orjson.loads((tmp_path / "results.summary.json").read_bytes())  # type: ignore[no-any-return]
+
+
+def test_resync_skips_unchanged_items_and_pushes_only_changed_ones(tmp_path: Path) -> None:
+    write_links(tmp_path / "links.jsonl", 200)
+    assert main(["run", "--config", str(job(tmp_path))]) == 0
+    assert summary(tmp_path)["requests"] == 200
+    assert main(["run", "--config", str(job(tmp_path))]) == 0
+    second = summary(tmp_path)
+    assert second["requests"] == 0 and second["skipped"] == 200
+    reasons = {
+        orjson.loads(x)["reason"] for x in (tmp_path / "results.jsonl").read_bytes().splitlines()
+    }
+    assert reasons == {"unchanged"}
+    write_links(tmp_path / "links.jsonl", 200, changed={5, 50})
+    assert main(["run", "--config", str(job(tmp_path))]) == 0
+    third = summary(tmp_path)
+    assert third["requests"] == 2 and third["succeeded"] == 2 and third["skipped"] == 198
+    assert main(["run", "--config", str(job(tmp_path)), "--full"]) == 0
+    assert summary(tmp_path)["requests"] == 200
+
+
+def test_dry_run_prints_the_plan_and_sends_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_links(tmp_path / "links.jsonl", 20)
+    assert main(["run", "--config", str(job(tmp_path))]) == 0
+    write_links(tmp_path / "links.jsonl", 22, changed={3}, skip={7})
+    (tmp_path / "links.jsonl").write_bytes((tmp_path / "links.jsonl").read_bytes() + b"not json\n")
+    capsys.readouterr()
+    before = (tmp_path / "results.jsonl").read_bytes()
+    assert (
+        main(["run", "--config", str(job(tmp_path)), "--dry-run", "--prune", "--max-delete", "5"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "links: 2 create, 1 update, 18 skip, 1 invalid, 1 delete" in out
+    assert "d3->t3:x" in out and "t7" in out
+    assert (tmp_path / "results.jsonl").read_bytes() == before  # no run happened
+    # The plan is what the next real run does.
+    assert main(["run", "--config", str(job(tmp_path))]) == 1
+    done = summary(tmp_path)
+    assert (done["requests"], done["skipped"], done["failed"]) == (3, 18, 1)
+
+
+def test_prune_deletes_exactly_what_left_the_input_within_the_guard(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_links(tmp_path / "links.jsonl", 100)
+    assert main(["run", "--config", str(job(tmp_path))]) == 0
+    write_links(tmp_path / "links.jsonl", 100, skip={10, 20, 30})
+    assert main(["run", "--config", str(job(tmp_path)), "--prune"]) == 0
+    lines = [orjson.loads(x) for x in (tmp_path / "results.jsonl").read_bytes().splitlines()]
+    deleted = sorted(
+        x["key"] for x in lines if x.get("action") == "deleted" or x["source"] == "state"
+    )
+    assert deleted == ["d2->t30:x", "d3->t10:x", "d6->t20:x"]
+    assert summary(tmp_path)["deleted"] == 3
+    # Half of the input gone: above the default 5% guard, nothing is deleted.
+    write_links(tmp_path / "links.jsonl", 100, skip=set(range(0, 100, 2)))
+    capsys.readouterr()
+    assert main(["run", "--config", str(job(tmp_path)), "--prune"]) == 2
+    err = capsys.readouterr().err
+    assert "would delete 47 of 97 items" in err and "--max-delete" in err
+    assert summary(tmp_path).get("deleted", 0) == 0
+    # A rerun allowed to delete them does.
+    assert main(["run", "--config", str(job(tmp_path)), "--prune", "--max-delete", "50%"]) == 0
+    assert summary(tmp_path)["deleted"] == 47
+
+
+def test_retry_failed_runs_only_the_failed_lines(tmp_path: Path) -> None:
+    write_links(tmp_path / "links.jsonl", 60)
+    config = job(tmp_path)
+    config.write_text(
+        config.read_text() + "[fake]\npermanent_rate = 0.2\nseed = 4\n", encoding="utf-8"
+    )
+    assert main(["run", "--config", str(config)]) == 1
+    failed = {
+        orjson.loads(x)["line"]
+        for x in (tmp_path / "results.jsonl").read_bytes().splitlines()
+        if b'"failed"' in x
+    }
+    assert failed
+    config.write_text(
+        config.read_text().replace("permanent_rate = 0.2", "permanent_rate = 0.0"), encoding="utf-8"
+    )
+    assert main(["retry-failed", str(tmp_path / "results.jsonl"), "--config", str(config)]) == 0
+    retried = [
+        orjson.loads(x) for x in (tmp_path / "results.retry.jsonl").read_bytes().splitlines()
+    ]
+    assert {x["line"] for x in retried} == failed
+    assert all(x["status"] == "succeeded" for x in retried)
