@@ -159,3 +159,26 @@ async def test_resync_writes_nothing_when_unchanged_and_only_the_changed_one_per
         assert sandbox.state.store.quable.assets["a7"]["attributes"] == {"n": "changed"}
         duplicates = sandbox.state.stats.snapshot()["duplicate_create_attempts"]["total"]
     assert duplicates == 0  # the update went straight to PUT, no 409 first
+
+
+async def test_dry_run_sends_nothing_and_its_plan_is_what_the_next_run_does(tmp_path: Path) -> None:
+    rows = [
+        {"from": "doc-00001", "to": f"doc-{i + 2:05d}", "type": "ref", "sequence": i}
+        for i in range(30)
+    ]
+    (tmp_path / "links.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    env = {**os.environ, "RESUME_TEST_QUABLE_TOKEN": "sandbox-token"}
+    async with running_sandbox(SandboxSettings()) as sandbox:
+        config = job(tmp_path, sandbox.url)
+        command = [sys.executable, "-m", "bulksync", "run", "--config", str(config)]
+        with anyio.fail_after(60):
+            assert (await anyio.run_process(command, env=env, check=False)).returncode == 0
+            rows.append({"from": "doc-00001", "to": "doc-00090", "type": "ref", "sequence": 99})
+            (tmp_path / "links.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+            before = sandbox.state.stats.snapshot()["requests_total"]
+            dry = await anyio.run_process([*command, "--dry-run"], env=env, check=False)
+            assert sandbox.state.stats.snapshot()["requests_total"] == before  # not one request
+            assert b"links: 1 create, 0 update, 30 skip, 0 invalid, 0 delete" in dry.stdout
+            assert (await anyio.run_process(command, env=env, check=False)).returncode == 0
+    summary = orjson.loads((tmp_path / "results.summary.json").read_bytes())
+    assert (summary["succeeded"], summary["skipped"], summary["requests"]) == (1, 30, 1)
