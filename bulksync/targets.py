@@ -50,10 +50,17 @@ def build_propeller(config: Config) -> BuiltTarget:
     return build(config)
 
 
+def build_ocapi(config: Config) -> BuiltTarget:
+    from .connectors.ocapi import build_ocapi as build
+
+    return build(config)
+
+
 BUILDERS: dict[str, Callable[[Config], BuiltTarget]] = {
     "fake": build_fake,
     "quable": build_quable,
     "propeller": build_propeller,
+    "ocapi": build_ocapi,
 }
 
 
