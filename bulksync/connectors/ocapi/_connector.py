@@ -1,0 +1,115 @@
+"""Salesforce B2C Commerce OCAPI (Data API) as a target: category links, single or batched."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from ...auth import SessionAuth
+from ...config import check_base_url
+from ...connector import BaseStage, Client, Failed, Job, Outcome, Stage
+from ...errors import ConfigError
+from ...records import Kind
+from ...results import ErrorInfo
+from ...transport import AiohttpTransport
+from ._auth import DEFAULT_TOKEN_URL, OcapiClientCredentials
+from ._batch import MAX_PARTS, BatchLinkStage
+from ._links import CategoryLinkStage
+
+if TYPE_CHECKING:
+    from ...config import Config
+    from ...targets import BuiltTarget
+
+
+@dataclass(slots=True)
+class OcapiOptions:
+    """The [ocapi] table of a job config."""
+
+    # Absolute, or relative to [target] base_url (the sandbox serves it on its own host).
+    token_url: str = DEFAULT_TOKEN_URL
+    data_path: str = "s/-/dw/data/v23_2"  # the Data API base, below base_url
+    batch: bool = False  # send links through the batch API instead of one PUT each
+    batch_size: int = MAX_PARTS  # sub-requests per batch, at most 50
+    batch_path: str = "s/-/dw/batch"
+
+    def __post_init__(self) -> None:
+        for name in ("token_url", "data_path", "batch_path"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip("/ "):
+                raise ConfigError(f"[ocapi] {name} must be a non-empty string")
+        # Stored without slashes at either end: request paths are joined to base_url, and the
+        # batch's x-dw-resource-path is built from data_path.
+        self.data_path = self.data_path.strip("/")
+        self.batch_path = self.batch_path.strip("/")
+        if not isinstance(self.batch, bool):
+            raise ConfigError("[ocapi] batch must be true or false")
+        if (
+            not isinstance(self.batch_size, int)
+            or isinstance(self.batch_size, bool)
+            or not 1 <= self.batch_size <= MAX_PARTS
+        ):
+            raise ConfigError(
+                f"[ocapi] batch_size must be an integer from 1 to {MAX_PARTS} "
+                "(the batch API takes at most 50 sub-requests)"
+            )
+
+
+class AssetsUnsupportedStage(BaseStage):
+    """OCAPI has no asset push here: each asset line gets a clear failure, not a request."""
+
+    name = "asset"
+
+    async def run(self, jobs: Sequence[Job], client: Client) -> Sequence[Outcome]:
+        message = "the OCAPI connector carries category links only; assets are not supported"
+        return [Failed(ErrorInfo("Unsupported", message)) for _ in jobs]
+
+
+class OcapiConnector:
+    name = "ocapi"
+
+    def __init__(self, options: OcapiOptions | None = None) -> None:
+        self.options = options or OcapiOptions()
+
+    def stages(self, kind: Kind) -> Sequence[Stage]:
+        if kind == "asset":
+            return [AssetsUnsupportedStage()]
+        options = self.options
+        if options.batch:
+            return [BatchLinkStage(options.data_path, options.batch_path, options.batch_size)]
+        return [CategoryLinkStage(options.data_path)]
+
+    def delete_stages(self, kind: Kind) -> Sequence[Stage]:
+        # Seed 003 documents DELETE (204, or 404 CategoryLinkNotFoundException when gone);
+        # pruning is not part of this connector yet.
+        raise ConfigError("--prune is not supported for OCAPI yet")
+
+
+def build_ocapi(config: Config) -> BuiltTarget:
+    from ...client import Target
+    from ...targets import BuiltTarget, budget_for
+
+    options = OcapiOptions(**config.section("ocapi", {f.name for f in fields(OcapiOptions)}))
+    target_config = config.target
+    if not (target_config.client_id_env and target_config.client_secret_env):
+        raise ConfigError(
+            "OCAPI needs [target] client_id_env and client_secret_env "
+            "(the API client's id and secret, for OAuth client credentials)"
+        )
+    if urlsplit(options.token_url).scheme:
+        # The secret travels to this URL in the Basic header: same rule as base_url.
+        check_base_url(options.token_url, target_config.allow_http)
+    source = OcapiClientCredentials(
+        config.secret(target_config.client_id_env, "OCAPI client id"),
+        config.secret(target_config.client_secret_env, "OCAPI client secret"),
+        options.token_url,
+    )
+    transport = AiohttpTransport(
+        max_connections=config.limits.concurrency + 4, timeout_s=target_config.timeout_s
+    )
+    # REFERENCE.md: "No documented request rate for OCAPI" -- no windows unless configured;
+    # the budget still slows down on 429 and honours Retry-After.
+    budget = budget_for(config, None)
+    target = Target(target_config.base_url, transport, budget, SessionAuth(source))
+    return BuiltTarget(OcapiConnector(options), target)
