@@ -22,6 +22,8 @@ from bulksync.errors import AuthError, ConfigError, ErrorClass
 from bulksync.http import HttpRequest, HttpResponse
 from bulksync.records import AssetRecord, Endpoint, LinkRecord, Origin
 
+from .scripted import ScriptedClient, reply
+
 DATA = "s/-/dw/data/v23_2"
 SRC = {"catalog": "MyCatalog", "category": "MyCategory1"}
 TGT = {"catalog": "OtherCatalog", "category": "Category1"}
@@ -30,12 +32,6 @@ LINK_URL = (
     "category_links/OtherCatalog/Category1/other"
 )
 
-Answer = HttpResponse | Callable[[HttpRequest], HttpResponse]
-
-
-def reply(status: int, body: Any = None, headers: dict[str, str] | None = None) -> HttpResponse:
-    raw = b"" if body is None else orjson.dumps(body)
-    return HttpResponse(status, {"content-type": "application/json", **(headers or {})}, raw)
 
 
 def fault_doc(type_: str, message: str = "") -> dict[str, Any]:
@@ -44,19 +40,6 @@ def fault_doc(type_: str, message: str = "") -> dict[str, Any]:
 
 def fault(status: int, type_: str, message: str = "", **headers: str) -> HttpResponse:
     return reply(status, fault_doc(type_, message), headers)
-
-
-class ScriptedClient:
-    """Answers in order; an answer may be a function of the request (batch answers)."""
-
-    def __init__(self, *answers: Answer) -> None:
-        self.answers = list(answers)
-        self.requests: list[HttpRequest] = []
-
-    async def send(self, request: HttpRequest) -> HttpResponse:
-        self.requests.append(request)
-        answer = self.answers.pop(0)
-        return answer(request) if callable(answer) else answer
 
 
 def job(

@@ -15,26 +15,13 @@ from bulksync.connector import Done, Failed, Job, RequestFailed
 from bulksync.connectors.propeller._auth import PropellerLogin
 from bulksync.connectors.propeller._links import BulkLinkStage
 from bulksync.errors import ErrorClass
-from bulksync.http import HttpRequest, HttpResponse
 from bulksync.records import LinkRecord, Origin
 from bulksync.runner import run_job_async
 from bulksync.sandbox import SandboxSettings, running_sandbox
 
+from .scripted import ScriptedClient, reply
+
 SEED_FIELDS = {"from", "to", "id", "lookupKey", "success", "error"}
-
-
-def reply(status: int, body: Any) -> HttpResponse:
-    return HttpResponse(status, {"content-type": "application/json"}, orjson.dumps(body))
-
-
-class ScriptedClient:
-    def __init__(self, *answers: HttpResponse) -> None:
-        self.answers = list(answers)
-        self.requests: list[HttpRequest] = []
-
-    async def send(self, request: HttpRequest) -> HttpResponse:
-        self.requests.append(request)
-        return self.answers.pop(0)
 
 
 def product(pid: int) -> dict[str, Any]:

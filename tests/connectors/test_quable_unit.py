@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from bulksync.connector import Done, Failed, Job, RequestFailed
@@ -14,23 +13,9 @@ from bulksync.connectors.quable._assets import CreateStage, UploadStage
 from bulksync.connectors.quable._auth import QuableLogin
 from bulksync.connectors.quable._links import V4LinkStage, V5LinkStage
 from bulksync.errors import AuthError, ErrorClass
-from bulksync.http import HttpRequest, HttpResponse
 from bulksync.records import AssetRecord, LinkRecord, Origin
 
-
-def reply(status: int, body: Any = None, headers: dict[str, str] | None = None) -> HttpResponse:
-    raw = b"" if body is None else orjson.dumps(body)
-    return HttpResponse(status, {"content-type": "application/json", **(headers or {})}, raw)
-
-
-class ScriptedClient:
-    def __init__(self, *answers: HttpResponse) -> None:
-        self.answers = list(answers)
-        self.requests: list[HttpRequest] = []
-
-    async def send(self, request: HttpRequest) -> HttpResponse:
-        self.requests.append(request)
-        return self.answers.pop(0)
+from .scripted import ScriptedClient, reply
 
 
 def asset(**fields: Any) -> Job:
