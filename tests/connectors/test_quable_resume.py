@@ -182,3 +182,47 @@ async def test_dry_run_sends_nothing_and_its_plan_is_what_the_next_run_does(tmp_
             assert (await anyio.run_process(command, env=env, check=False)).returncode == 0
     summary = orjson.loads((tmp_path / "results.summary.json").read_bytes())
     assert (summary["succeeded"], summary["skipped"], summary["requests"]) == (1, 30, 1)
+
+
+async def test_prune_deletes_the_links_and_assets_that_left_the_input(tmp_path: Path) -> None:
+    assets = [{"id": f"r{i}", "remotePath": f"https://img.example.com/{i}.jpg"} for i in range(40)]
+    links = [
+        {"from": "doc-00001", "to": f"r{i}", "type": "asset", "sequence": i} for i in range(40)
+    ]
+
+    def write(skip_assets: set[int], skip_links: set[int]) -> None:
+        keep_assets = [a for i, a in enumerate(assets) if i not in skip_assets]
+        keep_links = [x for i, x in enumerate(links) if i not in skip_links]
+        (tmp_path / "assets.jsonl").write_bytes(
+            b"".join(orjson.dumps(a) + b"\n" for a in keep_assets)
+        )
+        (tmp_path / "links.jsonl").write_bytes(
+            b"".join(orjson.dumps(x) + b"\n" for x in keep_links)
+        )
+
+    env = {**os.environ, "RESUME_TEST_QUABLE_TOKEN": "sandbox-token"}
+    write(set(), set())
+    async with running_sandbox(SandboxSettings()) as sandbox:
+        config = job(tmp_path, sandbox.url)
+        config.write_text(
+            config.read_text().replace(
+                'links = "links.jsonl"', 'assets = "assets.jsonl"\nlinks = "links.jsonl"'
+            )
+        )
+        command = [sys.executable, "-m", "bulksync", "run", "--config", str(config), "--prune"]
+        store = sandbox.state.store.quable
+        with anyio.fail_after(60):
+            assert (await anyio.run_process(command, env=env, check=False)).returncode == 0
+            assert len(store.assets) == 40 and len(store.links) == 40
+            write({39}, {3, 4, 39})  # one asset and the three links gone from the input
+            done = await anyio.run_process([*command, "--max-delete", "5"], env=env, check=False)
+            assert done.returncode == 0, done.stderr
+            assert sorted(store.assets) == sorted(f"r{i}" for i in range(39))
+            assert sorted(x["target"] for x in store.links.values()) == sorted(
+                f"r{i}" for i in range(40) if i not in (3, 4, 39)
+            )
+            # Half the catalogue gone: the guard holds and nothing is deleted.
+            write(set(range(20)) | {39}, set(range(20)) | {3, 4, 39})
+            refused = await anyio.run_process(command, env=env, check=False)
+            assert refused.returncode == 2 and b"would delete 38 of 76 items" in refused.stderr
+            assert len(store.assets) == 39 and len(store.links) == 37
