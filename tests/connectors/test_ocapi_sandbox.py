@@ -263,3 +263,22 @@ async def test_refused_client_credentials_stop_with_exit_3(
     assert report.exit_code == 3
     assert "wrong-secret-123" not in (tmp_path / "results.jsonl").read_text()
     assert state.store.ocapi.link_count() == 0
+
+
+@pytest.mark.parametrize("batch", [False, True])
+async def test_prune_deletes_the_category_links_that_left_the_input(
+    tmp_path: Path, batch: bool
+) -> None:
+    from bulksync.runner import RunOptions
+
+    links = write_links(tmp_path, 60)
+    async with running_sandbox(sandbox_settings()) as sandbox:
+        config = config_for(tmp_path, sandbox.url, {"batch": batch}, concurrency=4)
+        with anyio.fail_after(60):
+            first = await run_job_async(config, quiet=True)
+            assert first.exit_code == 0 and sandbox.state.store.ocapi.link_count() == 60
+            kept = [x for i, x in enumerate(links) if i not in (5, 6)]
+            (tmp_path / "links.jsonl").write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in kept))
+            second = await run_job_async(config, quiet=True, options=RunOptions(prune=True))
+        assert second.exit_code == 0 and second.summary["deleted"] == 2
+        assert sandbox.state.store.ocapi.link_count() == 58

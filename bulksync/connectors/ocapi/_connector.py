@@ -16,6 +16,7 @@ from ...results import ErrorInfo
 from ...transport import AiohttpTransport
 from ._auth import DEFAULT_TOKEN_URL, OcapiClientCredentials
 from ._batch import MAX_PARTS, BatchLinkStage
+from ._delete import DeleteLinkStage
 from ._links import CategoryLinkStage
 
 if TYPE_CHECKING:
@@ -81,9 +82,10 @@ class OcapiConnector:
         return [CategoryLinkStage(options.data_path)]
 
     def delete_stages(self, kind: Kind) -> Sequence[Stage]:
-        # Seed 003 documents DELETE (204, or 404 CategoryLinkNotFoundException when gone);
-        # pruning is not part of this connector yet.
-        raise ConfigError("--prune is not supported for OCAPI yet")
+        # Seed 003: DELETE answers 204, or 404 CategoryLinkNotFoundException when gone.
+        if kind != "link":
+            raise ConfigError("the OCAPI connector carries category links only")
+        return [DeleteLinkStage(self.options.data_path)]
 
 
 def build_ocapi(config: Config) -> BuiltTarget:
