@@ -5,7 +5,8 @@
 
 Each size runs `bulksync run` in its own process against the in-memory fake target (no
 network, no latency, per-key tracking off so the fake itself stays flat) and reports the
-child's peak RSS as one JSON line. The engine, not the fake, is what is measured.
+child's own peak RSS (``VmHWM``, see ``benchmarks._peak``) as one JSON line. The engine, not
+the fake, is what is measured.
 """
 
 from __future__ import annotations
@@ -48,14 +49,20 @@ track_keys = false
 """,
         encoding="utf-8",
     )
+    peak_file = folder / f"peak-{count}.txt"
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     started = time.monotonic()
     process = subprocess.Popen(
-        [sys.executable, "-m", "bulksync", "run", "--config", str(config)],
+        [sys.executable, "-m", "benchmarks._peak", str(peak_file), "bulksync", "run",
+         "--config", str(config)],
         stdout=subprocess.DEVNULL,
-    )
-    _, status, usage = os.wait4(process.pid, 0)
+        env=env,
+    )  # fmt: skip
+    _, status, _ = os.wait4(process.pid, 0)
     elapsed = time.monotonic() - started
     code = os.waitstatus_to_exitcode(status)
+    peak_kib = int(peak_file.read_text()) if peak_file.exists() else 0
     results = folder / f"results-{count}.jsonl"
     with open(results, "rb") as fh:
         lines = sum(1 for _ in fh)
@@ -65,7 +72,7 @@ track_keys = false
         "links": count,
         "exit_code": code,
         "result_lines": lines,
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # Linux reports KiB
+        "peak_rss_mb": round(peak_kib / 1024, 1),
         "elapsed_s": round(elapsed, 1),
         "items_per_s": round(count / elapsed),
     }

@@ -22,6 +22,25 @@ Sleep = Callable[[float], Awaitable[None]]
 # pacing a daily quota evenly would make every run shorter than a day up to three times slower.
 PACED_WINDOW_MAX_S = 3600.0
 
+# The budget remembers each grant this share of a window's period longer than the server does.
+# Our clock stamps a request when it leaves; the server's when it arrives, a varying delay later
+# (a new connection, a busy event loop, the network). Paced exactly at the limit, two requests a
+# period apart on our clock can land less than a period apart on the server's, and the second
+# is refused. 1% of the period (0.1 s of a 10 s window, 6 s of Quable's 10 minutes) absorbs that
+# jitter for 1% of the throughput.
+WINDOW_MARGIN = 0.01
+
+# Adaptive pacing after a 429 without Retry-After (multiplicative decrease, additive increase).
+DECREASE = 0.7  # the first decrease, or one far below the last: the limit is unknown
+DECREASE_NEAR = 0.9  # throttled again not far from where it was last: the limit is about there
+NEAR = 0.75  # "not far": at least this share of the pace of the last decrease
+RECOVERY = 0.05  # recovery per second, as a share of the reference pace ...
+RECOVERY_NEAR = 0.01  # ... within 5% of the pace of the last decrease: probe the limit gently
+# An unpaced budget meeting its first 429 has just burst into a limit it was not told: the
+# server's window is full and whatever goes next is refused. Everyone waits this long (the most
+# common window) before going on at the lowered pace.
+FIRST_THROTTLE_PAUSE_S = 1.0
+
 
 class SlidingWindow:
     """At most ``limit`` grants in any ``period`` seconds, in constant memory.
@@ -30,17 +49,20 @@ class SlidingWindow:
     grant is remembered a little longer than it needs to be, never shorter.
     """
 
-    def __init__(self, limit: int, period: float, buckets: int = 1000) -> None:
-        if limit < 1 or period <= 0:
+    def __init__(
+        self, limit: int, period: float, buckets: int = 1000, margin_s: float = 0.0
+    ) -> None:
+        if limit < 1 or period <= 0 or margin_s < 0:
             raise ValueError(f"invalid rate window: {limit} per {period} s")
         self.limit = limit
         self.period = period
+        self._span = period + margin_s  # how long a grant is remembered
         self._resolution = period / buckets
         self._log: deque[list[float]] = deque()  # [bucket end, count]
         self._count = 0
 
     def _expire(self, now: float) -> None:
-        horizon = now - self.period
+        horizon = now - self._span
         while self._log and self._log[0][0] <= horizon:
             self._count -= int(self._log.popleft()[1])
 
@@ -49,7 +71,7 @@ class SlidingWindow:
         self._expire(now)
         if self._count < self.limit:
             return 0.0
-        return max(self._log[0][0] + self.period - now, 1e-6)
+        return max(self._log[0][0] + self._span - now, 1e-6)
 
     def record(self, now: float) -> None:
         end = (math.floor(now / self._resolution) + 1) * self._resolution
@@ -82,7 +104,10 @@ class RateBudget:
         clock: Clock = time.monotonic,
         sleep: Sleep = anyio.sleep,
     ) -> None:
-        self.windows = [SlidingWindow(limit, period) for limit, period in windows]
+        self.windows = [
+            SlidingWindow(limit, period, margin_s=period * WINDOW_MARGIN)
+            for limit, period in windows
+        ]
         paced = [w.limit / w.period for w in self.windows if w.period <= PACED_WINDOW_MAX_S]
         self.base_rate: float | None = pace if pace is not None else min(paced, default=None)
         self._rate = self.base_rate
@@ -95,6 +120,7 @@ class RateBudget:
         self._last_decrease = -math.inf
         self._last_recovery = -math.inf
         self._reference: float | None = None  # the pace before the first 429, when unpaced
+        self._ceiling: float | None = None  # the pace we were throttled at last time
         self._recent: deque[float] = deque()  # grant times over the last second
         self.granted = 0
         self.throttled = 0
@@ -140,8 +166,13 @@ class RateBudget:
         """The server said 429: slow everyone down, not only the worker that saw it.
 
         With ``Retry-After`` the server says exactly when to come back: the whole budget
-        pauses until then. Without it, the pace drops by 30% (at most once a second, since
-        one burst of 429s is one signal) and recovers by 5% of the configured pace per second.
+        pauses until then. Without it, the pace drops (at most once a second, since one burst
+        of 429s is one signal): by 30% the first time, or when the pace was far below where
+        it was throttled before; by 10% when it meets the limit again about where it did last
+        time. It then recovers by 5% of the configured pace (or, unpaced, of the pace it was
+        throttled at) per second, and by 1% within 5% of the pace it was last throttled at, so
+        that it probes the limit gently instead of crashing into it every few seconds. The
+        first 429 of an unpaced budget also pauses everyone for a second.
         """
         now = self._clock()
         self.throttled += 1
@@ -153,10 +184,15 @@ class RateBudget:
         self._recover(now)
         observed = float(len(self._recent)) or 1.0
         current = self._rate if self._rate is not None else observed
-        self._rate = max(self._floor(), min(current, observed) * 0.7)
+        peak = min(current, observed)
+        near = self._ceiling is not None and peak >= NEAR * self._ceiling
+        self._rate = max(self._floor(), peak * (DECREASE_NEAR if near else DECREASE))
+        self._ceiling = peak
         self._last_decrease = self._last_recovery = now
         if self._reference is None:
             self._reference = current
+            if self.base_rate is None:
+                self._paused_until = max(self._paused_until, now + FIRST_THROTTLE_PAUSE_S)
 
     def _floor(self) -> float:
         return max(0.1, 0.05 * (self.base_rate or self._reference or 1.0))
@@ -164,8 +200,10 @@ class RateBudget:
     def _recover(self, now: float) -> None:
         if self._rate is None or self._last_decrease == -math.inf:
             return
-        reference = self.base_rate or self._reference or self._rate
-        self._rate += 0.05 * reference * (now - self._last_recovery)
+        reference = self.base_rate or self._ceiling or self._rate
+        near = self._ceiling is not None and 0.95 <= self._rate / self._ceiling <= 1.05
+        step = RECOVERY_NEAR if near else RECOVERY
+        self._rate += step * reference * (now - self._last_recovery)
         self._last_recovery = now
         if self.base_rate is not None and self._rate >= self.base_rate:
             self._rate = self.base_rate

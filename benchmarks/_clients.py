@@ -1,0 +1,234 @@
+"""The measured clients, each run in a fresh process: ``python -m benchmarks._clients NAME JSON``.
+
+- ``bulksync``: the real job runner (``run_job_async``) with a Config built in code.
+- ``raw_pool``: the ceiling baseline, N aiohttp workers on one session, no results, no retries.
+- ``gather``: what a user writes first, one unbounded ``asyncio.gather`` over every item.
+- ``sequential``: the vendor docs' style, one ``requests.post`` after the other.
+
+Each prints one JSON line: items, elapsed seconds, CPU seconds of the process during the timed
+part, peak RSS of the process, and what the server answered. Every loop is bounded in count
+(the input) and in time (``max_s``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import resource
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ._peak import peak_rss_kib
+
+TOKEN_ENV = "BULKSYNC_BENCH_QUABLE_TOKEN"
+TOKEN = "sandbox-token"
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _peak_rss_mb() -> float:
+    return round(peak_rss_kib() / 1024, 1)
+
+
+def link_body(link: dict[str, Any]) -> dict[str, Any]:
+    """The v5 ``POST /api/links`` body for one input link, as bulksync's connector builds it."""
+    body: dict[str, Any] = {
+        "origin": {"id": link["from"]},
+        "target": {"id": link["to"]},
+        "linkType": {"id": link["type"]},
+        "attributes": [],
+    }
+    if link.get("sequence") is not None:
+        body["sequence"] = link["sequence"]
+    return body
+
+
+def _links(path: str) -> Iterator[dict[str, Any]]:
+    with open(path, encoding="utf-8") as lines:
+        for line in lines:
+            yield json.loads(line)
+
+
+def _report(items: int, started: float, cpu_started: float, **extra: Any) -> dict[str, Any]:
+    elapsed = time.perf_counter() - started
+    cpu = _cpu() - cpu_started
+    return {
+        "items": items,
+        "elapsed_s": round(elapsed, 4),
+        "items_per_s": round(items / elapsed, 2) if elapsed > 0 else None,
+        "cpu_s": round(cpu, 4),
+        "cpu_us_per_item": round(cpu / items * 1e6, 1) if items else None,
+        "peak_rss_mb": _peak_rss_mb(),
+        **extra,
+    }
+
+
+# -- bulksync -------------------------------------------------------------------------------
+
+
+def bulksync(args: dict[str, Any]) -> dict[str, Any]:
+    import anyio
+
+    from bulksync.config import Config, InputsConfig, LimitsConfig, OutputConfig, TargetConfig
+    from bulksync.runner import RunReport, run_job_async
+
+    os.environ[TOKEN_ENV] = TOKEN
+    folder = Path(args["folder"])
+    config = Config(
+        target=TargetConfig(kind="quable", base_url=args["url"], token_env=TOKEN_ENV),
+        inputs=InputsConfig(
+            assets=Path(args["assets"]) if args.get("assets") else None,
+            links=Path(args["links"]) if args.get("links") else None,
+        ),
+        limits=LimitsConfig(
+            rate=[(int(n), float(s)) for n, s in args.get("rate", [])],
+            pace=args.get("pace"),
+            concurrency=int(args.get("concurrency", 16)),
+            stage_concurrency=dict(args.get("stage_concurrency", {})),
+            max_elapsed_s=float(args.get("max_elapsed_s", 300.0)),
+        ),
+        output=OutputConfig(results=folder / f"results-{args['tag']}.jsonl", progress=False),
+        sections={"quable": dict(args.get("quable", {}))},
+    )
+    max_s = float(args.get("max_s", 600.0))
+    outcome: dict[str, RunReport] = {}
+
+    async def main() -> None:
+        with anyio.move_on_after(max_s):
+            outcome["report"] = await run_job_async(config, True)
+
+    cpu_started, started = _cpu(), time.perf_counter()
+    anyio.run(main)
+    report = outcome.get("report")
+    summary = report.summary if report else {}
+    total = int(summary.get("total", 0))
+    return _report(
+        total,
+        started,
+        cpu_started,
+        exit_code=report.exit_code if report else None,
+        timed_out=report is None,
+        succeeded=summary.get("succeeded"),
+        failed=summary.get("failed"),
+        requests=summary.get("requests"),
+        retries=summary.get("retries"),
+        throttled=summary.get("throttled"),
+        engine_elapsed_s=summary.get("elapsed_s"),
+    )
+
+
+# -- raw aiohttp worker pool -------------------------------------------------------------------
+
+
+def raw_pool(args: dict[str, Any]) -> dict[str, Any]:
+    import aiohttp
+
+    bodies = [link_body(link) for link in _links(args["links"])]
+    workers, max_s = int(args["concurrency"]), float(args.get("max_s", 600.0))
+    statuses: dict[str, int] = {}
+    errors = 0
+
+    async def main() -> tuple[float, float]:
+        nonlocal errors
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        connector = aiohttp.TCPConnector(limit=workers)
+        async with aiohttp.ClientSession(args["url"], connector=connector, headers=headers) as s:
+            items = iter(bodies)
+            deadline = time.monotonic() + max_s
+
+            async def worker() -> None:
+                nonlocal errors
+                for body in items:  # the shared iterator hands each body to one worker
+                    if time.monotonic() > deadline:
+                        return
+                    try:
+                        async with s.post("/api/links", json=body) as response:
+                            await response.read()
+                            key = str(response.status)
+                            statuses[key] = statuses.get(key, 0) + 1
+                    except aiohttp.ClientError:
+                        errors += 1
+
+            cpu_started, started = _cpu(), time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(workers)))
+            return cpu_started, started
+
+    cpu_started, started = asyncio.run(main())
+    done = sum(statuses.values()) + errors
+    return _report(done, started, cpu_started, statuses=statuses, errors=errors)
+
+
+# -- naive: one unbounded gather ---------------------------------------------------------------
+
+
+def gather(args: dict[str, Any]) -> dict[str, Any]:
+    import aiohttp
+
+    max_s = float(args.get("max_s", 600.0))
+    statuses: dict[str, int] = {}
+    errors = 0
+    cpu_started, started = _cpu(), time.perf_counter()
+
+    async def post(session: aiohttp.ClientSession, link: dict[str, Any]) -> None:
+        nonlocal errors
+        try:
+            async with session.post("/api/links", json=link_body(link)) as response:
+                await response.read()
+                statuses[str(response.status)] = statuses.get(str(response.status), 0) + 1
+        except aiohttp.ClientError:
+            errors += 1
+
+    async def main() -> None:
+        # As written by hand: every item read into memory, one task each, aiohttp's defaults.
+        links = list(_links(args["links"]))
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        async with aiohttp.ClientSession(args["url"], headers=headers) as session:
+            await asyncio.wait_for(asyncio.gather(*(post(session, x) for x in links)), max_s)
+
+    asyncio.run(main())
+    done = sum(statuses.values()) + errors
+    return _report(done, started, cpu_started, statuses=statuses, errors=errors)
+
+
+# -- naive: sequential requests ----------------------------------------------------------------
+
+
+def sequential(args: dict[str, Any]) -> dict[str, Any]:
+    import requests
+
+    url = args["url"] + "/api/links"
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    limit, max_s = int(args["count"]), float(args.get("max_s", 60.0))
+    statuses: dict[str, int] = {}
+    cpu_started, started = _cpu(), time.perf_counter()
+    deadline = time.monotonic() + max_s
+    done = 0
+    # As in the vendor docs' examples: one requests.post per item, no session, no concurrency.
+    for link in _links(args["links"]):
+        if done >= limit or time.monotonic() > deadline:
+            break
+        response = requests.post(url, json=link_body(link), headers=headers, timeout=30)
+        statuses[str(response.status_code)] = statuses.get(str(response.status_code), 0) + 1
+        done += 1
+    return _report(done, started, cpu_started, statuses=statuses)
+
+
+CLIENTS = {"bulksync": bulksync, "raw_pool": raw_pool, "gather": gather, "sequential": sequential}
+
+
+def main(argv: list[str]) -> int:
+    name, args = argv[0], json.loads(argv[1])
+    report = CLIENTS[name](args)
+    print(json.dumps({"client": name, **report}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,217 @@
+"""``python -m benchmarks``: run the scenarios, print one JSON line per figure, write the results.
+
+    python -m benchmarks                       # full run (about 10 minutes on 2 cores)
+    python -m benchmarks --smoke               # every scenario at a tiny size (well under 2 min)
+    python -m benchmarks --only budget_accuracy,memory
+    python -m benchmarks --out /tmp/bench      # write latest.json and RESULTS.md elsewhere
+
+A full run writes ``benchmarks/results/latest.json`` and ``benchmarks/RESULTS.md``; a smoke run
+writes to ``benchmarks/results/smoke/`` unless ``--out`` says otherwise, so that it never
+overwrites the figures of a full run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from ._harness import Figure, pinning
+from .scenarios import FULL, METRICS, SCENARIOS, SMOKE, Context
+
+HERE = Path(__file__).resolve().parent
+
+DESCRIPTIONS: dict[tuple[str, str], str] = {
+    ("client_ceiling", "bulksync_items_per_s"): "bulksync, single-link POST /api/links",
+    ("client_ceiling", "raw_aiohttp_items_per_s"): "raw aiohttp pool, same requests",
+    ("client_ceiling", "ceiling_ratio"): "bulksync ÷ raw aiohttp (median of rounds)",
+    ("client_ceiling", "bulksync_cpu_us_per_item"): "client CPU per item, bulksync",
+    ("client_ceiling", "raw_aiohttp_cpu_us_per_item"): "client CPU per item, raw aiohttp",
+    ("naive_baselines", "bulksync_items_per_s"): "bulksync, 64 in flight",
+    ("naive_baselines", "sequential_items_per_s"): "sequential requests.post (vendor docs)",
+    ("naive_baselines", "gather_items_per_s"): "one unbounded asyncio.gather (aiohttp)",
+    ("naive_baselines", "speedup_vs_sequential"): "bulksync ÷ sequential",
+    ("naive_baselines", "speedup_vs_gather"): "bulksync ÷ gather",
+    ("naive_baselines", "bulksync_peak_rss_mb"): "peak RSS, bulksync",
+    ("naive_baselines", "sequential_peak_rss_mb"): "peak RSS, sequential requests",
+    ("naive_baselines", "gather_peak_rss_mb"): "peak RSS, gather",
+    ("budget_accuracy", "known_achieved_ratio"): "achieved ÷ known limit (100/s, 10 s window)",
+    ("budget_accuracy", "known_429s"): "429s at the known limit",
+    ("budget_accuracy", "unknown_achieved_ratio"): "achieved ÷ server-only limit (100/s)",
+    ("budget_accuracy", "unknown_429_share"): "share of requests answered 429",
+    ("budget_accuracy", "unknown_retry_after_achieved_ratio"): "same, 429s with Retry-After",
+    ("budget_accuracy", "unknown_retry_after_429_share"): "share answered 429, Retry-After",
+    ("two_step_assets", "items_per_s"): "assets/s, upload then create",
+    ("two_step_assets", "bound_items_per_s"): "bound of the tighter stage (create budget)",
+    ("two_step_assets", "bound_ratio"): "achieved ÷ bound",
+    ("memory", "peak_rss_small"): "peak RSS, {small:,} links",
+    ("memory", "peak_rss_large"): "peak RSS, {large:,} links",
+    ("memory", "rss_growth"): "growth {small:,} → {large:,}",
+    ("calls_per_item", "v5_calls_per_item"): "v5, one POST /api/links per link",
+    ("calls_per_item", "v4_calls_per_item"): "v4, grouped document links",
+    ("calls_per_item", "v4_fewer_calls"): "v5 calls ÷ v4 calls",
+}
+
+
+def run(names: list[str], smoke: bool) -> list[Figure]:
+    sizes = SMOKE if smoke else FULL
+    figures: list[Figure] = []
+    with tempfile.TemporaryDirectory(prefix="bulksync-bench-") as tmp:
+        for name in names:
+            folder = Path(tmp) / name
+            folder.mkdir()
+            ctx = Context(sizes, folder, smoke)
+            started = time.monotonic()
+            try:
+                produced = SCENARIOS[name](ctx)
+            except Exception as exc:  # one broken scenario must not hide the others' figures
+                traceback.print_exc()
+                produced = [Figure(name, "error", None, "", detail={"error": repr(exc)})]
+            took = round(time.monotonic() - started, 1)
+            for figure in produced:
+                figure.detail.setdefault("scenario_s", took)
+                print(json.dumps({**figure.row(), **figure.detail}, default=str), flush=True)
+            figures.extend(produced)
+    return figures
+
+
+def environment(smoke: bool) -> dict[str, Any]:
+    server, _ = pinning()
+    return {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "mode": "smoke" if smoke else "full",
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "pinning": "sandbox on CPU 1, clients on CPU 0 (taskset)" if server else "none",
+    }
+
+
+def write_results(figures: list[Figure], out_json: Path, out_md: Path, smoke: bool) -> None:
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps([f.row() for f in figures], indent=1) + "\n", encoding="utf-8")
+    out_md.write_text(markdown(figures, environment(smoke), smoke), encoding="utf-8")
+
+
+def _value(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float) and value >= 100:
+        return f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:g}"
+
+
+def markdown(figures: list[Figure], env: dict[str, Any], smoke: bool) -> str:
+    sizes = SMOKE if smoke else FULL
+    small, large = sizes.memory_links
+    lines = [
+        "# bulksync benchmarks"
+        + (" (smoke run: tiny sizes, figures not meaningful)" if smoke else ""),
+        "",
+        f"Run {env['date']} with `python -m benchmarks{' --smoke' if smoke else ''}` on "
+        f"{env['cpus']} CPUs ({env['machine']}), Python {env['python']}; "
+        f"pinning: {env['pinning']}. The machine is shared and noisy: compare the ratios, "
+        "which are taken within one run, rather than the absolute rates.",
+        "",
+        "| scenario | figure | value | unit | target | met |",
+        "|---|---|---:|---|---|---|",
+    ]
+    for f in figures:
+        what = DESCRIPTIONS.get((f.scenario, f.metric), f.metric).format(small=small, large=large)
+        met = "—" if f.met is None else ("yes" if f.met else "**no**")
+        target = f.target or ""
+        lines.append(
+            f"| {f.scenario} | {what} (`{f.metric}`) | {_value(f.value)} | {f.unit} "
+            f"| {target} | {met} |"
+        )
+    lines += ["", "## How each figure is measured", "", *NOTES.format(
+        ceiling=sizes.ceiling_items, rounds=sizes.ceiling_rounds, seq=sizes.sequential_items,
+        budget_s=sizes.budget_s, assets=sizes.assets, small=small, large=large,
+        calls=sizes.calls_links,
+    ).strip().splitlines(), ""]  # fmt: skip
+    return "\n".join(lines)
+
+
+NOTES = """
+Every client runs in a fresh process pinned to CPU 0; the sandbox (`python -m bulksync.sandbox`)
+runs in its own process pinned to CPU 1. Requests go to 127.0.0.1 only.
+
+1. **client_ceiling**: {ceiling:,} single-link `POST /api/links`, sandbox latency 20 ms, no rate
+   limit, 64 in flight. bulksync (`run_job_async`, Quable connector, 64 workers, no budget
+   window) against a raw aiohttp pool (64 workers on one session, no results, no retries),
+   {rounds} round(s) in alternating order; the ratio is the median of the per-round ratios.
+   CPU µs per item is the client process's user + system time over the items.
+2. **naive_baselines**: the same links. Sequential `requests.post` without a session, as in the
+   vendor's examples, is timed on the first {seq:,} links (every link costs the same). The
+   `gather` baseline reads every link into memory and gathers one task per link over one
+   aiohttp session with its defaults (100 connections). Peak RSS is each process's own
+   high-water mark (`VmHWM`; `ru_maxrss` would include the parent's size, see
+   `benchmarks/_peak.py`).
+3. **budget_accuracy**: known limit, 1,000 requests per sliding 10 s (100/s), enforced by the
+   sandbox (with `Retry-After`) and given to bulksync as its rate window; {budget_s:g} s worth of
+   links at 16 workers. Achieved = links the server accepted ÷ elapsed ÷ 100/s. Unknown limit:
+   100 requests per sliding 1 s, enforced by the sandbox without `Retry-After`, not told to
+   bulksync (no rate window, 16 workers): achieved ÷ 100/s, and 429s ÷ all link requests.
+   The same again with `Retry-After` on the 429s (the Quable sandbox's default), for
+   information: bulksync then pauses as told instead of lowering its pace.
+4. **two_step_assets**: {assets:,} assets with 50 KB files; `POST /api/files` answers in 50 ms,
+   `POST /api/assets` in 20 ms; 8 upload workers, 16 create workers. The creates' budget is
+   100/s: the target's one budget pays for every request, so it is 200/s, half for the creates
+   and half for the uploads feeding them. Bound = min(uploads 8 ÷ 50 ms = 160/s, creates
+   100/s). The sandbox's latency knob is per API, so this one runs the same sandbox app
+   through `benchmarks/_sandbox.py`, which adds 30 ms to `POST /api/files` only.
+5. **memory**: `benchmarks.memory_links` streams {small:,} and {large:,} links through
+   `bulksync run` against the in-memory **fake target** (not the sandbox, which would take
+   minutes for a million links and grow its own store), 64 workers, one process per size; peak
+   RSS of that process.
+6. **calls_per_item**: {calls:,} links (100 per document, one link type) through v5 (one
+   `POST /api/links` each) and v4 (`POST /api_1.php/documents/{{code}}/links/{{type}}`, one per
+   document and type); requests counted by the sandbox.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--smoke", action="store_true", help="every scenario at a tiny size")
+    parser.add_argument("--only", help="comma-separated scenarios: " + ", ".join(SCENARIOS))
+    parser.add_argument("--out", type=Path, help="folder for latest.json and RESULTS.md")
+    args = parser.parse_args(argv)
+    names = args.only.split(",") if args.only else list(SCENARIOS)
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario(s): {', '.join(unknown)}")
+    _, client = pinning()
+    if client and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {0})  # this process and what it spawns, unless told otherwise
+    figures = run(names, args.smoke)
+    if args.out:
+        out_json, out_md = args.out / "latest.json", args.out / "RESULTS.md"
+    elif args.smoke:
+        out_json, out_md = (
+            HERE / "results" / "smoke" / "latest.json",
+            HERE / "results" / "smoke" / "RESULTS.md",
+        )
+    else:
+        out_json, out_md = HERE / "results" / "latest.json", HERE / "RESULTS.md"
+    write_results(figures, out_json, out_md, args.smoke)
+    print(f"wrote {out_json} and {out_md}", file=sys.stderr)
+    missing = [
+        (s, m) for s in names for m in METRICS[s]
+        if not any(f.scenario == s and f.metric == m and f.value is not None for f in figures)
+    ]  # fmt: skip
+    if missing:
+        print(f"missing figures: {missing}", file=sys.stderr)
+        return 1
+    return 0
