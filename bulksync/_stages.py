@@ -197,6 +197,8 @@ async def take_batch(
         batch = [await receive.receive()]
     except anyio.EndOfStream:
         return []
+    if size == 1:
+        return batch
     deadline = anyio.current_time() + linger_s
     while len(batch) < size:
         try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from urllib.parse import urlsplit
 
 import anyio
 
@@ -42,7 +41,7 @@ class EngineClient:
         self._retry = retry
 
     def _absolute(self, request: HttpRequest) -> HttpRequest:
-        if urlsplit(request.url).scheme:
+        if request.url.startswith(("http://", "https://")):
             return request
         url = self._target.base_url.rstrip("/") + "/" + request.url.lstrip("/")
         return replace(request, url=url)

@@ -65,6 +65,7 @@ class Engine(ItemSink):
         self._failed_assets: dict[str, str] = {}  # asset id -> why, for dependent links
         self._pipeline = anyio.CancelScope()
         self._deleting = False
+        self._state_holds: dict[Kind, bool] = {}  # kinds the state held items of at the start
         self.succeeded_keys: list[str] = []  # only while deleting: what prune may forget
 
     async def run(self, inputs: Sequence[Input], *, deleting: bool = False) -> RunStats:
@@ -76,6 +77,8 @@ class Engine(ItemSink):
         stages_of = self.connector.delete_stages if deleting else self.connector.stages
         self._deleting = deleting
         flows = [(kind, records, list(stages_of(kind))) for kind, records in inputs]
+        if self.options.state is not None:
+            self._state_holds = {kind: self.options.state.count(kind) > 0 for kind, _ in inputs}
         for kind, _, stages in flows:
             self.read[kind] = 0
             self.counters.extend(StageCounters(kind, stage.name) for stage in stages)
@@ -186,7 +189,10 @@ class Engine(ItemSink):
         record = job.record
         digest = content_hash(record)
         state.saw(record.kind, record.key)
-        known = None if self.options.full else state.lookup(record.kind, record.key)
+        known = None
+        # A first migration has nothing to look up: skip a query per item.
+        if not self.options.full and self._state_holds.get(record.kind, True):
+            known = state.lookup(record.kind, record.key)
         job.state["hash"] = digest
         if known is None:
             return False

@@ -10,6 +10,7 @@ from contextlib import ExitStack
 from typing import Any, Protocol
 
 import aiohttp
+import orjson
 
 from .errors import TransportError
 from .http import HttpRequest, HttpResponse
@@ -39,6 +40,8 @@ class AiohttpTransport:
                 timeout=aiohttp.ClientTimeout(total=self._timeout_s),
                 headers={"User-Agent": self._user_agent},
                 raise_for_status=False,
+                # orjson: the stdlib encoder was a few percent of the client's CPU per item.
+                json_serialize=lambda value: orjson.dumps(value).decode(),
             )
         return self._session
 
