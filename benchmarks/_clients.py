@@ -1,6 +1,7 @@
 """The measured clients, each run in a fresh process: ``python -m benchmarks._clients NAME JSON``.
 
-- ``bulksync``: the real job runner (``run_job_async``) with a Config built in code.
+- ``bulksync``: the real job runner (``run_job_async``) with a Config built in code; Quable
+  unless ``kind`` names another target (``propeller``, ``ocapi``: OAuth client credentials).
 - ``raw_pool``: the ceiling baseline, N aiohttp workers on one session, no results, no retries.
 - ``gather``: what a user writes first, one unbounded ``asyncio.gather`` over every item.
 - ``sequential``: the vendor docs' style, one ``requests.post`` after the other.
@@ -26,6 +27,8 @@ from ._peak import peak_rss_kib
 
 TOKEN_ENV = "BULKSYNC_BENCH_QUABLE_TOKEN"
 TOKEN = "sandbox-token"
+CLIENT_ID_ENV, CLIENT_SECRET_ENV = "BULKSYNC_BENCH_CLIENT_ID", "BULKSYNC_BENCH_CLIENT_SECRET"
+SANDBOX_CREDENTIALS = "sandbox"  # the sandbox's default client id and secret
 
 
 def _cpu() -> float:
@@ -79,10 +82,21 @@ def bulksync(args: dict[str, Any]) -> dict[str, Any]:
     from bulksync.config import Config, InputsConfig, LimitsConfig, OutputConfig, TargetConfig
     from bulksync.runner import RunReport, run_job_async
 
-    os.environ[TOKEN_ENV] = TOKEN
+    kind = str(args.get("kind", "quable"))
+    if kind == "quable":
+        os.environ[TOKEN_ENV] = TOKEN
+        target = TargetConfig(kind=kind, base_url=args["url"], token_env=TOKEN_ENV)
+    else:
+        os.environ[CLIENT_ID_ENV] = os.environ[CLIENT_SECRET_ENV] = SANDBOX_CREDENTIALS
+        target = TargetConfig(
+            kind=kind,
+            base_url=args["url"],
+            client_id_env=CLIENT_ID_ENV,
+            client_secret_env=CLIENT_SECRET_ENV,
+        )
     folder = Path(args["folder"])
     config = Config(
-        target=TargetConfig(kind="quable", base_url=args["url"], token_env=TOKEN_ENV),
+        target=target,
         inputs=InputsConfig(
             assets=Path(args["assets"]) if args.get("assets") else None,
             links=Path(args["links"]) if args.get("links") else None,
@@ -95,7 +109,7 @@ def bulksync(args: dict[str, Any]) -> dict[str, Any]:
             max_elapsed_s=float(args.get("max_elapsed_s", 300.0)),
         ),
         output=OutputConfig(results=folder / f"results-{args['tag']}.jsonl", progress=False),
-        sections={"quable": dict(args.get("quable", {}))},
+        sections={kind: dict(args.get(kind, {}))},
     )
     max_s = float(args.get("max_s", 600.0))
     outcome: dict[str, RunReport] = {}

@@ -4,10 +4,12 @@
     python -m benchmarks --smoke               # every scenario at a tiny size (well under 2 min)
     python -m benchmarks --only budget_accuracy,memory
     python -m benchmarks --out /tmp/bench      # write latest.json and RESULTS.md elsewhere
+    python -m benchmarks --only ocapi_batch --merge   # replace only these figures in the results
 
 A full run writes ``benchmarks/results/latest.json`` and ``benchmarks/RESULTS.md``; a smoke run
 writes to ``benchmarks/results/smoke/`` unless ``--out`` says otherwise, so that it never
-overwrites the figures of a full run.
+overwrites the figures of a full run. ``--merge`` keeps the figures already written of the
+scenarios that did not run, so that ``--only`` can refresh some figures without losing the rest.
 """
 
 from __future__ import annotations
@@ -24,8 +26,12 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from . import scenarios, scenarios_targets
 from ._harness import Figure, pinning
-from .scenarios import FULL, METRICS, SCENARIOS, SMOKE, Context
+from .scenarios import FULL, SMOKE, Context
+
+SCENARIOS = {**scenarios.SCENARIOS, **scenarios_targets.SCENARIOS}
+METRICS = {**scenarios.METRICS, **scenarios_targets.METRICS}
 
 HERE = Path(__file__).resolve().parent
 
@@ -58,6 +64,7 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("calls_per_item", "v5_calls_per_item"): "v5, one POST /api/links per link",
     ("calls_per_item", "v4_calls_per_item"): "v4, grouped document links",
     ("calls_per_item", "v4_fewer_calls"): "v5 calls ÷ v4 calls",
+    **scenarios_targets.DESCRIPTIONS,
 }
 
 
@@ -95,10 +102,60 @@ def environment(smoke: bool) -> dict[str, Any]:
     }
 
 
-def write_results(figures: list[Figure], out_json: Path, out_md: Path, smoke: bool) -> None:
+def write_results(
+    figures: list[Figure],
+    out_json: Path,
+    out_md: Path,
+    smoke: bool,
+    merged: list[str] | None = None,
+) -> None:
+    """Write the figures; with ``merged`` (the scenarios just run), keep the other scenarios'
+    figures from ``out_json`` and the header of the run(s) they came from in ``out_md``."""
+    earlier: list[str] = []
+    if merged is not None:
+        figures = merge(earlier_figures(out_json), figures, merged)
+        earlier = earlier_header(out_md, merged)
     out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps([f.row() for f in figures], indent=1) + "\n", encoding="utf-8")
-    out_md.write_text(markdown(figures, environment(smoke), smoke), encoding="utf-8")
+    env = environment(smoke)
+    out_md.write_text(markdown(figures, env, smoke, earlier, merged), encoding="utf-8")
+
+
+TABLE_HEAD = "| scenario | figure | value | unit | target | met |"
+MERGED_PREFIX = "Figures of "
+
+
+def earlier_figures(out_json: Path) -> list[Figure]:
+    if not out_json.exists():
+        return []
+    rows = json.loads(out_json.read_text(encoding="utf-8"))
+    return [Figure(**row) for row in rows]
+
+
+def merge(earlier: list[Figure], new: list[Figure], names: list[str]) -> list[Figure]:
+    """The earlier figures of the scenarios not in ``names``, and the new ones, in the order of
+    the registry (scenarios it no longer knows last); within a scenario, as produced."""
+    kept = [f for f in earlier if f.scenario not in names]
+    order = {name: i for i, name in enumerate(SCENARIOS)}
+    return sorted([*kept, *new], key=lambda f: order.get(f.scenario, len(order)))
+
+
+def earlier_header(out_md: Path, names: list[str]) -> list[str]:
+    """The run lines of ``out_md``, less those of earlier merges of only these scenarios."""
+    if not out_md.exists():
+        return []
+    lines = out_md.read_text(encoding="utf-8").splitlines()
+    end = lines.index(TABLE_HEAD) if TABLE_HEAD in lines else len(lines)
+    kept = []
+    for line in lines[1:end]:
+        if not line.strip():
+            continue
+        if line.startswith(MERGED_PREFIX) and ":" in line:
+            covered = line[len(MERGED_PREFIX) : line.index(":")].split(", ")
+            if set(covered) <= set(names):
+                continue  # superseded by this run
+        kept.append(line)
+    return kept
 
 
 def _value(value: Any) -> str:
@@ -111,19 +168,36 @@ def _value(value: Any) -> str:
     return f"{value:g}"
 
 
-def markdown(figures: list[Figure], env: dict[str, Any], smoke: bool) -> str:
+def markdown(
+    figures: list[Figure],
+    env: dict[str, Any],
+    smoke: bool,
+    earlier: list[str] | None = None,
+    merged: list[str] | None = None,
+) -> str:
     sizes = SMOKE if smoke else FULL
     small, large = sizes.memory_links
+    machine = (
+        f"{env['cpus']} CPUs ({env['machine']}), Python {env['python']}; pinning: {env['pinning']}"
+    )
+    if merged is None or not earlier:
+        header = [
+            f"Run {env['date']} with `python -m benchmarks{' --smoke' if smoke else ''}` on "
+            f"{machine}. The machine is shared and noisy: compare the ratios, "
+            "which are taken within one run, rather than the absolute rates."
+        ]
+    else:
+        command = f"python -m benchmarks{' --smoke' if smoke else ''} --only {','.join(merged)}"
+        header = [*earlier, (
+            f"{MERGED_PREFIX}{', '.join(merged)}: run {env['date']} with `{command} --merge` "
+            f"on {machine}; the other figures are those of the run above."
+        )]  # fmt: skip
     lines = [
         "# bulksync benchmarks"
         + (" (smoke run: tiny sizes, figures not meaningful)" if smoke else ""),
         "",
-        f"Run {env['date']} with `python -m benchmarks{' --smoke' if smoke else ''}` on "
-        f"{env['cpus']} CPUs ({env['machine']}), Python {env['python']}; "
-        f"pinning: {env['pinning']}. The machine is shared and noisy: compare the ratios, "
-        "which are taken within one run, rather than the absolute rates.",
-        "",
-        "| scenario | figure | value | unit | target | met |",
+        *(part for line in header for part in (line, "")),
+        TABLE_HEAD,
         "|---|---|---:|---|---|---|",
     ]
     for f in figures:
@@ -138,7 +212,7 @@ def markdown(figures: list[Figure], env: dict[str, Any], smoke: bool) -> str:
         ceiling=sizes.ceiling_items, rounds=sizes.ceiling_rounds, seq=sizes.sequential_items,
         budget_s=sizes.budget_s, assets=sizes.assets, small=small, large=large,
         calls=sizes.calls_links,
-    ).strip().splitlines(), ""]  # fmt: skip
+    ).strip().splitlines(), *scenarios_targets.notes(smoke).strip().splitlines(), ""]  # fmt: skip
     return "\n".join(lines)
 
 
@@ -187,6 +261,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="every scenario at a tiny size")
     parser.add_argument("--only", help="comma-separated scenarios: " + ", ".join(SCENARIOS))
     parser.add_argument("--out", type=Path, help="folder for latest.json and RESULTS.md")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the figures already written of the scenarios not run (use with --only)",
+    )
     args = parser.parse_args(argv)
     names = args.only.split(",") if args.only else list(SCENARIOS)
     unknown = [n for n in names if n not in SCENARIOS]
@@ -205,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     else:
         out_json, out_md = HERE / "results" / "latest.json", HERE / "RESULTS.md"
-    write_results(figures, out_json, out_md, args.smoke)
+    write_results(figures, out_json, out_md, args.smoke, names if args.merge else None)
     print(f"wrote {out_json} and {out_md}", file=sys.stderr)
     missing = [
         (s, m) for s in names for m in METRICS[s]
