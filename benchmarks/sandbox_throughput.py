@@ -27,6 +27,8 @@ from typing import Any
 import aiohttp
 import orjson
 
+from benchmarks._harness import cpu_seconds
+
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = {"Authorization": "Bearer sandbox-token"}
 JSON_BODY = {"Content-Type": "application/json"}
@@ -53,15 +55,6 @@ def start_server() -> tuple[subprocess.Popen[bytes], str]:
         process.kill()
         raise SystemExit(f"unexpected first line from the sandbox: {line!r}")
     return process, line[len(prefix) :]
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process so far (Linux /proc), or None elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def stop_server(process: subprocess.Popen[bytes]) -> float:
