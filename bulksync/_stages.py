@@ -94,11 +94,17 @@ class StagePool:
     async def process(
         self, batch: list[Job], downstream: MemoryObjectSendStream[Job] | None
     ) -> None:
+        pending: list[Job] = []
         for job in batch:
             job.stage = self.stage.name
-        pending = [job for job in batch if self.stage.applies(job)]
-        for job in batch:
-            if job not in pending:  # nothing to do here (an asset with no file to upload)
+            try:
+                applies = self.stage.applies(job)
+            except Exception as exc:
+                self._sink.end(job, _internal(exc), self.stage.name)
+                continue
+            if applies:
+                pending.append(job)
+            else:  # nothing to do here (an asset with no file to upload)
                 await self._advance(job, None, downstream)
         while pending:
             outcomes = await self._attempt(pending)
@@ -158,8 +164,7 @@ class StagePool:
         except Exception as exc:
             # A connector bug or an answer it could not read: fail these items, keep the run.
             log.exception("stage %s failed unexpectedly", self.stage.name)
-            error = ErrorInfo("InternalError", f"{type(exc).__name__}: {exc}")
-            return [Failed(error)] * len(jobs)
+            return [_internal(exc)] * len(jobs)
         if len(outcomes) != len(jobs):
             raise FatalTargetError(
                 f"stage {self.stage.name} returned {len(outcomes)} outcomes for {len(jobs)} items"
@@ -227,7 +232,12 @@ async def group_jobs(
     groups: dict[Hashable, list[Job]] = {}
     async with receive, send:
         async for job in receive:
-            key = stage.group_key(job)
+            try:
+                key = stage.group_key(job)
+            except Exception:
+                # A group of its own: the stage's run will fail it with its own error.
+                log.exception("stage %s could not group an item", stage.name)
+                key = ("ungroupable", id(job))
             group = groups.setdefault(key, [])
             group.append(job)
             if len(group) >= stage.batch_size:
@@ -236,6 +246,10 @@ async def group_jobs(
                 await send.send(groups.pop(next(iter(groups))))
         for group in groups.values():
             await send.send(group)
+
+
+def _internal(exc: Exception) -> Failed:
+    return Failed(ErrorInfo("InternalError", f"{type(exc).__name__}: {exc}"))
 
 
 def _gave_up(outcome: Failed, attempts: int) -> Failed:

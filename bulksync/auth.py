@@ -102,6 +102,11 @@ class SessionAuth:
             return
         now = self._clock()
         lifetime = token.expires_at - now
+        if lifetime <= 0:
+            # An expiry already past ("expires_in": "0"): refresh on a 401 only, or every
+            # request would log in first.
+            self._refresh_at = float("inf")
+            return
         # Refresh a margin before expiry; short-lived tokens (seconds, in tests) at 80% of
         # their life, so the margin never swallows the whole lifetime.
         self._refresh_at = now + max(lifetime - self._margin_s, lifetime * 0.8)

@@ -101,6 +101,7 @@ class RateBudget:
         *,
         pace: float | None = None,
         tolerance_s: float = 0.05,
+        max_pause_s: float = 300.0,
         clock: Clock = time.monotonic,
         sleep: Sleep = anyio.sleep,
     ) -> None:
@@ -112,6 +113,9 @@ class RateBudget:
         self.base_rate: float | None = pace if pace is not None else min(paced, default=None)
         self._rate = self.base_rate
         self._tolerance_s = tolerance_s
+        # A Retry-After longer than this pauses no one for longer: the items that met it give up
+        # on their own limits, and the others must not sleep for a day behind the lock.
+        self._max_pause_s = max_pause_s
         self._clock = clock
         self._sleep = sleep
         self._lock = anyio.Lock()
@@ -177,7 +181,8 @@ class RateBudget:
         now = self._clock()
         self.throttled += 1
         if retry_after is not None:
-            self._paused_until = max(self._paused_until, now + retry_after)
+            pause = min(retry_after, self._max_pause_s)
+            self._paused_until = max(self._paused_until, now + pause)
             return
         if now - self._last_decrease < 1.0:
             return

@@ -51,10 +51,11 @@ class Engine(ItemSink):
         target: Target,
         writer: ResultWriter,
         options: EngineOptions | None = None,
+        stats: RunStats | None = None,
     ) -> None:
         self.connector = connector
         self.options = options or EngineOptions()
-        self.stats = RunStats()
+        self.stats = stats or RunStats()  # shared when one run drives several engines (prune)
         self.client = EngineClient(target, self.stats, self.options.retry)
         self.writer = writer
         self.counters: list[StageCounters] = []
@@ -85,6 +86,8 @@ class Engine(ItemSink):
         try:
             async with anyio.create_task_group() as outer:
                 outer.start_soon(self._cancel_after_grace)
+                if self.options.state is not None:
+                    outer.start_soon(self._flush_state, self.options.state)
                 with self._pipeline:
                     for kind, records, stages in flows:
                         if self.stop.is_set():
@@ -109,6 +112,12 @@ class Engine(ItemSink):
         """Stop at once: in-flight items are reported as interrupted."""
         self.stop.set()
         self._pipeline.cancel()
+
+    async def _flush_state(self, state: StateStore) -> None:
+        """Commit confirmations on time even while no item finishes (a slow stretch)."""
+        while True:
+            await anyio.sleep(state.flush_interval_s)
+            state.flush()
 
     async def _cancel_after_grace(self) -> None:
         await self.stop.wait()

@@ -43,10 +43,11 @@ def make_plan(
                 plan.add("invalid", f"{record.origin}: {record.reason}")
                 continue
             where = f"{record.key} ({record.origin})"
+            if state is not None:
+                state.saw(kind, record.key)  # what prune keeps, with or without --full
             if state is None or full:
                 plan.add("create", where)
                 continue
-            state.saw(kind, record.key)
             known = state.lookup(kind, record.key)
             if known is None:
                 plan.add("create", where)

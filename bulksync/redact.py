@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 
+import orjson
+
 MASK = "***"
 _MIN_SECRET_LENGTH = 4  # shorter strings would mask ordinary words and numbers
 _secrets: set[str] = set()
@@ -16,6 +18,8 @@ _secrets: set[str] = set()
 def register_secret(value: str | None) -> None:
     if value and len(value) >= _MIN_SECRET_LENGTH:
         _secrets.add(value)
+        # Results are masked as JSON text, where quotes and backslashes appear escaped.
+        _secrets.add(orjson.dumps(value).decode()[1:-1])
 
 
 def redact(text: str) -> str:
@@ -37,4 +41,10 @@ class RedactingFilter(logging.Filter):
         if _secrets:
             record.msg = redact(record.getMessage())
             record.args = None
+            if record.exc_info:
+                # The traceback is formatted after filters run: mask it here, in its place.
+                record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+                record.exc_info = None
+            if record.stack_info:
+                record.stack_info = redact(record.stack_info)
         return True

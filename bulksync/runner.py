@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -54,6 +55,11 @@ async def run_job_async(
 ) -> RunReport:
     """:func:`run_job` inside a running event loop (the demo runs the sandbox beside it)."""
     mode = options or RunOptions()
+    if mode.prune:
+        if mode.only_lines is not None:
+            # Only some lines are fed: every other line would look gone and be deleted.
+            raise ConfigError("--prune cannot be used with retry-failed")
+        max_delete_limit(mode.max_delete, 0)  # a bad value fails now, not after the sync
     with ExitStack() as stack:
         state = _open_state(config, stack)
         inputs, totals = _open_inputs(config, stack, mode.only_lines)
@@ -69,19 +75,25 @@ async def run_job_async(
         progress = RunProgress(engine, totals, enabled=config.output.progress and not quiet)
         started = time.monotonic()
         failure: BulksyncError | None = None
-        deleted = 0
+        engines = [engine]
+        deleted: list[int] = []
+
+        async def work() -> None:
+            await engine.run(inputs)
+            if mode.prune and not engine.interrupted:
+                deleted.append(await _prune(engines, built, writer, state, mode, config))
+
         try:
             with progress:
-                await _drive(engine, inputs, progress)
-            if mode.prune and not engine.interrupted:
-                deleted = await _prune(engine, built, writer, state, mode, config)
+                await _drive(engines, work, progress)
         except BulksyncError as exc:
             failure = exc
         finally:
             await built.target.transport.aclose()
-        summary = engine.stats.summary(time.monotonic() - started, engine.interrupted)
+        interrupted = any(e.interrupted for e in engines)
+        summary = engine.stats.summary(time.monotonic() - started, interrupted)
         if mode.prune:
-            summary["deleted"] = deleted
+            summary["deleted"] = sum(deleted) if deleted else 0
         if failure is not None:
             summary["messages"] = [f"Stopped: {redact(str(failure))}"]
         write_summary(summary_path(config.output.results), summary)
@@ -93,7 +105,7 @@ async def run_job_async(
         note(f"bulksync: {redact(str(failure))}")
         code = EXIT_AUTH if isinstance(failure, AuthError) else failure.exit_code
         return RunReport(code, summary)
-    if engine.interrupted:
+    if interrupted:
         return RunReport(EXIT_INTERRUPTED, summary)
     return RunReport(EXIT_FAILED_ITEMS if summary["failed"] else EXIT_OK, summary)
 
@@ -147,7 +159,7 @@ def _open_inputs(
 
 
 async def _prune(
-    engine: Engine,
+    engines: list[Engine],
     built: BuiltTarget,
     writer: ResultWriter,
     state: StateStore | None,
@@ -155,6 +167,7 @@ async def _prune(
     config: Config,
 ) -> int:
     """Delete what the state holds and this run's input did not, within the guard."""
+    engine = engines[0]
     if state is None:
         raise ConfigError("--prune needs the state store ([state] enabled = true)")
     invalid = engine.stats.invalid
@@ -182,12 +195,20 @@ async def _prune(
         removals = [
             Removal(Origin("state", 0), kind, key, remote_id) for key, remote_id in doomed[kind]
         ]
-        pruner = Engine(built.connector, built.target, writer, replace(engine.options, state=None))
-        await pruner.run([(kind, iter(removals))], deleting=True)
-        for key in pruner.succeeded_keys:
-            state.forget(kind, key)
-        deleted += len(pruner.succeeded_keys)
-        engine.stats.requests += pruner.stats.requests
+        if any(e.stop.is_set() for e in engines):
+            break  # stopped between two kinds
+        options = replace(engine.options, state=None)
+        # The same stats: deletions count in the summary and a failed one in the exit code.
+        pruner = Engine(built.connector, built.target, writer, options, stats=engine.stats)
+        engines.append(pruner)  # so that Ctrl-C reaches it
+        try:
+            await pruner.run([(kind, iter(removals))], deleting=True)
+        finally:
+            for key in pruner.succeeded_keys:
+                state.forget(kind, key)
+            deleted += len(pruner.succeeded_keys)
+        if pruner.interrupted:
+            break
     return deleted
 
 
@@ -199,31 +220,45 @@ def max_delete_limit(value: str, known: int) -> int:
     text = str(value).strip()
     try:
         if text.endswith("%"):
-            return int(known * float(text[:-1]) / 100)
-        return int(text)
-    except ValueError:
-        raise ConfigError(f"--max-delete takes a count or a percentage, got '{value}'") from None
+            share = float(text[:-1])
+            if not 0 <= share <= 100:
+                raise ValueError(text)
+            return int(known * share / 100)
+        count = int(text)
+        if count < 0:
+            raise ValueError(text)
+        return count
+    except (ValueError, OverflowError):
+        message = f"--max-delete takes a count or a percentage from 0 to 100%, got '{value}'"
+        raise ConfigError(message) from None
 
 
-async def _drive(engine: Engine, inputs: list[Input], progress: RunProgress) -> None:
+async def _drive(
+    engines: list[Engine], work: Callable[[], Awaitable[None]], progress: RunProgress
+) -> None:
     try:
         async with anyio.create_task_group() as group:
-            group.start_soon(_watch_signals, engine)
+            group.start_soon(_watch_signals, engines)
             group.start_soon(progress.watch)
-            await engine.run(inputs)
+            await work()
             group.cancel_scope.cancel()
     except BaseExceptionGroup as group_error:
         raise first_bulksync_error(group_error) from None
 
 
-async def _watch_signals(engine: Engine) -> None:
+async def _watch_signals(engines: list[Engine]) -> None:
+    """Ctrl-C or SIGTERM: stop taking new items (a second one: stop now), whatever runs."""
+    stopping = False
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for signum in signals:
             name = signal.Signals(signum).name
-            if engine.stop.is_set():
+            if stopping:
                 note(f"bulksync: {name} again, stopping now")
-                engine.cancel_now()
+                for engine in engines:
+                    engine.cancel_now()
             else:
-                grace = engine.options.grace_s
+                stopping = True
+                grace = engines[0].options.grace_s
                 note(f"bulksync: {name}: finishing in-flight items (up to {grace:g} s)...")
-                engine.request_stop()
+                for engine in engines:
+                    engine.request_stop()

@@ -13,6 +13,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,7 +101,7 @@ class StateStore:
         self.target = target
         self.run_id = uuid.uuid4().hex
         self._flush_every = flush_every
-        self._flush_interval_s = flush_interval_s
+        self.flush_interval_s = flush_interval_s
         self._pending: list[tuple[str, str, str, str | None]] = []
         self._seen: list[tuple[str, str]] = []
         self._last_flush = time.monotonic()
@@ -114,10 +115,11 @@ class StateStore:
             raise ConfigError(f"cannot open the state database {path}: {exc}") from None
 
     def lookup(self, kind: str, key: str) -> Confirmed | None:
-        row = self._db.execute(
-            "SELECT hash, remote_id FROM items WHERE target = ? AND kind = ? AND key = ?",
-            (self.target, kind, key),
-        ).fetchone()
+        with self._guard():
+            row = self._db.execute(
+                "SELECT hash, remote_id FROM items WHERE target = ? AND kind = ? AND key = ?",
+                (self.target, kind, key),
+            ).fetchone()
         return None if row is None else Confirmed(row[0], row[1])
 
     def saw(self, kind: str, key: str) -> None:
@@ -131,14 +133,16 @@ class StateStore:
 
     def forget(self, kind: str, key: str) -> None:
         self.flush()
-        self._db.execute(
-            "DELETE FROM items WHERE target = ? AND kind = ? AND key = ?", (self.target, kind, key)
-        )
+        with self._guard():
+            self._db.execute(
+                "DELETE FROM items WHERE target = ? AND kind = ? AND key = ?",
+                (self.target, kind, key),
+            )
 
     def _maybe_flush(self) -> None:
         if (
             len(self._pending) + len(self._seen) >= self._flush_every
-            or time.monotonic() - self._last_flush >= self._flush_interval_s
+            or time.monotonic() - self._last_flush >= self.flush_interval_s
         ):
             self.flush()
 
@@ -147,7 +151,7 @@ class StateStore:
         if not self._pending and not self._seen:
             return
         now = time.time()
-        with self._db:  # one transaction for the whole batch
+        with self._guard(), self._db:  # one transaction for the whole batch
             self._db.execute("BEGIN")
             self._db.executemany(
                 "INSERT INTO items (target, kind, key, hash, remote_id, run_id, pushed_at) "
@@ -167,23 +171,35 @@ class StateStore:
     def unseen(self, kind: str) -> Iterator[tuple[str, str | None]]:
         """Confirmed items of this target that this run's input did not hold: prune candidates."""
         self.flush()
-        yield from self._db.execute(
-            "SELECT i.key, i.remote_id FROM items i WHERE i.target = ? AND i.kind = ? "
-            "AND NOT EXISTS (SELECT 1 FROM seen s "
-            "WHERE s.run_id = ? AND s.kind = i.kind AND s.key = i.key)",
-            (self.target, kind, self.run_id),
-        )
+        with self._guard():
+            rows = self._db.execute(
+                "SELECT i.key, i.remote_id FROM items i WHERE i.target = ? AND i.kind = ? "
+                "AND NOT EXISTS (SELECT 1 FROM seen s "
+                "WHERE s.run_id = ? AND s.kind = i.kind AND s.key = i.key)",
+                (self.target, kind, self.run_id),
+            ).fetchall()
+        yield from rows
 
     def count(self, kind: str) -> int:
         self.flush()
-        row = self._db.execute(
-            "SELECT COUNT(*) FROM items WHERE target = ? AND kind = ?", (self.target, kind)
-        ).fetchone()
+        with self._guard():
+            row = self._db.execute(
+                "SELECT COUNT(*) FROM items WHERE target = ? AND kind = ?", (self.target, kind)
+            ).fetchone()
         return int(row[0])
 
     def close(self) -> None:
         try:
             self.flush()
-            self._db.execute("DELETE FROM seen WHERE run_id = ?", (self.run_id,))
+            with self._guard():
+                self._db.execute("DELETE FROM seen WHERE run_id = ?", (self.run_id,))
         finally:
             self._db.close()
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """A locked or broken state database stops the run with one line, not a traceback."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise ConfigError(f"state database {self.path}: {exc}") from None

@@ -23,7 +23,8 @@ class BuiltTarget:
 def budget_for(config: Config, documented: list[tuple[int, float]] | None = None) -> RateBudget:
     """The configured windows, or the target's documented ones when none are configured."""
     windows = config.limits.rate if config.limits.rate is not None else documented or []
-    return RateBudget(windows, pace=config.limits.pace)
+    # No Retry-After pauses everyone for longer than an item may spend retrying.
+    return RateBudget(windows, pace=config.limits.pace, max_pause_s=config.limits.max_elapsed_s)
 
 
 def build_fake(config: Config) -> BuiltTarget:
