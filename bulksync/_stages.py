@@ -223,13 +223,15 @@ async def group_jobs(
     receive: MemoryObjectReceiveStream[Job],
     send: MemoryObjectSendStream[list[Job]],
     max_open_groups: int,
+    max_held_jobs: int = 10_000,
 ) -> None:
     """Gather jobs by the stage's group key into batches of at most ``stage.batch_size``.
 
-    A group is sent when it is full, when too many groups are open (the oldest goes first, so
-    memory stays bounded even when the input is not sorted), or when the input ends.
+    A group is sent when it is full, when the input ends, or when too many groups or jobs are
+    held (the oldest group goes first), so memory stays bounded even for unsorted input.
     """
     groups: dict[Hashable, list[Job]] = {}
+    held = 0
     async with receive, send:
         async for job in receive:
             try:
@@ -240,10 +242,14 @@ async def group_jobs(
                 key = ("ungroupable", id(job))
             group = groups.setdefault(key, [])
             group.append(job)
+            held += 1
             if len(group) >= stage.batch_size:
+                held -= len(group)
                 await send.send(groups.pop(key))
-            elif len(groups) > max_open_groups:
-                await send.send(groups.pop(next(iter(groups))))
+            elif len(groups) > max_open_groups or held > max_held_jobs:
+                oldest = groups.pop(next(iter(groups)))
+                held -= len(oldest)
+                await send.send(oldest)
         for group in groups.values():
             await send.send(group)
 

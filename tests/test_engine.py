@@ -449,3 +449,29 @@ async def test_an_unexpected_connector_error_fails_that_item_and_the_run_goes_on
         and "KeyError" in results[2]["error"]["message"]
     )  # type: ignore[index]
     assert results[1]["status"] == results[3]["status"] == "succeeded"
+
+
+async def test_grouping_holds_a_bounded_number_of_jobs_for_unsorted_input() -> None:
+    from bulksync._stages import group_jobs
+
+    class ByOrigin(BaseStage):
+        name = "link"
+        batch_size = 50
+        grouped = True
+
+        def group_key(self, job: Job) -> object:
+            return job.record.from_  # type: ignore[union-attr]
+
+    jobs = [Job(LinkRecord(Origin("l", i + 1), f"doc-{i % 7}", f"t{i}", "x")) for i in range(300)]
+    send_in, receive_in = anyio.create_memory_object_stream[Job](400)
+    send_out, receive_out = anyio.create_memory_object_stream[list[Job]](400)
+    for job in jobs:
+        send_in.send_nowait(job)
+    send_in.close()
+    with anyio.fail_after(5):
+        await group_jobs(ByOrigin(), receive_in, send_out, max_open_groups=1000, max_held_jobs=20)
+    groups = [group async for group in receive_out]
+    assert sorted(id(j) for g in groups for j in g) == sorted(id(j) for j in jobs)
+    assert all(len({j.record.from_ for j in g}) == 1 for g in groups)  # type: ignore[union-attr]
+    # Never more than 20 held at once: no group can have grown past that.
+    assert max(len(g) for g in groups) <= 20 and len(groups) > 7
