@@ -226,3 +226,45 @@ async def test_prune_deletes_the_links_and_assets_that_left_the_input(tmp_path: 
             refused = await anyio.run_process(command, env=env, check=False)
             assert refused.returncode == 2 and b"would delete 38 of 76 items" in refused.stderr
             assert len(store.assets) == 39 and len(store.links) == 37
+
+
+async def test_a_changed_v5_link_is_replaced_with_its_new_sequence(tmp_path: Path) -> None:
+    rows = [
+        {"from": "doc-00001", "to": f"doc-{i + 2:05d}", "type": "ref", "sequence": i}
+        for i in range(10)
+    ]
+    (tmp_path / "links.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    env = {**os.environ, "RESUME_TEST_QUABLE_TOKEN": "sandbox-token"}
+    async with running_sandbox(SandboxSettings()) as sandbox:
+        command = [
+            sys.executable,
+            "-m",
+            "bulksync",
+            "run",
+            "--config",
+            str(job(tmp_path, sandbox.url)),
+        ]
+        with anyio.fail_after(60):
+            assert (await anyio.run_process(command, env=env, check=False)).returncode == 0
+            rows[4]["sequence"] = 40
+            (tmp_path / "links.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+            before = sandbox.state.stats.snapshot()["requests"]
+            assert (await anyio.run_process(command, env=env, check=False)).returncode == 0
+            after = sandbox.state.stats.snapshot()["requests"]
+        links = list(sandbox.state.store.quable.links.values())
+    writes = {
+        route: sum(after[route].values()) - sum(before.get(route, {}).values())
+        for route in after
+        if route.startswith(("POST", "DELETE"))
+    }
+    assert {route: n for route, n in writes.items() if n} == {
+        "DELETE /api/links/{id}": 1,
+        "POST /api/links": 1,
+    }
+    assert len(links) == 10
+    assert {x["target"]: x["sequence"] for x in links}["doc-00006"] == 40
+    actions = [
+        orjson.loads(x).get("action")
+        for x in (tmp_path / "results.jsonl").read_bytes().splitlines()
+    ]
+    assert actions.count("updated") == 1

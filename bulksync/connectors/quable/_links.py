@@ -38,7 +38,12 @@ class V5LinkStage(BaseStage):
         if isinstance(codes, Failed):
             return [codes]
         record, origin, target = codes
-        if job.maybe_applied:
+        if job.state.get("exists") and job.remote_id and not job.state.get("old_link_deleted"):
+            # Changed since its last push (a new sequence or attributes). v5 documents no PUT
+            # for links, so the old link goes and the new one is created.
+            await self._delete(client, job.remote_id, f"{origin} -> {target}")
+            job.state["old_link_deleted"] = True
+        elif job.maybe_applied:
             # The last create may have happened with its answer lost: look before creating.
             existing = await self._find(client, origin, target, record.type)
             if existing is not None:
@@ -60,9 +65,13 @@ class V5LinkStage(BaseStage):
         if not response.ok:
             raise quable_error(response, f"link {origin} -> {target} ({record.type})")
         link_id = response.json().get("id") if response.body else None
-        return [
-            Done(remote_id=None if link_id is None else str(link_id), extra={"action": "created"})
-        ]
+        action = "updated" if job.state.get("old_link_deleted") else "created"
+        return [Done(remote_id=None if link_id is None else str(link_id), extra={"action": action})]
+
+    async def _delete(self, client: Client, link_id: str, what: str) -> None:
+        response = await client.send(HttpRequest("DELETE", f"api/links/{quote(link_id, safe='')}"))
+        if not response.ok and response.status != 404:  # gone already is what we want
+            raise quable_error(response, f"replacing link {what}")
 
     async def _find(self, client: Client, origin: str, target: str, link_type: str) -> str | None:
         params = {"origin.id": origin, "target.id": target, "linkType.id": link_type}
