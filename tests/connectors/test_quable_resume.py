@@ -268,3 +268,26 @@ async def test_a_changed_v5_link_is_replaced_with_its_new_sequence(tmp_path: Pat
         for x in (tmp_path / "results.jsonl").read_bytes().splitlines()
     ]
     assert actions.count("updated") == 1
+
+
+async def test_prune_of_links_pushed_through_v4(tmp_path: Path) -> None:
+    rows = [
+        {"from": "doc-00001", "to": f"doc-{i + 2:05d}", "type": "ref", "sequence": i}
+        for i in range(40)
+    ]
+    (tmp_path / "links.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    env = {**os.environ, "RESUME_TEST_QUABLE_TOKEN": "sandbox-token"}
+    async with running_sandbox(SandboxSettings()) as sandbox:
+        config = job(tmp_path, sandbox.url)
+        config.write_text(config.read_text() + '[quable]\nlinks_api = "v4"\n')
+        command = [sys.executable, "-m", "bulksync", "run", "--config", str(config), "--prune"]
+        with anyio.fail_after(60):
+            assert (await anyio.run_process(command, env=env, check=False)).returncode == 0
+            kept = [r for i, r in enumerate(rows) if i not in (7, 8)]
+            (tmp_path / "links.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in kept))
+            done = await anyio.run_process(command, env=env, check=False)
+            assert done.returncode == 0, done.stderr
+        targets = sorted(x["target"] for x in sandbox.state.store.quable.links.values())
+    assert targets == sorted(r["to"] for r in kept)
+    summary = orjson.loads((tmp_path / "results.summary.json").read_bytes())
+    assert summary["deleted"] == 2

@@ -13,7 +13,7 @@ from ...records import Kind
 from ...transport import AiohttpTransport
 from ._assets import CreateStage, DeleteStage, UploadStage
 from ._auth import QuableLogin
-from ._links import V4LinkStage, V5LinkStage
+from ._links import LookupDeleteStage, V4LinkStage, V5LinkStage
 
 if TYPE_CHECKING:
     from ...config import Config
@@ -55,7 +55,7 @@ class QuableConnector:
         if kind == "asset":
             return [DeleteStage("api/assets/{key}")]
         if self.options.links_api == "v4":
-            raise ConfigError("--prune of v4 links is not supported yet: use links_api = 'v5'")
+            return [LookupDeleteStage()]
         return [DeleteStage("api/links/{remote_id}")]
 
 

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from ...connector import BaseStage, Client, Done, Failed, Job, Outcome
 from ...http import HttpRequest
-from ...records import LinkRecord
+from ...records import LinkRecord, Removal, link_key
 from ...results import ErrorInfo
 from ._errors import quable_error
 
@@ -45,7 +45,7 @@ class V5LinkStage(BaseStage):
             job.state["old_link_deleted"] = True
         elif job.maybe_applied:
             # The last create may have happened with its answer lost: look before creating.
-            existing = await self._find(client, origin, target, record.type)
+            existing = await find_link(client, origin, target, record.type)
             if existing is not None:
                 return [Done(remote_id=existing, extra={"action": "created"})]
         body: dict[str, Any] = {
@@ -59,7 +59,7 @@ class V5LinkStage(BaseStage):
         response = await client.send(HttpRequest("POST", "api/links", json=body))
         if response.status == 409:
             # Linked already (a rerun): that is the state we want, not an error.
-            existing = await self._find(client, origin, target, record.type)
+            existing = await find_link(client, origin, target, record.type)
             if existing is not None:
                 return [Done(remote_id=existing, extra={"action": "exists"})]
         if not response.ok:
@@ -72,17 +72,6 @@ class V5LinkStage(BaseStage):
         response = await client.send(HttpRequest("DELETE", f"api/links/{quote(link_id, safe='')}"))
         if not response.ok and response.status != 404:  # gone already is what we want
             raise quable_error(response, f"replacing link {what}")
-
-    async def _find(self, client: Client, origin: str, target: str, link_type: str) -> str | None:
-        params = {"origin.id": origin, "target.id": target, "linkType.id": link_type}
-        response = await client.send(HttpRequest("GET", "api/links", params=params))
-        if not response.ok:
-            raise quable_error(response, f"lookup of link {origin} -> {target}")
-        members = response.json().get("hydra:member") or []
-        if not members or not isinstance(members[0], dict):
-            return None
-        found = members[0].get("id")
-        return None if found is None else str(found)
 
 
 class V4LinkStage(BaseStage):
@@ -122,3 +111,49 @@ class V4LinkStage(BaseStage):
             if not response.ok:
                 raise quable_error(response, f"links of document {document} ({link_type})")
         return [outcome or Done(extra={"action": "linked"}) for outcome in outcomes]
+
+
+class LookupDeleteStage(BaseStage):
+    """Prune of links pushed through v4, which gives them no id: look each one up with the
+    documented v5 filters, then `DELETE /api/links/{id}` (gone already is done)."""
+
+    name = "delete"
+
+    async def run(self, jobs: Sequence[Job], client: Client) -> Sequence[Outcome]:
+        record = jobs[0].record
+        assert isinstance(record, Removal)
+        parts = _parse_key(record.key)
+        if parts is None:
+            message = f"cannot read the link's codes back from its key {record.key!r}"
+            return [Failed(ErrorInfo("InvalidKey", message))]
+        origin, target, link_type = parts
+        link_id = await find_link(client, origin, target, link_type)
+        if link_id is None:
+            return [Done(extra={"action": "gone"})]
+        response = await client.send(HttpRequest("DELETE", f"api/links/{quote(link_id, safe='')}"))
+        if not response.ok and response.status != 404:
+            raise quable_error(response, f"delete of link {origin} -> {target}")
+        return [Done(remote_id=link_id, extra={"action": "deleted"})]
+
+
+def _parse_key(key: str) -> tuple[str, str, str] | None:
+    """`from->to:type` back into its codes, only when that reading is unambiguous."""
+    ends, _, link_type = key.rpartition(":")
+    origin, _, target = ends.partition("->")
+    if not (origin and target and link_type) or link_key(origin, target, link_type) != key:
+        return None
+    if "->" in target or ":" in origin + target:
+        return None
+    return origin, target, link_type
+
+
+async def find_link(client: Client, origin: str, target: str, link_type: str) -> str | None:
+    params = {"origin.id": origin, "target.id": target, "linkType.id": link_type}
+    response = await client.send(HttpRequest("GET", "api/links", params=params))
+    if not response.ok:
+        raise quable_error(response, f"lookup of link {origin} -> {target}")
+    members = response.json().get("hydra:member") or []
+    if not members or not isinstance(members[0], dict):
+        return None
+    found = members[0].get("id")
+    return None if found is None else str(found)
