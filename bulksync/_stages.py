@@ -121,7 +121,6 @@ class StagePool:
                     delay = self._retry.delay(job.stage_attempts, outcome.retry_after)
                     elapsed = time.monotonic() - (job.started_at or time.monotonic())
                     if self._retry.allows(job.stage_attempts, elapsed, delay):
-                        job.last_error = outcome.error
                         retry.append(job)
                         waits.append(delay)
                         continue
@@ -180,7 +179,6 @@ class StagePool:
             if outcome.remote_id is not None:
                 job.remote_id = outcome.remote_id
         job.stage_attempts = 0
-        job.last_error = None
         job.maybe_applied = False
         if downstream is None:
             self._sink.succeed(job)

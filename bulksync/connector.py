@@ -31,7 +31,6 @@ class Job:
     attempts: int = 0  # requests attempts over all stages, for the result line
     stage_attempts: int = 0  # attempts in the current stage, for backoff
     started_at: float | None = None  # monotonic time of the first attempt
-    last_error: ErrorInfo | None = None  # why the previous attempt of this stage failed
     maybe_applied: bool = False  # the previous attempt's answer was lost after sending
     stage: str | None = None  # the stage the job is in, for interrupted results
     remote_id: str | None = None  # the id the target gave the item

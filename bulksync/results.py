@@ -195,12 +195,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         ("throttled (429)", summary.get("throttled", 0)),
         ("elapsed", f"{summary['elapsed_s']:.2f} s"),
         ("rate", f"{summary['items_per_s']} items/s"),
-        (
-            "latency p50/p95/p99",
-            " / ".join(
-                "-" if latency[k] is None else f"{latency[k]} ms" for k in ("p50", "p95", "p99")
-            ),
-        ),
+        ("latency p50/p95/p99", " / ".join(_ms(latency[k]) for k in ("p50", "p95", "p99"))),
     ]
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"  {name.ljust(width)}  {value}" for name, value in rows)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
@@ -62,7 +63,9 @@ async def run_job_async(
         max_delete_limit(mode.max_delete, 0)  # a bad value fails now, not after the sync
     with ExitStack() as stack:
         state = _open_state(config, stack)
-        inputs, totals = _open_inputs(config, stack, mode.only_lines)
+        # The totals are read only for a progress display someone will see.
+        show_progress = config.output.progress and not quiet and sys.stderr.isatty()
+        inputs, totals = _open_inputs(config, stack, mode.only_lines, show_progress)
         if mode.dry_run:
             plans = make_plan(inputs, state, full=mode.full, prune=mode.prune)
             if not quiet:
@@ -72,7 +75,7 @@ async def run_job_async(
         writer = ResultWriter(config.output.results)
         stack.callback(writer.close)
         engine = Engine(built.connector, built.target, writer, _engine_options(config, state, mode))
-        progress = RunProgress(engine, totals, enabled=config.output.progress and not quiet)
+        progress = RunProgress(engine, totals, enabled=show_progress)
         started = time.monotonic()
         failure: BulksyncError | None = None
         engines = [engine]
@@ -134,7 +137,7 @@ def _open_state(config: Config, stack: ExitStack) -> StateStore | None:
 
 
 def _open_inputs(
-    config: Config, stack: ExitStack, only_lines: dict[str, set[int]] | None
+    config: Config, stack: ExitStack, only_lines: dict[str, set[int]] | None, count: bool
 ) -> tuple[list[Input], dict[Kind, int]]:
     inputs: list[Input] = []
     totals: dict[Kind, int] = {}
@@ -154,7 +157,8 @@ def _open_inputs(
             totals[kind] = len(wanted)
         else:
             inputs.append((kind, stream))
-            totals[kind] = count_lines(path)
+            if count:
+                totals[kind] = count_lines(path)
     return inputs, totals
 
 

@@ -9,7 +9,7 @@ from ...connector import BaseStage, Client, Done, Failed, Job, Outcome
 from ...http import HttpRequest
 from ...records import Removal
 from ...results import ErrorInfo
-from ._errors import ocapi_error, read_fault
+from ._errors import CATEGORY_LINK_NOT_FOUND, ocapi_error, read_fault
 
 
 class DeleteLinkStage(BaseStage):
@@ -35,7 +35,7 @@ class DeleteLinkStage(BaseStage):
         response = await client.send(HttpRequest("DELETE", path))
         if response.status == 404:
             fault = read_fault(response.body)
-            if fault is not None and fault.type == "CategoryLinkNotFoundException":
+            if fault is not None and fault.type == CATEGORY_LINK_NOT_FOUND:
                 return [Done(remote_id=record.remote_id, extra={"action": "gone"})]
         if not response.ok:
             raise ocapi_error(response, f"delete of {record.key}")

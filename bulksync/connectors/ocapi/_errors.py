@@ -20,7 +20,6 @@ from ...http import HttpResponse, parse_retry_after
 from ...results import ErrorInfo
 
 RESOURCE_STATE_CONFLICT = "ResourceStateConflictException"
-INVALID_ACCESS_TOKEN = "InvalidAccessTokenException"
 CATEGORY_LINK_NOT_FOUND = "CategoryLinkNotFoundException"
 # Seed 003 lists these as the PUT's only faults (404): the source or target does not exist.
 # Nothing the engine can do makes them appear, so they fail the item whatever the status.
