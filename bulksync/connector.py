@@ -8,7 +8,7 @@ could help.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -115,10 +115,52 @@ class BaseStage:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class RemoteItem:
+    """One object the target holds, as a listing reports it (``--full`` compares with it)."""
+
+    kind: Kind
+    key: str  # the key an input record for the same object has (``Record.key``)
+    remote_id: str | None = None  # what a delete of this object needs
+    fields: Mapping[str, Any] = field(default_factory=dict)  # what `matches` reads; JSON-able
+
+
+@dataclass(frozen=True, slots=True)
+class RemotePage:
+    """One page of a listing and the request for the next (``None`` on the last page)."""
+
+    items: Sequence[RemoteItem]
+    next: HttpRequest | None = None
+
+
+class RemoteLister(Protocol):
+    """How a connector lists the target for ``--full``: it builds page requests and reads
+    pages; the engine pages through them, paces and retries."""
+
+    def listing_requests(self, kind: Kind, records: Iterable[Record]) -> Sequence[HttpRequest]:
+        """The first page of each part of the target the job's records touch (one scope each).
+
+        ``records`` is a separate pass over the job's valid input, read only to find scopes.
+        """
+        ...
+
+    def read_page(self, kind: Kind, request: HttpRequest, response: HttpResponse) -> RemotePage:
+        """The items of one page and the next page's request; raises :class:`RequestFailed`
+        for an error answer."""
+        ...
+
+    def matches(self, record: Record, remote: RemoteItem) -> bool:
+        """Whether the target already holds what this record would push (then it is skipped)."""
+        ...
+
+
 class Connector(Protocol):
     """A target: the stages that carry each kind of record there."""
 
     name: str
+    # ``None`` when the target documents no way to list what it holds: ``--full`` then
+    # pushes every item again.
+    lister: RemoteLister | None
 
     def stages(self, kind: Kind) -> Sequence[Stage]: ...
 

@@ -20,7 +20,7 @@ import anyio
 import orjson
 
 from .auth import Token
-from .connector import BaseStage, Client, Done, Failed, Job, Outcome, Stage, response_error
+from .connector import BaseStage, Client, Done, Failed, Job, Outcome, RemoteLister, Stage, response_error
 from .errors import ConfigError, TransportError
 from .http import FilePart, HttpRequest, HttpResponse
 from .records import AssetRecord, Kind
@@ -225,6 +225,7 @@ class _UploadStage(BaseStage):
 
 class FakeConnector:
     name = "fake"
+    lister: RemoteLister | None = None
 
     def stages(self, kind: Kind) -> Sequence[Stage]:
         if kind == "link":

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from ...auth import SessionAuth
 from ...config import check_base_url
-from ...connector import BaseStage, Client, Failed, Job, Outcome, Stage
+from ...connector import BaseStage, Client, Failed, Job, Outcome, RemoteLister, Stage
 from ...errors import ConfigError
 from ...records import Kind
 from ...results import ErrorInfo
@@ -69,6 +69,7 @@ class AssetsUnsupportedStage(BaseStage):
 
 class OcapiConnector:
     name = "ocapi"
+    lister: RemoteLister | None = None
 
     def __init__(self, options: OcapiOptions | None = None) -> None:
         self.options = options or OcapiOptions()

@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
 from ...auth import SessionAuth
-from ...connector import Stage
+from ...connector import RemoteLister, Stage
 from ...errors import ConfigError
 from ...records import Kind
 from ...transport import AiohttpTransport
@@ -34,6 +34,8 @@ class PropellerOptions:
 
 class PropellerConnector:
     name = "propeller"
+    # The seeds document no way to list links: --full upserts every item again.
+    lister: RemoteLister | None = None
 
     def __init__(self, options: PropellerOptions | None = None) -> None:
         self.options = options or PropellerOptions()

@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
 from ...auth import Authenticator, SessionAuth, StaticTokenAuth
-from ...connector import Stage
+from ...connector import RemoteLister, Stage
 from ...errors import ConfigError
 from ...records import Kind
 from ...transport import AiohttpTransport
@@ -40,6 +40,7 @@ class QuableOptions:
 
 class QuableConnector:
     name = "quable"
+    lister: RemoteLister | None = None
 
     def __init__(self, options: QuableOptions | None = None) -> None:
         self.options = options or QuableOptions()
