@@ -19,10 +19,12 @@ from ._stages import ItemSink, StageCounters, StagePool, group_jobs
 from .client import EngineClient, Target
 from .connector import Connector, Failed, Job, Skipped, Stage
 from .errors import first_bulksync_error
-from .records import BadRecord, Kind, LinkRecord, Record
+from .records import AssetRecord, BadRecord, Kind, LinkRecord, Record
+from .remote import RemoteIndex
 from .results import ErrorInfo, ItemResult, ResultWriter, RunStats, Status
 from .retry import RetryPolicy
-from .state import StateStore, content_hash
+from .state import StateStore
+from .verdict import Judge
 
 log = logging.getLogger("bulksync.engine")
 
@@ -41,7 +43,8 @@ class EngineOptions:
     batch_linger_s: float = 0.05  # how long a batch stage waits to fill a batch
     max_open_groups: int = 1000  # groups a grouped stage may hold open at once
     state: StateStore | None = None  # what was confirmed before: skip it when unchanged
-    full: bool = False  # push every item again, whatever the state says
+    full: bool = False  # ignore the state: compare with `remote` (or push everything again)
+    remote: RemoteIndex | None = None  # the target's listing, with --full
 
 
 class Engine(ItemSink):
@@ -68,6 +71,7 @@ class Engine(ItemSink):
         self._deleting = False
         self._state_holds: dict[Kind, bool] = {}  # kinds the state held items of at the start
         self.succeeded_keys: list[str] = []  # only while deleting: what prune may forget
+        self._judge: Judge | None = None
 
     async def run(self, inputs: Sequence[Input], *, deleting: bool = False) -> RunStats:
         """Run every input to the end, or until :attr:`stop` is set and the grace period ends.
@@ -77,6 +81,10 @@ class Engine(ItemSink):
         """
         stages_of = self.connector.delete_stages if deleting else self.connector.stages
         self._deleting = deleting
+        options = self.options
+        if not deleting and (options.state is not None or options.full):
+            lister = getattr(self.connector, "lister", None)
+            self._judge = Judge(options.state, options.remote, lister, options.full)
         flows = [(kind, records, list(stages_of(kind))) for kind, records in inputs]
         if self.options.state is not None:
             self._state_holds = {kind: self.options.state.count(kind) > 0 for kind, _ in inputs}
@@ -191,25 +199,25 @@ class Engine(ItemSink):
                 await send.send(job)
 
     def _unchanged(self, job: Job) -> bool:
-        """Whether the state shows this exact item confirmed already (resume and resync)."""
-        state = self.options.state
-        if state is None:
-            return False
+        """Whether this exact item is on the target already (resume, resync, --full)."""
         record = job.record
-        digest = content_hash(record)
-        state.saw(record.kind, record.key)
-        known = None
-        # A first migration has nothing to look up: skip a query per item.
-        if not self.options.full and self._state_holds.get(record.kind, True):
-            known = state.lookup(record.kind, record.key)
-        job.state["hash"] = digest
-        if known is None:
+        if self._judge is None or not isinstance(record, AssetRecord | LinkRecord):
             return False
-        if known.hash == digest:
+        self._judge.state_holds = self._state_holds.get(record.kind, True)
+        verdict = self._judge.judge(record)
+        if verdict.digest is not None:
+            job.state["hash"] = verdict.digest
+        if verdict.action == "create":
+            return False
+        if verdict.action == "skip":
+            state = self.options.state
+            if self.options.full and state is not None and verdict.digest is not None:
+                # The listing showed it in place: the state learns so, for the next resync.
+                state.confirm(record.kind, record.key, verdict.digest, verdict.remote_id)
             return True
         # Changed since its last push: the target has it, so a connector can update directly.
         job.state["exists"] = True
-        job.remote_id = known.remote_id
+        job.remote_id = verdict.remote_id
         return False
 
     def _failed_dependency(self, record: Record) -> str | None:

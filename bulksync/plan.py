@@ -6,8 +6,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .records import BadRecord, Kind, Record
-from .state import StateStore, content_hash
+from .prune import doomed_items
+from .records import AssetRecord, BadRecord, Kind, LinkRecord, Record
+from .verdict import Judge
 
 EXAMPLES = 3
 
@@ -29,9 +30,8 @@ class KindPlan:
 
 def make_plan(
     inputs: Sequence[tuple[Kind, Iterable[Record | BadRecord]]],
-    state: StateStore | None,
+    judge: Judge,
     *,
-    full: bool = False,
     prune: bool = False,
 ) -> list[KindPlan]:
     """Classify every input item as the engine would: create, update, skip or invalid."""
@@ -42,22 +42,12 @@ def make_plan(
             if isinstance(record, BadRecord):
                 plan.add("invalid", f"{record.origin}: {record.reason}")
                 continue
-            where = f"{record.key} ({record.origin})"
-            if state is not None:
-                state.saw(kind, record.key)  # what prune keeps, with or without --full
-            if state is None or full:
-                plan.add("create", where)
-                continue
-            known = state.lookup(kind, record.key)
-            if known is None:
-                plan.add("create", where)
-            elif known.hash == content_hash(record):
-                plan.add("skip", where)
-            else:
-                plan.add("update", where)
-        if prune and state is not None:
-            for key, _ in state.unseen(kind):
-                plan.add("delete", key)
+            assert isinstance(record, AssetRecord | LinkRecord)
+            verdict = judge.judge(record)
+            plan.add(verdict.action, f"{record.key} ({record.origin})")
+        if prune and judge.state is not None:
+            for removal in doomed_items(kind, judge.state, judge.remote):
+                plan.add("delete", f"{removal.key} ({removal.origin.path})")
         plans.append(plan)
     return plans
 

@@ -5,26 +5,34 @@ from __future__ import annotations
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import anyio
 
+from .client import EngineClient
 from .config import Config
+from .connector import RemoteLister
 from .engine import Engine, EngineOptions, Input
 from .errors import AuthError, BulksyncError, ConfigError, first_bulksync_error
+from .http import HttpRequest
 from .plan import format_plan, make_plan, plan_json
 from .progress import RunProgress, count_lines, note
+from .prune import PruneGuardError, max_delete_limit, prune
 from .readers import read_records
-from .records import Kind, Origin, Removal
+from .records import AssetRecord, Kind, LinkRecord
 from .redact import redact
-from .results import ResultWriter, format_summary, summary_path, write_summary
+from .remote import RemoteIndex, list_remote
+from .results import ResultWriter, RunStats, format_summary, summary_path, write_summary
 from .retry import RetryPolicy
 from .state import StateStore
 from .targets import BuiltTarget, build_target
+from .verdict import Judge
+
+__all__ = ["PruneGuardError", "RunOptions", "RunReport", "max_delete_limit", "run_job"]
 
 EXIT_OK, EXIT_FAILED_ITEMS, EXIT_USAGE, EXIT_AUTH, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -67,14 +75,13 @@ async def run_job_async(
         show_progress = config.output.progress and not quiet and sys.stderr.isatty()
         inputs, totals = _open_inputs(config, stack, mode.only_lines, show_progress)
         if mode.dry_run:
-            plans = make_plan(inputs, state, full=mode.full, prune=mode.prune)
-            if not quiet:
-                print(format_plan(plans))
-            return RunReport(EXIT_OK, {"plan": plan_json(plans)})
+            return await _dry_run(config, stack, inputs, state, mode, quiet)
         built = build_target(config)
         writer = ResultWriter(config.output.results)
         stack.callback(writer.close)
-        engine = Engine(built.connector, built.target, writer, _engine_options(config, state, mode))
+        remote = _remote_index(config, built, mode, stack)
+        engine_options = _engine_options(config, state, mode, remote)
+        engine = Engine(built.connector, built.target, writer, engine_options)
         progress = RunProgress(engine, totals, enabled=show_progress)
         started = time.monotonic()
         failure: BulksyncError | None = None
@@ -82,9 +89,15 @@ async def run_job_async(
         deleted: list[int] = []
 
         async def work() -> None:
+            if remote is not None:
+                await _until_stopped(
+                    engine, lambda: _list_target(config, built, engine.client, remote, quiet)
+                )
             await engine.run(inputs)
             if mode.prune and not engine.interrupted:
-                deleted.append(await _prune(engines, built, writer, state, mode, config))
+                kinds = _prune_kinds(config)
+                done = await prune(engines, built, writer, state, kinds, mode.max_delete, remote)
+                deleted.append(done)
 
         try:
             with progress:
@@ -113,7 +126,9 @@ async def run_job_async(
     return RunReport(EXIT_FAILED_ITEMS if summary["failed"] else EXIT_OK, summary)
 
 
-def _engine_options(config: Config, state: StateStore | None, mode: RunOptions) -> EngineOptions:
+def _engine_options(
+    config: Config, state: StateStore | None, mode: RunOptions, remote: RemoteIndex | None
+) -> EngineOptions:
     limits = config.limits
     return EngineOptions(
         concurrency=limits.concurrency,
@@ -122,6 +137,7 @@ def _engine_options(config: Config, state: StateStore | None, mode: RunOptions) 
         grace_s=limits.grace_s,
         state=state,
         full=mode.full,
+        remote=remote,
     )
 
 
@@ -162,79 +178,104 @@ def _open_inputs(
     return inputs, totals
 
 
-async def _prune(
-    engines: list[Engine],
-    built: BuiltTarget,
-    writer: ResultWriter,
-    state: StateStore | None,
-    mode: RunOptions,
-    config: Config,
-) -> int:
-    """Delete what the state holds and this run's input did not, within the guard."""
-    engine = engines[0]
-    if state is None:
-        raise ConfigError("--prune needs the state store ([state] enabled = true)")
-    invalid = engine.stats.invalid
-    if invalid:
-        raise ConfigError(f"prune refused: {invalid} input line(s) could not be read")
+def _prune_kinds(config: Config) -> list[Kind]:
     kinds: list[Kind] = []
     if config.inputs.links is not None:
         kinds.append("link")  # links first: they point at assets
     if config.inputs.assets is not None:
         kinds.append("asset")
-    doomed = {kind: list(state.unseen(kind)) for kind in kinds}
-    total = sum(len(items) for items in doomed.values())
-    known = sum(state.count(kind) for kind in kinds)
-    limit = max_delete_limit(mode.max_delete, known)
-    if total > limit:
-        raise PruneGuardError(
-            f"prune stopped before deleting anything: it would delete {total} of {known} "
-            f"items, above --max-delete {mode.max_delete} ({limit}); rerun with a higher "
-            "--max-delete to allow it"
+    return kinds
+
+
+def _remote_index(
+    config: Config, built: BuiltTarget, mode: RunOptions, stack: ExitStack
+) -> RemoteIndex | None:
+    """With --full, a place for the target's listing (none when the target cannot be listed)."""
+    if not mode.full:
+        return None
+    if getattr(built.connector, "lister", None) is None:
+        note(
+            f"bulksync: --full: the {built.connector.name} API documents no listing to compare "
+            "with, so every item is pushed again"
         )
-    deleted = 0
-    for kind in kinds:
-        if not doomed[kind]:
-            continue
-        removals = [
-            Removal(Origin("state", 0), kind, key, remote_id) for key, remote_id in doomed[kind]
-        ]
-        if any(e.stop.is_set() for e in engines):
-            break  # stopped between two kinds
-        options = replace(engine.options, state=None)
-        # The same stats: deletions count in the summary and a failed one in the exit code.
-        pruner = Engine(built.connector, built.target, writer, options, stats=engine.stats)
-        engines.append(pruner)  # so that Ctrl-C reaches it
-        try:
-            await pruner.run([(kind, iter(removals))], deleting=True)
-        finally:
-            for key in pruner.succeeded_keys:
-                state.forget(kind, key)
-            deleted += len(pruner.succeeded_keys)
-        if pruner.interrupted:
-            break
-    return deleted
+        return None
+    index = RemoteIndex(config.output.results.parent)
+    stack.callback(index.close)
+    return index
 
 
-class PruneGuardError(ConfigError):
-    """Prune would delete more than --max-delete allows."""
+async def _list_target(
+    config: Config, built: BuiltTarget, client: EngineClient, index: RemoteIndex, quiet: bool
+) -> None:
+    """Page through the part of the target each input touches, into ``index``."""
+    lister = getattr(built.connector, "lister", None)
+    assert lister is not None
+    retry = RetryPolicy(
+        max_attempts=config.limits.max_attempts, max_elapsed_s=config.limits.max_elapsed_s
+    )
+    for kind in reversed(_prune_kinds(config)):  # assets, then links
+        path = config.inputs.assets if kind == "asset" else config.inputs.links
+        assert path is not None
+        scopes = _listing_scopes(config, path, kind, lister)
+        if not quiet:
+            note(f"bulksync: --full: listing the target's {kind}s ({len(scopes)} scope(s))...")
+        pages, items = await list_remote(client, lister, kind, scopes, index, retry)
+        if not quiet:
+            note(f"bulksync: --full: the target holds {items} {kind}(s) ({pages} page(s) read)")
 
 
-def max_delete_limit(value: str, known: int) -> int:
-    text = str(value).strip()
+def _listing_scopes(
+    config: Config, path: Path, kind: Kind, lister: RemoteLister
+) -> Sequence[HttpRequest]:
+    """A separate pass over the input, only to learn which parts of the target it touches."""
+    stream = read_records(path, kind, media_root=config.inputs.media_root, fmt=config.inputs.format)
     try:
-        if text.endswith("%"):
-            share = float(text[:-1])
-            if not 0 <= share <= 100:
-                raise ValueError(text)
-            return int(known * share / 100)
-        count = int(text)
-        if count < 0:
-            raise ValueError(text)
-        return count
-    except (ValueError, OverflowError):
-        message = f"--max-delete takes a count or a percentage from 0 to 100%, got '{value}'"
-        raise ConfigError(message) from None
+        valid = (r for r in stream if isinstance(r, AssetRecord | LinkRecord))
+        return list(lister.listing_requests(kind, valid))
+    finally:
+        stream.close()
+
+
+async def _until_stopped(engine: Engine, work: Callable[[], Awaitable[None]]) -> None:
+    """Run ``work`` until it ends or a Ctrl-C stops the engine (listing has nothing in flight)."""
+    async with anyio.create_task_group() as group:
+
+        async def watch() -> None:
+            await engine.stop.wait()
+            group.cancel_scope.cancel()
+
+        group.start_soon(watch)
+        await work()
+        group.cancel_scope.cancel()
+
+
+async def _dry_run(
+    config: Config,
+    stack: ExitStack,
+    inputs: list[Input],
+    state: StateStore | None,
+    mode: RunOptions,
+    quiet: bool,
+) -> RunReport:
+    """The plan, from the inputs, the state and (with --full) the target's listing."""
+    remote: RemoteIndex | None = None
+    lister: RemoteLister | None = None
+    if mode.full:
+        built = build_target(config)
+        try:
+            remote = _remote_index(config, built, mode, stack)
+            lister = getattr(built.connector, "lister", None)
+            if remote is not None:
+                retry = RetryPolicy(max_attempts=config.limits.max_attempts)
+                client = EngineClient(built.target, RunStats(), retry)
+                await _list_target(config, built, client, remote, quiet)
+        finally:
+            await built.target.transport.aclose()
+    judge = Judge(state, remote, lister, mode.full)
+    plans = make_plan(inputs, judge, prune=mode.prune)
+    if not quiet:
+        print(format_plan(plans))
+    return RunReport(EXIT_OK, {"plan": plan_json(plans)})
 
 
 async def _drive(

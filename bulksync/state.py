@@ -102,7 +102,8 @@ class StateStore:
         self.run_id = uuid.uuid4().hex
         self._flush_every = flush_every
         self.flush_interval_s = flush_interval_s
-        self._pending: list[tuple[str, str, str, str | None]] = []
+        # Confirmed, not yet committed; by (kind, key) so a lookup sees them too.
+        self._pending: dict[tuple[str, str], tuple[str, str | None]] = {}
         self._seen: list[tuple[str, str]] = []
         self._last_flush = time.monotonic()
         try:
@@ -115,6 +116,9 @@ class StateStore:
             raise ConfigError(f"cannot open the state database {path}: {exc}") from None
 
     def lookup(self, kind: str, key: str) -> Confirmed | None:
+        pending = self._pending.get((kind, key))
+        if pending is not None:
+            return Confirmed(*pending)
         with self._guard():
             row = self._db.execute(
                 "SELECT hash, remote_id FROM items WHERE target = ? AND kind = ? AND key = ?",
@@ -128,7 +132,10 @@ class StateStore:
         self._maybe_flush()
 
     def confirm(self, kind: str, key: str, digest: str, remote_id: str | None) -> None:
-        self._pending.append((kind, key, digest, remote_id))
+        earlier = self._pending.get((kind, key))
+        if remote_id is None and earlier is not None:
+            remote_id = earlier[1]  # as the upsert's COALESCE does for committed rows
+        self._pending[(kind, key)] = (digest, remote_id)
         self._maybe_flush()
 
     def forget(self, kind: str, key: str) -> None:
@@ -159,7 +166,10 @@ class StateStore:
                 "hash = excluded.hash, "
                 "remote_id = COALESCE(excluded.remote_id, items.remote_id), "
                 "run_id = excluded.run_id, pushed_at = excluded.pushed_at",
-                [(self.target, k, key, h, r, self.run_id, now) for k, key, h, r in self._pending],
+                [
+                    (self.target, kind, key, digest, remote_id, self.run_id, now)
+                    for (kind, key), (digest, remote_id) in self._pending.items()
+                ],
             )
             self._db.executemany(
                 "INSERT OR IGNORE INTO seen (run_id, kind, key) VALUES (?, ?, ?)",
@@ -179,6 +189,16 @@ class StateStore:
                 (self.target, kind, self.run_id),
             ).fetchall()
         yield from rows
+
+    def keys(self, kind: str) -> Iterator[str]:
+        """Every confirmed key of this kind, streamed."""
+        self.flush()
+        with self._guard():
+            cursor = self._db.execute(
+                "SELECT key FROM items WHERE target = ? AND kind = ?", (self.target, kind)
+            )
+            for (key,) in cursor:
+                yield key
 
     def count(self, kind: str) -> int:
         self.flush()

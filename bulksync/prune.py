@@ -1,0 +1,107 @@
+"""`--prune`: delete what the job's scope holds and its input no longer does, within a guard.
+
+The scope is what earlier runs confirmed (the state store) and, with ``--full``, also what the
+target's listing shows. Nothing is deleted when the count goes above ``--max-delete``: a
+truncated input file must never empty a catalogue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from .engine import Engine
+from .errors import ConfigError
+from .records import Kind, Origin, Removal
+from .remote import RemoteIndex
+from .results import ResultWriter
+from .state import StateStore
+from .targets import BuiltTarget
+
+
+class PruneGuardError(ConfigError):
+    """Prune would delete more than --max-delete allows."""
+
+
+def max_delete_limit(value: str, known: int) -> int:
+    text = str(value).strip()
+    try:
+        if text.endswith("%"):
+            share = float(text[:-1])
+            if not 0 <= share <= 100:
+                raise ValueError(text)
+            return int(known * share / 100)
+        count = int(text)
+        if count < 0:
+            raise ValueError(text)
+        return count
+    except (ValueError, OverflowError):
+        message = f"--max-delete takes a count or a percentage from 0 to 100%, got '{value}'"
+        raise ConfigError(message) from None
+
+
+def doomed_items(kind: Kind, state: StateStore, remote: RemoteIndex | None) -> list[Removal]:
+    """Every item in scope that this run's input did not hold, as a removal to run."""
+    doomed: dict[str, Removal] = {}
+    if remote is not None:
+        for item in remote.unseen(kind):
+            doomed[item.key] = Removal(Origin("target", 0), kind, item.key, item.remote_id)
+    for key, remote_id in state.unseen(kind):
+        # The listing's id is the current one; the state's may be from an older push.
+        doomed.setdefault(key, Removal(Origin("state", 0), kind, key, remote_id))
+    return [doomed[key] for key in sorted(doomed)]
+
+
+def scope_size(kind: Kind, state: StateStore, remote: RemoteIndex | None) -> int:
+    """How many items the job's scope holds: what the --max-delete share is taken of."""
+    if remote is None:
+        return state.count(kind)
+    return remote.count(kind) + sum(1 for key in state.keys(kind) if not remote.has(kind, key))
+
+
+async def prune(
+    engines: list[Engine],
+    built: BuiltTarget,
+    writer: ResultWriter,
+    state: StateStore | None,
+    kinds: Sequence[Kind],
+    max_delete: str,
+    remote: RemoteIndex | None = None,
+) -> int:
+    """Delete the doomed items of ``kinds`` (links before the assets they point at)."""
+    engine = engines[0]
+    if state is None:
+        raise ConfigError("--prune needs the state store ([state] enabled = true)")
+    invalid = engine.stats.invalid
+    if invalid:
+        raise ConfigError(f"prune refused: {invalid} input line(s) could not be read")
+    doomed = {kind: doomed_items(kind, state, remote) for kind in kinds}
+    total = sum(len(items) for items in doomed.values())
+    known = sum(scope_size(kind, state, remote) for kind in kinds)
+    limit = max_delete_limit(max_delete, known)
+    if total > limit:
+        raise PruneGuardError(
+            f"prune stopped before deleting anything: it would delete {total} of {known} "
+            f"items, above --max-delete {max_delete} ({limit}); rerun with a higher "
+            "--max-delete to allow it"
+        )
+    deleted = 0
+    for kind in kinds:
+        if not doomed[kind]:
+            continue
+        removals = doomed[kind]
+        if any(e.stop.is_set() for e in engines):
+            break  # stopped between two kinds
+        options = replace(engine.options, state=None, full=False, remote=None)
+        # The same stats: deletions count in the summary and a failed one in the exit code.
+        pruner = Engine(built.connector, built.target, writer, options, stats=engine.stats)
+        engines.append(pruner)  # so that Ctrl-C reaches it
+        try:
+            await pruner.run([(kind, iter(removals))], deleting=True)
+        finally:
+            for key in pruner.succeeded_keys:
+                state.forget(kind, key)
+            deleted += len(pruner.succeeded_keys)
+        if pruner.interrupted:
+            break
+    return deleted

@@ -1,0 +1,67 @@
+"""Whether an input item needs a create, an update or nothing: one rule for runs and dry runs.
+
+Without ``--full`` the state store decides (what bulksync confirmed before, by content hash).
+With ``--full`` the state is ignored and the target's own listing decides, through the
+connector's ``matches``; a target that cannot be listed gets every item pushed again.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+from .connector import RemoteLister
+from .records import AssetRecord, LinkRecord
+from .remote import RemoteIndex
+from .state import StateStore, content_hash
+
+log = logging.getLogger("bulksync.engine")
+
+Action = Literal["create", "update", "skip"]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    action: Action
+    digest: str | None = None  # content hash, for the state store once the push is confirmed
+    remote_id: str | None = None  # the target's id of an existing object
+
+
+@dataclass(slots=True)
+class Judge:
+    state: StateStore | None = None
+    remote: RemoteIndex | None = None  # the target's listing, with --full
+    lister: RemoteLister | None = None
+    full: bool = False
+    state_holds: bool = True  # False on a first migration: no lookup per item
+
+    def judge(self, record: AssetRecord | LinkRecord) -> Verdict:
+        """Also records that the input holds this item, so prune keeps it."""
+        kind, key = record.kind, record.key
+        state, remote = self.state, self.remote
+        digest = None
+        if state is not None:
+            digest = content_hash(record)
+            state.saw(kind, key)
+        if self.full:
+            if remote is None or self.lister is None:
+                return Verdict("create", digest)
+            remote.saw(kind, key)
+            found = remote.lookup(kind, key)
+            if found is None:
+                return Verdict("create", digest)
+            try:
+                same = self.lister.matches(record, found)
+            except Exception:  # a connector bug must not stop the run: push the item
+                log.exception("comparing %s %s with the target failed", kind, key)
+                same = False
+            return Verdict("skip" if same else "update", digest, found.remote_id)
+        if state is None or not self.state_holds:
+            return Verdict("create", digest)
+        known = state.lookup(kind, key)
+        if known is None:
+            return Verdict("create", digest)
+        if known.hash == digest:
+            return Verdict("skip", digest, known.remote_id)
+        return Verdict("update", digest, known.remote_id)
