@@ -20,7 +20,17 @@ import anyio
 import orjson
 
 from .auth import Token
-from .connector import BaseStage, Client, Done, Failed, Job, Outcome, RemoteLister, Stage, response_error
+from .connector import (
+    BaseStage,
+    Client,
+    Done,
+    Failed,
+    Job,
+    Outcome,
+    RemoteLister,
+    Stage,
+    response_error,
+)
 from .errors import ConfigError, TransportError
 from .http import FilePart, HttpRequest, HttpResponse
 from .records import AssetRecord, Kind
