@@ -18,6 +18,7 @@ from ._auth import DEFAULT_TOKEN_URL, OcapiClientCredentials
 from ._batch import MAX_PARTS, BatchLinkStage
 from ._delete import DeleteLinkStage
 from ._links import CategoryLinkStage
+from ._listing import MAX_COUNT, OcapiLister
 
 if TYPE_CHECKING:
     from ...config import Config
@@ -34,6 +35,7 @@ class OcapiOptions:
     batch: bool = False  # send links through the batch API instead of one PUT each
     batch_size: int = MAX_PARTS  # sub-requests per batch, at most 50
     batch_path: str = "s/-/dw/batch"
+    list_page_size: int = MAX_COUNT  # --full lists each category's links in pages of this many
 
     def __post_init__(self) -> None:
         for name in ("token_url", "data_path", "batch_path"):
@@ -44,6 +46,9 @@ class OcapiOptions:
         # batch's x-dw-resource-path is built from data_path.
         self.data_path = self.data_path.strip("/")
         self.batch_path = self.batch_path.strip("/")
+        size = self.list_page_size
+        if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= MAX_COUNT:
+            raise ConfigError(f"[ocapi] list_page_size must be an integer from 1 to {MAX_COUNT}")
         if not isinstance(self.batch, bool):
             raise ConfigError("[ocapi] batch must be true or false")
         if (
@@ -73,6 +78,7 @@ class OcapiConnector:
 
     def __init__(self, options: OcapiOptions | None = None) -> None:
         self.options = options or OcapiOptions()
+        self.lister = OcapiLister(self.options.data_path, self.options.list_page_size)
 
     def stages(self, kind: Kind) -> Sequence[Stage]:
         if kind == "asset":
