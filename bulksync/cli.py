@@ -78,7 +78,9 @@ def _job_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--concurrency", type=int, help="workers per stage ([limits] concurrency)")
     parser.add_argument("--no-progress", action="store_true", help="no live progress display")
     parser.add_argument(
-        "--full", action="store_true", help="ignore the state: push every item again"
+        "--full",
+        action="store_true",
+        help="ignore the state: list the target through its API's paging and push what differs",
     )
     parser.add_argument(
         "--dry-run", action="store_true", help="print what would be done; send nothing"
@@ -86,13 +88,14 @@ def _job_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--prune",
         action="store_true",
-        help="delete what earlier runs pushed and the input no longer holds",
+        help="delete what earlier runs pushed (with --full: what the target lists) and the "
+        "input no longer holds",
     )
     parser.add_argument(
         "--max-delete",
         default="5%",
         metavar="N|N%",
-        help="prune guard: stop before deleting more than this (default 5%% of the state)",
+        help="prune guard: stop before deleting more than this (default 5%% of the scope)",
     )
     parser.add_argument("--state", type=Path, help="the state database ([state] path)")
     parser.add_argument(

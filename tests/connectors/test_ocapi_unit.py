@@ -33,7 +33,6 @@ LINK_URL = (
 )
 
 
-
 def fault_doc(type_: str, message: str = "") -> dict[str, Any]:
     return {"_v": "23.2", "fault": {"type": type_, "message": message or f"{type_}!"}}
 

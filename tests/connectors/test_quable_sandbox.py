@@ -193,22 +193,28 @@ async def test_v4_sends_one_request_per_document_and_link_type(tmp_path: Path) -
     )
 
 
-async def test_a_full_rerun_updates_assets_and_keeps_links_once(tmp_path: Path) -> None:
-    """--full ignores the state: existing assets answer 409 and are PUT, links are found."""
+async def test_a_full_rerun_of_an_unchanged_catalogue_writes_nothing(tmp_path: Path) -> None:
+    """--full ignores the state and compares with the target's listing: all in place."""
     ids, links = catalogue(tmp_path, files=5, remote=3, links=20)
     async with running_sandbox(SandboxSettings()) as sandbox:
         config = config_for(tmp_path, sandbox.url, rate=[(1000, 1.0)])
         with anyio.fail_after(60):
             first = await run_job_async(config, quiet=True)
+            before = sandbox.state.stats.snapshot()["requests"]
             second = await run_job_async(config, quiet=True, options=RunOptions(full=True))
+            after = sandbox.state.stats.snapshot()["requests"]
         store = sandbox.state.store.quable
         duplicates = sandbox.state.stats.snapshot()["duplicate_create_attempts"]
     assert first.exit_code == second.exit_code == 0
-    actions = [r.get("action") for r in results(tmp_path)]
-    assert actions.count("updated") == len(ids) and actions.count("exists") == len(links)
+    sent = {
+        route: sum(after[route].values()) - sum(before.get(route, {}).values()) for route in after
+    }
+    sent.pop("POST /sessions", None)  # the run's login
+    assert {route for route, n in sent.items() if n} == {"GET /api/assets", "GET /api/links"}
+    assert second.summary["skipped"] == len(ids) + len(links)
+    assert {r.get("reason") for r in results(tmp_path)} == {"unchanged"}
     assert len(store.assets) == len(ids) and len(store.links) == len(links)
-    # The sandbox counts each 409 as a duplicate create attempt: one per existing item, no more.
-    assert duplicates["total"] == len(ids) + len(links)
+    assert duplicates["total"] == 0
 
 
 async def test_a_refused_login_stops_with_exit_3(

@@ -13,7 +13,9 @@ from ...records import Kind
 from ...transport import AiohttpTransport
 from ._assets import CreateStage, DeleteStage, UploadStage
 from ._auth import QuableLogin
-from ._links import LookupDeleteStage, V4LinkStage, V5LinkStage
+from ._links import V4LinkStage, V5LinkStage
+from ._listing import QuableLister
+from ._v4links import V4PruneStage
 
 if TYPE_CHECKING:
     from ...config import Config
@@ -30,12 +32,18 @@ class QuableOptions:
     links_api: str = "v5"  # v5: one POST /api/links per link; v4: grouped document links
     v4_batch: int = 200  # links per v4 request (one document and link type)
     file_type: str = "asset"  # fileType of POST /api/files
+    # --full lists assets and links in pages of this many; 30 is API Platform's default, and
+    # Quable documents no maximum.
+    list_page_size: int = 30
 
     def __post_init__(self) -> None:
         if self.links_api not in ("v5", "v4"):
             raise ConfigError("[quable] links_api must be 'v5' or 'v4'")
         if not isinstance(self.v4_batch, int) or not 1 <= self.v4_batch <= 10_000:
             raise ConfigError("[quable] v4_batch must be an integer from 1 to 10000")
+        size = self.list_page_size
+        if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= 1000:
+            raise ConfigError("[quable] list_page_size must be an integer from 1 to 1000")
 
 
 class QuableConnector:
@@ -44,6 +52,7 @@ class QuableConnector:
 
     def __init__(self, options: QuableOptions | None = None) -> None:
         self.options = options or QuableOptions()
+        self.lister = QuableLister(self.options.list_page_size)
 
     def stages(self, kind: Kind) -> Sequence[Stage]:
         if kind == "asset":
@@ -56,7 +65,8 @@ class QuableConnector:
         if kind == "asset":
             return [DeleteStage("api/assets/{key}")]
         if self.options.links_api == "v4":
-            return [LookupDeleteStage()]
+            # v4 links have no id: a group is set again without them (mode replace).
+            return [V4PruneStage(self.options.v4_batch)]
         return [DeleteStage("api/links/{remote_id}")]
 
 

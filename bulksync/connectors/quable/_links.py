@@ -2,7 +2,8 @@
 
 v5 gives each link its own answer; v4 sends all the links of one (document, link type) in one
 request with mode `update`, which adds them and leaves existing links alone, so sending a
-link again is harmless. Each link still gets its own result line either way.
+link again is harmless. A changed v4 link needs the group sent again with mode `replace`
+(`_v4links`). Each link still gets its own result line either way.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from urllib.parse import quote
 
 from ...connector import BaseStage, Client, Done, Failed, Job, Outcome
 from ...http import HttpRequest
-from ...records import LinkRecord, Removal, link_key
+from ...records import LinkRecord
 from ...results import ErrorInfo
 from ._errors import quable_error
+from ._v4links import BadListing, GroupLocks, group_links, ordered_items, post_group
 
 
 def _codes(job: Job) -> tuple[LinkRecord, str, str] | Failed:
@@ -75,13 +77,20 @@ class V5LinkStage(BaseStage):
 
 
 class V4LinkStage(BaseStage):
-    """`POST /api_1.php/documents/{code}/links/{type}` with mode update, one per group."""
+    """`POST /api_1.php/documents/{code}/links/{type}`, one request per group of links.
+
+    New links go with mode `update` (one request, nothing read). A batch holding a link
+    changed since its last push sends the group again with mode `replace`, since `update`
+    leaves an existing link's sequence alone: the current links are listed first so the
+    replace keeps them (see `_v4links`).
+    """
 
     name = "link"
     grouped = True
 
     def __init__(self, batch_size: int = 200) -> None:
         self.batch_size = batch_size
+        self._locks = GroupLocks()
 
     def group_key(self, job: Job) -> Hashable:
         record = job.record
@@ -90,7 +99,7 @@ class V4LinkStage(BaseStage):
 
     async def run(self, jobs: Sequence[Job], client: Client) -> Sequence[Outcome]:
         outcomes: list[Outcome | None] = []
-        items: list[dict[str, Any]] = []
+        wanted: list[tuple[Job, str, int | None]] = []
         document = link_type = ""
         for job in jobs:
             codes = _codes(job)
@@ -99,52 +108,50 @@ class V4LinkStage(BaseStage):
                 continue
             record, document, target = codes
             link_type = record.type
-            sequence = record.sequence if record.sequence is not None else len(items) + 1
-            items.append({"target_code": target, "sequence": sequence})
+            wanted.append((job, target, record.sequence))
             outcomes.append(None)
-        if items:
-            path = (
-                f"api_1.php/documents/{quote(document, safe='')}/links/{quote(link_type, safe='')}"
-            )
-            body = {"mode": "update", "items": items}
-            response = await client.send(HttpRequest("POST", path, json=body))
-            if not response.ok:
-                raise quable_error(response, f"links of document {document} ({link_type})")
-        return [outcome or Done(extra={"action": "linked"}) for outcome in outcomes]
+        if not wanted:
+            return [outcome or Done() for outcome in outcomes]
+        changed = any(job.state.get("exists") for job, _, _ in wanted)
+        # Both paths take the group's lock: an update landing between a replace's listing
+        # and its write would be undone by that replace.
+        async with self._locks.hold((document, link_type)):
+            if changed:
+                try:
+                    await self._replace(client, document, link_type, wanted)
+                except BadListing as exc:
+                    failed = Failed(ErrorInfo("BadListing", str(exc)))
+                    return [outcome or failed for outcome in outcomes]
+            else:
+                items: list[dict[str, Any]] = []
+                for _, target, sequence in wanted:
+                    place = sequence if sequence is not None else len(items) + 1
+                    items.append({"target_code": target, "sequence": place})
+                await post_group(client, document, link_type, "update", items)
+        jobs_left = iter(wanted)
+        results: list[Outcome] = []
+        for outcome in outcomes:
+            if outcome is None:  # one entry of `wanted` per outcome still None, in order
+                action = "updated" if next(jobs_left)[0].state.get("exists") else "linked"
+                outcome = Done(extra={"action": action})
+            results.append(outcome)
+        return results
 
-
-class LookupDeleteStage(BaseStage):
-    """Prune of links pushed through v4, which gives them no id: look each one up with the
-    documented v5 filters, then `DELETE /api/links/{id}` (gone already is done)."""
-
-    name = "delete"
-
-    async def run(self, jobs: Sequence[Job], client: Client) -> Sequence[Outcome]:
-        record = jobs[0].record
-        assert isinstance(record, Removal)
-        parts = _parse_key(record.key)
-        if parts is None:
-            message = f"cannot read the link's codes back from its key {record.key!r}"
-            return [Failed(ErrorInfo("InvalidKey", message))]
-        origin, target, link_type = parts
-        link_id = await find_link(client, origin, target, link_type)
-        if link_id is None:
-            return [Done(extra={"action": "gone"})]
-        response = await client.send(HttpRequest("DELETE", f"api/links/{quote(link_id, safe='')}"))
-        if not response.ok and response.status != 404:
-            raise quable_error(response, f"delete of link {origin} -> {target}")
-        return [Done(remote_id=link_id, extra={"action": "deleted"})]
-
-
-def _parse_key(key: str) -> tuple[str, str, str] | None:
-    """`from->to:type` back into its codes, only when that reading is unambiguous."""
-    ends, _, link_type = key.rpartition(":")
-    origin, _, target = ends.partition("->")
-    if not (origin and target and link_type) or link_key(origin, target, link_type) != key:
-        return None
-    if "->" in target or ":" in origin + target:
-        return None
-    return origin, target, link_type
+    async def _replace(
+        self,
+        client: Client,
+        document: str,
+        link_type: str,
+        wanted: Sequence[tuple[Job, str, int | None]],
+    ) -> None:
+        """The group as it is, with this batch's links laid over it, sent as the whole group."""
+        links = await group_links(client, document, link_type)
+        for _, target, sequence in wanted:
+            if sequence is not None:
+                links[target] = sequence
+            elif target not in links:  # no sequence asked: a linked one keeps its place
+                links[target] = max(links.values(), default=0) + 1
+        await post_group(client, document, link_type, "replace", ordered_items(links))
 
 
 async def find_link(client: Client, origin: str, target: str, link_type: str) -> str | None:
