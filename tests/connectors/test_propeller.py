@@ -101,6 +101,20 @@ async def test_bulk_request_shape_and_per_item_results_matched_by_from_and_to() 
     assert outcomes[1].error.message == "Product with id [19815] not found"
 
 
+async def test_two_links_of_one_pair_are_told_apart_by_type_when_the_answer_has_it() -> None:
+    jobs = [
+        link_job(1, product(1), product(2), "accessories"),
+        link_job(2, product(1), product(2), "related"),
+    ]
+    # Out of order: position would pair them wrongly; the echoed type pairs them right.
+    related = {**entry(product(1), product(2), error="not allowed"), "type": "related"}
+    accessories = {**entry(product(1), product(2), link_id=7), "type": "accessories"}
+    client = ScriptedClient(reply(200, {"data": [related, accessories], "total": 2}))
+    outcomes = await BulkLinkStage(chunk=100).run(jobs, client)
+    assert isinstance(outcomes[0], Done) and outcomes[0].remote_id == "7"
+    assert isinstance(outcomes[1], Failed) and outcomes[1].error.message == "not allowed"
+
+
 async def test_schema_error_fails_the_named_item_and_resends_the_rest() -> None:
     jobs = [link_job(i, product(i), product(i + 1)) for i in range(1, 5)]
     schema = {

@@ -1,7 +1,7 @@
 """`POST /links/bulk/{id|sourceId}`: up to a chunk of links per call, one result per link.
 
 Propeller answers 200 even when items fail, so every `data[]` entry is read and mapped back
-to its input line (checked by its `from` and `to`, never trusted by position alone). A
+to its input line (checked by its `from`, `to` and any echoed `type`, not by position alone). A
 whole-chunk 400 `SchemaValidationException` names the bad items (`#/links/3/type`): those fail
 and the rest of the chunk is sent again without them.
 """
@@ -182,7 +182,15 @@ class BulkLinkStage(BaseStage):
         def fits(index: int) -> bool:
             record = jobs[index].record
             assert isinstance(record, LinkRecord)
-            return _same(entry.get("from"), record.from_) and _same(entry.get("to"), record.to)
+            # The seed's entries carry no `type`; when a server adds one, it tells apart two
+            # links of the same pair.
+            kind = entry.get("type")
+            same_type = kind is None or kind == record.type
+            return (
+                same_type
+                and _same(entry.get("from"), record.from_)
+                and _same(entry.get("to"), record.to)
+            )
 
         # Entries come back in request order; the check guards against an answer that is not.
         if position < len(pending) and pending[position] in unmatched and fits(pending[position]):
