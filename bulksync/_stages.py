@@ -110,6 +110,13 @@ class StagePool:
             outcomes = await self._attempt(pending)
             if len(pending) > 1 and all(isinstance(o, Failed) and o.isolate for o in outcomes):
                 # One bad item may have failed the whole batch: halve it until it is found.
+                first = outcomes[0]
+                assert isinstance(first, Failed)
+                if first.retryable:
+                    # A timeout: the server may be as overloaded as the batch was big, so the
+                    # halves wait like any retry rather than hitting it again at once.
+                    self._stats.retries += len(pending)
+                    await anyio.sleep(self._retry.delay(pending[0].stage_attempts))
                 middle = len(pending) // 2
                 await self.process(pending[:middle], downstream)
                 await self.process(pending[middle:], downstream)

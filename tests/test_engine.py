@@ -420,6 +420,52 @@ async def test_grouped_stage_sends_one_request_per_group_and_isolates_a_bad_item
     assert len(results) == len(pairs)
 
 
+class TimingOutBatch(BaseStage):
+    """Times out on any batch of more than one item: the pool must halve it, after a wait."""
+
+    name = "link"
+    batch_size = 4
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    async def run(self, jobs: Sequence[Job], client: Client) -> Sequence[Outcome]:
+        await anyio.lowlevel.checkpoint()
+        self.sizes.append(len(jobs))
+        if len(jobs) > 1:
+            from bulksync.errors import TransportError
+
+            raise TransportError("read timed out", maybe_applied=True, timeout=True)
+        return [Done()]
+
+
+class RecordingRetry(RetryPolicy):
+    def __init__(self) -> None:
+        super().__init__(max_attempts=4, max_elapsed_s=10.0, base_s=0.001, cap_s=0.002)
+        self.delays: list[int] = []
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        self.delays.append(attempt)
+        return super().delay(attempt, retry_after)
+
+
+async def test_a_batch_that_timed_out_is_halved_after_a_backoff(tmp_path: Path) -> None:
+    stage = TimingOutBatch()
+    records = [LinkRecord(Origin("l.jsonl", i + 1), "a", f"t{i}", "x") for i in range(4)]
+    writer = ResultWriter(tmp_path / "r.jsonl")
+    target = Target("fake://t", FakeServer(), RateBudget(), NoAuth())
+    retry = RecordingRetry()
+    options = EngineOptions(concurrency=1, retry=retry, batch_linger_s=0.5)
+    engine = Engine(StagedConnector([stage]), target, writer, options)  # type: ignore[arg-type]
+    with anyio.fail_after(10):
+        await engine.run([("link", iter(records))])
+    writer.close()
+    assert stage.sizes == [4, 2, 1, 1, 2, 1, 1]
+    # One backoff before each halving (the 4, then each 2), none before a success.
+    assert retry.delays == [1, 2, 2]
+    assert engine.stats.succeeded == 4 and engine.stats.retries == 8
+
+
 class BrokenStage(BaseStage):
     name = "link"
 
