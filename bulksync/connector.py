@@ -153,6 +153,11 @@ class RemoteLister(Protocol):
         """Whether the target already holds what this record would push (then it is skipped)."""
         ...
 
+    def compares_all(self, record: Record) -> bool:
+        """Whether ``matches`` sees all this record would push (a file's bytes may not be in a
+        listing): only then may the state take a match as a confirmed push."""
+        ...
+
 
 class Connector(Protocol):
     """A target: the stages that carry each kind of record there."""

@@ -211,7 +211,12 @@ class Engine(ItemSink):
             return False
         if verdict.action == "skip":
             state = self.options.state
-            if self.options.full and state is not None and verdict.digest is not None:
+            if (
+                self.options.full
+                and verdict.confirmable
+                and state is not None
+                and verdict.digest is not None
+            ):
                 # The listing showed it in place: the state learns so, for the next resync.
                 state.confirm(record.kind, record.key, verdict.digest, verdict.remote_id)
             return True

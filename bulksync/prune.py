@@ -47,8 +47,11 @@ def doomed_items(kind: Kind, state: StateStore, remote: RemoteIndex | None) -> l
         for item in remote.unseen(kind):
             doomed[item.key] = Removal(Origin("target", 0), kind, item.key, item.remote_id)
     for key, remote_id in state.unseen(kind):
-        # The listing's id is the current one; the state's may be from an older push.
-        doomed.setdefault(key, Removal(Origin("state", 0), kind, key, remote_id))
+        # The listing's id is the current one; the state's may be from an older push, but it
+        # is better than none.
+        listed = doomed.get(key)
+        if listed is None or (listed.remote_id is None and remote_id is not None):
+            doomed[key] = Removal(Origin("state", 0), kind, key, remote_id)
     return [doomed[key] for key in sorted(doomed)]
 
 

@@ -46,6 +46,8 @@ class RemoteIndex:
     """The items a listing found, by kind and key; deleted with its directory on close."""
 
     def __init__(self, directory: Path | None = None) -> None:
+        if directory is not None and not directory.is_dir():
+            directory = None  # a dry run makes no results folder: the system's temp then
         self._dir = Path(tempfile.mkdtemp(prefix="bulksync-remote-", dir=directory))
         # Private and disposable: durability buys nothing here, speed does.
         self._db = sqlite3.connect(self._dir / "remote.sqlite3", isolation_level=None)

@@ -26,6 +26,9 @@ class Verdict:
     action: Action
     digest: str | None = None  # content hash, for the state store once the push is confirmed
     remote_id: str | None = None  # the target's id of an existing object
+    # A skip the state may record as a confirmed push: false when --full could compare only
+    # part of the item (an asset's file bytes are not in a listing).
+    confirmable: bool = True
 
 
 @dataclass(slots=True)
@@ -56,7 +59,9 @@ class Judge:
             except Exception:  # a connector bug must not stop the run: push the item
                 log.exception("comparing %s %s with the target failed", kind, key)
                 same = False
-            return Verdict("skip" if same else "update", digest, found.remote_id)
+            if not same:
+                return Verdict("update", digest, found.remote_id)
+            return Verdict("skip", digest, found.remote_id, self._compares_all(record))
         if state is None or not self.state_holds:
             return Verdict("create", digest)
         known = state.lookup(kind, key)
@@ -65,3 +70,10 @@ class Judge:
         if known.hash == digest:
             return Verdict("skip", digest, known.remote_id)
         return Verdict("update", digest, known.remote_id)
+
+    def _compares_all(self, record: AssetRecord | LinkRecord) -> bool:
+        try:
+            return bool(self.lister and self.lister.compares_all(record))
+        except Exception:  # unsure: the state is not told, the next run looks again
+            log.exception("compares_all failed for %s %s", record.kind, record.key)
+            return False

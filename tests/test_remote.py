@@ -88,6 +88,9 @@ class PagedLister:
     def matches(self, record: Record, remote: RemoteItem) -> bool:
         return isinstance(record, LinkRecord) and remote.fields.get("sequence") == record.sequence
 
+    def compares_all(self, record: Record) -> bool:
+        return record.key != "a->partial:t"
+
 
 class PageServer:
     def __init__(self, failures: dict[int, list[HttpResponse | Exception]] | None = None) -> None:
@@ -232,4 +235,14 @@ def test_prune_scope_is_the_state_and_the_listing_together(
     assert scope_size("link", state, index) == 4
     assert scope_size("link", state, None) == 3
     assert [r.key for r in doomed_items("link", state, None)] == ["gone-both", "gone-state"]
+    state.close()
+
+
+def test_prune_keeps_the_state_id_when_the_listing_gave_none(
+    index: RemoteIndex, tmp_path: Path
+) -> None:
+    state = StateStore(tmp_path / "state.sqlite3", "t")
+    state.confirm("link", "k", "h", "state-id")
+    index.add([RemoteItem("link", "k", None, {})])
+    assert [(r.key, r.remote_id) for r in doomed_items("link", state, index)] == [("k", "state-id")]
     state.close()

@@ -179,7 +179,7 @@ def test_quable_asset_page_is_read_with_its_next_page() -> None:
             "a-1",
             "a-1",
             {
-                "classification": "dam_sort",
+                "classifications": ["dam_sort"],
                 "attributes": {"reference_name": {"fr_FR": "Chemise"}},
                 "originalFilename": "shirt.jpg",
             },
@@ -188,7 +188,7 @@ def test_quable_asset_page_is_read_with_its_next_page() -> None:
             "asset",
             "a-2",
             "a-2",
-            {"classification": None, "attributes": {}, "originalFilename": "shirt.jpg"},
+            {"classifications": [], "attributes": {}, "originalFilename": "shirt.jpg"},
         ),
     ]
     assert page.next is not None
@@ -289,7 +289,7 @@ def test_quable_malformed_members_are_skipped() -> None:
     )
     assert [item.key for item in page.items] == ["kept", "a-3"]
     assert page.items[1].fields == {
-        "classification": None,
+        "classifications": [],
         "attributes": {},
         "originalFilename": None,
     }
@@ -341,22 +341,25 @@ def test_quable_asset_matches(tmp_path: Path) -> None:
 
     def remote(**fields: Any) -> RemoteItem:
         base = {
-            "classification": "dam_sort",
+            "classifications": ["dam_sort"],
             "attributes": {"name": {"fr_FR": "Chemise"}, "other": 1},  # the PIM holds more
             "originalFilename": "shirt.jpg",
         }
         return RemoteItem("asset", "a-1", "a-1", {**base, **fields})
 
     assert lister.matches(with_file, remote())
-    assert not lister.matches(with_file, remote(classification="other"))
-    assert not lister.matches(with_file, remote(classification=None))
+    assert lister.matches(with_file, remote(classifications=["other", "dam_sort"]))
+    assert not lister.matches(with_file, remote(classifications=["other"]))
+    assert not lister.matches(with_file, remote(classifications=[]))
     assert not lister.matches(with_file, remote(attributes={"name": {"fr_FR": "Robe"}}))
     assert not lister.matches(with_file, remote(attributes={}))
     assert not lister.matches(with_file, remote(originalFilename="other.jpg"))
     # Nothing but what the record sets is compared for a remotePath asset.
     assert lister.matches(
-        remote_path, RemoteItem("asset", "a-2", "a-2", {"classification": None, "attributes": {}})
+        remote_path, RemoteItem("asset", "a-2", "a-2", {"classifications": [], "attributes": {}})
     )
+    # Neither the file's bytes nor the source URL are in a listing: a match is not certain.
+    assert not lister.compares_all(with_file) and not lister.compares_all(remote_path)
     assert not lister.matches(remote_path, RemoteItem("link", "a-2"))
 
 
@@ -555,28 +558,29 @@ def test_ocapi_next_is_computed_from_start_and_total_without_next() -> None:
 
 
 @pytest.mark.parametrize(
-    ("start", "total", "next_start"),
+    ("start", "given", "expected"),
     [
-        (990, 5000, None),  # computed: 1000 is past the documented 0-999
-        (990, 5000, 1000),  # given by the server: refused the same way
-        (980, 5000, 990),  # still within: followed
+        (990, None, 999),  # computed 1000 is past the documented 0-999: the last start instead
+        (990, 1000, 999),  # given by the server: lowered the same way
+        (980, 990, 990),  # still within: followed as given
+        (999, 1009, None),  # the last start was read: nothing more can be listed
     ],
 )
-def test_ocapi_paging_stops_at_the_documented_start_limit(
-    start: int, total: int, next_start: int | None
+def test_ocapi_paging_ends_at_the_documented_start_limit(
+    start: int, given: int | None, expected: int | None
 ) -> None:
     data = [ocapi_link(("C", "K"), ("T", f"U{i}"), "other", i) for i in range(10)]
     next_url = None
-    if next_start is not None:
-        next_url = f"https://h/{DATA}/catalogs/C/categories/K/category_links?start={next_start}"
+    if given is not None:
+        next_url = f"https://h/{DATA}/catalogs/C/categories/K/category_links?start={given}"
     request = HttpRequest("GET", f"{DATA}/catalogs/C/categories/K/category_links?start={start}")
     page = OcapiLister(DATA, 10).read_page(
-        "link", request, reply(200, category_links(data, start, total, next_url))
+        "link", request, reply(200, category_links(data, start, 5000, next_url))
     )
-    if next_start is not None and next_start <= 999:
-        assert page.next is not None and f"start={next_start}" in page.next.url
-    else:
+    if expected is None:
         assert page.next is None
+    else:
+        assert page.next is not None and f"start={expected}" in page.next.url
 
 
 def test_ocapi_next_that_does_not_advance_is_dropped() -> None:

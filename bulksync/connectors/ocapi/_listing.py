@@ -83,6 +83,9 @@ class OcapiLister:
             return False
         return float(position) == float(record.sequence)
 
+    def compares_all(self, record: Record) -> bool:
+        return True  # a category link is its ids and its position, all in the listing
+
     def _next_request(
         self, request: HttpRequest, body: Mapping[str, Any], read: int
     ) -> HttpRequest | None:
@@ -105,8 +108,14 @@ class OcapiLister:
             query = {**current, "start": str(next_start)}
             query.setdefault("count", str(self._page_size))
             url = f"{_path(request.url).lstrip('/')}?{urlencode(query)}"
-        if next_start <= start or next_start > MAX_START:
+        if next_start <= start or start >= MAX_START:
             return None  # a page that does not move on would loop; past 999 is refused
+        if next_start > MAX_START:
+            # The last start the API takes: the page overlaps the one before (a link listed
+            # twice is kept once), and reaches up to 999 + count links.
+            next_start = MAX_START
+            query = {**_query_of(url), "start": str(MAX_START)}
+            url = f"{_path(url).lstrip('/')}?{urlencode(query)}"
         return HttpRequest("GET", url)
 
     def _below_base(self, link: str) -> str | None:

@@ -52,7 +52,7 @@ class QuableConnector:
 
     def __init__(self, options: QuableOptions | None = None) -> None:
         self.options = options or QuableOptions()
-        self.lister = QuableLister(self.options.list_page_size)
+        self.lister = QuableLister(self.options.list_page_size, self.options.links_api)
 
     def stages(self, kind: Kind) -> Sequence[Stage]:
         if kind == "asset":
