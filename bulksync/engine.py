@@ -20,6 +20,7 @@ from .client import EngineClient, Target
 from .connector import Connector, Failed, Job, Skipped, Stage
 from .errors import first_bulksync_error
 from .records import AssetRecord, BadRecord, Kind, LinkRecord, Record
+from .redact import redact
 from .remote import RemoteIndex
 from .results import ErrorInfo, ItemResult, ResultWriter, RunStats, Status
 from .retry import RetryPolicy
@@ -218,7 +219,9 @@ class Engine(ItemSink):
                 and verdict.digest is not None
             ):
                 # The listing showed it in place: the state learns so, for the next resync.
-                state.confirm(record.kind, record.key, verdict.digest, verdict.remote_id)
+                state.confirm(
+                    record.kind, record.key, verdict.digest, verdict.remote_id, "in place (--full)"
+                )
             return True
         # Changed since its last push: the target has it, so a connector can update directly.
         job.state["exists"] = True
@@ -238,7 +241,9 @@ class Engine(ItemSink):
     def succeed(self, job: Job) -> None:
         state = self.options.state
         if state is not None and "hash" in job.state:
-            state.confirm(job.record.kind, job.record.key, job.state["hash"], job.remote_id)
+            action = job.extra.get("action")
+            result = f"succeeded ({action})" if action else "succeeded"
+            state.confirm(job.record.kind, job.record.key, job.state["hash"], job.remote_id, result)
         if self._deleting:
             self.succeeded_keys.append(job.record.key)
         self._finish(job, "succeeded", remote_id=job.remote_id)
@@ -277,6 +282,11 @@ class Engine(ItemSink):
             extra=job.extra,
         )
         self._live.discard(job)
+        state = self.options.state
+        if status == "failed" and state is not None and not self._deleting:
+            what = f"{error.type}: {error.message}" if error else "failed"
+            where = f" at {step}" if step else ""
+            state.failed(record.kind, record.key, redact(f"failed{where}: {what}")[:500])
         self._write(result)
 
     def _finish_bad(self, record: BadRecord) -> None:

@@ -1,9 +1,10 @@
 """What bulksync last confirmed on a target: the memory behind resume, resync and prune.
 
 An embedded SQLite database (WAL) keyed by target, kind and item key holds the content hash of
-what was last pushed, the id the target gave it and the run that last saw it. Confirmations
-are written in small batched transactions: often enough that a crash repeats at most a few
-hundred milliseconds of work, never one commit per item.
+what was last pushed, the id the target gave it, the run that last saw it and the item's last
+result, failures included. Confirmations are written in small batched transactions: often
+enough that a crash repeats at most a few hundred milliseconds of work, never one commit per
+item.
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ CREATE TABLE IF NOT EXISTS items (
     target    TEXT NOT NULL,
     kind      TEXT NOT NULL,
     key       TEXT NOT NULL,
-    hash      TEXT NOT NULL,
+    hash      TEXT NOT NULL,  -- of what was last pushed; '' while nothing ever was
     remote_id TEXT,
     run_id    TEXT NOT NULL,
     pushed_at REAL NOT NULL,
+    result    TEXT,  -- the last result: "succeeded (created)", "failed: HTTP422: ..."
     PRIMARY KEY (target, kind, key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS seen (
@@ -103,7 +105,8 @@ class StateStore:
         self._flush_every = flush_every
         self.flush_interval_s = flush_interval_s
         # Confirmed, not yet committed; by (kind, key) so a lookup sees them too.
-        self._pending: dict[tuple[str, str], tuple[str, str | None]] = {}
+        self._pending: dict[tuple[str, str], tuple[str, str | None, str]] = {}
+        self._failures: dict[tuple[str, str], str] = {}
         self._seen: list[tuple[str, str]] = []
         self._last_flush = time.monotonic()
         try:
@@ -112,30 +115,57 @@ class StateStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(items)")}
+            if "result" not in columns:  # a database made before results were kept
+                self._db.execute("ALTER TABLE items ADD COLUMN result TEXT")
         except sqlite3.Error as exc:
             raise ConfigError(f"cannot open the state database {path}: {exc}") from None
 
     def lookup(self, kind: str, key: str) -> Confirmed | None:
+        """What was last confirmed pushed, or ``None`` when nothing ever was."""
         pending = self._pending.get((kind, key))
         if pending is not None:
-            return Confirmed(*pending)
+            return Confirmed(pending[0], pending[1])
         with self._guard():
             row = self._db.execute(
-                "SELECT hash, remote_id FROM items WHERE target = ? AND kind = ? AND key = ?",
+                "SELECT hash, remote_id FROM items "
+                "WHERE target = ? AND kind = ? AND key = ? AND hash != ''",
                 (self.target, kind, key),
             ).fetchone()
         return None if row is None else Confirmed(row[0], row[1])
+
+    def last_result(self, kind: str, key: str) -> str | None:
+        self.flush()
+        with self._guard():
+            row = self._db.execute(
+                "SELECT result FROM items WHERE target = ? AND kind = ? AND key = ?",
+                (self.target, kind, key),
+            ).fetchone()
+        return None if row is None else row[0]
 
     def saw(self, kind: str, key: str) -> None:
         """The input of this run holds this key (what prune keeps)."""
         self._seen.append((kind, key))
         self._maybe_flush()
 
-    def confirm(self, kind: str, key: str, digest: str, remote_id: str | None) -> None:
+    def confirm(
+        self,
+        kind: str,
+        key: str,
+        digest: str,
+        remote_id: str | None,
+        result: str = "succeeded",
+    ) -> None:
         earlier = self._pending.get((kind, key))
         if remote_id is None and earlier is not None:
             remote_id = earlier[1]  # as the upsert's COALESCE does for committed rows
-        self._pending[(kind, key)] = (digest, remote_id)
+        self._failures.pop((kind, key), None)
+        self._pending[(kind, key)] = (digest, remote_id, result)
+        self._maybe_flush()
+
+    def failed(self, kind: str, key: str, result: str) -> None:
+        """The item's last result is a failure: kept, without touching what was last pushed."""
+        self._failures[(kind, key)] = result
         self._maybe_flush()
 
     def forget(self, kind: str, key: str) -> None:
@@ -148,27 +178,39 @@ class StateStore:
 
     def _maybe_flush(self) -> None:
         if (
-            len(self._pending) + len(self._seen) >= self._flush_every
+            len(self._pending) + len(self._seen) + len(self._failures) >= self._flush_every
             or time.monotonic() - self._last_flush >= self.flush_interval_s
         ):
             self.flush()
 
     def flush(self) -> None:
         self._last_flush = time.monotonic()
-        if not self._pending and not self._seen:
+        if not self._pending and not self._seen and not self._failures:
             return
         now = time.time()
         with self._guard(), self._db:  # one transaction for the whole batch
             self._db.execute("BEGIN")
             self._db.executemany(
-                "INSERT INTO items (target, kind, key, hash, remote_id, run_id, pushed_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (target, kind, key) DO UPDATE SET "
-                "hash = excluded.hash, "
+                "INSERT INTO items (target, kind, key, hash, remote_id, run_id, pushed_at, "
+                "result) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (target, kind, key) DO "
+                "UPDATE SET hash = excluded.hash, "
                 "remote_id = COALESCE(excluded.remote_id, items.remote_id), "
-                "run_id = excluded.run_id, pushed_at = excluded.pushed_at",
+                "run_id = excluded.run_id, pushed_at = excluded.pushed_at, "
+                "result = excluded.result",
                 [
-                    (self.target, kind, key, digest, remote_id, self.run_id, now)
-                    for (kind, key), (digest, remote_id) in self._pending.items()
+                    (self.target, kind, key, digest, remote_id, self.run_id, now, result)
+                    for (kind, key), (digest, remote_id, result) in self._pending.items()
+                ],
+            )
+            # A failure keeps the hash and id of the last push: the next run compares with
+            # those. An item never pushed gets a row with an empty hash, which lookups skip.
+            self._db.executemany(
+                "INSERT INTO items (target, kind, key, hash, remote_id, run_id, pushed_at, "
+                "result) VALUES (?, ?, ?, '', NULL, ?, 0, ?) ON CONFLICT (target, kind, key) "
+                "DO UPDATE SET result = excluded.result",
+                [
+                    (self.target, kind, key, self.run_id, result)
+                    for (kind, key), result in self._failures.items()
                 ],
             )
             self._db.executemany(
@@ -176,6 +218,7 @@ class StateStore:
                 [(self.run_id, kind, key) for kind, key in self._seen],
             )
         self._pending.clear()
+        self._failures.clear()
         self._seen.clear()
 
     def unseen(self, kind: str) -> Iterator[tuple[str, str | None]]:
@@ -184,6 +227,7 @@ class StateStore:
         with self._guard():
             rows = self._db.execute(
                 "SELECT i.key, i.remote_id FROM items i WHERE i.target = ? AND i.kind = ? "
+                "AND i.hash != '' "
                 "AND NOT EXISTS (SELECT 1 FROM seen s "
                 "WHERE s.run_id = ? AND s.kind = i.kind AND s.key = i.key)",
                 (self.target, kind, self.run_id),
@@ -195,7 +239,8 @@ class StateStore:
         self.flush()
         with self._guard():
             cursor = self._db.execute(
-                "SELECT key FROM items WHERE target = ? AND kind = ?", (self.target, kind)
+                "SELECT key FROM items WHERE target = ? AND kind = ? AND hash != ''",
+                (self.target, kind),
             )
             for (key,) in cursor:
                 yield key
@@ -204,7 +249,8 @@ class StateStore:
         self.flush()
         with self._guard():
             row = self._db.execute(
-                "SELECT COUNT(*) FROM items WHERE target = ? AND kind = ?", (self.target, kind)
+                "SELECT COUNT(*) FROM items WHERE target = ? AND kind = ? AND hash != ''",
+                (self.target, kind),
             ).fetchone()
         return int(row[0])
 

@@ -11,7 +11,7 @@ import pytest
 
 from bulksync.cli import main
 from bulksync.records import AssetRecord, LinkRecord, Origin
-from bulksync.state import StateStore, content_hash
+from bulksync.state import Confirmed, StateStore, content_hash
 
 
 def test_confirmations_are_batched_and_survive_a_reopen(tmp_path: Path) -> None:
@@ -178,3 +178,66 @@ def test_retry_failed_runs_only_the_failed_lines(tmp_path: Path) -> None:
     ]
     assert {x["line"] for x in retried} == failed
     assert all(x["status"] == "succeeded" for x in retried)
+
+
+def test_each_item_keeps_its_last_result_and_a_failure_keeps_the_last_push(
+    tmp_path: Path,
+) -> None:
+    store = StateStore(tmp_path / "s.sqlite", "t", flush_every=1000, flush_interval_s=3600)
+    store.confirm("asset", "pushed", "h1", "R1", "succeeded (created)")
+    store.failed("asset", "never", "failed at create: HTTP422: bad classification")
+    store.close()
+    store = StateStore(tmp_path / "s.sqlite", "t")
+    assert store.last_result("asset", "pushed") == "succeeded (created)"
+    assert store.last_result("asset", "never") == "failed at create: HTTP422: bad classification"
+    # A failed update keeps the hash and id of the last push: the next run still updates it.
+    store.failed("asset", "pushed", "failed at create: Timeout: gave up")
+    assert store.lookup("asset", "pushed") == Confirmed("h1", "R1")
+    assert store.last_result("asset", "pushed") == "failed at create: Timeout: gave up"
+    # An item never pushed is not known, not counted and not pruned.
+    assert store.lookup("asset", "never") is None
+    assert store.count("asset") == 1 and list(store.keys("asset")) == ["pushed"]
+    assert [key for key, _ in store.unseen("asset")] == ["pushed"]
+    store.confirm("asset", "never", "h2", "R2")
+    assert store.lookup("asset", "never") == Confirmed("h2", "R2")
+    assert store.last_result("asset", "never") == "succeeded"
+    store.close()
+
+
+def test_a_state_database_from_before_results_were_kept_is_upgraded(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE items (target TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, "
+        "hash TEXT NOT NULL, remote_id TEXT, run_id TEXT NOT NULL, pushed_at REAL NOT NULL, "
+        "PRIMARY KEY (target, kind, key)) WITHOUT ROWID"
+    )
+    old.execute("INSERT INTO items VALUES ('t', 'link', 'a', 'h', 'A', 'r', 0)")
+    old.commit()
+    old.close()
+    store = StateStore(path, "t")
+    assert store.lookup("link", "a") == Confirmed("h", "A")
+    assert store.last_result("link", "a") is None
+    store.confirm("link", "a", "h2", None, "succeeded (linked)")
+    assert store.last_result("link", "a") == "succeeded (linked)"
+    store.close()
+
+
+def test_a_run_records_failures_and_successes_in_the_state(tmp_path: Path) -> None:
+    write_links(tmp_path / "links.jsonl", 60)
+    config = job(tmp_path)
+    config.write_text(
+        config.read_text() + "[fake]\npermanent_rate = 0.2\nseed = 4\n", encoding="utf-8"
+    )
+    assert main(["run", "--config", str(config)]) == 1
+    results = [orjson.loads(x) for x in (tmp_path / "results.jsonl").read_bytes().splitlines()]
+    store = StateStore(tmp_path / "bulksync-state.sqlite", "fake ")  # kind and base URL
+    kept = {r["key"]: store.last_result("link", r["key"]) for r in results}
+    store.close()
+    assert None not in kept.values(), "the state's target name or path is not what the run used"
+    for r in results:
+        if r["status"] == "failed":
+            assert kept[r["key"]].startswith("failed at link: HTTP422: ")
+        else:
+            assert kept[r["key"]].startswith("succeeded")
+    assert any(r["status"] == "failed" for r in results)
