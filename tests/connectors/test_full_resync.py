@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import orjson
 import pytest
 
 from bulksync.config import load_config
+from bulksync.demo import tiny_png
 from bulksync.runner import RunOptions, RunReport, run_job_async
 from bulksync.sandbox import Sandbox, SandboxSettings, running_sandbox
 
@@ -220,3 +222,51 @@ async def test_full_on_ocapi_puts_only_what_the_listing_shows_different(
     assert final == {
         (f"category-{1 + i % 3:04d}", f"category-{10 + i:04d}"): float(i + 1) for i in range(24)
     }
+
+
+# A --full skip that could not compare everything (file bytes, remotePath) is not written to the
+# state as a confirmed push: the next incremental run still sees the change.
+async def test_full_skip_must_not_hide_a_remote_path_change_from_the_next_incremental_run(
+    tmp_path: Path, run: Any
+) -> None:
+    write_jsonl(tmp_path / "links.jsonl", [])
+    write_jsonl(
+        tmp_path / "assets.jsonl", [{"id": "a1", "remotePath": "https://img.example.com/old.jpg"}]
+    )
+    report, writes = await run()
+    assert report.exit_code == 0 and writes == {"POST /api/assets": 1}
+
+    # The source URL changes. --full cannot see it (the listing shows no source URL): fine.
+    write_jsonl(
+        tmp_path / "assets.jsonl", [{"id": "a1", "remotePath": "https://img.example.com/new.jpg"}]
+    )
+    report, writes = await run(full=True)
+    assert report.exit_code == 0 and writes == {}
+
+    # But the next incremental run must still push it: the state never saw it pushed.
+    report, writes = await run()
+    assert report.exit_code == 0
+    assert writes == {"PUT /api/assets/{id}": 1}, (writes, report.summary)
+
+
+async def test_full_skip_must_not_hide_a_file_replaced_under_the_same_name(
+    tmp_path: Path, run: Any
+) -> None:
+    media = tmp_path / "media"
+    media.mkdir()
+    image = media / "shirt.png"
+    image.write_bytes(tiny_png(4, 4, 1))
+    write_jsonl(tmp_path / "links.jsonl", [])
+    write_jsonl(tmp_path / "assets.jsonl", [{"id": "a1", "file": "media/shirt.png"}])
+    report, writes = await run()
+    assert report.exit_code == 0 and writes == {"POST /api/files": 1, "POST /api/assets": 1}
+
+    image.write_bytes(tiny_png(16, 16, 2))  # new bytes, same name
+    os.utime(image, ns=(1_000_000_000_000_000_000, 1_000_000_000_000_000_000))
+    # README: "a file replaced under the same name is only seen by an incremental run".
+    report, writes = await run(full=True)
+    assert report.exit_code == 0 and writes == {}
+
+    report, writes = await run()
+    assert report.exit_code == 0
+    assert writes.get("POST /api/files") == 1, (writes, report.summary)
