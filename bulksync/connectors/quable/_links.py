@@ -17,7 +17,14 @@ from ...http import HttpRequest
 from ...records import LinkRecord
 from ...results import ErrorInfo
 from ._errors import quable_error
-from ._v4links import BadListing, GroupLocks, group_links, ordered_items, post_group
+from ._v4links import (
+    BadListing,
+    GroupLocks,
+    fill_gaps,
+    group_links,
+    ordered_items,
+    post_group,
+)
 
 
 def _codes(job: Job) -> tuple[LinkRecord, str, str] | Failed:
@@ -128,14 +135,13 @@ class V4LinkStage(BaseStage):
                     place = sequence if sequence is not None else len(items) + 1
                     items.append({"target_code": target, "sequence": place})
                 await post_group(client, document, link_type, "update", items)
-        jobs_left = iter(wanted)
-        results: list[Outcome] = []
-        for outcome in outcomes:
-            if outcome is None:  # one entry of `wanted` per outcome still None, in order
-                action = "updated" if next(jobs_left)[0].state.get("exists") else "linked"
-                outcome = Done(extra={"action": action})
-            results.append(outcome)
-        return results
+        return fill_gaps(
+            outcomes,
+            (
+                Done(extra={"action": "updated" if job.state.get("exists") else "linked"})
+                for job, _, _ in wanted
+            ),
+        )
 
     async def _replace(
         self,

@@ -13,7 +13,7 @@ serialises its requests per group with :class:`GroupLocks`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Hashable, Mapping, Sequence
+from collections.abc import AsyncIterator, Hashable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,6 +69,12 @@ class GroupLocks:
             entry.users -= 1
             if entry.users == 0:
                 del self._entries[key]
+
+
+def fill_gaps(decided: Sequence[Outcome | None], rest: Iterable[Outcome]) -> list[Outcome]:
+    """The outcomes decided before the request, with the next of ``rest`` in each gap."""
+    remaining = iter(rest)
+    return [outcome if outcome is not None else next(remaining) for outcome in decided]
 
 
 def group_path(document: str, link_type: str) -> str:
@@ -217,11 +223,7 @@ class V4PruneStage(BaseStage):
             if present:  # nothing of ours is left in the group: no write at all
                 remaining = {t: s for t, s in current.items() if t not in present}
                 await post_group(client, document, link_type, "replace", ordered_items(remaining))
-        targets = iter(doomed)  # one per outcome still None, in the same order
-        results: list[Outcome] = []
-        for outcome in outcomes:
-            if outcome is None:
-                action = "deleted" if next(targets) in present else "gone"
-                outcome = Done(extra={"action": action})
-            results.append(outcome)
-        return results
+        return fill_gaps(
+            outcomes,
+            (Done(extra={"action": "deleted" if t in present else "gone"}) for t in doomed),
+        )
