@@ -70,7 +70,6 @@ class Engine(ItemSink):
         self._failed_assets: dict[str, str] = {}  # asset id -> why, for dependent links
         self._pipeline = anyio.CancelScope()
         self._deleting = False
-        self._state_holds: dict[Kind, bool] = {}  # kinds the state held items of at the start
         self.succeeded_keys: list[str] = []  # only while deleting: what prune may forget
         self._judge: Judge | None = None
 
@@ -86,9 +85,10 @@ class Engine(ItemSink):
         if not deleting and (options.state is not None or options.full):
             lister = getattr(self.connector, "lister", None)
             self._judge = Judge(options.state, options.remote, lister, options.full)
+            if options.state is not None:
+                # A first migration has nothing to look up: skip a query per item.
+                self._judge.empty_kinds = {k for k, _ in inputs if options.state.count(k) == 0}
         flows = [(kind, records, list(stages_of(kind))) for kind, records in inputs]
-        if self.options.state is not None:
-            self._state_holds = {kind: self.options.state.count(kind) > 0 for kind, _ in inputs}
         for kind, _, stages in flows:
             self.read[kind] = 0
             self.counters.extend(StageCounters(kind, stage.name) for stage in stages)
@@ -204,7 +204,6 @@ class Engine(ItemSink):
         record = job.record
         if self._judge is None or not isinstance(record, AssetRecord | LinkRecord):
             return False
-        self._judge.state_holds = self._state_holds.get(record.kind, True)
         verdict = self._judge.judge(record)
         if verdict.digest is not None:
             job.state["hash"] = verdict.digest

@@ -133,7 +133,7 @@ def _engine_options(
     return EngineOptions(
         concurrency=limits.concurrency,
         stage_concurrency=dict(limits.stage_concurrency),
-        retry=RetryPolicy(max_attempts=limits.max_attempts, max_elapsed_s=limits.max_elapsed_s),
+        retry=_retry_policy(config),
         grace_s=limits.grace_s,
         state=state,
         full=mode.full,
@@ -187,13 +187,23 @@ def _prune_kinds(config: Config) -> list[Kind]:
     return kinds
 
 
+def _retry_policy(config: Config) -> RetryPolicy:
+    limits = config.limits
+    return RetryPolicy(max_attempts=limits.max_attempts, max_elapsed_s=limits.max_elapsed_s)
+
+
+def _lister_of(built: BuiltTarget) -> RemoteLister | None:
+    # A connector written before listings existed has no `lister`: it cannot be listed.
+    return getattr(built.connector, "lister", None)
+
+
 def _remote_index(
     config: Config, built: BuiltTarget, mode: RunOptions, stack: ExitStack
 ) -> RemoteIndex | None:
     """With --full, a place for the target's listing (none when the target cannot be listed)."""
     if not mode.full:
         return None
-    if getattr(built.connector, "lister", None) is None:
+    if _lister_of(built) is None:
         note(
             f"bulksync: --full: the {built.connector.name} API documents no listing to compare "
             "with, so every item is pushed again"
@@ -208,11 +218,9 @@ async def _list_target(
     config: Config, built: BuiltTarget, client: EngineClient, index: RemoteIndex, quiet: bool
 ) -> None:
     """Page through the part of the target each input touches, into ``index``."""
-    lister = getattr(built.connector, "lister", None)
+    lister = _lister_of(built)
     assert lister is not None
-    retry = RetryPolicy(
-        max_attempts=config.limits.max_attempts, max_elapsed_s=config.limits.max_elapsed_s
-    )
+    retry = _retry_policy(config)
     for kind in reversed(_prune_kinds(config)):  # assets, then links
         path = config.inputs.assets if kind == "asset" else config.inputs.links
         assert path is not None
@@ -264,10 +272,9 @@ async def _dry_run(
         built = build_target(config)
         try:
             remote = _remote_index(config, built, mode, stack)
-            lister = getattr(built.connector, "lister", None)
+            lister = _lister_of(built)
             if remote is not None:
-                retry = RetryPolicy(max_attempts=config.limits.max_attempts)
-                client = EngineClient(built.target, RunStats(), retry)
+                client = EngineClient(built.target, RunStats(), _retry_policy(config))
                 await _list_target(config, built, client, remote, quiet)
         finally:
             await built.target.transport.aclose()

@@ -8,7 +8,7 @@ connector's ``matches``; a target that cannot be listed gets every item pushed a
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from .connector import RemoteLister
@@ -37,7 +37,7 @@ class Judge:
     remote: RemoteIndex | None = None  # the target's listing, with --full
     lister: RemoteLister | None = None
     full: bool = False
-    state_holds: bool = True  # False on a first migration: no lookup per item
+    empty_kinds: set[str] = field(default_factory=set)  # the state holds none: no lookups
 
     def judge(self, record: AssetRecord | LinkRecord) -> Verdict:
         """Also records that the input holds this item, so prune keeps it."""
@@ -62,7 +62,7 @@ class Judge:
             if not same:
                 return Verdict("update", digest, found.remote_id)
             return Verdict("skip", digest, found.remote_id, self._compares_all(record))
-        if state is None or not self.state_holds:
+        if state is None or kind in self.empty_kinds:
             return Verdict("create", digest)
         known = state.lookup(kind, key)
         if known is None:

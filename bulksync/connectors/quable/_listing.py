@@ -95,12 +95,12 @@ def _asset_item(member: Any) -> RemoteItem | None:
     """An asset member as the seed's asset sample shows it; ``None`` for a malformed one."""
     if not isinstance(member, dict):
         return None
-    asset_id = _ref_id(member)
+    asset_id = relation_id(member)
     if asset_id is None:
         return None
     listed = member.get("classifications")
     refs = listed if isinstance(listed, list) else [member.get("classification")]
-    classifications = [ident for ident in map(_ref_id, refs) if ident is not None]
+    classifications = [ident for ident in map(relation_id, refs) if ident is not None]
     filename = member.get("originalFilename")
     fields = {
         "classifications": classifications,
@@ -114,9 +114,9 @@ def _link_item(member: Any) -> RemoteItem | None:
     """A link member (``origin``, ``target``, ``linkType``, ``sequence``, ``attributes``)."""
     if not isinstance(member, dict):
         return None
-    origin = _ref_id(member.get("origin"))
-    target = _ref_id(member.get("target"))
-    link_type = _ref_id(member.get("linkType"))
+    origin = relation_id(member.get("origin"))
+    target = relation_id(member.get("target"))
+    link_type = relation_id(member.get("linkType"))
     if origin is None or target is None or link_type is None:
         return None
     sequence = member.get("sequence")
@@ -124,14 +124,14 @@ def _link_item(member: Any) -> RemoteItem | None:
         sequence = None
     fields = {"sequence": sequence, "attributes": _attributes(member.get("attributes"))}
     # The link's id is what `DELETE /api/links/{id}` needs (prune).
-    return RemoteItem("link", link_key(origin, target, link_type), _ref_id(member), fields)
+    return RemoteItem("link", link_key(origin, target, link_type), relation_id(member), fields)
 
 
-def _ref_id(value: Any) -> str | None:
+def relation_id(value: Any) -> str | None:
     """The id of a resource or relation: its ``id``, else the last segment of its IRI.
 
     The samples embed relations as objects with an ``id``; API Platform may also write a
-    relation as its bare IRI (``/api/link_types/x``), so both are read.
+    relation as its bare IRI (``/api/link_types/x``), and a bare code is taken as it is.
     """
     if isinstance(value, dict):
         ident = value.get("id")
@@ -143,6 +143,8 @@ def _ref_id(value: Any) -> str | None:
     if isinstance(value, str) and value.startswith(("/", "http://", "https://")):
         last = unquote(urlsplit(value).path.rstrip("/").rpartition("/")[2])
         return last or None
+    if isinstance(value, str) and value:
+        return value  # a bare code
     return None
 
 

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Hashable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 import anyio
 
@@ -26,6 +26,7 @@ from ...http import HttpRequest
 from ...records import Removal, link_key
 from ...results import ErrorInfo
 from ._errors import quable_error
+from ._listing import relation_id
 
 PAGE_SIZE = 100  # API Platform's usual maximum; a larger limit would be clamped anyway
 # 1,000 pages of 100 links: far past any real group, and a stop for a listing that never ends.
@@ -139,10 +140,10 @@ def _read_member(member: Any, document: str, link_type: str, what: str) -> tuple
         raise BadListing(f"listing of {what}: a member is not an object")
     # A server that ignored the filters would list other groups' links, and a replace built
     # from that listing would copy them into this group: refuse rather than guess.
-    origin, kind = _code(member.get("origin")), _code(member.get("linkType"))
+    origin, kind = relation_id(member.get("origin")), relation_id(member.get("linkType"))
     if (origin is not None and origin != document) or (kind is not None and kind != link_type):
         raise BadListing(f"listing of {what}: it holds a link of {origin} ({kind})")
-    target = _code(member.get("target"))
+    target = relation_id(member.get("target"))
     if target is None:
         raise BadListing(f"listing of {what}: a link has no target")
     sequence = member.get("sequence")
@@ -150,17 +151,6 @@ def _read_member(member: Any, document: str, link_type: str, what: str) -> tuple
     if isinstance(sequence, bool) or not isinstance(sequence, int):
         sequence = 0
     return target, sequence
-
-
-def _code(value: Any) -> str | None:
-    """A relation as v5 renders it: `{"@id", "id"}` embedded, or an IRI `/api/assets/{id}`."""
-    if isinstance(value, dict):
-        value = value.get("id", value.get("@id"))
-    if not isinstance(value, str) or not value:
-        return None
-    if value.startswith("/api/"):
-        return unquote(value.rstrip("/").rpartition("/")[2]) or None
-    return value
 
 
 def parse_key(key: str) -> tuple[str, str, str] | None:
