@@ -8,7 +8,7 @@ are silent the behaviour is a knob of :class:`SandboxSettings`.
 Default credentials
 -------------------
 - Quable: bearer token ``sandbox-token`` (static, never expires), or log in with user
-  ``sandbox`` / password ``sandbox`` via ``POST /sessions``.
+  ``sandbox`` / password ``sandbox`` via ``POST /api_1.php/sessions``.
 - Propeller: client id ``sandbox``, secret ``sandbox`` (``POST /oauth2/token``).
 - OCAPI: client id ``sandbox``, secret ``sandbox`` (``POST /dw/oauth2/access_token``).
 

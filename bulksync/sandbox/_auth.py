@@ -1,7 +1,9 @@
 """Authentication: the per-API bearer check and the routes that hand out tokens.
 
-- Quable: ``POST /sessions`` (form or JSON ``signin[username]``/``signin[password]``), ``GET
-  /sessions`` with the ``quable-remember-me`` cookie; static tokens from the settings.
+- Quable: ``POST /api_1.php/sessions`` (JSON ``{"signin": {"username", "password"}}`` as the
+  docs show, or the form fields ``signin[username]``/``signin[password]`` their reference
+  lists), answered 201 with ``{"oauth": {"access_token", "expires_in", "refresh_token"}}``;
+  ``GET /api_1.php/sessions`` with the ``quable-remember-me`` cookie; static tokens too.
 - Propeller: ``POST /oauth2/token`` (form ``grant_type=client_credentials``, ``client_id``,
   ``client_secret``), Apigee-shaped answer with ``expires_in`` as a string.
 - OCAPI: ``POST /dw/oauth2/access_token`` (Basic client credentials, form ``grant_type``).
@@ -29,6 +31,7 @@ from ._http import bearer_token, is_json_type, parse_form, parse_json, read_body
 from ._state import STATE, SandboxState
 
 REMEMBER_COOKIE = "quable-remember-me"
+QUABLE_SESSIONS = "/api_1.php/sessions"  # below /api_1.php, never at the host root
 
 
 def check(
@@ -41,6 +44,14 @@ def check(
             return quable_error(401, "Full authentication is required to access this resource.")
         verdict = state.tokens.quable_check(token, is_write)
         if verdict == "read_only":
+            if state.settings.quable.read_only_status == 405:
+                # Quable's error page: "405 Method Not Allowed - The user does not have
+                # permission to access the resource".
+                return quable_error(
+                    405,
+                    "The user does not have permission to access the resource.",
+                    "Method Not Allowed",
+                )
             return quable_error(403, "Access Denied: this API token is read-only.", "Forbidden")
         if verdict == "expired":
             return quable_error(401, "Expired access token.")
@@ -102,10 +113,16 @@ async def quable_login(request: web.Request) -> web.Response:
         state.stats.auth_failures["quable"] += 1
         return quable_error(401, "Invalid credentials.")
     grant = state.tokens.quable_login(knobs.username)
+    remember = _truthy(fields.get("signin[remember]"))
+    # The documented answer to a plain login carries "refresh_token": null; only a login that
+    # asks to be remembered gets a token for the remember-me refresh.
     response = _session_response(
-        knobs.session_status, grant.access_token, grant.expires_in, grant.refresh_token
+        knobs.session_status,
+        grant.access_token,
+        grant.expires_in,
+        grant.refresh_token if remember else None,
     )
-    if _truthy(fields.get("signin[remember]")):
+    if remember:
         max_age = max(1, int(state.settings.scaled(knobs.remember_lifetime_s)))
         response.set_cookie(REMEMBER_COOKIE, grant.refresh_token, max_age=max_age, httponly=True)
     return response
@@ -123,9 +140,15 @@ async def quable_refresh(request: web.Request) -> web.Response:
     return _session_response(200, grant.access_token, grant.expires_in, grant.refresh_token)
 
 
-def _session_response(status: int, access: str, expires_in: int, refresh: str) -> web.Response:
+def _session_response(
+    status: int, access: str, expires_in: int, refresh: str | None
+) -> web.Response:
+    # The docs elide the rest of the body ("...,"); the token is only ever at oauth.*.
     return json_response(
-        status, {"access_token": access, "expires_in": expires_in, "refresh_token": refresh}
+        status,
+        {
+            "oauth": {"access_token": access, "expires_in": expires_in, "refresh_token": refresh},
+        },
     )
 
 
@@ -269,7 +292,7 @@ def _basic(request: web.Request) -> tuple[str, str] | None:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_post("/sessions", quable_login)
-    app.router.add_get("/sessions", quable_refresh)
+    app.router.add_post(QUABLE_SESSIONS, quable_login)
+    app.router.add_get(QUABLE_SESSIONS, quable_refresh)
     app.router.add_post("/oauth2/token", propeller_token)
     app.router.add_post("/dw/oauth2/access_token", ocapi_token)

@@ -16,11 +16,11 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 OCAPI_DATA = "/s/-/dw/data/v23_2"
 OCAPI_BATCH = "/s/-/dw/batch"
 # Routes that hand out tokens cannot demand one.
-PUBLIC_PATHS = frozenset({"/sessions", "/oauth2/token", "/dw/oauth2/access_token"})
+PUBLIC_PATHS = frozenset({"/api_1.php/sessions", "/oauth2/token", "/dw/oauth2/access_token"})
 
 
 def api_of(path: str) -> Api | None:
-    if path.startswith(("/api/", "/api_1.php/")) or path in ("/api", "/sessions"):
+    if path.startswith(("/api/", "/api_1.php/")) or path == "/api":
         return "quable"
     if path.startswith(("/s/-/dw/", "/dw/")):
         return "ocapi"

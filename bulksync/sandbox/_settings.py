@@ -65,13 +65,16 @@ class QuableSettings:
     instance: str = _knob("sandbox", "instance name used in JSON-LD contexts and asset URLs")
     tokens: tuple[str, ...] = _knob(("sandbox-token",), "static API tokens (never expire)")
     read_only_tokens: tuple[str, ...] = _knob((), "static tokens refused (403) on writes")
-    username: str = _knob("sandbox", "login for POST /sessions")
-    password: str = _knob("sandbox", "password for POST /sessions")
+    read_only_status: int = _knob(
+        403, "status refusing a read-only token's write: 403, or 405 (the error page's reading)"
+    )
+    username: str = _knob("sandbox", "login for POST /api_1.php/sessions")
+    password: str = _knob("sandbox", "password for POST /api_1.php/sessions")
     session_lifetime_s: float = _knob(3600.0, "lifetime of a session access token")
     remember_lifetime_s: float = _knob(2592000.0, "lifetime of the quable-remember-me token")
-    session_status: int = _knob(200, "HTTP status of a successful POST /sessions")
+    session_status: int = _knob(201, "HTTP status of a successful POST /api_1.php/sessions")
     refresh_invalidates_previous: bool = _knob(
-        True, "GET /sessions (remember-me refresh) also invalidates the user's previous token"
+        True, "a remember-me refresh also invalidates the user's previous token"
     )
     latency: LatencySettings = field(default_factory=LatencySettings)
     rate_limit: RateLimitSettings = field(default_factory=lambda: _QUABLE_WINDOWS)
@@ -99,6 +102,8 @@ class QuableSettings:
     def __post_init__(self) -> None:
         if self.duplicate_links not in ("reject", "allow"):
             raise SettingsError("quable.duplicate_links must be 'reject' or 'allow'")
+        if self.read_only_status not in (403, 405):
+            raise SettingsError("quable.read_only_status must be 403 or 405")
         if self.v4_update_existing not in ("keep", "edit"):
             raise SettingsError("quable.v4_update_existing must be 'keep' or 'edit'")
         if not 1 <= self.default_page_size <= self.max_page_size:

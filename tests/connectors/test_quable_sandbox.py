@@ -183,7 +183,9 @@ async def test_v4_sends_one_request_per_document_and_link_type(tmp_path: Path) -
     groups = {(item["from"], item["type"]) for item in links}
     requests = state.stats.snapshot()["requests"]
     v4 = sum(
-        sum(v.values()) for route, v in requests.items() if route.startswith("POST /api_1.php")
+        sum(v.values())
+        for route, v in requests.items()
+        if route.startswith("POST /api_1.php/documents")
     )
     assert v4 == len(groups)
     assert len(state.store.quable.links) == len(links)
@@ -209,7 +211,7 @@ async def test_a_full_rerun_of_an_unchanged_catalogue_writes_nothing(tmp_path: P
     sent = {
         route: sum(after[route].values()) - sum(before.get(route, {}).values()) for route in after
     }
-    sent.pop("POST /sessions", None)  # the run's login
+    sent.pop("POST /api_1.php/sessions", None)  # the run's login
     assert {route for route, n in sent.items() if n} == {"GET /api/assets", "GET /api/links"}
     assert second.summary["skipped"] == len(ids) + len(links)
     assert {r.get("reason") for r in results(tmp_path)} == {"unchanged"}

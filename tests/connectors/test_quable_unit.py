@@ -11,6 +11,7 @@ import pytest
 from bulksync.connector import Done, Failed, Job, RequestFailed
 from bulksync.connectors.quable._assets import CreateStage, UploadStage
 from bulksync.connectors.quable._auth import QuableLogin
+from bulksync.connectors.quable._errors import quable_error
 from bulksync.connectors.quable._links import V4LinkStage, V5LinkStage
 from bulksync.errors import AuthError, ErrorClass
 from bulksync.records import AssetRecord, LinkRecord, Origin
@@ -194,21 +195,60 @@ async def test_v4_groups_one_document_and_type_per_request() -> None:
 
 
 def test_login_and_refresh_requests() -> None:
-    login = QuableLogin("api-user", "p4ssw0rd-secret")
+    login = QuableLogin("api-user", "p4ssw0rd-secret", remember=True)
     request = login.login_request()
-    assert (request.method, request.url, request.authenticated) == ("POST", "sessions", False)
-    assert request.form == {
-        "signin[username]": "api-user",
-        "signin[password]": "p4ssw0rd-secret",
-        "signin[remember]": "true",
-    }
-    token = login.parse_token(
-        reply(200, {"access_token": "fd55", "expires_in": 3600, "refresh_token": "ec58"}), 100.0
+    assert (request.method, request.url, request.authenticated) == (
+        "POST",
+        "api_1.php/sessions",
+        False,
     )
+    assert request.json == {
+        "signin": {"username": "api-user", "password": "p4ssw0rd-secret", "remember": True}
+    }
+    answer = {"oauth": {"access_token": "fd55", "expires_in": 3600, "refresh_token": "ec58"}}
+    token = login.parse_token(reply(201, answer), 100.0)
     assert token.value == "fd55" and token.expires_at == 3700.0
     refresh = login.refresh_request(token)
-    assert refresh is not None and refresh.method == "GET" and refresh.url == "sessions"
+    assert refresh is not None and refresh.method == "GET"
+    assert refresh.url == "api_1.php/sessions" and not refresh.authenticated
     assert refresh.headers == {"Cookie": "quable-remember-me=ec58"}
     assert login.auth_headers(token) == {"Authorization": "Bearer fd55"}
-    with pytest.raises(AuthError):
-        login.parse_token(reply(200, {"message": "no token"}), 0.0)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"message": "no token"},
+        # The flat shape of the scraped seed is not what Quable answers: the token is at oauth.*
+        {"access_token": "fd55", "expires_in": 3600},
+        {"oauth": {"access_token": "", "expires_in": 3600}},
+        {"oauth": "fd55"},
+        [],
+    ],
+)
+def test_a_login_answer_without_oauth_access_token_is_an_auth_error(body: Any) -> None:
+    with pytest.raises(AuthError, match=r"oauth\.access_token"):
+        QuableLogin("u", "p").parse_token(reply(201, body), 0.0)
+
+
+def test_a_null_refresh_token_means_no_refresh_request() -> None:
+    login = QuableLogin("u", "p")
+    # docs.quable.com/reference/api-authentication-token: the body carries only the signin.
+    assert login.login_request().json == {"signin": {"username": "u", "password": "p"}}
+    answer = {"oauth": {"access_token": "94fa", "expires_in": 3600, "refresh_token": None}}
+    token = login.parse_token(reply(201, answer), 0.0)
+    assert token.refresh_value is None and login.refresh_request(token) is None
+
+
+@pytest.mark.parametrize("expires_in", [None, "soon", 0, -5, True, float("nan")])
+def test_an_unusable_expires_in_falls_back_to_the_documented_hour(expires_in: Any) -> None:
+    answer = {"oauth": {"access_token": "t", "expires_in": expires_in}}
+    token = QuableLogin("u", "p").parse_token(reply(201, answer), 10.0)
+    assert token.expires_at == 3610.0
+
+
+def test_405_is_the_documented_permission_error_and_stops_the_run() -> None:
+    failure = quable_error(reply(405, {"hydra:description": "nope"}), "create of asset a")
+    assert failure.error_class is ErrorClass.AUTH
+    assert "does not have permission to access the resource" in failure.error.message
+    assert failure.error.http_status == 405

@@ -75,8 +75,8 @@ async def test_reset_restores_the_seeded_store_and_clears_counters(sandbox: Sand
     _, login, _ = await call(
         http,
         "POST",
-        "/sessions",
-        data={"signin[username]": "sandbox", "signin[password]": "sandbox"},
+        "/api_1.php/sessions",
+        json={"signin": {"username": "sandbox", "password": "sandbox"}},
     )
     status, body, _ = await call(http, "POST", "/_sandbox/reset")
     assert status == 200 and body["reset"] is True
@@ -86,5 +86,5 @@ async def test_reset_restores_the_seeded_store_and_clears_counters(sandbox: Sand
     assert stats["requests"] == {"POST /_sandbox/reset": {"200": 1}}
     assert stats["writes_applied"] == {"total": 0}
     assert stats["fault_counter"] == 0
-    token = {"Authorization": f"Bearer {login['access_token']}"}
+    token = {"Authorization": f"Bearer {login['oauth']['access_token']}"}
     assert (await call(http, "GET", "/api/assets", headers=token))[0] == 401

@@ -35,6 +35,9 @@ class QuableOptions:
     # --full lists assets and links in pages of this many; 30 is API Platform's default, and
     # Quable documents no maximum.
     list_page_size: int = 30
+    # Ask the login for a remember-me token (signin.remember) and refresh with it; off, as in
+    # the documented example, a session nearing its end is replaced by a new login.
+    remember_me: bool = False
 
     def __post_init__(self) -> None:
         if self.links_api not in ("v5", "v4"):
@@ -44,6 +47,8 @@ class QuableOptions:
         size = self.list_page_size
         if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= 1000:
             raise ConfigError("[quable] list_page_size must be an integer from 1 to 1000")
+        if not isinstance(self.remember_me, bool):
+            raise ConfigError("[quable] remember_me must be true or false")
 
 
 class QuableConnector:
@@ -83,6 +88,7 @@ def build_quable(config: Config) -> BuiltTarget:
         login = QuableLogin(
             config.secret(target_config.user_env, "Quable user"),
             config.secret(target_config.password_env, "Quable password"),
+            remember=options.remember_me,
         )
         auth = SessionAuth(login)
     else:

@@ -9,17 +9,27 @@ from ...errors import ErrorClass
 from ...http import HttpResponse, parse_retry_after
 from ...results import ErrorInfo
 
+# docs.quable.com/reference/erro-codes, word for word.
+PERMISSION_405 = "Method Not Allowed - The user does not have permission to access the resource"
+
 
 def quable_error(response: HttpResponse, action: str) -> RequestFailed:
     """A non-2xx answer as a classified :class:`RequestFailed`.
 
     403 stops the run like a refused token: Quable answers it to a token without the right
-    (a Read token on writes), and every further write would fail the same way.
+    (a Read token on writes), and every further write would fail the same way. So does 405:
+    every route bulksync calls is a documented one, and Quable's error page reads 405 as
+    "The user does not have permission to access the resource", not as a wrong method.
     """
     status = response.status
-    error_class = ErrorClass.AUTH if status == 403 else classify_status(status) or ErrorClass.ITEM
+    message = f"{action}: {_message(response)}"
+    if status == 405:
+        message = f"{action}: {PERMISSION_405} (HTTP 405: {_message(response)})"
+    error_class = (
+        ErrorClass.AUTH if status in (403, 405) else classify_status(status) or ErrorClass.ITEM
+    )
     return RequestFailed(
-        ErrorInfo(f"HTTP{status}", f"{action}: {_message(response)}", status),
+        ErrorInfo(f"HTTP{status}", message, status),
         error_class,
         retry_after=parse_retry_after(response.header("retry-after")),
     )
