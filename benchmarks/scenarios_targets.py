@@ -149,8 +149,8 @@ def propeller_links(ctx: Context) -> list[Figure]:
 OCAPI_TYPES = ("other", "accessories", "cross_selling", "up_selling", "spare_parts")
 OCAPI_BATCH_SIZE = 50
 OCAPI_BATCH_ROUTE = "POST /s/-/dw/batch"
-OCAPI_TOKEN_ROUTE = "POST /dw/oauth2/access_token"
-OCAPI_SECTION = {"token_url": "/dw/oauth2/access_token"}  # the sandbox's own token route
+OCAPI_TOKEN_ROUTE = "POST /dwsso/oauth2/access_token"
+OCAPI_SECTION = {"token_url": "/dwsso/oauth2/access_token"}  # the sandbox's own token route
 
 
 def categories_for(links: int) -> int:

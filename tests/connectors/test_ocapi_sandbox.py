@@ -18,7 +18,7 @@ CLIENT_ID, CLIENT_SECRET = "BULKSYNC_TEST_OCAPI_CLIENT_ID", "BULKSYNC_TEST_OCAPI
 TYPES = ("other", "accessories", "cross_selling", "up_selling", "spare_parts")
 CATEGORIES = 40  # per seeded catalog: category-0001 .. category-0040
 BATCH_ROUTE = "POST /s/-/dw/batch"
-TOKEN_ROUTE = "POST /dw/oauth2/access_token"
+TOKEN_ROUTE = "POST /dwsso/oauth2/access_token"
 PUT_ROUTE = "PUT /s/-/dw/data/v23_2/catalogs/"
 
 
@@ -73,7 +73,7 @@ def config_for(folder: Path, url: str, ocapi: Mapping[str, Any], concurrency: in
         limits=LimitsConfig(concurrency=concurrency),
         output=OutputConfig(results=folder / "results.jsonl", progress=False),
         # The sandbox serves the token route on its own host: a token_url relative to base_url.
-        sections={"ocapi": {"token_url": "/dw/oauth2/access_token", **ocapi}},
+        sections={"ocapi": {"token_url": "/dwsso/oauth2/access_token", **ocapi}},
     )
 
 

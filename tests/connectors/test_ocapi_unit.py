@@ -55,11 +55,11 @@ def to_category(name: str) -> Job:
 
 
 def test_token_request_is_basic_client_credentials_form() -> None:
-    source = OcapiClientCredentials("my-client", "s3cret:with-colon", "dw/oauth2/access_token")
+    source = OcapiClientCredentials("my-client", "s3cret:with-colon", "dwsso/oauth2/access_token")
     request = source.login_request()
     assert (request.method, request.url, request.authenticated) == (
         "POST",
-        "dw/oauth2/access_token",
+        "dwsso/oauth2/access_token",
         False,
     )
     expected = base64.b64encode(b"my-client:s3cret:with-colon").decode()

@@ -6,6 +6,7 @@ import asyncio
 import base64
 
 import aiohttp
+import pytest
 from sandbox_helpers import call, ocapi_token, small_settings
 
 from bulksync.sandbox import OcapiSettings, Sandbox, running_sandbox
@@ -37,12 +38,14 @@ def one(target: str = "category-0002", catalog: str = "catalog-2", type_: str = 
     return f"{LINKS}/{catalog}/{target}/{type_}"
 
 
-async def test_token_with_basic_credentials(http):
+# The documented Account Manager path, and the older one the Data API spec still names.
+@pytest.mark.parametrize("path", ["/dwsso/oauth2/access_token", "/dw/oauth2/access_token"])
+async def test_token_with_basic_credentials(http, path: str):
     basic = base64.b64encode(b"sandbox:sandbox").decode()
     status, body, _ = await call(
         http,
         "POST",
-        "/dw/oauth2/access_token",
+        path,
         data={"grant_type": "client_credentials"},
         headers={"Authorization": f"Basic {basic}"},
     )
@@ -51,7 +54,7 @@ async def test_token_with_basic_credentials(http):
     status, body, _ = await call(
         http,
         "POST",
-        "/dw/oauth2/access_token",
+        path,
         data={"grant_type": "client_credentials"},
         headers={"Authorization": f"Basic {wrong}"},
     )
@@ -59,7 +62,7 @@ async def test_token_with_basic_credentials(http):
     status, body, _ = await call(
         http,
         "POST",
-        "/dw/oauth2/access_token",
+        path,
         data={"grant_type": "password"},
         headers={"Authorization": f"Basic {basic}"},
     )

@@ -129,7 +129,7 @@ class BatchLinkStage(BaseStage):
         info, fault = error_info(status, part.body, link.describe())
         retry_after = parse_retry_after(part.headers.get("retry-after"))
         if status == 401:
-            # InvalidAccessTokenException inside a 200 batch: the engine refreshes only on a
+            # An expired token (InvalidTokenException) inside a 200 batch: the engine refreshes only on a
             # whole-request 401, so retry the part; if the token is really dead, the next
             # batch is refused as a whole and the engine renews it then.
             return Failed(info, retryable=True, retry_after=retry_after)
