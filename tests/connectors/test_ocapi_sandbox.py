@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from bulksync.config import Config, InputsConfig, LimitsConfig, OutputConfig, TargetConfig
-from bulksync.runner import RunReport, run_job_async
+from bulksync.runner import RunOptions, RunReport, run_job_async
 from bulksync.sandbox import SandboxSettings, SandboxState, running_sandbox
 
 CLIENT_ID, CLIENT_SECRET = "BULKSYNC_TEST_OCAPI_CLIENT_ID", "BULKSYNC_TEST_OCAPI_CLIENT_SECRET"
@@ -126,7 +126,7 @@ def assert_all_succeeded_once(folder: Path, links: list[dict[str, Any]], state: 
     assert all(r["status"] == "succeeded" for r in lines), [
         r for r in lines if r["status"] != "succeeded"
     ][:3]
-    assert {r["action"] for r in lines} <= {"created", "updated"}
+    assert {r["action"] for r in lines} <= {"created", "updated", "upserted"}
     assert state.store.ocapi.link_count() == len(links)  # none lost, none extra
     assert stored(state) == expected(links)  # each one where it belongs, at its position
 
@@ -138,7 +138,9 @@ async def test_links_end_to_end(tmp_path: Path, batch: bool) -> None:
     assert report.exit_code == 0, report.summary
     assert_all_succeeded_once(tmp_path, links, state)
     lines = results(tmp_path)
-    assert all(r["action"] == "created" and r["attempts"] == 1 for r in lines)
+    # The spec's 200 for every PUT, a state that knows nothing and no --full: no evidence of
+    # whether a link was there, so neither "created" nor "updated" is claimed.
+    assert all(r["action"] == "upserted" and r["attempts"] == 1 for r in lines)
     assert all(r["remote_id"].endswith("/" + r["key"].rsplit(":", 1)[1]) for r in lines)
     direct_puts = requests_to(state, PUT_ROUTE)
     parts = requests_to(state, PUT_ROUTE, batch_part=True)
@@ -150,22 +152,27 @@ async def test_links_end_to_end(tmp_path: Path, batch: bool) -> None:
         assert requests_to(state, BATCH_ROUTE) == 0
 
 
-async def test_a_second_push_updates_and_keeps_each_link_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("batch", [False, True])
+@pytest.mark.parametrize("created_status", ["200", "201"])
+async def test_created_and_updated_come_from_evidence_not_from_the_status(
+    tmp_path: Path, batch: bool, created_status: str
+) -> None:
     links = write_links(tmp_path, 30)
-    async with running_sandbox(sandbox_settings()) as sandbox:
+    settings = sandbox_settings({"ocapi.put_created_status": created_status})
+    async with running_sandbox(settings) as sandbox:
         with anyio.fail_after(60):
-            for batch in (False, True):
-                # Results (and the run state kept beside them) in a folder per run, so the
-                # second run sends every link again instead of skipping them as unchanged.
-                output = tmp_path / f"batch-{batch}"
-                output.mkdir()
-                config = config_for(tmp_path, sandbox.url, {"batch": batch}, 4)
-                config.output.results = output / "results.jsonl"
-                assert (await run_job_async(config, quiet=True)).exit_code == 0
-                actions = {r["action"] for r in results(output)}
-                assert actions == ({"updated"} if batch else {"created"})
+            config = config_for(tmp_path, sandbox.url, {"batch": batch}, 4)
+            # --full: the listing shows none of them, evidence enough for "created" even when
+            # the server answers a create with 200.
+            assert (await run_job_async(config, True, RunOptions(full=True))).exit_code == 0
+            assert {r["action"] for r in results(tmp_path)} == {"created"}
+            # New positions: the state knows each link was pushed, so each is an update.
+            moved = [{**link, "sequence": link["sequence"] + 100} for link in links]
+            (tmp_path / "links.jsonl").write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in moved))
+            assert (await run_job_async(config, quiet=True)).exit_code == 0
+            assert {r["action"] for r in results(tmp_path)} == {"updated"}
         assert sandbox.state.store.ocapi.link_count() == len(links)
-        assert stored(sandbox.state) == expected(links)
+        assert stored(sandbox.state) == expected(moved)
 
 
 async def test_1000_links_take_at_most_20_batch_requests(tmp_path: Path) -> None:

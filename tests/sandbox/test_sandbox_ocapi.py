@@ -15,7 +15,7 @@ BASE = "/s/-/dw/data/v23_2/catalogs"
 LINKS = f"{BASE}/catalog-1/categories/category-0001/category_links"
 
 
-# The properties of the seed's CategoryLink samples (GET, PUT 201, PATCH 200).
+# The properties of the seed's CategoryLink samples (GET, PUT, PATCH).
 SEED_CATEGORY_LINK_KEYS = {
     "_v",
     "_type",
@@ -92,10 +92,10 @@ async def test_expired_token_is_invalid_access_token():
         assert status == 401 and body["fault"]["type"] == "InvalidAccessTokenException"
 
 
-async def test_put_upserts_201_then_200_and_get(sandbox: Sandbox, http):
+async def test_put_upserts_200_as_the_spec_lists_then_200_and_get(sandbox: Sandbox, http):
     token = await ocapi_token(http)
     status, body, headers = await call(http, "PUT", one(), json={"position": 1.0}, headers=token)
-    assert status == 201
+    assert status == 200
     assert body["_type"] == "category_link" and body["position"] == 1.0
     assert body["source_catalog_id"] == "catalog-1" and body["target_catalog_id"] == "catalog-2"
     assert body["source_category_name"] == {"default": "Category 0001"}
@@ -208,7 +208,12 @@ async def test_request_document_validation(http):
         "source_catalog_name": {"default": "x"},
         "last_modified": "2015-11-18T15:15:24.827Z",
     }
-    assert (await call(http, "PUT", one(), json=sample, headers=token))[0] == 201
+    assert (await call(http, "PUT", one(), json=sample, headers=token))[0] == 200
+    # position: a double with a minimum of 0 (the CategoryLink document)
+    status, answer, _ = await call(http, "PUT", one(), json={"position": -1.0}, headers=token)
+    assert status == 400 and answer["fault"]["type"] == "ValueConstraintViolationException"
+    assert "position" in answer["fault"]["message"]
+    assert (await call(http, "PUT", one(), json={"position": 0}, headers=token))[0] == 200
 
 
 async def test_list_is_sorted_by_position_and_paged(http):
@@ -286,3 +291,32 @@ async def test_resource_state_in_body_is_a_knob():
             http, "PATCH", one(), headers=token, json={"_resource_state": "stale"}
         )
         assert status == 409
+
+
+async def test_put_created_status_201_is_a_knob_and_an_update_stays_200():
+    knobs = OcapiSettings(seed_catalogs=2, seed_categories=3, put_created_status=201)
+    async with (
+        running_sandbox(small_settings(ocapi=knobs)) as sandbox,
+        aiohttp.ClientSession(sandbox.url) as http,
+    ):
+        token = await ocapi_token(http)
+        assert (await call(http, "PUT", one(), json={"position": 1}, headers=token))[0] == 201
+        assert (await call(http, "PUT", one(), json={"position": 2}, headers=token))[0] == 200
+    with pytest.raises(ValueError, match="put_created_status"):
+        OcapiSettings(put_created_status=204)
+
+
+async def test_listings_may_leave_out_the_optional_link_property():
+    knobs = OcapiSettings(seed_catalogs=2, seed_categories=3, list_link_property=False)
+    async with (
+        running_sandbox(small_settings(ocapi=knobs)) as sandbox,
+        aiohttp.ClientSession(sandbox.url) as http,
+    ):
+        token = await ocapi_token(http)
+        await call(http, "PUT", one(), json={"position": 1}, headers=token)
+        _, listed, _ = await call(http, "GET", LINKS, headers=token)
+        assert listed["total"] == 1
+        assert set(listed["data"][0]) == SEED_CATEGORY_LINK_KEYS - {"link"}
+        # a single link's own document still names itself
+        _, single, _ = await call(http, "GET", one(), headers=token)
+        assert single["link"].endswith(one())
