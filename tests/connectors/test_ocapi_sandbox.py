@@ -289,3 +289,47 @@ async def test_prune_deletes_the_category_links_that_left_the_input(
             second = await run_job_async(config, quiet=True, options=RunOptions(prune=True))
         assert second.exit_code == 0 and second.summary["deleted"] == 2
         assert sandbox.state.store.ocapi.link_count() == 58
+
+
+@pytest.mark.parametrize("full", [False, True])
+async def test_prune_works_with_listings_that_omit_the_optional_link(
+    tmp_path: Path, full: bool
+) -> None:
+    from bulksync.sandbox._store import now_ocapi
+
+    links = write_links(tmp_path, 30)
+    settings = sandbox_settings({"ocapi.list_link_property": "false"})
+    async with running_sandbox(settings) as sandbox:
+        config = config_for(tmp_path, sandbox.url, {}, concurrency=4)
+        with anyio.fail_after(60):
+            assert (await run_job_async(config, quiet=True)).exit_code == 0
+            # Links bulksync never pushed, under a source category of the input: only the
+            # listing knows them, and it gives no link URL, so their path comes from the ids.
+            source = (links[0]["from"]["catalog"], links[0]["from"]["category"])
+            foreign = sandbox.state.store.ocapi.links[source]
+            for link_type in ("other", "up_selling"):
+                record = {"position": 99.0, "last_modified": now_ocapi()}
+                foreign[("catalog-2", f"category-{CATEGORIES:04d}", link_type)] = record
+            kept = links[2:]
+            (tmp_path / "links.jsonl").write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in kept))
+            options = RunOptions(prune=True, full=full, max_delete="10")
+            report = await run_job_async(config, quiet=True, options=options)
+        assert report.exit_code == 0, report.summary
+        deleted = [r for r in results(tmp_path) if r.get("action") in ("deleted", "gone")]
+        assert all(r["status"] == "succeeded" for r in deleted)
+        # Without --full only what bulksync pushed is in scope; with it, the foreign two too.
+        assert report.summary["deleted"] == (4 if full else 2)
+        assert sandbox.state.store.ocapi.link_count() == 28 + (0 if full else 2)
+        assert stored(sandbox.state).items() >= expected(kept).items()
+
+
+async def test_a_negative_sequence_fails_naming_its_line_and_is_never_sent(tmp_path: Path) -> None:
+    bad = {"from": category(1, 1), "to": category(2, 9), "type": "other", "sequence": -1}
+    links = write_links(tmp_path, 5, extra=[bad])
+    report, state = await run(sandbox_settings(), tmp_path)
+    assert report.exit_code != 0
+    [failed] = [r for r in results(tmp_path) if r["status"] == "failed"]
+    assert failed["line"] == 6 and failed["error"]["type"] == "InvalidInput"
+    assert failed["error"]["message"].startswith(f"{tmp_path / 'links.jsonl'}:6: 'sequence'")
+    assert requests_to(state, PUT_ROUTE) == len(links)  # the bad line cost no request
+    assert state.store.ocapi.link_count() == len(links)
