@@ -225,7 +225,7 @@ def ocapi_batch(ctx: Context) -> list[Figure]:
         "latency_ms": LATENCY_MS,
         "single_requests": calls["single"],
         "batch_requests": batch["batch_requests"],
-        "single_statuses": single["statuses"],  # 201: created
+        "single_statuses": single["statuses"],  # 200: every PUT, as the spec lists
         "batch_statuses": batch["statuses"],
         "batch_part_statuses": batch["part_statuses"],
         "fewest_batch_requests": math.ceil(n / OCAPI_BATCH_SIZE),
