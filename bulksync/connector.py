@@ -28,8 +28,10 @@ class Job:
     """One item on its way through the stages, with what its steps learned so far."""
 
     record: Record
-    # Step-to-step data of the connector's stages. The engine sets "exists" when the state
-    # store shows the item was pushed before (so a stage can update rather than create).
+    # Step-to-step data of the connector's stages. The engine sets "exists" to True when the
+    # state store (or the --full listing) shows the item on the target, so a stage can update
+    # rather than create; to False when the --full listing lacks it (evidence of absence; the
+    # state's silence is none); and leaves it unset otherwise.
     state: dict[str, Any] = field(default_factory=dict)
     attempts: int = 0  # requests attempts over all stages, for the result line
     stage_attempts: int = 0  # attempts in the current stage, for backoff

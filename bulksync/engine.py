@@ -242,6 +242,10 @@ class Engine(ItemSink):
             job.state["hash"] = verdict.digest
         self._resume(job)
         if verdict.action == "create":
+            if verdict.absent:
+                # Not the default opposite of True: a stage may tell "created" from "updated"
+                # only with evidence, and a missing key means there was none.
+                job.state["exists"] = False
             return False
         if verdict.action == "skip":
             state = self.options.state
