@@ -178,12 +178,36 @@ class FaultSettings:
     )
     slow_rate: float = _knob(0.0, "probability of a slow response")
     slow_seconds: float = _knob(10.0, "delay of a slow response")
+    close_after_response_rate: float = _knob(
+        0.0,
+        "probability of closing the keep-alive connection after a complete answer: the next "
+        "request on it is dropped unanswered",
+    )
+    redirect_rate: float = _knob(
+        0.0, "probability of answering 307 to redirect_location, before any work"
+    )
+    redirect_location: str = _knob(
+        "http://redirect.invalid", "where redirects point; the request's path and query follow"
+    )
     apis: tuple[str, ...] = _knob(APIS, "APIs subject to faults")
 
+    @property
+    def rates(self) -> tuple[float, ...]:
+        return (
+            self.error_rate,
+            self.disconnect_rate,
+            self.drop_after_write_rate,
+            self.slow_rate,
+            self.close_after_response_rate,
+            self.redirect_rate,
+        )
+
     def __post_init__(self) -> None:
-        rates = (self.error_rate, self.disconnect_rate, self.drop_after_write_rate, self.slow_rate)
+        rates = self.rates
         if any(r < 0 or r > 1 for r in rates) or sum(rates) > 1:
             raise SettingsError("fault rates must each be in [0, 1] and sum to at most 1")
+        if not self.redirect_location.startswith(("http://", "https://")):
+            raise SettingsError("faults.redirect_location must be an http(s) URL")
         if not self.error_statuses or any(not 400 <= s <= 599 for s in self.error_statuses):
             raise SettingsError("faults.error_statuses must be 4xx/5xx statuses")
         if unknown := set(self.apis) - set(APIS):
