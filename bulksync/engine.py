@@ -20,7 +20,7 @@ from .client import EngineClient, Target
 from .connector import Connector, Failed, Job, Skipped, Stage
 from .errors import first_bulksync_error
 from .records import AssetRecord, BadRecord, Kind, LinkRecord, Record
-from .redact import redact
+from .redact import redacted_excerpt
 from .remote import RemoteIndex
 from .results import ErrorInfo, ItemResult, ResultWriter, RunStats, Status
 from .retry import RetryPolicy
@@ -285,7 +285,7 @@ class Engine(ItemSink):
         if status == "failed" and state is not None and not self._deleting:
             what = f"{error.type}: {error.message}" if error else "failed"
             where = f" at {step}" if step else ""
-            state.failed(record.kind, record.key, redact(f"failed{where}: {what}")[:500])
+            state.failed(record.kind, record.key, redacted_excerpt(f"failed{where}: {what}", 500))
         self._write(result)
 
     def _finish_bad(self, record: BadRecord) -> None:
