@@ -176,9 +176,14 @@ class Connector(Protocol):
 
 
 def classify_status(status: int) -> ErrorClass | None:
-    """The default reading of an HTTP status; ``None`` means success."""
-    if status < 400:
+    """The default reading of an HTTP status; ``None`` means success.
+
+    A 3xx is no success: nothing here follows redirects, so the request was not served.
+    """
+    if status < 300:
         return None
+    if status < 400:
+        return ErrorClass.ITEM
     if status == 401:
         return ErrorClass.AUTH
     if status in RETRYABLE_STATUSES:
