@@ -18,7 +18,7 @@ import orjson
 from aiohttp import hdrs
 
 from .errors import TransportError
-from .http import HttpRequest, HttpResponse
+from .http import HttpRequest, HttpResponse, form_escape
 
 
 class Transport(Protocol):
@@ -140,14 +140,9 @@ def _multipart(request: HttpRequest, files: ExitStack) -> aiohttp.MultipartWrite
     return writer
 
 
-# WHATWG HTML "multipart/form-data encoding algorithm", which curl follows since 7.81: in a
-# name or filename, only these three are escaped; every other character goes as UTF-8.
-_FORM_ESCAPES = str.maketrans({'"': "%22", "\r": "%0D", "\n": "%0A"})
-
-
 def form_disposition(name: str, filename: str | None = None) -> str:
     """The Content-Disposition of one form-data part (RFC 7578 section 4.2)."""
-    value = f'form-data; name="{name.translate(_FORM_ESCAPES)}"'
+    value = f'form-data; name="{form_escape(name)}"'
     if filename is not None:
-        value += f'; filename="{filename.translate(_FORM_ESCAPES)}"'
+        value += f'; filename="{form_escape(filename)}"'
     return value
