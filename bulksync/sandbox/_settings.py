@@ -179,13 +179,9 @@ class FaultSettings:
     slow_rate: float = _knob(0.0, "probability of a slow response")
     slow_seconds: float = _knob(10.0, "delay of a slow response")
     close_after_response_rate: float = _knob(
-        0.0,
-        "probability of closing the keep-alive connection after a complete answer: the next "
-        "request on it is dropped unanswered",
+        0.0, "probability of closing the connection after an answer: its next request is dropped"
     )
-    redirect_rate: float = _knob(
-        0.0, "probability of answering 307 to redirect_location, before any work"
-    )
+    redirect_rate: float = _knob(0.0, "probability of a 307 to redirect_location, before any work")
     redirect_location: str = _knob(
         "http://redirect.invalid", "where redirects point; the request's path and query follow"
     )
@@ -193,13 +189,9 @@ class FaultSettings:
 
     @property
     def rates(self) -> tuple[float, ...]:
-        return (
-            self.error_rate,
-            self.disconnect_rate,
-            self.drop_after_write_rate,
-            self.slow_rate,
-            self.close_after_response_rate,
-            self.redirect_rate,
+        """Every fault's probability: they share one draw, so they sum to at most 1."""
+        return tuple(
+            getattr(self, f.name) for f in dataclasses.fields(self) if f.name.endswith("_rate")
         )
 
     def __post_init__(self) -> None:
