@@ -7,6 +7,7 @@ the same words, whichever file format it came from.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ _ENDPOINT_SHAPES: tuple[frozenset[str], ...] = (
     frozenset({"catalog", "category"}),
 )
 _SHAPES_TEXT = "{class, id}, {class, source, sourceId[, language]} or {catalog, category}"
+# What a header field value cannot hold (RFC 9110 section 5.5): the controls but tab.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 class FieldError(Exception):
@@ -176,6 +179,13 @@ def _asset(obj: Mapping[str, Any], origin: Origin, root: MediaRoot) -> AssetReco
         if not isinstance(file, str) or not file:
             raise FieldError(f"field 'file' must be a non-empty string, got {type_name(file)}")
         path = root.resolve(file)
+        if _CONTROL.search(path.name):
+            # The name goes into the upload's Content-Disposition, where RFC 7578 leaves a
+            # line break no faithful form: refused here, before any request.
+            raise FieldError(
+                f"file name {path.name!r} contains a line break or another control "
+                "character; it cannot be sent as an upload's file name"
+            )
     if remote is not None:
         if not isinstance(remote, str) or not remote:
             raise FieldError(

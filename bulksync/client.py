@@ -10,10 +10,11 @@ import anyio
 
 from .auth import Authenticator
 from .budget import RateBudget
-from .connector import RETRYABLE_STATUSES
-from .errors import AuthError, TransportError
+from .connector import RETRYABLE_STATUSES, RequestFailed
+from .errors import AuthError, ErrorClass, TransportError
 from .http import HttpRequest, HttpResponse, parse_retry_after
-from .results import RunStats
+from .redact import redacted_excerpt
+from .results import ErrorInfo, RunStats
 from .retry import RetryPolicy
 from .transport import Transport
 
@@ -33,6 +34,8 @@ class EngineClient:
 
     It never retries an item: that is the engine's per-item loop. It only repeats a request
     once after a 401 with a refreshed token, and retries the login itself on transient errors.
+    A redirect is never followed (the transport does not either): it fails the item, or the
+    login, naming where it pointed.
     """
 
     def __init__(self, target: Target, stats: RunStats, retry: RetryPolicy) -> None:
@@ -49,12 +52,16 @@ class EngineClient:
     async def send(self, request: HttpRequest) -> HttpResponse:
         request = self._absolute(request)
         response, headers = await self._send_once(request)
-        if response.status != 401 or not request.authenticated:
-            return response
-        await self._target.auth.refresh(self._send_for_auth, headers)
-        response, _ = await self._send_once(request)
-        if response.status == 401:
-            raise AuthError(f"{request.method} refused with 401 even after a fresh login")
+        if response.status == 401 and request.authenticated:
+            await self._target.auth.refresh(self._send_for_auth, headers)
+            response, _ = await self._send_once(request)
+            if response.status == 401:
+                raise AuthError(f"{request.method} refused with 401 even after a fresh login")
+        if is_redirect(response):
+            # The same for every connector: a connector reading a 3xx as "not 404" could take
+            # it for a found object, or for a success.
+            error = ErrorInfo("Redirected", redirect_message(response), response.status)
+            raise RequestFailed(error, ErrorClass.ITEM)
         return response
 
     async def _send_once(self, request: HttpRequest) -> tuple[HttpResponse, Mapping[str, str]]:
@@ -82,6 +89,8 @@ class EngineClient:
             retry_after: float | None = None
             try:
                 response, _ = await self._send_once(request)
+                if is_redirect(response):
+                    raise AuthError(f"login {redirect_message(response)}")
                 if response.status not in RETRYABLE_STATUSES:
                     return response
                 retry_after = parse_retry_after(response.header("retry-after"))
@@ -93,3 +102,15 @@ class EngineClient:
                 raise AuthError(f"login failed after {attempt} attempts: {failure}")
             self._stats.retries += 1
             await anyio.sleep(delay)
+
+
+def is_redirect(response: HttpResponse) -> bool:
+    return 300 <= response.status < 400
+
+
+def redirect_message(response: HttpResponse) -> str:
+    """One line naming the Location, which may carry a token in its query: redacted, cut."""
+    location = response.header("location")
+    if not location:
+        return f"answered HTTP {response.status} without a Location; not followed"
+    return f"redirected to {redacted_excerpt(location, 300)}; not followed"

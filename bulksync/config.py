@@ -197,16 +197,31 @@ def validate(config: Config) -> None:
         raise ConfigError("no input: set [inputs] assets and/or links (or --assets / --links)")
 
 
-def check_base_url(url: str, allow_http: bool) -> None:
+def check_base_url(url: str, allow_http: bool, what: str = "base_url") -> None:
     """Only https, or plain http to loopback (the sandbox) unless explicitly allowed."""
-    parts = urlsplit(url)
     if not url:
         raise ConfigError("[target] base_url is required (or --base-url)")
+    refuse_userinfo(url, what)
+    parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"base_url must be an http(s) URL, got '{url}'")
+        raise ConfigError(f"{what} must be an http(s) URL, got '{url}'")
     if parts.scheme == "http" and not allow_http and not _is_loopback(parts.hostname):
         raise ConfigError(
             f"refusing plain http:// to {parts.hostname}: use https, or set allow_http = true"
+        )
+
+
+def refuse_userinfo(url: str, what: str) -> None:
+    """No ``user:password@`` in a URL: bulksync would send it and keep it (the state names its
+    target by URL). The message never repeats the URL, which holds the password."""
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError:
+        netloc = ""
+    if "@" in netloc:
+        raise ConfigError(
+            f"{what} must not carry a user name or password (user:password@...); "
+            "give credentials through the environment variables the [target] table names"
         )
 
 

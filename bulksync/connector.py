@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from .errors import ErrorClass
 from .http import HttpRequest, HttpResponse, parse_retry_after
 from .records import AssetRecord, Kind, LinkRecord, Record
+from .redact import body_excerpt
 from .results import ErrorInfo
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -189,9 +190,14 @@ class Connector(Protocol):
 
 
 def classify_status(status: int) -> ErrorClass | None:
-    """The default reading of an HTTP status; ``None`` means success."""
-    if status < 400:
+    """The default reading of an HTTP status; ``None`` means success.
+
+    A 3xx is no success: nothing here follows redirects, so the request was not served.
+    """
+    if status < 300:
         return None
+    if status < 400:
+        return ErrorClass.ITEM
     if status == 401:
         return ErrorClass.AUTH
     if status in RETRYABLE_STATUSES:
@@ -202,17 +208,12 @@ def classify_status(status: int) -> ErrorClass | None:
 def response_error(response: HttpResponse, message: str | None = None) -> RequestFailed:
     """Turn a non-2xx response into a classified :class:`RequestFailed`."""
     error_class = classify_status(response.status) or ErrorClass.ITEM
-    text = message or _body_excerpt(response.body) or f"HTTP {response.status}"
+    text = message or body_excerpt(response.body) or f"HTTP {response.status}"
     return RequestFailed(
         ErrorInfo(type=f"HTTP{response.status}", message=text, http_status=response.status),
         error_class,
         retry_after=parse_retry_after(response.header("retry-after")),
     )
-
-
-def _body_excerpt(body: bytes, limit: int = 300) -> str:
-    text = body.decode("utf-8", "replace").strip()
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def target_identity(connector: Connector, record: AssetRecord | LinkRecord) -> str:

@@ -30,7 +30,7 @@ from .connector import (
 )
 from .errors import first_bulksync_error
 from .records import AssetRecord, BadRecord, Kind, LinkRecord, Record
-from .redact import redact
+from .redact import redacted_excerpt
 from .remote import RemoteIndex
 from .results import ErrorInfo, ItemResult, ResultWriter, RunStats, Status
 from .retry import RetryPolicy
@@ -368,7 +368,7 @@ class Engine(ItemSink):
             state.failed(
                 record.kind,
                 record.key,
-                redact(f"failed{where}: {what}")[:500],
+                redacted_excerpt(f"failed{where}: {what}", 500),
                 absent=bool(job.state.get(ABSENT_ON_TARGET)),
                 settled=job.intent is None or not unsure,
             )

@@ -19,6 +19,17 @@ import orjson
 _DELAY_SECONDS = re.compile(r"\d{1,9}(\.\d{1,6})?")
 
 
+# WHATWG HTML "multipart/form-data encoding algorithm", which curl follows since 7.81: in a
+# part's name or filename only these three are escaped; every other character goes as UTF-8.
+_FORM_ESCAPES = str.maketrans({'"': "%22", "\r": "%0D", "\n": "%0A"})
+
+
+def form_escape(text: str) -> str:
+    """A name or filename as it goes into a multipart Content-Disposition (and as a target
+    that stores the filename it received then holds it)."""
+    return text.translate(_FORM_ESCAPES)
+
+
 @dataclass(frozen=True, slots=True)
 class FilePart:
     """A multipart file field, streamed from disk by the transport (never read whole)."""

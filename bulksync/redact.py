@@ -6,7 +6,9 @@ login answer); every line that leaves the process passes through :func:`redact`.
 
 from __future__ import annotations
 
+import base64
 import logging
+from urllib.parse import quote, quote_plus
 
 import orjson
 
@@ -16,18 +18,51 @@ _secrets: set[str] = set()
 
 
 def register_secret(value: str | None) -> None:
+    """Mask ``value`` from now on, as written and in the forms a server may echo it in."""
     if value and len(value) >= _MIN_SECRET_LENGTH:
-        _secrets.add(value)
+        _secrets.update(_forms(value))
+
+
+def _forms(value: str) -> set[str]:
+    raw = value.encode()
+    forms = {
+        value,
         # Results are masked as JSON text, where quotes and backslashes appear escaped.
-        _secrets.add(orjson.dumps(value).decode()[1:-1])
+        orjson.dumps(value).decode()[1:-1],
+        # A server echoing a request back (a query string, a form body) shows it encoded.
+        quote(value, safe=""),
+        quote_plus(value, safe=""),
+        quote(value),
+    }
+    for encoded in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
+        text = encoded.decode("ascii")
+        forms.update((text, text.rstrip("=")))
+    return {form for form in forms if len(form) >= _MIN_SECRET_LENGTH}
 
 
 def redact(text: str) -> str:
+    if not _secrets:
+        return text
     # Longest first: a secret that contains another must be masked whole.
     for secret in sorted(_secrets, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, MASK)
     return text
+
+
+def redacted_excerpt(text: str, limit: int = 300) -> str:
+    """``text`` masked, stripped, then cut to ``limit`` characters.
+
+    Masking before cutting: a secret straddling the cut would otherwise survive in part,
+    too short to be recognised any more.
+    """
+    text = redact(text).strip()
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def body_excerpt(body: bytes, limit: int = 300) -> str:
+    """A response body as one masked excerpt, for an error message."""
+    return redacted_excerpt(body.decode("utf-8", "replace"), limit)
 
 
 def has_secrets() -> bool:

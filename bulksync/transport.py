@@ -2,6 +2,10 @@
 
 aiohttp's exceptions are translated here, at the boundary, into :class:`TransportError`, so the
 engine never needs to know which HTTP library is underneath. TLS verification is always on.
+
+One request in is at most one request on the wire: aiohttp's own re-send on a dropped
+keep-alive connection is turned off and redirects are never followed, so every attempt the
+server sees went through the engine's budget, its request count and its retry decision.
 """
 
 from __future__ import annotations
@@ -11,9 +15,10 @@ from typing import Any, Protocol
 
 import aiohttp
 import orjson
+from aiohttp import hdrs
 
 from .errors import TransportError
-from .http import HttpRequest, HttpResponse
+from .http import HttpRequest, HttpResponse, form_escape
 
 
 class Transport(Protocol):
@@ -43,6 +48,7 @@ class AiohttpTransport:
                 # orjson: the stdlib encoder was a few percent of the client's CPU per item.
                 json_serialize=lambda value: orjson.dumps(value).decode(),
             )
+            disable_hidden_resend(self._session)
         return self._session
 
     async def send(self, request: HttpRequest) -> HttpResponse:
@@ -55,7 +61,11 @@ class AiohttpTransport:
         with ExitStack() as files:
             kwargs.update(_body(request, files))
             try:
-                async with session.request(request.method, request.url, **kwargs) as response:
+                # Redirects are answers for the engine to judge (it refuses them): following one
+                # could carry the body and credentials to another origin, or to plain http.
+                async with session.request(
+                    request.method, request.url, allow_redirects=False, **kwargs
+                ) as response:
                     body = await response.read()
                     headers = {k.lower(): v for k, v in response.headers.items()}
                     return HttpResponse(status=response.status, headers=headers, body=body)
@@ -77,24 +87,23 @@ class AiohttpTransport:
             self._session = None
 
 
+def disable_hidden_resend(session: aiohttp.ClientSession) -> None:
+    """Stop aiohttp from silently sending GET/PUT/DELETE/HEAD/OPTIONS again on a dropped
+    keep-alive connection (``ClientSession._request``, since aiohttp 3.10).
+
+    Such a repeat bypasses the rate budget, the request count and the backoff, and a PUT
+    repeated that way may be applied twice without anyone knowing. Without it the drop
+    surfaces as a maybe-applied :class:`TransportError` and the engine decides. aiohttp has no
+    public switch for it; ``_retry_connection`` is what its own test client sets, and
+    tests/test_transport.py fails if a new aiohttp renames it.
+    """
+    session._retry_connection = False
+
+
 def _body(request: HttpRequest, files: ExitStack) -> dict[str, Any]:
     """aiohttp's keyword for the request body; upload files are opened here, streamed later."""
     if request.files:
-        form = aiohttp.FormData()
-        for name, value in (request.fields or {}).items():
-            form.add_field(name, value)
-        for part in request.files:
-            try:
-                # An open file object is streamed by aiohttp chunk by chunk, never read whole.
-                handle = files.enter_context(open(part.path, "rb"))  # noqa: SIM115
-            except OSError as exc:
-                # Local, and nothing was sent: not a network failure that may have applied.
-                message = f"cannot read {part.path}: {exc.strerror}"
-                raise TransportError(message, maybe_applied=False) from exc
-            form.add_field(
-                part.name, handle, filename=part.filename, content_type=part.content_type
-            )
-        return {"data": form}
+        return {"data": _multipart(request, files)}
     if request.json is not None:
         return {"json": request.json}
     if request.form is not None:
@@ -102,3 +111,38 @@ def _body(request: HttpRequest, files: ExitStack) -> dict[str, Any]:
     if request.body is not None:
         return {"data": request.body}
     return {}
+
+
+def _multipart(request: HttpRequest, files: ExitStack) -> aiohttp.MultipartWriter:
+    """A multipart/form-data body whose names go out as curl and browsers send them.
+
+    ``aiohttp.FormData`` percent-encodes a filename (``photo%20%C3%A9t%C3%A9.png``) and the
+    target then stores that as the file's name; curl sends it as is, in UTF-8, so each part's
+    Content-Disposition is written here.
+    """
+    writer = aiohttp.MultipartWriter("form-data")
+    for name, value in (request.fields or {}).items():
+        text = aiohttp.StringPayload(value)
+        text.headers[hdrs.CONTENT_DISPOSITION] = form_disposition(name)
+        writer.append_payload(text)
+    for part in request.files:
+        try:
+            # An open file object is streamed by aiohttp chunk by chunk, never read whole.
+            handle = files.enter_context(open(part.path, "rb"))  # noqa: SIM115
+        except OSError as exc:
+            # Local, and nothing was sent: not a network failure that may have applied.
+            message = f"cannot read {part.path}: {exc.strerror}"
+            raise TransportError(message, maybe_applied=False) from exc
+        payload = aiohttp.BufferedReaderPayload(handle, content_type=part.content_type)
+        # Replaces the disposition aiohttp guessed from the local path.
+        payload.headers[hdrs.CONTENT_DISPOSITION] = form_disposition(part.name, part.filename)
+        writer.append_payload(payload)
+    return writer
+
+
+def form_disposition(name: str, filename: str | None = None) -> str:
+    """The Content-Disposition of one form-data part (RFC 7578 section 4.2)."""
+    value = f'form-data; name="{form_escape(name)}"'
+    if filename is not None:
+        value += f'; filename="{form_escape(filename)}"'
+    return value

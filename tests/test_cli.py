@@ -145,6 +145,54 @@ def test_plain_http_is_refused_except_on_loopback() -> None:
     check_base_url("http://acme.test", allow_http=True)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://user:hunter22@acme.quable.com",
+        "https://user@acme.quable.com/api",
+        "http://user:hunter22@127.0.0.1:8080",
+        "https://:hunter22@acme.test",
+    ],
+)
+def test_a_url_with_userinfo_is_refused_without_repeating_it(url: str) -> None:
+    from bulksync.config import check_base_url
+    from bulksync.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        check_base_url(url, allow_http=True)
+    message = str(caught.value)
+    assert message.startswith("base_url must not carry a user name or password")
+    assert "hunter22" not in message and "\n" not in message
+    check_base_url("https://acme.test/a@b", allow_http=False)  # an @ in the path is no userinfo
+
+
+def test_an_ocapi_token_url_with_userinfo_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_lines(tmp_path / "links.jsonl", [])
+    monkeypatch.setenv("OCAPI_ID", "id-1")
+    monkeypatch.setenv("OCAPI_SECRET", "secret-1")
+    for token_url in ("https://id:hunter22@account.example.com/token", "//id:hunter22@x/token"):
+        config = config_file(
+            tmp_path,
+            f"""
+[target]
+kind = "ocapi"
+base_url = "https://shop.example.com"
+client_id_env = "OCAPI_ID"
+client_secret_env = "OCAPI_SECRET"
+[inputs]
+links = "links.jsonl"
+[ocapi]
+token_url = "{token_url}"
+""",
+        )
+        assert main(["run", "--config", str(config)]) == 2
+        err = capsys.readouterr().err
+        assert "[ocapi] token_url must not carry a user name or password" in err
+        assert "hunter22" not in err and len(err.strip().splitlines()) == 1
+
+
 def test_a_secret_never_reaches_output_results_or_logs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

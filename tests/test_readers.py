@@ -115,6 +115,31 @@ def test_path_escape(tmp_path: Path, file_value: str) -> None:
     assert record.kind == "asset"
 
 
+def test_a_file_name_with_a_line_break_is_refused_on_its_line(tmp_path: Path) -> None:
+    """The name goes into the upload's Content-Disposition, where CR/LF would end the header."""
+    path = write(
+        tmp_path / "assets.jsonl",
+        jsonl(
+            {"id": "ok", "file": 'photo été "1".png'},
+            {"id": "lf", "file": "evil\nContent-Type: x.png"},
+            {"id": "cr", "file": "x/evil\r.png"},
+            {"id": "tab", "file": "tab\there.png"},
+        ),
+    )
+    ok, lf, cr, tab = read(path, "asset")
+    assert isinstance(ok, AssetRecord) and ok.file is not None
+    assert ok.file.name == 'photo été "1".png'
+    for record, name in ((lf, "evil\nContent-Type: x.png"), (cr, "evil\r.png")):
+        assert isinstance(record, BadRecord), record
+        assert record.reason == (
+            f"file name {name!r} contains a line break or another control character; "
+            "it cannot be sent as an upload's file name"
+        )
+        assert "\n" not in record.reason and "\r" not in record.reason  # one line
+    assert (lf.origin.line, cr.origin.line) == (2, 3)
+    assert isinstance(tab, AssetRecord)  # a tab is a valid header character
+
+
 def test_path_escape_relative_to_input_folder(tmp_path: Path) -> None:
     path = write(tmp_path / "in" / "assets.jsonl", jsonl({"id": "a", "file": "../a.jpg"}))
     assert "escapes the media root" in bad(read(path, "asset")).reason

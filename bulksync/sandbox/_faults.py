@@ -8,13 +8,17 @@ jitter, whatever the timing, rate limiting or concurrency of earlier requests di
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import weakref
 from dataclasses import dataclass
 from typing import Literal
 
 from ._settings import FaultSettings, LatencySettings
 
-FaultKind = Literal["error", "disconnect", "drop_after_write", "slow"]
+FaultKind = Literal[
+    "error", "disconnect", "drop_after_write", "slow", "close_after_response", "redirect"
+]
 _SCALE = float(1 << 64)
 
 
@@ -36,14 +40,10 @@ class FaultInjector:
         self._settings = settings
         self._seed = str(settings.seed).encode()
         self.counter = 0
-        self.active = any(
-            (
-                settings.error_rate,
-                settings.disconnect_rate,
-                settings.drop_after_write_rate,
-                settings.slow_rate,
-            )
-        )
+        self.active = any(settings.rates)
+        # Connections whose next request is dropped unanswered (close_after_response). Weak:
+        # a connection the client closed itself leaves the set with its transport.
+        self._closing: weakref.WeakSet[asyncio.BaseTransport] = weakref.WeakSet()
 
     def applies_to(self, api: str) -> bool:
         return api in self._settings.apis
@@ -85,7 +85,27 @@ class FaultInjector:
         edge += s.slow_rate
         if u < edge:
             return "slow", None
+        # Kinds added later come last, so that a seed keeps its earlier kinds' decisions.
+        edge += s.close_after_response_rate
+        if u < edge:
+            return "close_after_response", None
+        edge += s.redirect_rate
+        if u < edge:
+            return "redirect", 307
         return None, None
+
+    def close_after(self, transport: asyncio.BaseTransport | None) -> None:
+        """Mark a connection so that the next request arriving on it is dropped unanswered."""
+        if transport is not None:
+            self._closing.add(transport)
+
+    def closing(self, transport: asyncio.BaseTransport | None) -> bool:
+        """Whether this connection was marked by :meth:`close_after` (the mark is spent)."""
+        if transport is None or transport not in self._closing:
+            return False
+        self._closing.discard(transport)
+        return True
 
     def reset(self) -> None:
         self.counter = 0
+        self._closing.clear()

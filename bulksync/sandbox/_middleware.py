@@ -1,11 +1,19 @@
 """The one middleware every API request goes through, in this order:
 
+0. a request on a connection marked by ``close_after_response`` is dropped unanswered;
 1. fault decision, drawn at arrival so it depends on the request's rank only;
 2. latency (fixed plus seeded jitter);
 3. body size and the API's sliding rate windows (429);
-4. the fault itself: error status or unanswered close before any work; otherwise
-5. authentication and the route handler, then a slow answer or a write-then-drop;
+4. the fault itself: error status, redirect or unanswered close before any work; otherwise
+5. authentication and the route handler, then a slow answer, a write-then-drop, or a mark
+   on the connection to close it after this answer;
 6. ``Quable-Digest`` on every Quable answer, and the per-route counters.
+
+``close_after_response`` closes lazily, when the next request arrives on the connection: the
+client then meets what it meets when a server's keep-alive close crosses its next request,
+every time. Closing at once would let a client see the close before reusing the connection,
+or have its next request reset by the kernel unseen, which would make the server's count of
+requests racy; this way every request a client sends is counted here.
 
 A single middleware (rather than a chain) keeps the per-request overhead low enough for the
 throughput benchmark, and makes the order above explicit.
@@ -45,6 +53,9 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
     state = request.app[STATE]
     api = api_of(request.path)
     route = route_of(request)
+    if state.faults.closing(request.transport):
+        state.stats.request(route, "closed")
+        return _hang_up(request)
     if api is None:
         plain = await _plain(request, handler)
         state.stats.request(route, str(plain.status))
@@ -74,6 +85,9 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
         assert decision.status is not None
         state.stats.fault(decision.number, route, "error", decision.status)
         response = injected(api, decision.status)
+    elif decision.fault == "redirect":
+        state.stats.fault(decision.number, route, "redirect", 307)
+        response = _redirect(request, state.settings.faults.redirect_location)
     elif decision.fault == "disconnect":
         state.stats.fault(decision.number, route, "disconnect", None)
         state.stats.request(route, "disconnect")
@@ -88,6 +102,9 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
             state.stats.fault(decision.number, route, "drop_after_write", response.status)
             state.stats.request(route, f"dropped:{response.status}")
             return _hang_up(request)
+        elif decision.fault == "close_after_response":
+            state.stats.fault(decision.number, route, "close_after_response", response.status)
+            state.faults.close_after(request.transport)
 
     if api == "quable":
         body = response.body if isinstance(response, web.Response) else None
@@ -147,3 +164,10 @@ def _hang_up(request: web.Request) -> web.Response:
     if transport is not None:
         transport.abort()
     return web.Response(status=499)
+
+
+def _redirect(request: web.Request, location: str) -> web.Response:
+    """A 307 to another origin: a client that follows it sends the request (and its body and
+    credentials) there."""
+    target = location.rstrip("/") + request.rel_url.raw_path_qs
+    return web.Response(status=307, headers={"Location": target})

@@ -188,12 +188,28 @@ class FaultSettings:
     )
     slow_rate: float = _knob(0.0, "probability of a slow response")
     slow_seconds: float = _knob(10.0, "delay of a slow response")
+    close_after_response_rate: float = _knob(
+        0.0, "probability of closing the connection after an answer: its next request is dropped"
+    )
+    redirect_rate: float = _knob(0.0, "probability of a 307 to redirect_location, before any work")
+    redirect_location: str = _knob(
+        "http://redirect.invalid", "where redirects point; the request's path and query follow"
+    )
     apis: tuple[str, ...] = _knob(APIS, "APIs subject to faults")
 
+    @property
+    def rates(self) -> tuple[float, ...]:
+        """Every fault's probability: they share one draw, so they sum to at most 1."""
+        return tuple(
+            getattr(self, f.name) for f in dataclasses.fields(self) if f.name.endswith("_rate")
+        )
+
     def __post_init__(self) -> None:
-        rates = (self.error_rate, self.disconnect_rate, self.drop_after_write_rate, self.slow_rate)
+        rates = self.rates
         if any(r < 0 or r > 1 for r in rates) or sum(rates) > 1:
             raise SettingsError("fault rates must each be in [0, 1] and sum to at most 1")
+        if not self.redirect_location.startswith(("http://", "https://")):
+            raise SettingsError("faults.redirect_location must be an http(s) URL")
         if not self.error_statuses or any(not 400 <= s <= 599 for s in self.error_statuses):
             raise SettingsError("faults.error_statuses must be 4xx/5xx statuses")
         if unknown := set(self.apis) - set(APIS):

@@ -323,8 +323,8 @@ async def test_killed_two_step_asset_runs_orphan_only_the_uploads_on_the_wire(
     count = 300
     assets = []
     for i in range(count):
-        (tmp_path / "media" / f"photo-{i}.png").write_bytes(tiny_png(8 + i % 7, 8, i))
-        assets.append({"id": f"a{i}", "file": f"media/photo-{i}.png"})
+        (tmp_path / "media" / f"photo été {i}.png").write_bytes(tiny_png(8 + i % 7, 8, i))
+        assets.append({"id": f"a{i}", "file": f"media/photo été {i}.png"})
     (tmp_path / "assets.jsonl").write_bytes(b"".join(orjson.dumps(a) + b"\n" for a in assets))
     (tmp_path / "links.jsonl").write_bytes(b"")
     settings = SandboxSettings().with_overrides(
@@ -366,9 +366,9 @@ async def test_killed_two_step_asset_runs_orphan_only_the_uploads_on_the_wire(
     by_name = {f["name"]: f for f in files}
     for i in range(count):
         asset = created[f"a{i}"]
-        assert asset["originalFilename"] == f"photo-{i}.png"
-        data = (tmp_path / "media" / f"photo-{i}.png").read_bytes()
-        assert by_name[f"photo-{i}.png"]["size"] == len(data)
+        assert asset["originalFilename"] == f"photo été {i}.png"
+        data = (tmp_path / "media" / f"photo été {i}.png").read_bytes()
+        assert by_name[f"photo été {i}.png"]["size"] == len(data)
 
 
 async def run_once(command: list[str], env: dict[str, str]) -> int:

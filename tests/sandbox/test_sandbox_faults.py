@@ -172,3 +172,65 @@ async def test_fixed_latency_delays_every_answer(monkeypatch: pytest.MonkeyPatch
         assert (await call(http, "GET", "/api/documents/doc-00001", headers=QUABLE))[0] == 200
         assert (await call(http, "GET", "/api/documents/doc-00001", headers=QUABLE))[0] == 200
     assert [delay for delay in asked if delay > 0] == [0.2, 0.2]
+
+
+def one_connection(url: str) -> aiohttp.ClientSession:
+    """A client that reuses its one connection and, unlike aiohttp's default, does not
+    silently send a request again when that connection turns out dropped."""
+    session = aiohttp.ClientSession(
+        url, connector=aiohttp.TCPConnector(limit=1), timeout=aiohttp.ClientTimeout(total=5)
+    )
+    session._retry_connection = False
+    return session
+
+
+async def test_close_after_response_drops_the_next_request_on_that_connection():
+    settings = small_settings(faults=FaultSettings(close_after_response_rate=1.0))
+    async with running_sandbox(settings) as sandbox, one_connection(sandbox.url) as http:
+        payload = {"id": "after-close", "remotePath": "https://x/y"}
+        assert (await call(http, "GET", "/api/documents/doc-00001", headers=QUABLE))[0] == 200
+        with pytest.raises(aiohttp.ClientError):  # the answer came whole; its connection not
+            await call(http, "POST", "/api/assets", json=payload, headers=QUABLE)
+        assert sandbox.state.store.quable.assets == {}  # dropped before any work
+        assert (await call(http, "POST", "/api/assets", json=payload, headers=QUABLE))[0] == 201
+        stats = sandbox.state.stats
+        assert stats.requests["GET /api/documents/{id}"] == {"200": 1}
+        assert stats.requests["POST /api/assets"] == {"closed": 1, "201": 1}
+        assert stats.faults["close_after_response"] == 2
+        assert [entry[2:] for entry in stats.fault_log] == [
+            ("close_after_response", 200),
+            ("close_after_response", 201),
+        ]
+
+
+async def test_close_after_response_is_off_by_default():
+    async with (
+        running_sandbox(small_settings()) as sandbox,
+        one_connection(sandbox.url) as http,
+    ):
+        for _ in range(5):
+            assert (await call(http, "GET", "/api/documents/doc-00001", headers=QUABLE))[0] == 200
+        assert sandbox.state.stats.faults == {}
+
+
+async def test_redirect_points_to_another_origin_and_writes_nothing():
+    faults = FaultSettings(redirect_rate=1.0, redirect_location="http://elsewhere.invalid/")
+    async with running_sandbox(small_settings(faults=faults)) as sandbox:
+        async with aiohttp.ClientSession(sandbox.url) as http:
+            status, _, headers = await call(
+                http,
+                "POST",
+                "/api/assets?x=1",
+                headers=QUABLE,
+                json={"id": "moved", "remotePath": "https://x/y"},
+                allow_redirects=False,
+            )
+        assert status == 307
+        assert headers["Location"] == "http://elsewhere.invalid/api/assets?x=1"
+        assert sandbox.state.store.quable.assets == {}
+        assert sandbox.state.stats.faults["redirect"] == 1
+
+
+def test_redirect_location_must_be_a_url():
+    with pytest.raises(ValueError, match="redirect_location"):
+        FaultSettings(redirect_location="elsewhere")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ...auth import SessionAuth
-from ...config import check_base_url
+from ...config import check_base_url, refuse_userinfo
 from ...connector import BaseStage, Client, Failed, Job, Outcome, RemoteLister, Stage
 from ...errors import ConfigError
 from ...records import AssetRecord, Kind, LinkRecord
@@ -114,9 +114,10 @@ def build_ocapi(config: Config) -> BuiltTarget:
             "OCAPI needs [target] client_id_env and client_secret_env "
             "(the API client's id and secret, for OAuth client credentials)"
         )
+    refuse_userinfo(options.token_url, "[ocapi] token_url")
     if urlsplit(options.token_url).scheme:
         # The secret travels to this URL in the Basic header: same rule as base_url.
-        check_base_url(options.token_url, target_config.allow_http)
+        check_base_url(options.token_url, target_config.allow_http, "[ocapi] token_url")
     source = OcapiClientCredentials(
         config.secret(target_config.client_id_env, "OCAPI client id"),
         config.secret(target_config.client_secret_env, "OCAPI client secret"),

@@ -17,6 +17,7 @@ import orjson
 from ...connector import Failed, RequestFailed, classify_status
 from ...errors import ErrorClass
 from ...http import HttpResponse, parse_retry_after
+from ...redact import body_excerpt
 from ...results import ErrorInfo
 
 RESOURCE_STATE_CONFLICT = "ResourceStateConflictException"
@@ -65,8 +66,7 @@ def error_info(status: int, body: bytes, action: str) -> tuple[ErrorInfo, Fault 
     if fault is not None:
         text = fault.message or fault.type
         return ErrorInfo(fault.type, f"{action}: {text}", status), fault
-    raw = body.decode("utf-8", "replace").strip()
-    text = raw[:300] + ("..." if len(raw) > 300 else "") if raw else f"HTTP {status}"
+    text = body_excerpt(body) or f"HTTP {status}"
     return ErrorInfo(f"HTTP{status}", f"{action}: {text}", status), None
 
 

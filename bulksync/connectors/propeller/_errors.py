@@ -8,6 +8,7 @@ from typing import Any
 from ...connector import RequestFailed, classify_status
 from ...errors import ErrorClass
 from ...http import HttpResponse, parse_retry_after
+from ...redact import body_excerpt
 from ...results import ErrorInfo
 
 
@@ -37,7 +38,7 @@ def envelope(response: HttpResponse) -> Envelope:
 
 def propeller_error(response: HttpResponse) -> RequestFailed:
     failure = envelope(response)
-    text = "; ".join(failure.messages) or response.body.decode("utf-8", "replace")[:300]
+    text = "; ".join(failure.messages) or body_excerpt(response.body)
     error_type = failure.type or f"HTTP{response.status}"
     return RequestFailed(
         ErrorInfo(error_type, text or f"HTTP {response.status}", response.status),

@@ -7,6 +7,7 @@ from typing import Any
 from ...connector import RequestFailed, classify_status
 from ...errors import ErrorClass
 from ...http import HttpResponse, parse_retry_after
+from ...redact import body_excerpt
 from ...results import ErrorInfo
 
 # docs.quable.com/reference/erro-codes, word for word.
@@ -53,5 +54,4 @@ def _message(response: HttpResponse) -> str:
         for key in ("hydra:description", "detail", "message", "hydra:title", "title", "error"):
             if isinstance(body.get(key), str) and body[key]:
                 return str(body[key])
-    text = response.body.decode("utf-8", "replace").strip()
-    return text[:300] or f"HTTP {response.status}"
+    return body_excerpt(response.body) or f"HTTP {response.status}"

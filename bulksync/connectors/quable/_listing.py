@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ...connector import RemoteItem, RemotePage
-from ...http import HttpRequest, HttpResponse
+from ...http import HttpRequest, HttpResponse, form_escape
 from ...records import AssetRecord, Kind, LinkRecord, Record, link_key
 from ._errors import quable_error
 
@@ -218,8 +218,9 @@ def _asset_matches(record: AssetRecord, remote: Mapping[str, Any]) -> bool:
     if record.file is not None:
         # The listing gives no checksum of the binary, so its bytes cannot be compared: the
         # file name the asset was created from is the best evidence the same file is there.
-        # A file changed in place under the same name is not seen by --full.
-        return remote.get("originalFilename") == record.file.name
+        # A file changed in place under the same name is not seen by --full. The name is
+        # compared as it was sent: a double quote in it went as %22.
+        return remote.get("originalFilename") == form_escape(record.file.name)
     # A remotePath asset: the listing shows no source URL to compare with (the name Quable
     # derives from it is not documented), so classification and attributes decide.
     return True
