@@ -336,10 +336,12 @@ async def test_ten_thousand_links_take_at_most_a_hundred_bulk_requests(tmp_path:
         SandboxSettings().with_overrides({"propeller.seed_products": "101"})
     ) as sandbox:
         with anyio.fail_after(120):
-            report = await run_job_async(sandbox_config(tmp_path, sandbox.url, links), quiet=True)
+            report = await run_job_async(
+                sandbox_config(tmp_path, sandbox.propeller_url, links), quiet=True
+            )
         requests = sandbox.state.stats.snapshot()["requests"]
     assert report.exit_code == 0, report.summary
-    assert sum(requests["POST /links/bulk/{lookupKey}"].values()) <= 100
+    assert sum(requests["POST /v2/links/bulk/{lookupKey}"].values()) <= 100
     lines = [orjson.loads(x) for x in (tmp_path / "results.jsonl").read_bytes().splitlines()]
     assert len(lines) == 10_000 and len({x["line"] for x in lines}) == 10_000
     assert all(set(x) >= SEED_FIELDS and x["success"] and x["lookupKey"] == "id" for x in lines)
@@ -359,7 +361,7 @@ async def test_faults_lose_and_duplicate_no_link(tmp_path: Path) -> None:
         }
     )
     async with running_sandbox(settings) as sandbox:
-        config = sandbox_config(tmp_path, sandbox.url, links)
+        config = sandbox_config(tmp_path, sandbox.propeller_url, links)
         config.sections["propeller"]["chunk"] = 25
         with anyio.fail_after(120):
             report = await run_job_async(config, quiet=True)
@@ -378,3 +380,35 @@ async def test_faults_lose_and_duplicate_no_link(tmp_path: Path) -> None:
     ]
     assert failed[0]["error"]["type"] == "LinkFailed"  # an item failure, not a transport one
     assert len(store.links) == len(links) - 1
+
+
+async def test_logs_in_at_the_root_with_base_url_v2_and_no_token_setting(tmp_path: Path) -> None:
+    # As documented: base_url http://HOST:PORT/v2, the token at http://HOST:PORT/oauth2/token.
+    links = [
+        {"from": product(1), "to": product(2), "type": "related"},
+        {
+            "from": {"class": "contact", "id": 1},
+            "to": {"class": "company", "id": 2},
+            "type": "account",
+        },
+        {
+            "from": {"class": "user", "id": 3},
+            "to": {"class": "company", "id": 2},
+            "type": "account",
+        },
+    ]
+    async with running_sandbox(SandboxSettings()) as sandbox:
+        config = sandbox_config(tmp_path, f"http://127.0.0.1:{sandbox.port}/v2", links)
+        assert "token_url" not in config.sections["propeller"]
+        with anyio.fail_after(60):
+            report = await run_job_async(config, quiet=True)
+        requests = sandbox.state.stats.snapshot()["requests"]
+        stored = list(sandbox.state.store.propeller.links.values())
+    assert report.exit_code == 0, report.summary
+    assert requests["POST /oauth2/token"] == {"200": 1}
+    assert requests["POST /v2/links/bulk/{lookupKey}"] == {"200": 1}
+    assert sorted((x["type"], x["subtype"], x["from"]["class"]) for x in stored) == [
+        ("account", "manage", "contact"),
+        ("account", "manage", "user"),
+        ("related", "bulksync", "product"),
+    ]
