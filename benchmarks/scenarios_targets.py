@@ -73,7 +73,7 @@ def _run(
 # -- 7. Propeller bulk links ---------------------------------------------------------------------
 
 PROPELLER_CHUNK = 100
-PROPELLER_BULK_ROUTE = "POST /links/bulk/{lookupKey}"
+PROPELLER_BULK_ROUTE = "POST /v2/links/bulk/{lookupKey}"
 PROPELLER_TOKEN_ROUTE = "POST /oauth2/token"
 
 
@@ -107,7 +107,7 @@ def write_product_links(path: Path, count: int, products: int) -> Path:
 
 
 def propeller_links(ctx: Context) -> list[Figure]:
-    """Links by id through ``POST /links/bulk/id``, 100 per call, 20 ms per answer."""
+    """Links by id through ``POST /v2/links/bulk/id``, 100 per call, 20 ms per answer."""
     n = sizes(ctx.smoke).propeller_links
     products = products_for(n)
     tag = ctx.tag("propeller")
@@ -119,6 +119,7 @@ def propeller_links(ctx: Context) -> list[Figure]:
         report = _run(
             ctx, sandbox, "propeller", links, tag, 60 + n / 50,
             propeller={"chunk": PROPELLER_CHUNK, "subtype": "bulksync"},
+            url=sandbox.url + "/v2",  # the REST API's base; the token is at the root
         )  # fmt: skip
     before, after = report["stats"]
     bulk = requests_on(before, after, lambda route: route == PROPELLER_BULK_ROUTE)
@@ -257,7 +258,7 @@ METRICS: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 DESCRIPTIONS: dict[tuple[str, str], str] = {
-    ("propeller_links", "items_per_s"): "links/s, POST /links/bulk/id, 100 per call",
+    ("propeller_links", "items_per_s"): "links/s, POST /v2/links/bulk/id, 100 per call",
     ("propeller_links", "bulk_requests"): "bulk calls counted by the sandbox",
     ("propeller_links", "calls_per_item"): "bulk calls ÷ links",
     ("ocapi_batch", "single_items_per_s"): "links/s, one PUT per category link",
@@ -269,7 +270,7 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
 
 NOTES = """
 7. **propeller_links**: {propeller:,} `related` links between products 1..{products}, each a
-   distinct ordered pair of `{{class, id}}`, through `POST /links/bulk/id` with
+   distinct ordered pair of `{{class, id}}`, through `POST /v2/links/bulk/id` with
    `[propeller] chunk = 100`, {workers} workers, no rate limit; the Propeller sandbox answers
    in {latency:g} ms. Links/s is the bulksync process's whole run (OAuth token included); bulk
    calls are counted by the sandbox, the one token request aside.

@@ -9,7 +9,8 @@ Default credentials
 -------------------
 - Quable: bearer token ``sandbox-token`` (static, never expires), or log in with user
   ``sandbox`` / password ``sandbox`` via ``POST /api_1.php/sessions``.
-- Propeller: client id ``sandbox``, secret ``sandbox`` (``POST /oauth2/token``).
+- Propeller: client id ``sandbox``, secret ``sandbox`` (``POST /oauth2/token``); the REST API
+  under ``/v2`` (``sandbox.propeller_url``), as ``https://api.helice.cloud/v2``.
 - OCAPI: client id ``sandbox``, secret ``sandbox`` (``POST /dwsso/oauth2/access_token``).
 
 Use

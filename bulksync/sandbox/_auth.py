@@ -4,8 +4,10 @@
   docs show, or the form fields ``signin[username]``/``signin[password]`` their reference
   lists), answered 201 with ``{"oauth": {"access_token", "expires_in", "refresh_token"}}``;
   ``GET /api_1.php/sessions`` with the ``quable-remember-me`` cookie; static tokens too.
-- Propeller: ``POST /oauth2/token`` (form ``grant_type=client_credentials``, ``client_id``,
-  ``client_secret``), Apigee-shaped answer with ``expires_in`` as a string.
+- Propeller: ``POST /oauth2/token`` at the host root, outside ``/v2`` (form
+  ``client_id``, ``client_secret``, ``grant_type=client_credentials``); the current documented
+  answer (``expires_in`` a number, ``token_type`` ``Bearer``) or, by the ``token_answer`` knob,
+  the old Apigee one (``expires_in`` a string, ``token_type`` ``BearerToken``).
 - OCAPI: ``POST /dwsso/oauth2/access_token``, the Account Manager path of the current docs, and
   the older ``POST /dw/oauth2/access_token`` still in the Data API spec (Basic client
   credentials, form ``grant_type``).
@@ -211,6 +213,20 @@ async def propeller_token(request: web.Request) -> web.Response:
         state.stats.auth_failures["propeller"] += 1
         return _apigee_token_error(401, "invalid_client", "ClientId is Invalid")
     grant = state.tokens.issue("propeller")
+    if knobs.token_answer == "current":
+        # docs.propeller-commerce.com/integrations/integration-patterns/authentication-and-security
+        return json_response(
+            200,
+            {
+                "access_token": grant.access_token,
+                "expires_in": grant.expires_in,
+                "refresh_expires_in": 0,
+                "token_type": "Bearer",
+                "not-before-policy": 0,
+                "scope": "profile",
+            },
+        )
+    # docs.propeller-commerce.com/rest-sonar/get-access-token
     return json_response(
         200,
         {

@@ -15,6 +15,9 @@ from ._state import STATE
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 OCAPI_DATA = "/s/-/dw/data/v23_2"
 OCAPI_BATCH = "/s/-/dw/batch"
+# Propeller's REST resources live under /v2; its token endpoint is at the host root.
+PROPELLER_V2 = "/v2"
+PROPELLER_TOKEN = "/oauth2/token"
 # Routes that hand out tokens cannot demand one.
 PUBLIC_PATHS = frozenset(
     {
@@ -31,7 +34,7 @@ def api_of(path: str) -> Api | None:
         return "quable"
     if path.startswith(("/s/-/dw/", "/dw/", "/dwsso/")):
         return "ocapi"
-    if path.startswith("/links") or path == "/oauth2/token":
+    if path in (PROPELLER_TOKEN, PROPELLER_V2) or path.startswith(PROPELLER_V2 + "/"):
         return "propeller"
     return None
 

@@ -1,5 +1,5 @@
-"""Propeller REST v2 links: ``POST /links/bulk/{lookupKey}``, ``GET /links/{id}``,
-``POST /links/search``.
+"""Propeller REST v2 links: ``POST /v2/links/bulk/{lookupKey}``, ``GET /v2/links/{id}``,
+``POST /v2/links/search`` (the docs' ``https://api.helice.cloud/v2/{resource}``).
 
 The bulk answer is the vendor's (seed 002): HTTP 200 even when items fail, one ``data`` entry
 per item with ``from``, ``to``, ``lookupKey``, ``success`` and ``id`` or ``error``, then
@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from ._errors import Reply, json_response, propeller_error
-from ._http import parse_json, read_body
+from ._http import PROPELLER_V2, parse_json, read_body
 from ._propeller_schema import LOOKUP_KEYS, check_bulk, check_search
 from ._state import STATE
 from ._store import PropellerStore, now_iso
@@ -238,6 +238,6 @@ async def search_links(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_post("/links/bulk/{lookupKey}", bulk_links)
-    app.router.add_post("/links/search", search_links)
-    app.router.add_get("/links/{id}", get_link)
+    app.router.add_post(PROPELLER_V2 + "/links/bulk/{lookupKey}", bulk_links)
+    app.router.add_post(PROPELLER_V2 + "/links/search", search_links)
+    app.router.add_get(PROPELLER_V2 + "/links/{id}", get_link)

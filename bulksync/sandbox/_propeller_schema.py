@@ -18,8 +18,9 @@ LINK_TYPES = (
     "options",
     "parts",
     "partfor",
+    "account",  # subtype manage, user or contact -> company (docs: rest-sonar/links)
 )
-CLASSES = ("product", "category", "cluster", "customer", "contact", "company")
+CLASSES = ("product", "category", "cluster", "customer", "contact", "company", "user")
 LOOKUP_KEYS = ("id", "sourceId")
 LINK_FIELDS = frozenset({"type", "subtype", "isDefault", "isActive", "from", "to", "priority"})
 ENDPOINT_FIELDS = frozenset({"class", "id", "sourceId", "source", "language"})

@@ -5,8 +5,9 @@ File formats (one JSON object per line; blank lines and lines starting with # ar
 - Quable documents: ``{"id": "shoe", "documentType": "product", "attributes": {...}}``
   (``documentType`` may also be ``{"id": "product"}``).
 - Propeller resources: ``{"class": "product", "id": 42, "sourceId": "SKU-42", "source": "ERP",
-  "language": "NL", "name": "..."}`` (``class`` defaults to product; ``sourceId``/``source`` to
-  ``PRODUCT-42`` and the ``propeller.source`` knob).
+  "language": "NL", "name": "..."}`` (``class`` product, category, company, contact or user,
+  product by default; ``sourceId``/``source`` to ``PRODUCT-42`` and the ``propeller.source``
+  knob).
 - OCAPI catalogs: ``{"catalog_id": "storefront", "name": "..."}`` or
   ``{"catalog_id": "storefront", "category_id": "shoes", "name": "..."}``.
 """
@@ -21,6 +22,10 @@ import orjson
 
 from ._settings import SandboxSettings, SettingsError
 from ._store import Store, now_iso
+
+# The docs' account links go from a user or a contact to a company.
+ACCOUNT_CLASSES = ("company", "contact", "user")
+SEEDED_CLASSES = ("product", "category", *ACCOUNT_CLASSES)
 
 
 def seed(store: Store, settings: SandboxSettings) -> None:
@@ -84,7 +89,12 @@ def _add_document(store: Store, doc_id: str, doc_type: str, attributes: dict[str
 
 def _seed_propeller(store: Store, settings: SandboxSettings) -> None:
     knobs = settings.propeller
-    for cls, count in (("product", knobs.seed_products), ("category", knobs.seed_categories)):
+    counts = (
+        ("product", knobs.seed_products),
+        ("category", knobs.seed_categories),
+        *((cls, knobs.seed_accounts) for cls in ACCOUNT_CLASSES),
+    )
+    for cls, count in counts:
         for i in range(1, count + 1):
             store.propeller.add_resource(
                 cls,
@@ -100,10 +110,10 @@ def _seed_propeller(store: Store, settings: SandboxSettings) -> None:
         for number, row in _lines(knobs.resources_file):
             cls = row.get("class", "product")
             res_id = row.get("id")
-            if cls not in ("product", "category") or not _is_int(res_id):
+            if cls not in SEEDED_CLASSES or not _is_int(res_id):
                 raise SettingsError(
-                    f"{knobs.resources_file}:{number}: need class product|category and an"
-                    " integer id"
+                    f"{knobs.resources_file}:{number}: need class {'|'.join(SEEDED_CLASSES)}"
+                    " and an integer id"
                 )
             source_id = row.get("sourceId", f"{cls.upper()}-{res_id}")
             source = row.get("source", knobs.source)

@@ -24,6 +24,7 @@ from . import (
     _quable_links,
     _quable_v4,
 )
+from ._http import PROPELLER_V2
 from ._middleware import pipeline
 from ._settings import APIS, SandboxSettings, SettingsError
 from ._state import STATE, SandboxState
@@ -64,6 +65,12 @@ class Sandbox:
     port: int
     state: SandboxState
     app: web.Application
+
+    @property
+    def propeller_url(self) -> str:
+        """The Propeller base URL, like ``https://api.helice.cloud/v2``; the token endpoint
+        is at the root of ``url``."""
+        return self.url + PROPELLER_V2
 
     def reset(self) -> None:
         self.state.reset()

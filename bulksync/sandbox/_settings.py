@@ -16,6 +16,7 @@ from typing import Any
 
 APIS = ("quable", "propeller", "ocapi")
 LINK_IDENTITIES = ("from_to", "from_to_type", "from_to_type_subtype")
+TOKEN_ANSWERS = ("current", "legacy")
 MIB = 1024 * 1024
 
 
@@ -115,7 +116,12 @@ class PropellerSettings:
     client_id: str = _knob("sandbox", "OAuth2 client id")
     client_secret: str = _knob("sandbox", "OAuth2 client secret")
     tokens: tuple[str, ...] = _knob((), "static bearer tokens (never expire)")
-    token_lifetime_s: float = _knob(1899.0, "lifetime of an access token")
+    token_lifetime_s: float = _knob(1800.0, "lifetime of an access token")
+    token_answer: str = _knob(
+        "current",
+        "shape of the token answer: current (expires_in a number, token_type Bearer) or "
+        "legacy (the old Apigee answer: expires_in a string, token_type BearerToken)",
+    )
     auth_error_shape: str = _knob(
         "apigee", "body of a 401: apigee (gateway fault) or envelope (the REST error envelope)"
     )
@@ -131,13 +137,18 @@ class PropellerSettings:
     )
     seed_products: int = _knob(100, "products with ids 1..N created at start")
     seed_categories: int = _knob(20, "categories with ids 1..N created at start")
-    resources_file: str = _knob("", "JSONL file of products/categories to create at start")
+    seed_accounts: int = _knob(
+        10, "companies, contacts and users with ids 1..N each created at start (account links)"
+    )
+    resources_file: str = _knob("", "JSONL file of resources (product, category, ...) to create")
     source: str = _knob("SANDBOX", "source of the counted seed resources")
     language: str = _knob("EN", "language of the counted seed resources")
 
     def __post_init__(self) -> None:
         if self.max_items_per_call < 1:
             raise SettingsError("propeller.max_items_per_call must be positive")
+        if self.token_answer not in TOKEN_ANSWERS:
+            raise SettingsError("propeller.token_answer must be 'current' or 'legacy'")
         if self.auth_error_shape not in ("apigee", "envelope"):
             raise SettingsError("propeller.auth_error_shape must be 'apigee' or 'envelope'")
         if self.link_identity not in LINK_IDENTITIES:

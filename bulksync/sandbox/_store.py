@@ -135,7 +135,7 @@ LinkKey = tuple[str, int, str, int, str, str]
 
 @dataclass
 class PropellerStore:
-    # class ("product", "category") -> Propeller id -> resource
+    # class ("product", "category", "company", ...) -> Propeller id -> resource
     resources: dict[str, dict[int, dict[str, Any]]] = field(default_factory=dict)
     # (class, source, sourceId) -> Propeller id; sourceIds are case-sensitive like lookup keys.
     by_source: dict[tuple[str, str, str], int] = field(default_factory=dict)
@@ -154,8 +154,8 @@ class PropellerStore:
         }
 
     def sizes(self) -> dict[str, int]:
-        plural = {"product": "products", "category": "categories"}
-        sizes = {plural.get(cls, cls): len(items) for cls, items in self.resources.items()}
+        plural = {"category": "categories", "company": "companies"}
+        sizes = {plural.get(cls, cls + "s"): len(items) for cls, items in self.resources.items()}
         sizes["links"] = len(self.links)
         return sizes
 

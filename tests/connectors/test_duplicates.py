@@ -32,7 +32,8 @@ async def test_two_propeller_links_of_one_pair_are_one_link(tmp_path: Path) -> N
     ]
     async with running_sandbox(SandboxSettings()) as sandbox:
         with anyio.fail_after(60):
-            report = await run_job_async(sandbox_config(tmp_path, sandbox.url, links), quiet=True)
+            config = sandbox_config(tmp_path, sandbox.propeller_url, links)
+            report = await run_job_async(config, quiet=True)
         held = sandbox.state.store.propeller.links
     by_line = lines_of(tmp_path)
     assert report.exit_code == 1  # one failed item

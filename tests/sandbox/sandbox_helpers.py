@@ -18,7 +18,7 @@ def small_settings(**overrides: Any) -> SandboxSettings:
     """Default knobs with small seeds, so each test starts in milliseconds."""
     fields: dict[str, Any] = {
         "quable": QuableSettings(seed_documents=5),
-        "propeller": PropellerSettings(seed_products=5, seed_categories=3),
+        "propeller": PropellerSettings(seed_products=5, seed_categories=3, seed_accounts=2),
         "ocapi": OcapiSettings(seed_catalogs=2, seed_categories=3),
     }
     fields.update(overrides)
@@ -26,8 +26,8 @@ def small_settings(**overrides: Any) -> SandboxSettings:
 
 
 async def propeller_token(http: aiohttp.ClientSession) -> dict[str, str]:
-    form = {"grant_type": "client_credentials", "client_id": "sandbox", "client_secret": "sandbox"}
-    async with http.post("/oauth2/token", data=form) as response:
+    form = {"client_id": "sandbox", "client_secret": "sandbox", "grant_type": "client_credentials"}
+    async with http.post("/oauth2/token", data=form) as response:  # at the root, outside /v2
         assert response.status == 200
         token = (await response.json())["access_token"]
     return {"Authorization": f"Bearer {token}"}

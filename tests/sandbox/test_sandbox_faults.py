@@ -95,7 +95,7 @@ async def test_faults_can_target_one_api():
         aiohttp.ClientSession(sandbox.url) as http,
     ):
         assert (await call(http, "GET", "/api/documents/doc-00001", headers=QUABLE))[0] == 200
-        assert (await call(http, "GET", "/links/1"))[0] in (500, 502, 503)
+        assert (await call(http, "GET", "/v2/links/1"))[0] in (500, 502, 503)
 
 
 async def test_disconnect_closes_without_an_answer_and_writes_nothing():

@@ -23,19 +23,26 @@ async def test_stats_count_routes_statuses_writes_and_duplicates(sandbox: Sandbo
             }
         ]
     }
-    await call(http, "POST", "/links/bulk/id", json=links, headers=token)
-    await call(http, "POST", "/links/bulk/id", json=links, headers=token)
+    await call(http, "POST", "/v2/links/bulk/id", json=links, headers=token)
+    await call(http, "POST", "/v2/links/bulk/id", json=links, headers=token)
     status, stats, _ = await call(http, "GET", "/_sandbox/stats")
     assert status == 200
     assert stats["requests"]["POST /api/assets"] == {"201": 1, "409": 1}
     assert stats["requests"]["GET /api/assets/{id}"] == {"401": 1}
-    assert stats["requests"]["POST /links/bulk/{lookupKey}"] == {"200": 2}
+    assert stats["requests"]["POST /v2/links/bulk/{lookupKey}"] == {"200": 2}
     assert stats["writes_applied"] == {"total": 3, "quable": 1, "propeller": 2}
     assert stats["duplicate_create_attempts"] == {"total": 2, "asset": 1, "propeller_link": 1}
     assert stats["auth_failures"]["quable"] == 1
     assert stats["rate_limited"] == {"total": 0}
     assert stats["store"]["quable"] == {"documents": 5, "assets": 1, "files": 0, "links": 0}
-    assert stats["store"]["propeller"] == {"products": 5, "categories": 3, "links": 1}
+    assert stats["store"]["propeller"] == {
+        "products": 5,
+        "categories": 3,
+        "companies": 2,
+        "contacts": 2,
+        "users": 2,
+        "links": 1,
+    }
     assert stats["store"]["ocapi"] == {"catalogs": 2, "categories": 8, "category_links": 0}
     assert stats["rate_windows"]["quable"][0]["limit"] == 6000
     assert stats["requests_total"] == 6  # this stats call is counted once it is answered

@@ -75,8 +75,8 @@ async def test_propeller_and_ocapi_windows_answer_in_their_own_shape():
     )
     async with running_sandbox(settings) as sandbox, aiohttp.ClientSession(sandbox.url) as http:
         token = await propeller_token(http)  # the token call counts in the window too
-        assert (await call(http, "GET", "/links/1", headers=token))[0] == 404
-        status, body, headers = await call(http, "GET", "/links/1", headers=token)
+        assert (await call(http, "GET", "/v2/links/1", headers=token))[0] == 404
+        status, body, headers = await call(http, "GET", "/v2/links/1", headers=token)
         assert status == 429 and "faultstring" in body["fault"] and "Retry-After" in headers
         token = await ocapi_token(http)
         path = "/s/-/dw/data/v23_2/catalogs/catalog-1/categories/root/category_links"
@@ -98,7 +98,7 @@ async def test_max_body_size_per_api():
         status, body, _ = await call(http, "POST", "/api/assets", json=big, headers=QUABLE)
         assert status == 413 and body["@type"] == "hydra:Error"
         token = await propeller_token(http)
-        status, body, _ = await call(http, "POST", "/links/bulk/id", json=big, headers=token)
+        status, body, _ = await call(http, "POST", "/v2/links/bulk/id", json=big, headers=token)
         assert status == 413 and "fault" in body
         token = await ocapi_token(http)
         path = (

@@ -53,7 +53,7 @@ async def test_seed_files_for_all_three_apis(tmp_path: Path):
         _, body, _ = await call(
             http,
             "POST",
-            "/links/bulk/sourceId",
+            "/v2/links/bulk/sourceId",
             headers=token,
             json={"links": [{"type": "related", "subtype": "x", "from": end, "to": end}]},
         )

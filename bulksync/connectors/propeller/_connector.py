@@ -11,7 +11,7 @@ from ...connector import RemoteLister, Stage
 from ...errors import ConfigError
 from ...records import AssetRecord, Kind, LinkRecord, endpoint_text
 from ...transport import AiohttpTransport
-from ._auth import PropellerLogin
+from ._auth import RENEWAL_MARGIN_S, PropellerLogin, resolve_token_url
 from ._links import BulkLinkStage
 
 if TYPE_CHECKING:
@@ -25,11 +25,14 @@ class PropellerOptions:
 
     chunk: int = 100  # links per bulk call (newer Propeller endpoints cap at 100)
     subtype: str | None = None  # for links whose input has none (the field is required)
-    token_path: str = "oauth2/token"
+    # Absolute, or a path on the base URL's origin; None: {origin}/oauth2/token, outside /v2.
+    token_url: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.chunk, int) or not 1 <= self.chunk <= 1000:
             raise ConfigError("[propeller] chunk must be an integer from 1 to 1000")
+        if self.token_url is not None and not isinstance(self.token_url, str):
+            raise ConfigError("[propeller] token_url must be a URL or a path")
 
 
 class PropellerConnector:
@@ -67,11 +70,12 @@ def build_propeller(config: Config) -> BuiltTarget:
     login = PropellerLogin(
         config.secret(target_config.client_id_env, "Propeller client id"),
         config.secret(target_config.client_secret_env, "Propeller client secret"),
-        options.token_path,
+        resolve_token_url(target_config.base_url, options.token_url, target_config.allow_http),
     )
     transport = AiohttpTransport(
         max_connections=config.limits.concurrency, timeout_s=target_config.timeout_s
     )
     # Propeller documents no request rate: none unless the job sets one.
-    target = Target(target_config.base_url, transport, budget_for(config), SessionAuth(login))
+    auth = SessionAuth(login, margin_s=RENEWAL_MARGIN_S)
+    target = Target(target_config.base_url, transport, budget_for(config), auth)
     return BuiltTarget(PropellerConnector(options), target)

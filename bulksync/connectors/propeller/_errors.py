@@ -28,12 +28,23 @@ def envelope(response: HttpResponse) -> Envelope:
     if not isinstance(error, dict):
         return Envelope()
     messages = error.get("messages")
-    code = error.get("code")
     return Envelope(
-        code if isinstance(code, int) else None,
+        _code(error.get("code")),
         str(error["type"]) if error.get("type") else None,
         [str(m) for m in messages] if isinstance(messages, list) else [],
     )
+
+
+def _code(value: Any) -> int | None:
+    """The errors page types `code` as a string while its examples show numbers: read both,
+    so that a `"10007"` still splits a chunk by the items it names."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        return int(value.strip())
+    return None
 
 
 def propeller_error(response: HttpResponse) -> RequestFailed:

@@ -28,8 +28,13 @@ LINK_TYPES = frozenset(
         "options",
         "parts",
         "partfor",
+        "account",
     }
 )
+# The one subtype the docs give `account` links (a user or a contact that manages a company).
+# Which classes a type may join is left to Propeller: the bulk page's own example sends a
+# customer -> company link and gets a per-item error back.
+ACCOUNT_SUBTYPE = "manage"
 _ITEM_PATH = re.compile(r"#/links/(\d+)\b")
 
 
@@ -103,16 +108,22 @@ class BulkLinkStage(BaseStage):
             )
         if record.type not in LINK_TYPES:
             return _invalid(f"type '{record.type}' is not one of {', '.join(sorted(LINK_TYPES))}")
-        if record.subtype is None and self._default_subtype is None:
+        if self._subtype(record) is None:
             return _invalid("Propeller requires a 'subtype' (or set [propeller] subtype)")
         return None
+
+    def _subtype(self, record: LinkRecord) -> str | None:
+        if record.subtype is not None:
+            return record.subtype
+        # The configured default is meant for product links; an account link has one subtype.
+        return ACCOUNT_SUBTYPE if record.type == "account" else self._default_subtype
 
     def _link(self, job: Job) -> dict[str, Any]:
         record = job.record
         assert isinstance(record, LinkRecord)
         link: dict[str, Any] = {
             "type": record.type,
-            "subtype": record.subtype if record.subtype is not None else self._default_subtype,
+            "subtype": self._subtype(record),
             "from": _plain(record.from_),
             "to": _plain(record.to),
         }
