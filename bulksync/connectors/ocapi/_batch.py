@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from ...answers import bad_response, excerpt
 from ...connector import BaseStage, Client, Failed, Job, Outcome, RequestFailed
 from ...errors import ErrorClass
 from ...http import HttpRequest, HttpResponse, parse_retry_after
@@ -117,7 +118,10 @@ class BatchLinkStage(BaseStage):
             return Failed(ErrorInfo("BadBatchResponse", message), retryable=True)
         status = int(raw_status)
         if 200 <= status < 300:
-            return put_outcome(status, part.body)
+            try:
+                return put_outcome(status, part.body)
+            except RequestFailed as exc:  # an unreadable part: only its own link is retried
+                return as_failed(exc)
         if is_conflict(status, part.body):
             # Rare (nothing here sends a resource state): settle it with single calls.
             try:
@@ -166,10 +170,9 @@ def _parts_by_content_id(response: HttpResponse, sent_boundary: str, what: str) 
     if not content_type.lower().startswith("multipart/"):
         # The batch was accepted but its answer is unreadable; PUTs are upserts, so sending
         # them again is safe.
-        raise RequestFailed(
-            ErrorInfo("BadBatchResponse", f"{what}: answer is {content_type or 'untyped'}"),
-            ErrorClass.RETRYABLE,
-        )
+        media = content_type.split(";", 1)[0].strip() or "untyped"
+        problem = f"a {media} body where multipart/mixed was expected: {excerpt(response.body)}"
+        raise bad_response(what, problem, response.status, True, "BadBatchResponse")
     boundary = boundary_of(content_type) or sent_boundary
     found: dict[str, Part] = {}
     for part in split_multipart(response.body, boundary):
