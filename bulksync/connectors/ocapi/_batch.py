@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from ...answers import bad_response, excerpt
+from ...answers import bad_response, excerpt, read_object
 from ...connector import BaseStage, Client, Failed, Job, Outcome, RequestFailed
 from ...errors import ErrorClass
 from ...http import HttpRequest, HttpResponse, parse_retry_after
@@ -118,10 +118,17 @@ class BatchLinkStage(BaseStage):
             return Failed(ErrorInfo("BadBatchResponse", message), retryable=True)
         status = int(raw_status)
         if 200 <= status < 300:
-            try:
-                return put_outcome(status, part.body)
-            except RequestFailed as exc:  # an unreadable part: only its own link is retried
+            try:  # an unreadable part: only its own link is retried
+                read_object(
+                    part.body,
+                    link.describe(),
+                    status=status,
+                    content_type=part.headers.get("content-type"),
+                    write=True,
+                )
+            except RequestFailed as exc:
                 return as_failed(exc)
+            return put_outcome(status, part.body)
         if is_conflict(status, part.body):
             # Rare (nothing here sends a resource state): settle it with single calls.
             try:

@@ -192,4 +192,5 @@ class CategoryLinkStage(BaseStage):
             return [await resolve_conflict(client, self._data_path, link)]
         if not response.ok:
             raise ocapi_error(response, link.describe())
+        json_object(response, link.describe(), write=True)  # no document, no evidence
         return [put_outcome(response.status, response.body)]
