@@ -304,3 +304,16 @@ async def test_garbage_on_every_answer_fails_with_one_line_and_no_traceback(
     # After the first garbage answer every attempt looks the link up first.
     assert calls(client) == ["POST api/links"] + ["GET api/links"] * 3
     assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+
+
+@pytest.mark.parametrize("kind", sorted(GARBAGE))
+def test_a_garbage_listing_page_is_retried_never_read_as_empty(kind: str) -> None:
+    from bulksync.connectors.ocapi._listing import OcapiLister
+    from bulksync.connectors.quable._listing import QuableLister
+
+    request = HttpRequest("GET", "x")
+    for lister in (QuableLister(), OcapiLister("s/-/dw/data/v23_2")):
+        with pytest.raises(RequestFailed) as caught:
+            lister.read_page("link", request, GARBAGE[kind])
+        assert caught.value.error_class is ErrorClass.RETRYABLE
+        assert caught.value.error.type == "BadResponse"
