@@ -149,8 +149,8 @@ def propeller_links(ctx: Context) -> list[Figure]:
 OCAPI_TYPES = ("other", "accessories", "cross_selling", "up_selling", "spare_parts")
 OCAPI_BATCH_SIZE = 50
 OCAPI_BATCH_ROUTE = "POST /s/-/dw/batch"
-OCAPI_TOKEN_ROUTE = "POST /dw/oauth2/access_token"
-OCAPI_SECTION = {"token_url": "/dw/oauth2/access_token"}  # the sandbox's own token route
+OCAPI_TOKEN_ROUTE = "POST /dwsso/oauth2/access_token"
+OCAPI_SECTION = {"token_url": "/dwsso/oauth2/access_token"}  # the sandbox's own token route
 
 
 def categories_for(links: int) -> int:
@@ -225,7 +225,7 @@ def ocapi_batch(ctx: Context) -> list[Figure]:
         "latency_ms": LATENCY_MS,
         "single_requests": calls["single"],
         "batch_requests": batch["batch_requests"],
-        "single_statuses": single["statuses"],  # 201: created
+        "single_statuses": single["statuses"],  # 200: every PUT, as the spec lists
         "batch_statuses": batch["statuses"],
         "batch_part_statuses": batch["part_statuses"],
         "fewest_batch_requests": math.ceil(n / OCAPI_BATCH_SIZE),

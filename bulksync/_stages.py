@@ -43,6 +43,10 @@ class ItemSink(Protocol):
 
     def end(self, job: Job, outcome: Failed | Skipped, step: str) -> None: ...
 
+    async def intend(self, jobs: Sequence[Job]) -> None:
+        """Make the jobs' pushes durable before a request of theirs is sent (crash safety)."""
+        ...
+
 
 class StagePool:
     def __init__(
@@ -106,6 +110,7 @@ class StagePool:
                 pending.append(job)
             else:  # nothing to do here (an asset with no file to upload)
                 await self._advance(job, None, downstream)
+        await self._sink.intend(pending)
         while pending:
             outcomes = await self._attempt(pending)
             if len(pending) > 1 and all(isinstance(o, Failed) and o.isolate for o in outcomes):
@@ -198,10 +203,13 @@ class StagePool:
             if outcome.remote_id is not None:
                 job.remote_id = outcome.remote_id
         job.stage_attempts = 0
-        job.maybe_applied = False
+        job.maybe_applied = job.resumed
         if downstream is None:
             self._sink.succeed(job)
         else:
+            # What this stage made (an upload's file id) is kept before the job waits for the
+            # next stage: a crash in between then reuses it rather than orphaning it.
+            await self._sink.intend([job])
             await downstream.send(job)
 
 

@@ -14,10 +14,13 @@ from typing import Any, Protocol
 
 from .errors import ErrorClass
 from .http import HttpRequest, HttpResponse, parse_retry_after
-from .records import Kind, Record
+from .records import AssetRecord, Kind, LinkRecord, Record
 from .results import ErrorInfo
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# A stage sets job.state[ABSENT_ON_TARGET] once the target no longer holds the item (the old
+# version of a changed link deleted): if the item then fails, the state forgets the old push.
+ABSENT_ON_TARGET = "absent_on_target"
 
 
 @dataclass(slots=True, eq=False)
@@ -25,13 +28,18 @@ class Job:
     """One item on its way through the stages, with what its steps learned so far."""
 
     record: Record
-    # Step-to-step data of the connector's stages. The engine sets "exists" when the state
-    # store shows the item was pushed before (so a stage can update rather than create).
+    # Step-to-step data of the connector's stages. The engine sets "exists" to True when the
+    # state store (or the --full listing) shows the item on the target, so a stage can update
+    # rather than create; to False when the --full listing lacks it (evidence of absence; the
+    # state's silence is none); and leaves it unset otherwise.
     state: dict[str, Any] = field(default_factory=dict)
     attempts: int = 0  # requests attempts over all stages, for the result line
     stage_attempts: int = 0  # attempts in the current stage, for backoff
     started_at: float | None = None  # monotonic time of the first attempt
     maybe_applied: bool = False  # the previous attempt's answer was lost after sending
+    # An earlier run was pushing this item when it stopped: every stage looks before creating.
+    resumed: bool = False
+    intent: tuple[str, str | None] | None = None  # what the state holds in flight: hash, file
     stage: str | None = None  # the stage the job is in, for interrupted results
     remote_id: str | None = None  # the id the target gave the item
     extra: dict[str, Any] = field(default_factory=dict)  # connector fields for the result line
@@ -179,6 +187,12 @@ class Connector(Protocol):
     # pushes every item again.
     lister: RemoteLister | None
 
+    # Optional: ``identity(record) -> str``, what the target keys an item by, when that is
+    # not the record's key (Propeller keeps one link per from/to pair, whatever its type).
+    # Two input lines with one identity would overwrite each other: the later one fails.
+    # Optional: ``refuse(record) -> str | None``, why the target cannot take a line whatever
+    # it answers (a value its documents rule out): the line is invalid at read time.
+
     def stages(self, kind: Kind) -> Sequence[Stage]: ...
 
     def delete_stages(self, kind: Kind) -> Sequence[Stage]:
@@ -231,3 +245,15 @@ def response_error(
 def _body_excerpt(body: bytes, limit: int = 300) -> str:
     text = body.decode("utf-8", "replace").strip()
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def target_identity(connector: Connector, record: AssetRecord | LinkRecord) -> str:
+    """The item's identity on the target: the connector's ``identity``, else its key."""
+    identity = getattr(connector, "identity", None)
+    return record.key if identity is None else str(identity(record))
+
+
+def read_time_refusal(connector: Connector, record: AssetRecord | LinkRecord) -> str | None:
+    """The connector's ``refuse``, if it has one: why this line cannot be sent at all."""
+    refuse = getattr(connector, "refuse", None)
+    return None if refuse is None else refuse(record)

@@ -81,12 +81,15 @@ def write_catalogue(folder: Path, options: DemoOptions) -> tuple[Path, Path]:
     with open(links_path, "wb") as out:
         for i in range(options.links):
             # Links come grouped by document, as PIM exports list them; half point at the
-            # assets of this run (so they wait for them), half at other documents.
+            # assets of this run (so they wait for them), half at other documents. Within a
+            # document the targets run through consecutive indexes, so no link repeats another
+            # (a repeat would be a duplicate item) while a document has fewer links than that.
             origin = i * documents // max(1, options.links)
             if i % 2 == 0 and asset_ids:
                 target, link_type = asset_ids[(i // 2) % len(asset_ids)], "product_asset"
             else:
-                target, link_type = document_code((origin + 1 + i % 7) % documents), "ref_refCol"
+                other = 1 + (i // 2) % (documents - 1)  # never the document itself
+                target, link_type = document_code((origin + other) % documents), "ref_refCol"
             link = {"from": document_code(origin), "to": target, "type": link_type, "sequence": i}
             out.write(orjson.dumps(link) + b"\n")
     return assets_path, links_path

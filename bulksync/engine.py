@@ -15,16 +15,26 @@ from dataclasses import dataclass, field
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
+from ._identities import IdentityIndex
 from ._stages import ItemSink, StageCounters, StagePool, group_jobs
 from .client import EngineClient, Target
-from .connector import Connector, Failed, Job, Skipped, Stage
+from .connector import (
+    ABSENT_ON_TARGET,
+    Connector,
+    Failed,
+    Job,
+    Skipped,
+    Stage,
+    read_time_refusal,
+    target_identity,
+)
 from .errors import first_bulksync_error
 from .records import AssetRecord, BadRecord, Kind, LinkRecord, Record
 from .redact import redact
 from .remote import RemoteIndex
 from .results import ErrorInfo, ItemResult, ResultWriter, RunStats, Status
 from .retry import RetryPolicy
-from .state import StateStore
+from .state import Intent, StateStore
 from .verdict import Judge
 
 log = logging.getLogger("bulksync.engine")
@@ -72,6 +82,7 @@ class Engine(ItemSink):
         self._deleting = False
         self.succeeded_keys: list[str] = []  # only while deleting: what prune may forget
         self._judge: Judge | None = None
+        self._identities: IdentityIndex | None = None
 
     async def run(self, inputs: Sequence[Input], *, deleting: bool = False) -> RunStats:
         """Run every input to the end, or until :attr:`stop` is set and the grace period ends.
@@ -89,6 +100,7 @@ class Engine(ItemSink):
                 # A first migration has nothing to look up: skip a query per item.
                 self._judge.empty_kinds = {k for k, _ in inputs if options.state.count(k) == 0}
         flows = [(kind, records, list(stages_of(kind))) for kind, records in inputs]
+        self._identities = None if deleting else IdentityIndex()
         for kind, _, stages in flows:
             self.read[kind] = 0
             self.counters.extend(StageCounters(kind, stage.name) for stage in stages)
@@ -110,6 +122,9 @@ class Engine(ItemSink):
             for job in list(self._live):
                 error = ErrorInfo("Interrupted", "the run stopped before this item finished")
                 self._finish(job, "failed", error=error, step=job.stage)
+            if self._identities is not None:
+                self._identities.close()
+                self._identities = None
         self.interrupted = self.stop.is_set()
         return self.stats
 
@@ -186,6 +201,17 @@ class Engine(ItemSink):
                     self._finish_bad(record)
                     await anyio.lowlevel.checkpoint()
                     continue
+                refusal = self._refusal(record)
+                if refusal is not None:
+                    self._finish_bad(refusal)
+                    await anyio.lowlevel.checkpoint()
+                    continue
+                first = self._first_claim(record)
+                if first is not None:
+                    assert isinstance(record, AssetRecord | LinkRecord)
+                    self._finish_duplicate(record, first)
+                    await anyio.lowlevel.checkpoint()
+                    continue
                 job = Job(record)
                 self._live.add(job)
                 if self._unchanged(job):
@@ -199,6 +225,25 @@ class Engine(ItemSink):
                     continue
                 await send.send(job)
 
+    def _refusal(self, record: Record) -> BadRecord | None:
+        if self._deleting or not isinstance(record, AssetRecord | LinkRecord):
+            return None
+        reason = read_time_refusal(self.connector, record)
+        return None if reason is None else BadRecord(record.origin, record.kind, reason, record.key)
+
+    def _first_claim(self, record: Record) -> int | None:
+        """The earlier line of this input with the same identity on the target, if any."""
+        if self._identities is None or not isinstance(record, AssetRecord | LinkRecord):
+            return None
+        identity = target_identity(self.connector, record)
+        return self._identities.claim(record.kind, identity, record.origin.line)
+
+    def _finish_duplicate(self, record: AssetRecord | LinkRecord, first: int) -> None:
+        self.stats.invalid += 1
+        message = f"{record.origin}: duplicate of line {first} (the same item on the target)"
+        error = ErrorInfo("DuplicateItem", message)
+        self._write(ItemResult(record.kind, record.origin, record.key, "failed", error=error))
+
     def _unchanged(self, job: Job) -> bool:
         """Whether this exact item is on the target already (resume, resync, --full)."""
         record = job.record
@@ -207,7 +252,12 @@ class Engine(ItemSink):
         verdict = self._judge.judge(record)
         if verdict.digest is not None:
             job.state["hash"] = verdict.digest
+        self._resume(job)
         if verdict.action == "create":
+            if verdict.absent:
+                # Not the default opposite of True: a stage may tell "created" from "updated"
+                # only with evidence, and a missing key means there was none.
+                job.state["exists"] = False
             return False
         if verdict.action == "skip":
             state = self.options.state
@@ -226,6 +276,31 @@ class Engine(ItemSink):
         job.state["exists"] = True
         job.remote_id = verdict.remote_id
         return False
+
+    def _resume(self, job: Job) -> None:
+        """An item an earlier run left in flight may be on the target already: look first."""
+        state = self.options.state
+        intent = None if state is None else state.in_flight(job.record.kind, job.record.key)
+        if intent is None:
+            return
+        job.resumed = job.maybe_applied = True
+        if intent.file_id is not None and intent.hash == job.state.get("hash"):
+            job.state["file_id"] = intent.file_id  # the same content: its upload is reused
+
+    async def intend(self, jobs: Sequence[Job]) -> None:
+        state = self.options.state
+        if state is None or self._deleting:
+            return
+        intents: dict[tuple[str, str], Intent] = {}
+        for job in jobs:
+            digest = job.state.get("hash")
+            if digest is None:
+                continue
+            wanted = (digest, job.state.get("file_id"))
+            if job.intent != wanted:  # once per job, and again when a stage adds a file id
+                job.intent = wanted
+                intents[(job.record.kind, job.record.key)] = Intent(*wanted)
+        await state.intend(intents)
 
     def _failed_dependency(self, record: Record) -> str | None:
         """A link to an asset that failed in this run is skipped: it could only fail too."""
@@ -249,6 +324,8 @@ class Engine(ItemSink):
 
     def end(self, job: Job, outcome: Failed | Skipped, step: str) -> None:
         if isinstance(outcome, Skipped):
+            if self.options.state is not None and job.intent is not None:
+                self.options.state.settle(job.record.kind, job.record.key)
             self._finish(job, "skipped", reason=outcome.reason)
             return
         job.extra.update(outcome.extra)
@@ -285,7 +362,16 @@ class Engine(ItemSink):
         if status == "failed" and state is not None and not self._deleting:
             what = f"{error.type}: {error.message}" if error else "failed"
             where = f" at {step}" if step else ""
-            state.failed(record.kind, record.key, redact(f"failed{where}: {what}")[:500])
+            # Settled only when the push surely did not happen: otherwise the next run looks
+            # the item up before creating it.
+            unsure = job.maybe_applied or job.resumed or (error and error.type == "Interrupted")
+            state.failed(
+                record.kind,
+                record.key,
+                redact(f"failed{where}: {what}")[:500],
+                absent=bool(job.state.get(ABSENT_ON_TARGET)),
+                settled=job.intent is None or not unsure,
+            )
         self._write(result)
 
     def _finish_bad(self, record: BadRecord) -> None:

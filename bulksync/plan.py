@@ -6,6 +6,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._identities import IdentityIndex
+from .connector import Connector, read_time_refusal, target_identity
 from .prune import doomed_items
 from .records import AssetRecord, BadRecord, Kind, LinkRecord, Record
 from .verdict import Judge
@@ -33,23 +35,49 @@ def make_plan(
     judge: Judge,
     *,
     prune: bool = False,
+    connector: Connector | None = None,
 ) -> list[KindPlan]:
-    """Classify every input item as the engine would: create, update, skip or invalid."""
+    """Classify every input item as the engine would: create, update, skip or invalid (a bad
+    line, or a duplicate of an earlier line's item on the target)."""
     plans = []
-    for kind, records in inputs:
-        plan = KindPlan(kind)
-        for record in records:
-            if isinstance(record, BadRecord):
-                plan.add("invalid", f"{record.origin}: {record.reason}")
-                continue
-            assert isinstance(record, AssetRecord | LinkRecord)
-            verdict = judge.judge(record)
-            plan.add(verdict.action, f"{record.key} ({record.origin})")
-        if prune and judge.state is not None:
-            for removal in doomed_items(kind, judge.state, judge.remote):
+    identities = IdentityIndex()
+    try:
+        for kind, records in inputs:
+            plans.append(_plan_kind(kind, records, judge, identities, connector))
+    finally:
+        identities.close()
+    if prune and judge.state is not None:
+        for plan in plans:
+            for removal in doomed_items(plan.kind, judge.state, judge.remote):
                 plan.add("delete", f"{removal.key} ({removal.origin.path})")
-        plans.append(plan)
     return plans
+
+
+def _plan_kind(
+    kind: Kind,
+    records: Iterable[Record | BadRecord],
+    judge: Judge,
+    identities: IdentityIndex,
+    connector: Connector | None,
+) -> KindPlan:
+    plan = KindPlan(kind)
+    for record in records:
+        if isinstance(record, BadRecord):
+            plan.add("invalid", f"{record.origin}: {record.reason}")
+            continue
+        assert isinstance(record, AssetRecord | LinkRecord)
+        refusal = None if connector is None else read_time_refusal(connector, record)
+        if refusal is not None:
+            plan.add("invalid", f"{record.origin}: {refusal}")
+            continue
+        identity = record.key if connector is None else target_identity(connector, record)
+        first = identities.claim(kind, identity, record.origin.line)
+        if first is not None:
+            plan.add("invalid", f"{record.origin}: duplicate of line {first}")
+            continue
+        verdict = judge.judge(record)
+        plan.add(verdict.action, f"{record.key} ({record.origin})")
+    return plan
 
 
 def format_plan(plans: Sequence[KindPlan]) -> str:

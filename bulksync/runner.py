@@ -15,7 +15,7 @@ import anyio
 
 from .client import EngineClient
 from .config import Config
-from .connector import RemoteLister
+from .connector import Connector, RemoteLister
 from .engine import Engine, EngineOptions, Input
 from .errors import AuthError, BulksyncError, ConfigError, first_bulksync_error
 from .http import HttpRequest
@@ -268,8 +268,15 @@ async def _dry_run(
     """The plan, from the inputs, the state and (with --full) the target's listing."""
     remote: RemoteIndex | None = None
     lister: RemoteLister | None = None
+    connector: Connector | None = None
+    if not mode.full:
+        try:
+            connector = build_target(config).connector  # for the items' identities only
+        except ConfigError:
+            connector = None  # no secrets for a plan: duplicates are then found by key
     if mode.full:
         built = build_target(config)
+        connector = built.connector
         try:
             remote = _remote_index(config, built, mode, stack)
             lister = _lister_of(built)
@@ -279,7 +286,7 @@ async def _dry_run(
         finally:
             await built.target.transport.aclose()
     judge = Judge(state, remote, lister, mode.full)
-    plans = make_plan(inputs, judge, prune=mode.prune)
+    plans = make_plan(inputs, judge, prune=mode.prune, connector=connector)
     if not quiet:
         print(format_plan(plans))
     return RunReport(EXIT_OK, {"plan": plan_json(plans)})

@@ -13,11 +13,12 @@ import hashlib
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
 import orjson
 
 from .errors import ConfigError
@@ -35,6 +36,17 @@ CREATE TABLE IF NOT EXISTS items (
     result    TEXT,  -- the last result: "succeeded (created)", "failed: HTTP422: ..."
     PRIMARY KEY (target, kind, key)
 ) WITHOUT ROWID;
+-- Items a run was pushing and has not settled: written before the first request is sent,
+-- so after a crash the next run knows the target may hold them whatever the results file says.
+CREATE TABLE IF NOT EXISTS intents (
+    target  TEXT NOT NULL,
+    kind    TEXT NOT NULL,
+    key     TEXT NOT NULL,
+    hash    TEXT NOT NULL,  -- of what was being pushed
+    file_id TEXT,           -- an upload already made for it, reused on resume
+    run_id  TEXT NOT NULL,
+    PRIMARY KEY (target, kind, key)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS seen (
     run_id TEXT NOT NULL,
     kind   TEXT NOT NULL,
@@ -48,6 +60,14 @@ CREATE TABLE IF NOT EXISTS seen (
 class Confirmed:
     hash: str
     remote_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """An item on its way to the target: it may be there once its first request is sent."""
+
+    hash: str
+    file_id: str | None = None
 
 
 def content_hash(record: Record) -> str:
@@ -108,6 +128,11 @@ class StateStore:
         self._pending: dict[tuple[str, str], tuple[str, str | None, str]] = {}
         self._failures: dict[tuple[str, str], str] = {}
         self._seen: list[tuple[str, str]] = []
+        # Absent on the target now (a changed link deleted, its new version refused).
+        self._absent: set[tuple[str, str]] = set()
+        self._intents: dict[tuple[str, str], Intent] = {}  # recorded, not yet committed
+        self._settled: set[tuple[str, str]] = set()  # intents to drop with the next flush
+        self._intent_commits = 0
         self._last_flush = time.monotonic()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -118,8 +143,61 @@ class StateStore:
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(items)")}
             if "result" not in columns:  # a database made before results were kept
                 self._db.execute("ALTER TABLE items ADD COLUMN result TEXT")
+            # What earlier runs left in flight: small (at most their in-flight windows).
+            self._in_flight = {
+                (kind, key): Intent(digest, file_id)
+                for kind, key, digest, file_id in self._db.execute(
+                    "SELECT kind, key, hash, file_id FROM intents WHERE target = ?", (target,)
+                )
+            }
         except sqlite3.Error as exc:
             raise ConfigError(f"cannot open the state database {path}: {exc}") from None
+        # Keys with an intent recorded and not settled: bounded by the in-flight window.
+        self._open: set[tuple[str, str]] = set(self._in_flight)
+
+    def in_flight(self, kind: str, key: str) -> Intent | None:
+        """An earlier run was pushing this item and never settled it: it may be on the target."""
+        return self._in_flight.get((kind, key))
+
+    async def intend(self, intents: Mapping[tuple[str, str], Intent]) -> None:
+        """Make these pushes durable before their first request is sent.
+
+        Workers calling at about the same time share one transaction: each adds its own, lets
+        the others add theirs, and the first back commits them all (a group commit).
+        """
+        if not intents:
+            return
+        self._intents.update(intents)
+        self._settled.difference_update(intents)
+        self._open.update(intents)
+        commits = self._intent_commits
+        await anyio.lowlevel.checkpoint()
+        if self._intent_commits == commits and self._intents:
+            self._commit_intents()
+
+    def settle(self, kind: str, key: str) -> None:
+        """The item's push is over (confirmed, refused for sure, or not needed): forget it."""
+        if (kind, key) not in self._open:
+            return  # nothing in flight was recorded for it
+        self._open.discard((kind, key))
+        self._intents.pop((kind, key), None)
+        self._settled.add((kind, key))
+
+    def _commit_intents(self) -> None:
+        rows = [
+            (self.target, kind, key, intent.hash, intent.file_id, self.run_id)
+            for (kind, key), intent in self._intents.items()
+        ]
+        self._intents.clear()
+        self._intent_commits += 1
+        with self._guard(), self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT INTO intents (target, kind, key, hash, file_id, run_id) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (target, kind, key) DO UPDATE SET "
+                "hash = excluded.hash, file_id = excluded.file_id, run_id = excluded.run_id",
+                rows,
+            )
 
     def lookup(self, kind: str, key: str) -> Confirmed | None:
         """What was last confirmed pushed, or ``None`` when nothing ever was."""
@@ -160,12 +238,23 @@ class StateStore:
         if remote_id is None and earlier is not None:
             remote_id = earlier[1]  # as the upsert's COALESCE does for committed rows
         self._failures.pop((kind, key), None)
+        self._absent.discard((kind, key))
         self._pending[(kind, key)] = (digest, remote_id, result)
+        self.settle(kind, key)
         self._maybe_flush()
 
-    def failed(self, kind: str, key: str, result: str) -> None:
-        """The item's last result is a failure: kept, without touching what was last pushed."""
+    def failed(
+        self, kind: str, key: str, result: str, *, absent: bool = False, settled: bool = True
+    ) -> None:
+        """The item's last result is a failure: kept, without touching what was last pushed,
+        unless the target no longer holds that (``absent``: the next run creates it again).
+        A push that may still have been applied is not ``settled``: the next run looks first.
+        """
         self._failures[(kind, key)] = result
+        if absent:
+            self._absent.add((kind, key))
+        if settled:
+            self.settle(kind, key)
         self._maybe_flush()
 
     def forget(self, kind: str, key: str) -> None:
@@ -185,7 +274,9 @@ class StateStore:
 
     def flush(self) -> None:
         self._last_flush = time.monotonic()
-        if not self._pending and not self._seen and not self._failures:
+        if self._intents:
+            self._commit_intents()
+        if not (self._pending or self._seen or self._failures or self._settled):
             return
         now = time.time()
         with self._guard(), self._db:  # one transaction for the whole batch
@@ -214,12 +305,25 @@ class StateStore:
                 ],
             )
             self._db.executemany(
+                "UPDATE items SET hash = '', remote_id = NULL "
+                "WHERE target = ? AND kind = ? AND key = ?",
+                [(self.target, kind, key) for kind, key in self._absent],
+            )
+            self._db.executemany(
                 "INSERT OR IGNORE INTO seen (run_id, kind, key) VALUES (?, ?, ?)",
                 [(self.run_id, kind, key) for kind, key in self._seen],
             )
+            self._db.executemany(
+                "DELETE FROM intents WHERE target = ? AND kind = ? AND key = ?",
+                [(self.target, kind, key) for kind, key in self._settled],
+            )
+        for settled in self._settled:
+            self._in_flight.pop(settled, None)
         self._pending.clear()
         self._failures.clear()
+        self._absent.clear()
         self._seen.clear()
+        self._settled.clear()
 
     def unseen(self, kind: str) -> Iterator[tuple[str, str | None]]:
         """Confirmed items of this target that this run's input did not hold: prune candidates."""

@@ -29,6 +29,10 @@ class Verdict:
     # A skip the state may record as a confirmed push: false when --full could compare only
     # part of the item (an asset's file bytes are not in a listing).
     confirmable: bool = True
+    # A create because the target's own listing (--full) lacks the item: evidence it is not
+    # there. The state's silence is not: it knows only what bulksync pushed with it (a fresh
+    # state, another tool, another results folder), so it leaves this False.
+    absent: bool = False
 
 
 @dataclass(slots=True)
@@ -53,7 +57,7 @@ class Judge:
             remote.saw(kind, key)
             found = remote.lookup(kind, key)
             if found is None:
-                return Verdict("create", digest)
+                return Verdict("create", digest, absent=True)
             try:
                 same = self.lister.matches(record, found)
             except Exception:  # a connector bug must not stop the run: push the item

@@ -6,12 +6,13 @@ import os
 import sqlite3
 from pathlib import Path
 
+import anyio
 import orjson
 import pytest
 
 from bulksync.cli import main
 from bulksync.records import AssetRecord, LinkRecord, Origin
-from bulksync.state import Confirmed, StateStore, content_hash
+from bulksync.state import Confirmed, Intent, StateStore, content_hash
 
 
 def test_confirmations_are_batched_and_survive_a_reopen(tmp_path: Path) -> None:
@@ -241,3 +242,52 @@ def test_a_run_records_failures_and_successes_in_the_state(tmp_path: Path) -> No
         else:
             assert kept[r["key"]].startswith("succeeded")
     assert any(r["status"] == "failed" for r in results)
+
+
+async def test_intents_of_workers_share_one_transaction_and_survive_a_crash(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "state.sqlite"
+    store = StateStore(path, "quable https://a.test", flush_every=1000, flush_interval_s=3600)
+    commits: list[str] = []
+    store._db.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+    async with anyio.create_task_group() as workers:
+        for n in range(8):
+            workers.start_soon(store.intend, {("link", f"k{n}"): Intent(f"h{n}", None)})
+    assert commits == ["COMMIT"]  # eight workers, one group commit
+    await store.intend({("asset", "a"): Intent("ha", "file-1")})
+    # A crash now: another process opening the state sees every intent already.
+    crashed = StateStore(path, "quable https://a.test")
+    assert crashed.in_flight("link", "k3") == Intent("h3", None)
+    assert crashed.in_flight("asset", "a") == Intent("ha", "file-1")
+    assert crashed.in_flight("link", "other") is None
+    assert StateStore(path, "ocapi https://b.test").in_flight("link", "k3") is None
+    crashed.close()
+
+
+async def test_settled_intents_are_gone_after_the_flush(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite"
+    store = StateStore(path, "t", flush_every=1000, flush_interval_s=3600)
+    await store.intend({("link", k): Intent("h", None) for k in ("done", "refused", "unsure")})
+    store.confirm("link", "done", "h", "id-1")
+    store.failed("link", "refused", "failed: HTTP400: bad")  # surely not applied
+    store.failed("link", "unsure", "failed: Timeout", settled=False)
+    assert StateStore(path, "t").in_flight("link", "done") is not None  # not flushed yet
+    store.flush()
+    reopened = StateStore(path, "t")
+    assert reopened.in_flight("link", "done") is None
+    assert reopened.in_flight("link", "refused") is None
+    assert reopened.in_flight("link", "unsure") == Intent("h", None)
+
+
+def test_a_failure_marked_absent_forgets_the_last_push(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "state.sqlite", "t")
+    store.confirm("link", "a", "h1", "id-1")
+    store.confirm("link", "b", "h1", "id-2")
+    store.flush()
+    store.failed("link", "a", "failed at link: HTTP413: too large", absent=True)
+    store.failed("link", "b", "failed at link: HTTP400: nope")
+    store.flush()
+    assert store.lookup("link", "a") is None  # the target holds nothing: create it again
+    assert store.lookup("link", "b") == Confirmed("h1", "id-2")
+    assert store.last_result("link", "a") == "failed at link: HTTP413: too large"

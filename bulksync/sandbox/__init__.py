@@ -10,7 +10,7 @@ Default credentials
 - Quable: bearer token ``sandbox-token`` (static, never expires), or log in with user
   ``sandbox`` / password ``sandbox`` via ``POST /api_1.php/sessions``.
 - Propeller: client id ``sandbox``, secret ``sandbox`` (``POST /oauth2/token``).
-- OCAPI: client id ``sandbox``, secret ``sandbox`` (``POST /dw/oauth2/access_token``).
+- OCAPI: client id ``sandbox``, secret ``sandbox`` (``POST /dwsso/oauth2/access_token``).
 
 Use
 ---

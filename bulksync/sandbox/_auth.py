@@ -6,7 +6,9 @@
   ``GET /api_1.php/sessions`` with the ``quable-remember-me`` cookie; static tokens too.
 - Propeller: ``POST /oauth2/token`` (form ``grant_type=client_credentials``, ``client_id``,
   ``client_secret``), Apigee-shaped answer with ``expires_in`` as a string.
-- OCAPI: ``POST /dw/oauth2/access_token`` (Basic client credentials, form ``grant_type``).
+- OCAPI: ``POST /dwsso/oauth2/access_token``, the Account Manager path of the current docs, and
+  the older ``POST /dw/oauth2/access_token`` still in the Data API spec (Basic client
+  credentials, form ``grant_type``).
 """
 
 from __future__ import annotations
@@ -295,4 +297,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(QUABLE_SESSIONS, quable_login)
     app.router.add_get(QUABLE_SESSIONS, quable_refresh)
     app.router.add_post("/oauth2/token", propeller_token)
+    app.router.add_post("/dwsso/oauth2/access_token", ocapi_token)
     app.router.add_post("/dw/oauth2/access_token", ocapi_token)

@@ -16,13 +16,20 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 OCAPI_DATA = "/s/-/dw/data/v23_2"
 OCAPI_BATCH = "/s/-/dw/batch"
 # Routes that hand out tokens cannot demand one.
-PUBLIC_PATHS = frozenset({"/api_1.php/sessions", "/oauth2/token", "/dw/oauth2/access_token"})
+PUBLIC_PATHS = frozenset(
+    {
+        "/api_1.php/sessions",
+        "/oauth2/token",
+        "/dwsso/oauth2/access_token",
+        "/dw/oauth2/access_token",
+    }
+)
 
 
 def api_of(path: str) -> Api | None:
     if path.startswith(("/api/", "/api_1.php/")) or path == "/api":
         return "quable"
-    if path.startswith(("/s/-/dw/", "/dw/")):
+    if path.startswith(("/s/-/dw/", "/dw/", "/dwsso/")):
         return "ocapi"
     if path.startswith("/links") or path == "/oauth2/token":
         return "propeller"

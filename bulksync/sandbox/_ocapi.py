@@ -3,7 +3,8 @@
 Routes, under ``/s/-/dw/data/v23_2/catalogs/{catalog_id}/categories/{category_id}``:
 ``GET .../category_links`` (``start``, ``count``, ``select``; sorted by position) and
 ``GET|PUT|PATCH|DELETE .../category_links/{target_catalog_id}/{target_category_id}/{type}``.
-PUT is an upsert (201 created, 200 updated); ``_resource_state`` in the body or the
+PUT is an upsert: 200 for an update, and for a create 200 as the Data API spec lists or 201 as
+the HTML sample shows (``ocapi.put_created_status``); ``_resource_state`` in the body or the
 ``x-dw-resource-state`` header must match or the answer is 409 ResourceStateConflictException.
 The state travels in the ``x-dw-resource-state`` response header, as in the seed's samples;
 the seed's CategoryLink bodies carry no ``_resource_state`` (the knob
@@ -116,7 +117,11 @@ def _category(state: SandboxState, catalog_id: str, category_id: str) -> dict[st
 
 
 def _render(
-    state: SandboxState, call: Call, key: tuple[str, ...], record: dict[str, Any]
+    state: SandboxState,
+    call: Call,
+    key: tuple[str, ...],
+    record: dict[str, Any],
+    with_link: bool = True,
 ) -> dict[str, Any]:
     catalogs = state.store.ocapi.catalogs
     src_cat, src, tgt_cat, tgt, type_ = key
@@ -127,9 +132,10 @@ def _render(
     body: dict[str, Any] = {"_v": OCAPI_VERSION, "_type": "category_link"}
     if state.settings.ocapi.resource_state_in_body:
         body["_resource_state"] = resource_state(key, record)
+    body["last_modified"] = record["last_modified"]
+    if with_link:  # optional in the spec's category_link document
+        body["link"] = link
     return body | {
-        "last_modified": record["last_modified"],
-        "link": link,
         "position": record["position"],
         "source_catalog_id": src_cat,
         "source_catalog_name": catalogs[src_cat]["name"],
@@ -162,7 +168,10 @@ def _list(state: SandboxState, call: Call, catalog: str, category: str) -> Resul
     body: dict[str, Any] = {
         "_v": OCAPI_VERSION,
         "count": len(chunk),
-        "data": [_render(state, call, (catalog, category, *tgt), rec) for tgt, rec in chunk],
+        "data": [
+            _render(state, call, (catalog, category, *tgt), rec, knobs.list_link_property)
+            for tgt, rec in chunk
+        ],
     }
     if start + count < len(ordered) and count > 0:
         params = {**call.query, "start": str(start + count), "count": str(count)}
@@ -219,7 +228,7 @@ def _put(state: SandboxState, call: Call, key: tuple[str, ...]) -> Result:
     record = {"position": float(position), "last_modified": now_ocapi()}
     targets[(key[2], key[3], key[4])] = record
     state.stats.write("ocapi")
-    return _one(state, call, key, record, 201)
+    return _one(state, call, key, record, state.settings.ocapi.put_created_status)
 
 
 def _patch(state: SandboxState, call: Call, key: tuple[str, ...]) -> Result:

@@ -180,6 +180,15 @@ def document(call: Call, key: tuple[str, ...]) -> dict[str, Any]:
             "The type of property 'position' is invalid: Double expected.",
             {"path": "position", "expectedTypes": "Double", "actualType": type(position).__name__},
         )
+    if position is not None and position < 0:
+        # The CategoryLink document: position "minNumberValue=0.0". The fault's name is not in
+        # the docs; it is the one OCAPI gives other value constraints.
+        raise Fault(
+            400,
+            "ValueConstraintViolationException",
+            f"The value '{float(position)}' of property 'position' must be at least 0.0.",
+            {"property": "position", "document": "category_link", "minimum": 0.0},
+        )
     return doc
 
 

@@ -163,9 +163,19 @@ class OcapiSettings:
     resource_state_in_body: bool = _knob(
         False, "also put _resource_state in category_link bodies (the header is always sent)"
     )
+    put_created_status: int = _knob(
+        200, "status of a PUT that creates a link: 200 as the Data API spec lists, or 201"
+    )
+    list_link_property: bool = _knob(
+        True, "listed category links carry their optional link URL; false leaves it out"
+    )
     seed_catalogs: int = _knob(2, "catalogs catalog-1..N created at start")
     seed_categories: int = _knob(20, "categories category-0001..N (plus root) per catalog")
     catalogs_file: str = _knob("", "JSONL file of catalogs/categories to create at start")
+
+    def __post_init__(self) -> None:
+        if self.put_created_status not in (200, 201):
+            raise SettingsError("ocapi.put_created_status must be 200 or 201")
 
 
 @dataclass(frozen=True, slots=True)

@@ -249,7 +249,7 @@ async def test_an_unreadable_part_of_an_ocapi_batch_fails_only_its_own_link(body
         return HttpResponse(200, {"content-type": content_type}, b"".join(chunks) + closing)
 
     outcomes = await stage.run([ocapi_job(), ocapi_job()], ScriptedClient(respond))
-    assert outcomes[0] == Done(remote_id="https://h/x", extra={"action": "updated"})
+    assert outcomes[0] == Done(remote_id="https://h/x", extra={"action": "upserted"})
     assert isinstance(outcomes[1], Failed) and outcomes[1].retryable
     assert outcomes[1].error.type == "BadResponse"
 

@@ -197,7 +197,7 @@ async def test_full_on_ocapi_puts_only_what_the_listing_shows_different(
             inputs=InputsConfig(links=tmp_path / "links.jsonl"),
             limits=LimitsConfig(concurrency=4),
             output=OutputConfig(results=tmp_path / "results.jsonl", progress=False),
-            sections={"ocapi": {"token_url": "/dw/oauth2/access_token", "list_page_size": 3}},
+            sections={"ocapi": {"token_url": "/dwsso/oauth2/access_token", "list_page_size": 3}},
         )
         assert (await run_job_async(config, True)).exit_code == 0
         # Behind bulksync's back: one position moved, one link removed.
@@ -215,7 +215,7 @@ async def test_full_on_ocapi_puts_only_what_the_listing_shows_different(
             for target, record in by_target.items()
         }
     assert report.exit_code == 0
-    writes.pop("POST /dw/oauth2/access_token", None)  # the run's login, not a write
+    writes.pop("POST /dwsso/oauth2/access_token", None)  # the run's login, not a write
     assert list(writes.values()) == [2]  # the moved link and the removed one, each one PUT
     assert sum(reads.values()) >= 9  # 3 categories of 8 links, pages of 3
     assert report.summary["skipped"] == 22

@@ -764,7 +764,7 @@ async def test_ocapi_listing_pages_through_the_sandbox(
         target.base_url = sandbox.url
         # The sandbox serves the token route on its own host.
         config = run_config(
-            tmp_path, target, inputs, ocapi={"token_url": "/dw/oauth2/access_token"}
+            tmp_path, target, inputs, ocapi={"token_url": "/dwsso/oauth2/access_token"}
         )
         with anyio.fail_after(60):
             report = await run_job_async(config, quiet=True)

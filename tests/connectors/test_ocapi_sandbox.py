@@ -11,14 +11,14 @@ import orjson
 import pytest
 
 from bulksync.config import Config, InputsConfig, LimitsConfig, OutputConfig, TargetConfig
-from bulksync.runner import RunReport, run_job_async
+from bulksync.runner import RunOptions, RunReport, run_job_async
 from bulksync.sandbox import SandboxSettings, SandboxState, running_sandbox
 
 CLIENT_ID, CLIENT_SECRET = "BULKSYNC_TEST_OCAPI_CLIENT_ID", "BULKSYNC_TEST_OCAPI_CLIENT_SECRET"
 TYPES = ("other", "accessories", "cross_selling", "up_selling", "spare_parts")
 CATEGORIES = 40  # per seeded catalog: category-0001 .. category-0040
 BATCH_ROUTE = "POST /s/-/dw/batch"
-TOKEN_ROUTE = "POST /dw/oauth2/access_token"
+TOKEN_ROUTE = "POST /dwsso/oauth2/access_token"
 PUT_ROUTE = "PUT /s/-/dw/data/v23_2/catalogs/"
 
 
@@ -73,7 +73,7 @@ def config_for(folder: Path, url: str, ocapi: Mapping[str, Any], concurrency: in
         limits=LimitsConfig(concurrency=concurrency),
         output=OutputConfig(results=folder / "results.jsonl", progress=False),
         # The sandbox serves the token route on its own host: a token_url relative to base_url.
-        sections={"ocapi": {"token_url": "/dw/oauth2/access_token", **ocapi}},
+        sections={"ocapi": {"token_url": "/dwsso/oauth2/access_token", **ocapi}},
     )
 
 
@@ -126,7 +126,7 @@ def assert_all_succeeded_once(folder: Path, links: list[dict[str, Any]], state: 
     assert all(r["status"] == "succeeded" for r in lines), [
         r for r in lines if r["status"] != "succeeded"
     ][:3]
-    assert {r["action"] for r in lines} <= {"created", "updated"}
+    assert {r["action"] for r in lines} <= {"created", "updated", "upserted"}
     assert state.store.ocapi.link_count() == len(links)  # none lost, none extra
     assert stored(state) == expected(links)  # each one where it belongs, at its position
 
@@ -138,7 +138,9 @@ async def test_links_end_to_end(tmp_path: Path, batch: bool) -> None:
     assert report.exit_code == 0, report.summary
     assert_all_succeeded_once(tmp_path, links, state)
     lines = results(tmp_path)
-    assert all(r["action"] == "created" and r["attempts"] == 1 for r in lines)
+    # The spec's 200 for every PUT, a state that knows nothing and no --full: no evidence of
+    # whether a link was there, so neither "created" nor "updated" is claimed.
+    assert all(r["action"] == "upserted" and r["attempts"] == 1 for r in lines)
     assert all(r["remote_id"].endswith("/" + r["key"].rsplit(":", 1)[1]) for r in lines)
     direct_puts = requests_to(state, PUT_ROUTE)
     parts = requests_to(state, PUT_ROUTE, batch_part=True)
@@ -150,22 +152,27 @@ async def test_links_end_to_end(tmp_path: Path, batch: bool) -> None:
         assert requests_to(state, BATCH_ROUTE) == 0
 
 
-async def test_a_second_push_updates_and_keeps_each_link_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("batch", [False, True])
+@pytest.mark.parametrize("created_status", ["200", "201"])
+async def test_created_and_updated_come_from_evidence_not_from_the_status(
+    tmp_path: Path, batch: bool, created_status: str
+) -> None:
     links = write_links(tmp_path, 30)
-    async with running_sandbox(sandbox_settings()) as sandbox:
+    settings = sandbox_settings({"ocapi.put_created_status": created_status})
+    async with running_sandbox(settings) as sandbox:
         with anyio.fail_after(60):
-            for batch in (False, True):
-                # Results (and the run state kept beside them) in a folder per run, so the
-                # second run sends every link again instead of skipping them as unchanged.
-                output = tmp_path / f"batch-{batch}"
-                output.mkdir()
-                config = config_for(tmp_path, sandbox.url, {"batch": batch}, 4)
-                config.output.results = output / "results.jsonl"
-                assert (await run_job_async(config, quiet=True)).exit_code == 0
-                actions = {r["action"] for r in results(output)}
-                assert actions == ({"updated"} if batch else {"created"})
+            config = config_for(tmp_path, sandbox.url, {"batch": batch}, 4)
+            # --full: the listing shows none of them, evidence enough for "created" even when
+            # the server answers a create with 200.
+            assert (await run_job_async(config, True, RunOptions(full=True))).exit_code == 0
+            assert {r["action"] for r in results(tmp_path)} == {"created"}
+            # New positions: the state knows each link was pushed, so each is an update.
+            moved = [{**link, "sequence": link["sequence"] + 100} for link in links]
+            (tmp_path / "links.jsonl").write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in moved))
+            assert (await run_job_async(config, quiet=True)).exit_code == 0
+            assert {r["action"] for r in results(tmp_path)} == {"updated"}
         assert sandbox.state.store.ocapi.link_count() == len(links)
-        assert stored(sandbox.state) == expected(links)
+        assert stored(sandbox.state) == expected(moved)
 
 
 async def test_1000_links_take_at_most_20_batch_requests(tmp_path: Path) -> None:
@@ -282,3 +289,49 @@ async def test_prune_deletes_the_category_links_that_left_the_input(
             second = await run_job_async(config, quiet=True, options=RunOptions(prune=True))
         assert second.exit_code == 0 and second.summary["deleted"] == 2
         assert sandbox.state.store.ocapi.link_count() == 58
+
+
+@pytest.mark.parametrize("full", [False, True])
+async def test_prune_works_with_listings_that_omit_the_optional_link(
+    tmp_path: Path, full: bool
+) -> None:
+    from bulksync.sandbox._store import now_ocapi
+
+    links = write_links(tmp_path, 30)
+    settings = sandbox_settings({"ocapi.list_link_property": "false"})
+    async with running_sandbox(settings) as sandbox:
+        config = config_for(tmp_path, sandbox.url, {}, concurrency=4)
+        with anyio.fail_after(60):
+            assert (await run_job_async(config, quiet=True)).exit_code == 0
+            # Links bulksync never pushed, under a source category of the input: only the
+            # listing knows them, and it gives no link URL, so their path comes from the ids.
+            source = (links[0]["from"]["catalog"], links[0]["from"]["category"])
+            foreign = sandbox.state.store.ocapi.links[source]
+            for link_type in ("other", "up_selling"):
+                record = {"position": 99.0, "last_modified": now_ocapi()}
+                foreign[("catalog-2", f"category-{CATEGORIES:04d}", link_type)] = record
+            kept = links[2:]
+            (tmp_path / "links.jsonl").write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in kept))
+            options = RunOptions(prune=True, full=full, max_delete="10")
+            report = await run_job_async(config, quiet=True, options=options)
+        assert report.exit_code == 0, report.summary
+        deleted = [r for r in results(tmp_path) if r.get("action") in ("deleted", "gone")]
+        assert all(r["status"] == "succeeded" for r in deleted)
+        # Without --full only what bulksync pushed is in scope; with it, the foreign two too.
+        assert report.summary["deleted"] == (4 if full else 2)
+        assert sandbox.state.store.ocapi.link_count() == 28 + (0 if full else 2)
+        assert stored(sandbox.state).items() >= expected(kept).items()
+
+
+async def test_a_negative_sequence_fails_naming_its_line_and_is_never_sent(tmp_path: Path) -> None:
+    bad = {"from": category(1, 1), "to": category(2, 9), "type": "other", "sequence": -1}
+    links = write_links(tmp_path, 5, extra=[bad])
+    report, state = await run(sandbox_settings(), tmp_path)
+    assert report.exit_code != 0
+    [failed] = [r for r in results(tmp_path) if r["status"] == "failed"]
+    assert failed["line"] == 6 and failed["error"]["type"] == "InvalidInput"
+    assert failed["error"]["message"].startswith(f"{tmp_path / 'links.jsonl'}:6: 'sequence'")
+    assert requests_to(state, PUT_ROUTE) == len(links)  # the bad line cost no request
+    assert state.store.ocapi.link_count() == len(links)
+    # Refused as it was read, like a malformed line: the engine never made a job of it.
+    assert failed["attempts"] == 0

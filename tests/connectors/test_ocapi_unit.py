@@ -55,11 +55,11 @@ def to_category(name: str) -> Job:
 
 
 def test_token_request_is_basic_client_credentials_form() -> None:
-    source = OcapiClientCredentials("my-client", "s3cret:with-colon", "dw/oauth2/access_token")
+    source = OcapiClientCredentials("my-client", "s3cret:with-colon", "dwsso/oauth2/access_token")
     request = source.login_request()
     assert (request.method, request.url, request.authenticated) == (
         "POST",
-        "dw/oauth2/access_token",
+        "dwsso/oauth2/access_token",
         False,
     )
     expected = base64.b64encode(b"my-client:s3cret:with-colon").decode()
@@ -116,11 +116,12 @@ async def test_put_url_method_and_document() -> None:
     assert outcomes == [Done(remote_id=LINK_URL, extra={"action": "created"})]
 
 
-async def test_put_200_is_an_update_and_no_sequence_sends_no_position() -> None:
+async def test_put_200_without_evidence_is_upserted_and_no_sequence_sends_no_position() -> None:
+    # The spec's only PUT status is 200: it cannot tell a create from an update.
     client = ScriptedClient(reply(200, {"_type": "category_link", "position": 4.0}))
     outcomes = await CategoryLinkStage(DATA).run([job(sequence=None)], client)
     assert "position" not in client.requests[0].json
-    assert outcomes == [Done(remote_id=None, extra={"action": "updated"})]
+    assert outcomes == [Done(remote_id=None, extra={"action": "upserted"})]
 
 
 @pytest.mark.parametrize(
@@ -372,6 +373,7 @@ async def test_parts_answered_out_of_order_are_matched_by_content_id() -> None:
     verdicts: dict[str, PartAnswer] = {
         "new": (201, {"link": "new"}, {}),
         "old": (200, {"link": "old"}, {}),
+        "unknown": (200, {"link": "unknown"}, {}),
         "gone": (404, fault_doc("CategoryNotFoundException", "No category with ID 'gone'"), {}),
         "busy": (503, fault_doc("ServiceUnavailableException"), {"retry-after": "2"}),
         "expired": (401, fault_doc("InvalidAccessTokenException"), {}),
@@ -379,10 +381,13 @@ async def test_parts_answered_out_of_order_are_matched_by_content_id() -> None:
     }
     names = list(verdicts)
     client = ScriptedClient(batch_reply(lambda doc: verdicts[doc["target_category_id"]]))
-    outcomes = await stage().run([to_category(name) for name in names], client)
+    jobs = [to_category(name) for name in names]
+    jobs[names.index("old")].state["exists"] = True  # what the engine sets from the state
+    outcomes = await stage().run(jobs, client)
     by_name = dict(zip(names, outcomes, strict=True))
     assert by_name["new"] == Done(remote_id="new", extra={"action": "created"})
     assert by_name["old"] == Done(remote_id="old", extra={"action": "updated"})
+    assert by_name["unknown"] == Done(remote_id="unknown", extra={"action": "upserted"})
     gone = by_name["gone"]
     assert isinstance(gone, Failed) and not gone.retryable
     assert (gone.error.type, gone.error.http_status) == ("CategoryNotFoundException", 404)

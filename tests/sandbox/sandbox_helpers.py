@@ -36,7 +36,7 @@ async def propeller_token(http: aiohttp.ClientSession) -> dict[str, str]:
 async def ocapi_token(http: aiohttp.ClientSession) -> dict[str, str]:
     basic = base64.b64encode(b"sandbox:sandbox").decode()
     async with http.post(
-        "/dw/oauth2/access_token",
+        "/dwsso/oauth2/access_token",
         data={"grant_type": "client_credentials"},
         headers={"Authorization": f"Basic {basic}"},
     ) as response:

@@ -1,10 +1,14 @@
 """OCAPI OAuth client credentials: ``POST {token_url}`` with HTTP Basic ``client_id:secret``.
 
-REFERENCE.md (OCAPI): "Token: POST https://account.demandware.com/dw/oauth2/access_token,
-Authorization: Basic base64(client_id:secret), form grant_type=client_credentials; expires_in
-1799". The engine's SessionAuth runs it: one token for the whole job, renewed before it expires
-and once after a 401 (InvalidAccessTokenException). There is no refresh token in this grant, so
-renewing is a new token request.
+The current docs (developer.salesforce.com, b2c-commerce-ocapi/oauth.html, and Salesforce's
+sfcc-ci) use ``POST https://account.demandware.com/dwsso/oauth2/access_token``; Salesforce has
+announced that the older ``/dw/oauth2`` path, still the Data API spec's tokenUrl, will stop
+working (help article 000927357), so it is only kept as a configurable ``token_url``.
+``Authorization: Basic base64(client_id:secret)``, form ``grant_type=client_credentials``; the
+token lasts 30 minutes (the samples answer ``expires_in`` 1799). The engine's SessionAuth runs
+it: one token for the whole job, renewed before it expires and once after a 401 (the batch doc
+names the fault InvalidTokenException, "invalid or expired"). There is no refresh token in this
+grant, so renewing is a new token request.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from ...errors import AuthError
 from ...http import HttpRequest, HttpResponse
 from ...redact import register_secret
 
-DEFAULT_TOKEN_URL = "https://account.demandware.com/dw/oauth2/access_token"
+DEFAULT_TOKEN_URL = "https://account.demandware.com/dwsso/oauth2/access_token"
 DOCUMENTED_LIFETIME_S = 1799.0
 
 

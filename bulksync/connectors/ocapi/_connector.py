@@ -11,13 +11,13 @@ from ...auth import SessionAuth
 from ...config import check_base_url
 from ...connector import BaseStage, Client, Failed, Job, Outcome, RemoteLister, Stage
 from ...errors import ConfigError
-from ...records import Kind
+from ...records import AssetRecord, Kind, LinkRecord
 from ...results import ErrorInfo
 from ...transport import AiohttpTransport
 from ._auth import DEFAULT_TOKEN_URL, OcapiClientCredentials
 from ._batch import MAX_PARTS, BatchLinkStage
 from ._delete import DeleteLinkStage
-from ._links import CategoryLinkStage
+from ._links import CategoryLinkStage, category_link
 from ._listing import MAX_COUNT, OcapiLister
 
 if TYPE_CHECKING:
@@ -87,6 +87,14 @@ class OcapiConnector:
         if options.batch:
             return [BatchLinkStage(options.data_path, options.batch_path, options.batch_size)]
         return [CategoryLinkStage(options.data_path)]
+
+    def refuse(self, record: AssetRecord | LinkRecord) -> str | None:
+        """Why OCAPI cannot take this line (a negative sequence, a bad endpoint or type),
+        found at read time: the line is reported invalid and costs no request."""
+        if not isinstance(record, LinkRecord):
+            return None  # assets fail in their own stage, with their own message
+        link = category_link(Job(record))
+        return link.error.message if isinstance(link, Failed) else None
 
     def delete_stages(self, kind: Kind) -> Sequence[Stage]:
         # Seed 003: DELETE answers 204, or 404 CategoryLinkNotFoundException when gone.

@@ -96,6 +96,12 @@ def category_link(job: Job) -> CategoryLink | Failed:
             f"(one of: {', '.join(LINK_TYPES)})"
         )
     # OCAPI's position is a number (the samples show 1.0); the input's sequence fills it.
+    if record.sequence is not None and record.sequence < 0:
+        # The CategoryLink document gives position a minimum of 0: refused before any request.
+        return _invalid(
+            f"'sequence' must be 0 or more for an OCAPI category link "
+            f"(its position has a minimum of 0), got {record.sequence}"
+        )
     position = None if record.sequence is None else float(record.sequence)
     return CategoryLink(*source, *target, record.type, position)
 
@@ -117,11 +123,28 @@ def _invalid(message: str) -> Failed:
     return Failed(ErrorInfo("InvalidInput", message))
 
 
-def put_outcome(status: int, body: bytes) -> Done:
-    """A successful PUT: 201 created, 200 updated (seed 003: "201 created, or position
-    updated"). The remote id is the link's own URL, the only identifier OCAPI gives it."""
-    action = "created" if status == 201 else "updated"
+def put_outcome(status: int, body: bytes, exists: bool | None = None) -> Done:
+    """A successful PUT. The remote id is the link's own URL, the only identifier OCAPI gives it.
+
+    The Data API spec lists only 200 for this PUT (only the HTML sample shows 201), so a 200
+    says nothing about whether the link was there. 201 is the server's own word for created;
+    otherwise ``exists`` is what was known before sending (True: the state or the --full
+    listing has it; False: the --full listing lacks it; or what a re-read after a conflict
+    found): True updated, False created, None (no evidence) upserted.
+    """
+    if status == 201 or exists is False:
+        action = "created"
+    elif exists:
+        action = "updated"
+    else:
+        action = "upserted"
     return Done(remote_id=_link_url(body), extra={"action": action})
+
+
+def known_existence(job: Job) -> bool | None:
+    """What the engine learned before sending: see ``Job.state``."""
+    exists = job.state.get("exists")
+    return exists if isinstance(exists, bool) else None
 
 
 def _link_url(body: bytes) -> str | None:
@@ -151,6 +174,8 @@ async def resolve_conflict(client: Client, data_path: str, link: CategoryLink) -
     error): someone else keeps changing that link and a blind loop would fight them."""
     current = await client.send(HttpRequest("GET", f"{data_path}/{link.path_extension()}"))
     state: str | None = None
+    # The re-read is fresher evidence than anything known before the first PUT.
+    exists = current.ok
     if current.ok:
         state = _resource_state(current)
     else:
@@ -161,7 +186,7 @@ async def resolve_conflict(client: Client, data_path: str, link: CategoryLink) -
     response = await client.send(put_request(data_path, link, state))
     if not response.ok:
         raise ocapi_error(response, link.describe())
-    return put_outcome(response.status, response.body)
+    return put_outcome(response.status, response.body, exists)
 
 
 def _resource_state(response: HttpResponse) -> str | None:
@@ -193,4 +218,4 @@ class CategoryLinkStage(BaseStage):
         if not response.ok:
             raise ocapi_error(response, link.describe())
         json_object(response, link.describe(), write=True)  # no document, no evidence
-        return [put_outcome(response.status, response.body)]
+        return [put_outcome(response.status, response.body, known_existence(jobs[0]))]

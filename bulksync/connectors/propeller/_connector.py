@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from ...auth import SessionAuth
 from ...connector import RemoteLister, Stage
 from ...errors import ConfigError
-from ...records import Kind
+from ...records import AssetRecord, Kind, LinkRecord, endpoint_text
 from ...transport import AiohttpTransport
 from ._auth import PropellerLogin
 from ._links import BulkLinkStage
@@ -47,6 +47,14 @@ class PropellerConnector:
 
     def delete_stages(self, kind: Kind) -> Sequence[Stage]:
         raise ConfigError("--prune is not supported for Propeller yet")
+
+    def identity(self, record: AssetRecord | LinkRecord) -> str:
+        """Seed 002: the bulk endpoint creates a link "if a link for resources with such id
+        doesn't already exist" and updates it otherwise: a link is its from/to pair, so two
+        input links of one pair with different types would overwrite each other."""
+        if isinstance(record, LinkRecord):
+            return f"{endpoint_text(record.from_)} -> {endpoint_text(record.to)}"
+        return record.key
 
 
 def build_propeller(config: Config) -> BuiltTarget:

@@ -31,7 +31,12 @@ class UploadStage(BaseStage):
 
     def applies(self, job: Job) -> bool:
         record = job.record
-        return isinstance(record, AssetRecord) and record.file is not None
+        # A resumed item whose upload was kept with its intent reuses it: no orphan file.
+        return (
+            isinstance(record, AssetRecord)
+            and record.file is not None
+            and ("file_id" not in job.state)
+        )
 
     async def run(self, jobs: Sequence[Job], client: Client) -> Sequence[Outcome]:
         job = jobs[0]
@@ -99,6 +104,12 @@ class CreateStage(BaseStage):
         self, client: Client, path: str, body: dict[str, Any], asset_id: str
     ) -> Outcome:
         response = await client.send(HttpRequest("PUT", path, json=body))
+        if response.status == 404:
+            # Deleted behind our back: the state's "it exists" is stale, so create it again.
+            response = await client.send(HttpRequest("POST", "api/assets", json=body))
+            if not response.ok:
+                raise quable_error(response, f"create of asset {asset_id} (gone from the target)")
+            return Done(remote_id=asset_id, extra={"action": "created"})
         if not response.ok:
             raise quable_error(response, f"update of asset {asset_id}")
         # An upsert: repeating it is safe, and the stage needs nothing from its body.

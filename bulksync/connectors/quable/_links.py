@@ -13,7 +13,16 @@ from typing import Any
 from urllib.parse import quote
 
 from ...answers import bad_response, json_object
-from ...connector import BaseStage, Client, Done, Failed, Job, Outcome, RequestFailed
+from ...connector import (
+    ABSENT_ON_TARGET,
+    BaseStage,
+    Client,
+    Done,
+    Failed,
+    Job,
+    Outcome,
+    RequestFailed,
+)
 from ...errors import ErrorClass
 from ...http import HttpRequest, HttpResponse
 from ...records import LinkRecord
@@ -55,11 +64,13 @@ class V5LinkStage(BaseStage):
             # for links, so the old link goes and the new one is created.
             await self._delete(client, job.remote_id, f"{origin} -> {target}")
             job.state["old_link_deleted"] = True
-        elif job.maybe_applied:
+            job.state[ABSENT_ON_TARGET] = True  # until the new one is created
+        if job.maybe_applied:
             # The last create may have happened with its answer lost: look before creating.
             existing = await find_link(client, origin, target, record.type)
             if existing is not None:
-                return [Done(remote_id=existing, extra={"action": "created"})]
+                action = "updated" if job.state.get("old_link_deleted") else "created"
+                return [Done(remote_id=existing, extra={"action": action})]
         body: dict[str, Any] = {
             "origin": {"id": origin},
             "target": {"id": target},
