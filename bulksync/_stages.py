@@ -136,7 +136,7 @@ class StagePool:
                         retry.append(job)
                         waits.append(delay)
                         continue
-                    outcome = _gave_up(outcome, job.stage_attempts)
+                    outcome = _gave_up(outcome, job.stage_attempts, job.maybe_applied)
                 if isinstance(outcome, Done):
                     await self._advance(job, outcome, downstream)
                 else:
@@ -161,8 +161,14 @@ class StagePool:
             if exc.error_class is ErrorClass.AUTH:
                 raise AuthError(exc.error.message) from None
             retryable = exc.error_class is ErrorClass.RETRYABLE
-            failed = Failed(exc.error, retryable, exc.retry_after, isolate=not retryable)
-            return [failed] * len(jobs)
+            failed = Failed(
+                exc.error,
+                retryable,
+                exc.retry_after,
+                isolate=not retryable,
+                maybe_applied=exc.maybe_applied,
+            )
+            outcomes = [failed] * len(jobs)
         except TransportError as exc:
             kind = "Timeout" if exc.timeout else "ConnectionError"
             for job in jobs:
@@ -173,13 +179,19 @@ class StagePool:
         except BulksyncError:
             raise  # auth and fatal target errors end the run
         except Exception as exc:
-            # A connector bug or an answer it could not read: fail these items, keep the run.
+            # A connector bug (answers it cannot read are classified failures, read through
+            # bulksync.answers): fail these items, keep the run.
             log.exception("stage %s failed unexpectedly", self.stage.name)
             return [_internal(exc)] * len(jobs)
         if len(outcomes) != len(jobs):
             raise FatalTargetError(
                 f"stage {self.stage.name} returned {len(outcomes)} outcomes for {len(jobs)} items"
             )
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            # Sticky until the stage succeeds: a write that may have landed can still land
+            # late, so every later attempt verifies, not only the next one.
+            if isinstance(outcome, Failed) and outcome.maybe_applied:
+                job.maybe_applied = True
         return outcomes
 
     async def _advance(
@@ -271,10 +283,11 @@ def _internal(exc: Exception) -> Failed:
     return Failed(ErrorInfo("InternalError", f"{type(exc).__name__}: {exc}"))
 
 
-def _gave_up(outcome: Failed, attempts: int) -> Failed:
+def _gave_up(outcome: Failed, attempts: int, maybe_applied: bool) -> Failed:
+    """The last failure, final; maybe applied when any attempt's write may have landed."""
     error = ErrorInfo(
         outcome.error.type,
         f"gave up after {attempts} attempts: {outcome.error.message}",
         outcome.error.http_status,
     )
-    return Failed(error, retryable=False, extra=outcome.extra)
+    return Failed(error, retryable=False, extra=outcome.extra, maybe_applied=maybe_applied)

@@ -63,6 +63,7 @@ class Failed:
     retry_after: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     isolate: bool = False  # a whole batch failed: retry it in halves to find the bad items
+    maybe_applied: bool = False  # a write for this item may have happened: verify, don't repeat
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,15 +75,26 @@ Outcome = Done | Failed | Skipped
 
 
 class RequestFailed(Exception):
-    """A whole request failed; raised by a connector after classifying the response."""
+    """A whole request failed; raised by a connector after classifying the response.
+
+    ``maybe_applied`` says the failed request was a write the server may have carried out
+    (its answer was a 500, 502 or 504, or an unreadable 2xx): the engine marks the items, and
+    a stage that creates looks the object up on its next attempt instead of creating again.
+    """
 
     def __init__(
-        self, error: ErrorInfo, error_class: ErrorClass, retry_after: float | None = None
+        self,
+        error: ErrorInfo,
+        error_class: ErrorClass,
+        retry_after: float | None = None,
+        *,
+        maybe_applied: bool = False,
     ) -> None:
         super().__init__(error.message)
         self.error = error
         self.error_class = error_class
         self.retry_after = retry_after
+        self.maybe_applied = maybe_applied
 
 
 class Client(Protocol):
@@ -205,14 +217,34 @@ def classify_status(status: int) -> ErrorClass | None:
     return ErrorClass.ITEM
 
 
-def response_error(response: HttpResponse, message: str | None = None) -> RequestFailed:
-    """Turn a non-2xx response into a classified :class:`RequestFailed`."""
+# RFC 9110 defines 408, 429 (RFC 6585) and 503 as the server not handling the request: a
+# refusal before any work. 500, 502 and 504 promise nothing of the kind: the origin may have
+# failed after writing, or a gateway may have lost or timed out on an answer it was owed. A
+# write answered with one of these may have been applied (see the README's "Retries and
+# ambiguous outcomes").
+MAYBE_APPLIED_STATUSES = frozenset({500, 502, 504})
+
+
+def maybe_applied(status: int, write: bool) -> bool:
+    """Whether a write answered ``status`` may have been applied all the same."""
+    return write and status in MAYBE_APPLIED_STATUSES
+
+
+def response_error(
+    response: HttpResponse, message: str | None = None, *, write: bool = False
+) -> RequestFailed:
+    """Turn a non-2xx response into a classified :class:`RequestFailed`.
+
+    ``write`` tells that the request was a write, so that an ambiguous status marks it as
+    maybe applied.
+    """
     error_class = classify_status(response.status) or ErrorClass.ITEM
     text = message or body_excerpt(response.body) or f"HTTP {response.status}"
     return RequestFailed(
         ErrorInfo(type=f"HTTP{response.status}", message=text, http_status=response.status),
         error_class,
         retry_after=parse_retry_after(response.header("retry-after")),
+        maybe_applied=maybe_applied(response.status, write),
     )
 
 

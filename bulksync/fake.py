@@ -19,6 +19,7 @@ from typing import Any
 import anyio
 import orjson
 
+from .answers import bad_response, json_object
 from .auth import Token
 from .connector import (
     BaseStage,
@@ -208,9 +209,11 @@ class _WriteStage(BaseStage):
             body["fileId"] = job.state["file_id"]
         response = await client.send(HttpRequest("POST", self._path, json=body))
         if not response.ok:
-            raise response_error(response)
-        answer = response.json()
-        return [Done(remote_id=str(answer["id"]) if answer else None)]
+            raise response_error(response, write=True)
+        if response.status == 204:  # a deletion answers nothing
+            return [Done()]
+        ident = json_object(response, f"{self.name} of {job.record.key}", write=True).get("id")
+        return [Done(remote_id=None if ident is None else str(ident))]
 
 
 class _UploadStage(BaseStage):
@@ -228,8 +231,11 @@ class _UploadStage(BaseStage):
         request = HttpRequest("POST", "files", files=[FilePart("file", path, path.name)])
         response = await client.send(request)
         if not response.ok:
-            raise response_error(response)
-        job.state["file_id"] = response.json()["id"]
+            raise response_error(response, write=True)
+        file_id = json_object(response, f"upload of {path.name}", write=True).get("id")
+        if not isinstance(file_id, str):
+            raise bad_response(f"upload of {path.name}", "no file id", response.status, True)
+        job.state["file_id"] = file_id
         return [Done()]
 
 

@@ -14,10 +14,19 @@ import weakref
 from dataclasses import dataclass
 from typing import Literal
 
+from aiohttp import web
+
 from ._settings import FaultSettings, LatencySettings
 
 FaultKind = Literal[
-    "error", "disconnect", "drop_after_write", "slow", "close_after_response", "redirect"
+    "error",
+    "disconnect",
+    "drop_after_write",
+    "slow",
+    "close_after_response",
+    "redirect",
+    "applied_error",
+    "garbage",
 ]
 _SCALE = float(1 << 64)
 
@@ -30,6 +39,7 @@ class Decision:
     fault: FaultKind | None
     status: int | None
     jitter: float  # uniform in [0, 1)
+    garbage: str | None = None  # the kind of body of a garbage fault
 
     def delay_seconds(self, latency: LatencySettings) -> float:
         return (latency.fixed_ms + latency.jitter_ms * self.jitter) / 1000.0
@@ -65,7 +75,11 @@ class FaultInjector:
         fault, status = (
             self._pick(u_fault, u_status, is_write) if self.active and eligible else (None, None)
         )
-        return Decision(number, fault, status, u_jitter)
+        garbage = None
+        if fault == "garbage":
+            kinds = self._settings.garbage_kinds
+            garbage = kinds[min(int(u_status * len(kinds)), len(kinds) - 1)]
+        return Decision(number, fault, status, u_jitter, garbage)
 
     def _pick(
         self, u: float, u_status: float, is_write: bool
@@ -92,6 +106,15 @@ class FaultInjector:
         edge += s.redirect_rate
         if u < edge:
             return "redirect", 307
+        edge += s.applied_error_rate
+        if u < edge:
+            if not is_write:  # a read has nothing to apply: the draw is spent, as above
+                return None, None
+            statuses = s.applied_error_statuses
+            return "applied_error", statuses[min(int(u_status * len(statuses)), len(statuses) - 1)]
+        edge += s.garbage_rate
+        if u < edge:
+            return "garbage", 200
         return None, None
 
     def close_after(self, transport: asyncio.BaseTransport | None) -> None:
@@ -109,3 +132,24 @@ class FaultInjector:
     def reset(self) -> None:
         self.counter = 0
         self._closing.clear()
+
+
+# What a proxy or load balancer in front of an API may answer with a 200 of its own.
+_PORTAL = (
+    b"<!DOCTYPE html>\n<html><head><title>Service notice</title></head>\n"
+    b"<body><h1>Please wait</h1><p>Your request is being processed.</p></body></html>\n"
+)
+
+
+def garbage_response(kind: str | None, answer: web.StreamResponse | None) -> web.Response:
+    """A 200 whose body is not the API's: ``html``, ``invalid_json`` (the real answer cut in
+    half, so it cannot parse), or ``empty``."""
+    if kind == "html":
+        return web.Response(status=200, body=_PORTAL, content_type="text/html")
+    if kind == "invalid_json":
+        real = answer.body if isinstance(answer, web.Response) else None
+        body = real if isinstance(real, bytes) and len(real) > 1 else b'{"id": "'
+        # Any proper prefix of a JSON object or list is invalid JSON: it lacks its closing.
+        headers = {"Content-Type": "application/json; charset=utf-8"}
+        return web.Response(status=200, body=body[: len(body) // 2], headers=headers)
+    return web.Response(status=200, headers={"Content-Type": "application/json; charset=utf-8"})

@@ -4,9 +4,11 @@
 1. fault decision, drawn at arrival so it depends on the request's rank only;
 2. latency (fixed plus seeded jitter);
 3. body size and the API's sliding rate windows (429);
-4. the fault itself: error status, redirect or unanswered close before any work; otherwise
-5. authentication and the route handler, then a slow answer, a write-then-drop, or a mark
-   on the connection to close it after this answer;
+4. the fault itself: error status, redirect, unanswered close or a garbage 200 before
+   any work; otherwise
+5. authentication and the route handler, then a slow answer, a write-then-drop, a
+   write-then-5xx, a garbage 200 in place of the real answer, or a mark on the
+   connection to close it after this answer;
 6. ``Quable-Digest`` on every Quable answer, and the per-route counters.
 
 ``close_after_response`` closes lazily, when the next request arrives on the connection: the
@@ -41,6 +43,7 @@ from ._errors import (
     too_large,
     too_many_requests,
 )
+from ._faults import garbage_response
 from ._http import OCAPI_BATCH, PUBLIC_PATHS, WRITE_METHODS, api_of, route_of
 from ._ratelimit import retry_after_header
 from ._state import STATE, SandboxState
@@ -66,6 +69,8 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
     decision = state.faults.decide(
         is_write, state.faults.applies_to(api), jitter=knobs.latency.jitter_ms > 0
     )
+    # A login answered with garbage would stop the run before any item: spared.
+    garbage = decision.fault == "garbage" and request.path not in PUBLIC_PATHS
     delay = decision.delay_seconds(knobs.latency)
     if delay > 0:
         await asyncio.sleep(delay)
@@ -92,6 +97,10 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
         state.stats.fault(decision.number, route, "disconnect", None)
         state.stats.request(route, "disconnect")
         return _hang_up(request)
+    elif garbage and not (is_write and state.settings.faults.garbage_applies_writes):
+        # Answered in the server's place (a proxy's page): nothing is done.
+        state.stats.fault(decision.number, route, "garbage", 200)
+        response = garbage_response(decision.garbage, None)
     else:
         response = await _guarded(request, handler, api, state, is_write)
         if decision.fault == "slow":
@@ -105,6 +114,13 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
         elif decision.fault == "close_after_response":
             state.stats.fault(decision.number, route, "close_after_response", response.status)
             state.faults.close_after(request.transport)
+        elif decision.fault == "applied_error":
+            assert decision.status is not None
+            state.stats.fault(decision.number, route, "applied_error", decision.status)
+            response = injected(api, decision.status)
+        elif garbage:
+            state.stats.fault(decision.number, route, "garbage", 200)
+            response = garbage_response(decision.garbage, response)
 
     if api == "quable":
         body = response.body if isinstance(response, web.Response) else None

@@ -17,6 +17,7 @@ from typing import Any
 APIS = ("quable", "propeller", "ocapi")
 LINK_IDENTITIES = ("from_to", "from_to_type", "from_to_type_subtype")
 TOKEN_ANSWERS = ("current", "legacy")
+GARBAGE_KINDS = ("html", "invalid_json", "empty")
 MIB = 1024 * 1024
 
 
@@ -197,6 +198,21 @@ class FaultSettings:
     drop_after_write_rate: float = _knob(
         0.0, "probability, on writes, of applying the write then closing unanswered"
     )
+    applied_error_rate: float = _knob(
+        0.0, "probability, on writes, of applying the write then answering applied_error_statuses"
+    )
+    applied_error_statuses: tuple[int, ...] = _knob(
+        (500, 502, 504), "statuses drawn for applied_error faults"
+    )
+    garbage_rate: float = _knob(
+        0.0, "probability of answering 200 with a body that is not the API's (garbage_kinds)"
+    )
+    garbage_kinds: tuple[str, ...] = _knob(
+        GARBAGE_KINDS, "bodies drawn for garbage faults: html, invalid_json, empty"
+    )
+    garbage_applies_writes: bool = _knob(
+        True, "whether a write answered with garbage is applied first (false: nothing is done)"
+    )
     slow_rate: float = _knob(0.0, "probability of a slow response")
     slow_seconds: float = _knob(10.0, "delay of a slow response")
     close_after_response_rate: float = _knob(
@@ -223,6 +239,12 @@ class FaultSettings:
             raise SettingsError("faults.redirect_location must be an http(s) URL")
         if not self.error_statuses or any(not 400 <= s <= 599 for s in self.error_statuses):
             raise SettingsError("faults.error_statuses must be 4xx/5xx statuses")
+        if not self.applied_error_statuses or any(
+            not 400 <= s <= 599 for s in self.applied_error_statuses
+        ):
+            raise SettingsError("faults.applied_error_statuses must be 4xx/5xx statuses")
+        if not self.garbage_kinds or set(self.garbage_kinds) - set(GARBAGE_KINDS):
+            raise SettingsError(f"faults.garbage_kinds: each one of {', '.join(GARBAGE_KINDS)}")
         if unknown := set(self.apis) - set(APIS):
             raise SettingsError(f"faults.apis: unknown API {sorted(unknown)}")
 

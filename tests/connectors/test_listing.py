@@ -305,8 +305,13 @@ def test_quable_malformed_members_are_skipped() -> None:
 
 
 def test_quable_answer_that_is_not_a_collection_is_refused() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(RequestFailed) as caught:
         QuableLister().read_page("asset", HttpRequest("GET", "api/assets"), reply(200, []))
+    # Retried like a failed request (a proxy's hiccup), then the listing stops the run.
+    assert caught.value.error.type == "BadResponse"
+    assert caught.value.error_class is ErrorClass.RETRYABLE
+    with pytest.raises(ValueError):
+        QuableLister().read_page("asset", HttpRequest("GET", "api/assets"), reply(200, {}))
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from ...answers import bad_response, excerpt, read_object
 from ...connector import BaseStage, Client, Failed, Job, Outcome, RequestFailed
 from ...errors import ErrorClass
 from ...http import HttpRequest, HttpResponse, parse_retry_after
@@ -177,6 +178,16 @@ class BatchLinkStage(BaseStage):
             return Failed(ErrorInfo("BadBatchResponse", message), retryable=True)
         status = int(raw_status)
         if 200 <= status < 300:
+            try:  # an unreadable part: only its own link is retried
+                read_object(
+                    part.body,
+                    link.describe(),
+                    status=status,
+                    content_type=part.headers.get("content-type"),
+                    write=True,
+                )
+            except RequestFailed as exc:
+                return as_failed(exc)
             return put_outcome(status, part.body, item.exists)
         if is_conflict(status, part.body):
             # Rare (nothing here sends a resource state): settle it with single calls.
@@ -233,10 +244,9 @@ def _parts_by_content_id(response: HttpResponse, sent_boundary: str, what: str) 
     if not content_type.lower().startswith("multipart/"):
         # The batch was accepted but its answer is unreadable; PUTs are upserts, so sending
         # them again is safe.
-        raise RequestFailed(
-            ErrorInfo("BadBatchResponse", f"{what}: answer is {content_type or 'untyped'}"),
-            ErrorClass.RETRYABLE,
-        )
+        media = content_type.split(";", 1)[0].strip() or "untyped"
+        problem = f"a {media} body where multipart/mixed was expected: {excerpt(response.body)}"
+        raise bad_response(what, problem, response.status, True, "BadBatchResponse")
     boundary = boundary_of(content_type) or sent_boundary
     found: dict[str, Part] = {}
     for part in split_multipart(response.body, boundary):

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-import orjson
-
+from ...answers import json_object, read_object
 from ...connector import BaseStage, Client, Done, Failed, Job, Outcome
 from ...http import HttpRequest, HttpResponse
 from ...records import LinkRecord, endpoint_text
@@ -149,11 +148,11 @@ def known_existence(job: Job) -> bool | None:
 
 
 def _link_url(body: bytes) -> str | None:
-    try:
-        document: Any = orjson.loads(body) if body.strip() else None
-    except orjson.JSONDecodeError:
-        return None
-    link = document.get("link") if isinstance(document, dict) else None
+    # Seed 003 answers the CategoryLink document. A body that is not one (a proxy's page, an
+    # empty or cut answer) is no evidence the link was written: the PUT fails, retryable, and
+    # being an upsert it is simply sent again.
+    document = read_object(body, "PUT of the category link", write=True)
+    link = document.get("link")
     return link if isinstance(link, str) else None
 
 
@@ -196,11 +195,8 @@ def _resource_state(response: HttpResponse) -> str | None:
     header = response.header("x-dw-resource-state")
     if header:
         return header
-    try:
-        document: Any = response.json()
-    except ValueError:
-        return None
-    state = document.get("_resource_state") if isinstance(document, dict) else None
+    document = json_object(response, "re-read of the category link", write=False)
+    state = document.get("_resource_state")
     return state if isinstance(state, str) and state else None
 
 
@@ -221,4 +217,5 @@ class CategoryLinkStage(BaseStage):
             return [await resolve_conflict(client, self._data_path, link)]
         if not response.ok:
             raise ocapi_error(response, link.describe())
+        json_object(response, link.describe(), write=True)  # no document, no evidence
         return [put_outcome(response.status, response.body, known_existence(jobs[0]))]

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
+from ...answers import json_object
 from ...connector import RemoteItem, RemotePage
 from ...http import HttpRequest, HttpResponse
 from ...records import Endpoint, Kind, LinkRecord, Record, link_key
@@ -64,9 +65,8 @@ class OcapiLister:
             if response.status == 404 and fault is not None and fault.type in _NO_SOURCE:
                 return RemotePage([])
             raise ocapi_error(response, f"listing of {_path(request.url)}")
-        body: Any = response.json()
-        if not isinstance(body, dict):
-            raise ValueError("the answer is not a CategoryLinks document")
+        # An unreadable page is retried, then stops the run: it is never read as empty.
+        body = json_object(response, f"listing of {_path(request.url)}", write=False)
         # OCAPI leaves empty properties out: no `data` is an empty page.
         data = body.get("data")
         members = data if isinstance(data, list) else []

@@ -12,8 +12,9 @@ import re
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
-from ...connector import BaseStage, Client, Done, Failed, Job, Outcome
-from ...http import HttpRequest
+from ...answers import bad_response, json_object
+from ...connector import BaseStage, Client, Done, Failed, Job, Outcome, RequestFailed
+from ...http import HttpRequest, HttpResponse
 from ...records import LinkRecord
 from ...results import ErrorInfo
 from ._errors import envelope, propeller_error
@@ -93,7 +94,17 @@ class BulkLinkStage(BaseStage):
                     continue  # the rest of the chunk, without the items the server named
             if not response.ok:
                 raise propeller_error(response)
-            self._read_results(response.json(), jobs, pending, outcomes, key or "")
+            try:
+                body = bulk_answer(response, len(pending))
+            except RequestFailed as exc:
+                # The bulk is an upsert: links whose answer cannot be read are sent again.
+                for index in pending:
+                    fields = self._fields(jobs[index], key)
+                    outcomes[index] = Failed(
+                        exc.error, retryable=True, extra=fields, maybe_applied=True
+                    )
+                break
+            self._read_results(body, jobs, pending, outcomes, key or "")
             pending = []
         return [outcome or Done() for outcome in outcomes]
 
@@ -207,6 +218,16 @@ class BulkLinkStage(BaseStage):
         if position < len(pending) and pending[position] in unmatched and fits(pending[position]):
             return pending[position]
         return next((index for index in unmatched if fits(index)), None)
+
+
+def bulk_answer(response: HttpResponse, count: int) -> dict[str, Any]:
+    """The documented `{"data": [...]}` of a 2xx bulk answer; raises a retryable failure for
+    anything else, which says nothing about which links were saved."""
+    what = f"bulk of {count} links"
+    body = json_object(response, what, write=True)
+    if not isinstance(body.get("data"), list):
+        raise bad_response(what, "no data list in its body", response.status, write=True)
+    return body
 
 
 def _named_items(messages: list[str], count: int) -> dict[int, str]:

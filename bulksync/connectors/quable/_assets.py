@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
+from ...answers import bad_response, json_object, json_or_empty
 from ...connector import BaseStage, Client, Done, Failed, Job, Outcome
 from ...http import FilePart, HttpRequest
 from ...records import AssetRecord, Removal
@@ -31,8 +32,10 @@ class UploadStage(BaseStage):
     def applies(self, job: Job) -> bool:
         record = job.record
         # A resumed item whose upload was kept with its intent reuses it: no orphan file.
-        return isinstance(record, AssetRecord) and record.file is not None and (
-            "file_id" not in job.state
+        return (
+            isinstance(record, AssetRecord)
+            and record.file is not None
+            and ("file_id" not in job.state)
         )
 
     async def run(self, jobs: Sequence[Job], client: Client) -> Sequence[Outcome]:
@@ -50,11 +53,14 @@ class UploadStage(BaseStage):
             files=[FilePart("file", path, path.name, content_type)],
         )
         response = await client.send(request)
+        what = f"upload of {path.name}"
         if not response.ok:
-            raise quable_error(response, f"upload of {path.name}")
-        file_id = _field(response.json(), "id")
+            raise quable_error(response, what, write=True)
+        # Without the file's id the create cannot refer to it: upload again (a file uploaded
+        # but never referred to is an orphan, not a duplicate asset).
+        file_id = _field(json_object(response, what, write=True), "id")
         if file_id is None:
-            return [Failed(ErrorInfo("BadResponse", "the file upload answer has no id"))]
+            raise bad_response(what, "no file id in its body", response.status, write=True)
         job.state["file_id"] = file_id
         return [Done()]
 
@@ -74,21 +80,25 @@ class CreateStage(BaseStage):
             return [await self._update(client, path, body, record.id)]
         if job.maybe_applied:
             # The last create may have happened with its answer lost: look before creating.
+            what = f"lookup of asset {record.id}"
             found = await client.send(HttpRequest("GET", path))
             if found.ok:
+                # Only the asset itself is evidence it exists; a page that is not (a proxy's)
+                # would send a PUT to an asset that may not be there.
+                json_object(found, what, write=False)
                 job.state["exists"] = True
                 return [await self._update(client, path, body, record.id)]
             if found.status != 404:
-                raise quable_error(found, f"lookup of asset {record.id}")
+                raise quable_error(found, what)
+        what = f"create of asset {record.id}"
         response = await client.send(HttpRequest("POST", "api/assets", json=body))
         if response.status == 409:
             job.state["exists"] = True
             return [await self._update(client, path, body, record.id)]
         if not response.ok:
-            raise quable_error(response, f"create of asset {record.id}")
-        return [
-            Done(remote_id=_field(response.json(), "id") or record.id, extra={"action": "created"})
-        ]
+            raise quable_error(response, what, write=True)
+        created = _field(json_object(response, what, write=True), "id") or record.id
+        return [Done(remote_id=created, extra={"action": "created"})]
 
     async def _update(
         self, client: Client, path: str, body: dict[str, Any], asset_id: str
@@ -102,6 +112,8 @@ class CreateStage(BaseStage):
             return Done(remote_id=asset_id, extra={"action": "created"})
         if not response.ok:
             raise quable_error(response, f"update of asset {asset_id}")
+        # An upsert: repeating it is safe, and the stage needs nothing from its body.
+        json_or_empty(response, f"update of asset {asset_id}", write=True)
         return Done(remote_id=asset_id, extra={"action": "updated"})
 
 
@@ -142,5 +154,5 @@ class DeleteStage(BaseStage):
         if response.status == 404:
             return [Done(remote_id=ident, extra={"action": "gone"})]
         if not response.ok:
-            raise quable_error(response, f"delete of {record.kind} {record.key}")
+            raise quable_error(response, f"delete of {record.kind} {record.key}", write=True)
         return [Done(remote_id=ident, extra={"action": "deleted"})]

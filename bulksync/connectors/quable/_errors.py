@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...connector import RequestFailed, classify_status
+from ...connector import RequestFailed, classify_status, maybe_applied
 from ...errors import ErrorClass
 from ...http import HttpResponse, parse_retry_after
 from ...redact import body_excerpt
@@ -14,8 +14,9 @@ from ...results import ErrorInfo
 PERMISSION_405 = "Method Not Allowed - The user does not have permission to access the resource"
 
 
-def quable_error(response: HttpResponse, action: str) -> RequestFailed:
-    """A non-2xx answer as a classified :class:`RequestFailed`.
+def quable_error(response: HttpResponse, action: str, *, write: bool = False) -> RequestFailed:
+    """A non-2xx answer as a classified :class:`RequestFailed`; ``write`` for a write's answer,
+    which a 500, 502 or 504 leaves maybe applied.
 
     403 stops the run like a refused token: Quable answers it to a token without the right
     (a Read token on writes), and every further write would fail the same way. So does 405:
@@ -33,6 +34,7 @@ def quable_error(response: HttpResponse, action: str) -> RequestFailed:
         ErrorInfo(f"HTTP{status}", message, status),
         error_class,
         retry_after=parse_retry_after(response.header("retry-after")),
+        maybe_applied=maybe_applied(status, write),
     )
 
 

@@ -12,11 +12,23 @@ from collections.abc import Hashable, Sequence
 from typing import Any
 from urllib.parse import quote
 
-from ...connector import ABSENT_ON_TARGET, BaseStage, Client, Done, Failed, Job, Outcome
-from ...http import HttpRequest
+from ...answers import bad_response, json_object
+from ...connector import (
+    ABSENT_ON_TARGET,
+    BaseStage,
+    Client,
+    Done,
+    Failed,
+    Job,
+    Outcome,
+    RequestFailed,
+)
+from ...errors import ErrorClass
+from ...http import HttpRequest, HttpResponse
 from ...records import LinkRecord
 from ...results import ErrorInfo
 from ._errors import quable_error
+from ._listing import relation_id
 from ._v4links import (
     BadListing,
     GroupLocks,
@@ -73,16 +85,17 @@ class V5LinkStage(BaseStage):
             existing = await find_link(client, origin, target, record.type)
             if existing is not None:
                 return [Done(remote_id=existing, extra={"action": "exists"})]
+        what = f"link {origin} -> {target} ({record.type})"
         if not response.ok:
-            raise quable_error(response, f"link {origin} -> {target} ({record.type})")
-        link_id = response.json().get("id") if response.body else None
+            raise quable_error(response, what, write=True)
+        link_id = _created_id(response, what)
         action = "updated" if job.state.get("old_link_deleted") else "created"
-        return [Done(remote_id=None if link_id is None else str(link_id), extra={"action": action})]
+        return [Done(remote_id=link_id, extra={"action": action})]
 
     async def _delete(self, client: Client, link_id: str, what: str) -> None:
         response = await client.send(HttpRequest("DELETE", f"api/links/{quote(link_id, safe='')}"))
         if not response.ok and response.status != 404:  # gone already is what we want
-            raise quable_error(response, f"replacing link {what}")
+            raise quable_error(response, f"replacing link {what}", write=True)
 
 
 class V4LinkStage(BaseStage):
@@ -163,12 +176,55 @@ class V4LinkStage(BaseStage):
 
 
 async def find_link(client: Client, origin: str, target: str, link_type: str) -> str | None:
+    """The id of the v5 link origin -> target of that type, ``None`` when there is none.
+
+    "None" decides that a create is sent, so it is only answered from a readable collection
+    whose members match the filters: an unreadable answer, or one listing other links (a
+    server that ignored a filter), says nothing about this link and raises instead.
+    """
+    what = f"lookup of link {origin} -> {target} ({link_type})"
     params = {"origin.id": origin, "target.id": target, "linkType.id": link_type}
     response = await client.send(HttpRequest("GET", "api/links", params=params))
     if not response.ok:
-        raise quable_error(response, f"lookup of link {origin} -> {target}")
-    members = response.json().get("hydra:member") or []
-    if not members or not isinstance(members[0], dict):
+        raise quable_error(response, what)
+    members = json_object(response, what, write=False).get("hydra:member")
+    if not isinstance(members, list):
+        raise bad_response(what, "no hydra:member list", response.status, write=False)
+    for member in members:
+        if isinstance(member, dict) and _is_link(member, origin, target, link_type):
+            found = _ident(member.get("id")) or relation_id(member.get("@id"))
+            if found is not None:
+                return found
+    if members:
+        message = f"{what}: the answer lists other links; the filters were not applied"
+        raise RequestFailed(ErrorInfo("BadLookup", message, response.status), ErrorClass.ITEM)
+    return None
+
+
+def _is_link(member: dict[str, Any], origin: str, target: str, link_type: str) -> bool:
+    """Whether a listed member is that link; a relation the answer leaves out is not held
+    against it (the docs do not say which fields a collection embeds)."""
+    wanted = (("origin", origin), ("target", target), ("linkType", link_type))
+    return all(
+        (listed := relation_id(member.get(name))) is None or listed == value
+        for name, value in wanted
+    )
+
+
+def _created_id(response: HttpResponse, what: str) -> str | None:
+    """The new link's id, when its answer gives one; raises when the answer proves nothing.
+
+    The docs promise only "a 201 created code" and show no body: that status is the evidence,
+    and the link has no id to keep (prune finds it by its filters). Any other answer must be
+    the link itself: an empty 200, a proxy's page or a cut-off body is no evidence of a link,
+    and since the POST may have created one all the same, the next attempt looks it up.
+    """
+    if response.status == 201 and not response.body.strip():
         return None
-    found = members[0].get("id")
-    return None if found is None else str(found)
+    return _ident(json_object(response, what, write=True).get("id"))
+
+
+def _ident(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
+        return None
+    return str(value)

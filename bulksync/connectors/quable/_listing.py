@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from ...answers import json_object
 from ...connector import RemoteItem, RemotePage
 from ...http import HttpRequest, HttpResponse, form_escape
 from ...records import AssetRecord, Kind, LinkRecord, Record, link_key
@@ -62,8 +63,9 @@ class QuableLister:
     def read_page(self, kind: Kind, request: HttpRequest, response: HttpResponse) -> RemotePage:
         if not response.ok:
             raise quable_error(response, f"listing {kind}s")
-        body: Any = response.json()
-        members = body.get("hydra:member") if isinstance(body, dict) else None
+        # An unreadable page is retried, then stops the run: it is never read as empty.
+        body = json_object(response, f"listing {kind}s", write=False)
+        members = body.get("hydra:member")
         if not isinstance(members, list):
             # Not a page at all (a proxy's page, another format): the engine stops on it,
             # since going on without part of the target would push or prune wrongly.

@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 import anyio
 
+from ...answers import json_object, json_or_empty
 from ...connector import BaseStage, Client, Done, Failed, Job, Outcome
 from ...http import HttpRequest
 from ...records import Removal, link_key
@@ -91,11 +92,19 @@ def ordered_items(links: Mapping[str, int]) -> list[dict[str, Any]]:
 async def post_group(
     client: Client, document: str, link_type: str, mode: str, items: list[dict[str, Any]]
 ) -> None:
-    """`POST api_1.php/documents/{doc}/links/{type}` with `mode` and `items`; errors raise."""
+    """`POST api_1.php/documents/{doc}/links/{type}` with `mode` and `items`; errors raise.
+
+    `update` adds links (re-adding one changes nothing) and `replace` sets the whole group,
+    so repeating either after an ambiguous answer is safe. The success body is not
+    documented: nothing is read from it, but an answer that is not JSON at all is not taken
+    as the API's.
+    """
+    what = f"links of document {document} ({link_type})"
     body = {"mode": mode, "items": items}
     response = await client.send(HttpRequest("POST", group_path(document, link_type), json=body))
     if not response.ok:
-        raise quable_error(response, f"links of document {document} ({link_type})")
+        raise quable_error(response, what, write=True)
+    json_or_empty(response, what, write=True)
 
 
 async def group_links(client: Client, document: str, link_type: str) -> dict[str, int]:
@@ -114,11 +123,10 @@ async def group_links(client: Client, document: str, link_type: str) -> dict[str
         response = await client.send(request)
         if not response.ok:
             raise quable_error(response, f"listing of {what}")
-        try:
-            body = response.json()
-        except ValueError as exc:
-            raise BadListing(f"listing of {what}: the answer is not JSON") from exc
-        if not isinstance(body, dict) or not isinstance(body.get("hydra:member", []), list):
+        # An unreadable page is retried like a failed request; a readable one of the wrong
+        # shape is not a listing this group's replace can be built from.
+        body = json_object(response, f"listing of {what}", write=False)
+        if not isinstance(body.get("hydra:member", []), list):
             raise BadListing(f"listing of {what}: the answer is not a hydra collection")
         for member in body.get("hydra:member") or []:
             target, sequence = _read_member(member, document, link_type, what)
