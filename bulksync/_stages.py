@@ -18,7 +18,14 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from .client import EngineClient
 from .connector import Done, Failed, Job, Outcome, RequestFailed, Skipped, Stage
-from .errors import AuthError, BulksyncError, ErrorClass, FatalTargetError, TransportError
+from .errors import (
+    AuthError,
+    BulksyncError,
+    ErrorClass,
+    FatalTargetError,
+    LocalFileError,
+    TransportError,
+)
 from .records import Kind
 from .results import ErrorInfo, RunStats
 from .retry import RetryPolicy
@@ -169,6 +176,9 @@ class StagePool:
                 maybe_applied=exc.maybe_applied,
             )
             outcomes = [failed] * len(jobs)
+        except LocalFileError as exc:
+            # The local file, not the target: this item alone, retried only if it changed.
+            return [Failed(ErrorInfo("LocalFile", str(exc)), retryable=exc.retryable)] * len(jobs)
         except TransportError as exc:
             kind = "Timeout" if exc.timeout else "ConnectionError"
             for job in jobs:

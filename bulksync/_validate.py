@@ -63,6 +63,15 @@ def _required_str(obj: Mapping[str, Any], name: str) -> str:
 
 # Optional fields treat an explicit null like an absent field: exporters often write null
 # for "no value", and refusing it would fail whole files for no benefit.
+def _id(obj: Mapping[str, Any], name: str) -> str:
+    """A required string that ends up as a URL path segment on some target: "." and ".."
+    would be dropped or climbed by the URL, sending the request to another resource."""
+    value = _required_str(obj, name)
+    if value in (".", ".."):
+        raise FieldError(f"field '{name}' cannot be '{value}': it would change the request's path")
+    return value
+
+
 def _optional_str(obj: Mapping[str, Any], name: str) -> str | None:
     value = obj.get(name)
     if value is None or isinstance(value, str):
@@ -98,7 +107,7 @@ def _endpoint(obj: Mapping[str, Any], name: str) -> Endpoint:
         raise FieldError(f"missing field '{name}'")
     value = obj[name]
     if isinstance(value, str) and value:
-        return value
+        return _id(obj, name)
     if not isinstance(value, dict):
         raise FieldError(
             f"field '{name}' must be a non-empty string or an object, got {type_name(value)}"
@@ -121,6 +130,10 @@ def _endpoint(obj: Mapping[str, Any], name: str) -> Endpoint:
         if not isinstance(item, str) or not item:
             raise FieldError(
                 f"field '{name}.{key}' must be a non-empty string, got {type_name(item)}"
+            )
+        if item in (".", ".."):
+            raise FieldError(
+                f"field '{name}.{key}' cannot be '{item}': it would change the request's path"
             )
     return dict(value)
 
@@ -167,7 +180,7 @@ class MediaRoot:
 
 
 def _asset(obj: Mapping[str, Any], origin: Origin, root: MediaRoot) -> AssetRecord:
-    id_ = _required_str(obj, "id")
+    id_ = _id(obj, "id")
     file = obj.get("file")
     remote = obj.get("remotePath")
     if file is not None and remote is not None:
@@ -208,7 +221,7 @@ def _link(obj: Mapping[str, Any], origin: Origin) -> LinkRecord:
         origin=origin,
         from_=_endpoint(obj, "from"),
         to=_endpoint(obj, "to"),
-        type=_required_str(obj, "type"),
+        type=_id(obj, "type"),
         sequence=_optional_int(obj, "sequence"),
         subtype=_optional_str(obj, "subtype"),
         priority=_optional_int(obj, "priority"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import quote
 
 from .errors import ErrorClass
 from .http import HttpRequest, HttpResponse, parse_retry_after
@@ -258,3 +259,19 @@ def read_time_refusal(connector: Connector, record: AssetRecord | LinkRecord) ->
     """The connector's ``refuse``, if it has one: why this line cannot be sent at all."""
     refuse = getattr(connector, "refuse", None)
     return None if refuse is None else refuse(record)
+
+
+UNSAFE_SEGMENTS = frozenset({"", ".", ".."})
+
+
+def path_segment(value: str) -> str:
+    """Untrusted text (an input id, an id a server gave) as one percent-encoded path segment.
+
+    "", "." and ".." are refused: a URL library drops or climbs them, so the request would go
+    to another resource (``PUT /api/assets/..`` is ``PUT /api/``) and a 404 there could be read
+    as "already gone". Everything else, "/", "?", "#" and "%" included, is encoded whole.
+    """
+    if value in UNSAFE_SEGMENTS:
+        error = ErrorInfo("UnsafeId", f"'{value}' cannot be used as an id in a URL path")
+        raise RequestFailed(error, ErrorClass.ITEM)
+    return quote(value, safe="")

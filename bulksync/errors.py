@@ -59,6 +59,16 @@ class TransportError(BulksyncError):
         self.timeout = timeout
 
 
+class LocalFileError(TransportError):
+    """A media file was not sent as it was checked: swapped for a link, unreadable, or changed
+    while it streamed. It says nothing of the target: the item alone fails, or is retried
+    (``retryable``) when a fresh read of the file may well succeed."""
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message, maybe_applied=False)
+        self.retryable = retryable
+
+
 def first_bulksync_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """Task groups wrap errors; a run ends with the first one bulksync raised on purpose."""
     for error in group.exceptions:

@@ -17,6 +17,7 @@ import aiohttp
 import orjson
 from aiohttp import hdrs
 
+from ._media import OpenedMedia, open_media
 from .errors import TransportError
 from .http import HttpRequest, HttpResponse, form_escape
 
@@ -59,7 +60,8 @@ class AiohttpTransport:
         if request.timeout_s is not None:
             kwargs["timeout"] = aiohttp.ClientTimeout(total=request.timeout_s)
         with ExitStack() as files:
-            kwargs.update(_body(request, files))
+            opened: list[OpenedMedia] = []
+            kwargs.update(_body(request, files, opened))
             try:
                 # Redirects are answers for the engine to judge (it refuses them): following one
                 # could carry the body and credentials to another origin, or to plain http.
@@ -67,6 +69,8 @@ class AiohttpTransport:
                     request.method, request.url, allow_redirects=False, **kwargs
                 ) as response:
                     body = await response.read()
+                    for media in opened:  # what was sent is the file, whole and as it still is
+                        media.check_unchanged()
                     headers = {k.lower(): v for k, v in response.headers.items()}
                     return HttpResponse(status=response.status, headers=headers, body=body)
             except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
@@ -100,10 +104,10 @@ def disable_hidden_resend(session: aiohttp.ClientSession) -> None:
     session._retry_connection = False
 
 
-def _body(request: HttpRequest, files: ExitStack) -> dict[str, Any]:
+def _body(request: HttpRequest, files: ExitStack, opened: list[OpenedMedia]) -> dict[str, Any]:
     """aiohttp's keyword for the request body; upload files are opened here, streamed later."""
     if request.files:
-        return {"data": _multipart(request, files)}
+        return {"data": _multipart(request, files, opened)}
     if request.json is not None:
         return {"json": request.json}
     if request.form is not None:
@@ -113,7 +117,9 @@ def _body(request: HttpRequest, files: ExitStack) -> dict[str, Any]:
     return {}
 
 
-def _multipart(request: HttpRequest, files: ExitStack) -> aiohttp.MultipartWriter:
+def _multipart(
+    request: HttpRequest, files: ExitStack, opened: list[OpenedMedia]
+) -> aiohttp.MultipartWriter:
     """A multipart/form-data body whose names go out as curl and browsers send them.
 
     ``aiohttp.FormData`` percent-encodes a filename (``photo%20%C3%A9t%C3%A9.png``) and the
@@ -126,14 +132,12 @@ def _multipart(request: HttpRequest, files: ExitStack) -> aiohttp.MultipartWrite
         text.headers[hdrs.CONTENT_DISPOSITION] = form_disposition(name)
         writer.append_payload(text)
     for part in request.files:
-        try:
-            # An open file object is streamed by aiohttp chunk by chunk, never read whole.
-            handle = files.enter_context(open(part.path, "rb"))  # noqa: SIM115
-        except OSError as exc:
-            # Local, and nothing was sent: not a network failure that may have applied.
-            message = f"cannot read {part.path}: {exc.strerror}"
-            raise TransportError(message, maybe_applied=False) from exc
-        payload = aiohttp.BufferedReaderPayload(handle, content_type=part.content_type)
+        # Opened as checked (no link followed), streamed by aiohttp chunk by chunk, never
+        # read whole; compared again once the upload is answered.
+        media = open_media(part.path)
+        files.callback(media.close)
+        opened.append(media)
+        payload = aiohttp.BufferedReaderPayload(media.handle, content_type=part.content_type)
         # Replaces the disposition aiohttp guessed from the local path.
         payload.headers[hdrs.CONTENT_DISPOSITION] = form_disposition(part.name, part.filename)
         writer.append_payload(payload)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
-from ...connector import BaseStage, Client, Done, Failed, Job, Outcome
+from ...connector import UNSAFE_SEGMENTS, BaseStage, Client, Done, Failed, Job, Outcome
 from ...http import HttpRequest
 from ...records import Removal
 from ...results import ErrorInfo
@@ -51,6 +51,9 @@ class DeleteLinkStage(BaseStage):
     def _recorded_path(self, remote_id: str | None) -> str | None:
         path = urlsplit(remote_id or "").path
         marker = f"/{self._data_path}/"
+        segments = path[path.find(marker) + len(marker) :].split("/")
+        if any(unquote(segment) in UNSAFE_SEGMENTS for segment in segments):
+            return None  # a server's URL that would climb out of the link's own path
         if marker not in path or "/category_links/" not in path:
             return None
         return path[path.index(marker) + 1 :]

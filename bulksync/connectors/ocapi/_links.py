@@ -12,10 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from ...answers import json_object, read_object
-from ...connector import BaseStage, Client, Done, Failed, Job, Outcome
+from ...connector import BaseStage, Client, Done, Failed, Job, Outcome, path_segment
 from ...http import HttpRequest, HttpResponse
 from ...records import LinkRecord, endpoint_text
 from ...results import ErrorInfo
@@ -46,7 +45,7 @@ class CategoryLink:
             self.target_category_id,
             self.type,
         )
-        c, k, tc, tk, t = (quote(part, safe="") for part in ids)
+        c, k, tc, tk, t = (path_segment(part) for part in ids)
         return f"catalogs/{c}/categories/{k}/category_links/{tc}/{tk}/{t}"
 
     def document(self, resource_state: str | None = None) -> dict[str, Any]:

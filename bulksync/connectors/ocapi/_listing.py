@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ...answers import json_object
-from ...connector import RemoteItem, RemotePage
+from ...connector import RemoteItem, RemotePage, path_segment
 from ...http import HttpRequest, HttpResponse
 from ...records import Endpoint, Kind, LinkRecord, Record, link_key
 from ._errors import ocapi_error, read_fault
@@ -56,7 +56,7 @@ class OcapiLister:
 
     def _collection(self, catalog_id: str, category_id: str) -> str:
         # Each id URL-quoted as one segment, as CategoryLink.path_extension does.
-        c, k = quote(catalog_id, safe=""), quote(category_id, safe="")
+        c, k = path_segment(catalog_id), path_segment(category_id)
         return f"{self._data_path}/catalogs/{c}/categories/{k}/category_links"
 
     def read_page(self, kind: Kind, request: HttpRequest, response: HttpResponse) -> RemotePage:

@@ -11,10 +11,9 @@ from __future__ import annotations
 import mimetypes
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import quote
 
 from ...answers import bad_response, json_object, json_or_empty
-from ...connector import BaseStage, Client, Done, Failed, Job, Outcome
+from ...connector import BaseStage, Client, Done, Failed, Job, Outcome, path_segment
 from ...http import FilePart, HttpRequest
 from ...records import AssetRecord, Removal
 from ...results import ErrorInfo
@@ -74,7 +73,7 @@ class CreateStage(BaseStage):
         job = jobs[0]
         record = job.record
         assert isinstance(record, AssetRecord)
-        path = f"api/assets/{quote(record.id, safe='')}"
+        path = f"api/assets/{path_segment(record.id)}"
         body = asset_body(record, job.state.get("file_id"))
         if job.state.get("exists"):
             return [await self._update(client, path, body, record.id)]
@@ -149,7 +148,7 @@ class DeleteStage(BaseStage):
         ident = record.remote_id if "{remote_id}" in self._path else record.key
         if not ident:
             return [Failed(ErrorInfo("NoRemoteId", "no remote id was recorded for this item"))]
-        path = self._path.format(key=quote(record.key, safe=""), remote_id=quote(ident, safe=""))
+        path = self._path.format(key=path_segment(record.key), remote_id=path_segment(ident))
         response = await client.send(HttpRequest("DELETE", path))
         if response.status == 404:
             return [Done(remote_id=ident, extra={"action": "gone"})]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from typing import Any
-from urllib.parse import quote
 
 from ...answers import bad_response, json_object
 from ...connector import (
@@ -22,6 +21,7 @@ from ...connector import (
     Job,
     Outcome,
     RequestFailed,
+    path_segment,
 )
 from ...errors import ErrorClass
 from ...http import HttpRequest, HttpResponse
@@ -93,7 +93,7 @@ class V5LinkStage(BaseStage):
         return [Done(remote_id=link_id, extra={"action": action})]
 
     async def _delete(self, client: Client, link_id: str, what: str) -> None:
-        response = await client.send(HttpRequest("DELETE", f"api/links/{quote(link_id, safe='')}"))
+        response = await client.send(HttpRequest("DELETE", f"api/links/{path_segment(link_id)}"))
         if not response.ok and response.status != 404:  # gone already is what we want
             raise quable_error(response, f"replacing link {what}", write=True)
 

@@ -17,12 +17,11 @@ from collections.abc import AsyncIterator, Hashable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
 import anyio
 
 from ...answers import json_object, json_or_empty
-from ...connector import BaseStage, Client, Done, Failed, Job, Outcome
+from ...connector import BaseStage, Client, Done, Failed, Job, Outcome, path_segment
 from ...http import HttpRequest
 from ...records import Removal, link_key
 from ...results import ErrorInfo
@@ -80,7 +79,7 @@ def fill_gaps(decided: Sequence[Outcome | None], rest: Iterable[Outcome]) -> lis
 
 
 def group_path(document: str, link_type: str) -> str:
-    return f"api_1.php/documents/{quote(document, safe='')}/links/{quote(link_type, safe='')}"
+    return f"api_1.php/documents/{path_segment(document)}/links/{path_segment(link_type)}"
 
 
 def ordered_items(links: Mapping[str, int]) -> list[dict[str, Any]]:
