@@ -40,6 +40,9 @@ from .verdict import Judge
 log = logging.getLogger("bulksync.engine")
 
 Input = tuple[Kind, Iterable[Record | BadRecord]]
+# At most this many jobs are read ahead and recorded in one transaction before the first of
+# them is sent (fewer when the first stage's queue is smaller).
+FEED_BATCH = 64
 
 __all__ = ["Engine", "EngineOptions", "Input", "StageCounters"]
 
@@ -192,38 +195,55 @@ class Engine(ItemSink):
     async def _feed(
         self, kind: Kind, records: Iterable[Record | BadRecord], send: MemoryObjectSendStream[Job]
     ) -> None:
+        # Never more read ahead than the first queue holds: backpressure stays what it was.
+        batch = max(1, min(FEED_BATCH, int(send.statistics().max_buffer_size)))
         async with send:
+            ready: list[Job] = []
             for record in records:
                 if self.stop.is_set():
-                    return
+                    break  # no more reading; what was read still goes, within the grace
                 self.read[kind] += 1
-                if isinstance(record, BadRecord):
-                    self._finish_bad(record)
+                job = self._admit(record)
+                if job is None:
                     await anyio.lowlevel.checkpoint()
                     continue
-                refusal = self._refusal(record)
-                if refusal is not None:
-                    self._finish_bad(refusal)
-                    await anyio.lowlevel.checkpoint()
-                    continue
-                first = self._first_claim(record)
-                if first is not None:
-                    assert isinstance(record, AssetRecord | LinkRecord)
-                    self._finish_duplicate(record, first)
-                    await anyio.lowlevel.checkpoint()
-                    continue
-                job = Job(record)
-                self._live.add(job)
-                if self._unchanged(job):
-                    self._finish(job, "skipped", reason="unchanged")
-                    await anyio.lowlevel.checkpoint()
-                    continue
-                blocked_by = self._failed_dependency(record)
-                if blocked_by is not None:
-                    self._finish(job, "skipped", reason=blocked_by)
-                    await anyio.lowlevel.checkpoint()
-                    continue
-                await send.send(job)
+                ready.append(job)
+                if len(ready) >= batch:
+                    await self._send_batch(ready, send)
+                    ready = []
+            await self._send_batch(ready, send)
+
+    def _admit(self, record: Record | BadRecord) -> Job | None:
+        """The job to push for this input line, or None when its result is already written."""
+        if isinstance(record, BadRecord):
+            self._finish_bad(record)
+            return None
+        refusal = self._refusal(record)
+        if refusal is not None:
+            self._finish_bad(refusal)
+            return None
+        first = self._first_claim(record)
+        if first is not None:
+            assert isinstance(record, AssetRecord | LinkRecord)
+            self._finish_duplicate(record, first)
+            return None
+        job = Job(record)
+        self._live.add(job)
+        if self._unchanged(job):
+            self._finish(job, "skipped", reason="unchanged")
+            return None
+        blocked_by = self._failed_dependency(record)
+        if blocked_by is not None:
+            self._finish(job, "skipped", reason=blocked_by)
+            return None
+        return job
+
+    async def _send_batch(self, jobs: Sequence[Job], send: MemoryObjectSendStream[Job]) -> None:
+        # One transaction makes the whole batch's intents durable before any of it is sent:
+        # a commit per item would cost more than the rest of the engine's work on it.
+        await self.intend(jobs)
+        for job in jobs:
+            await send.send(job)
 
     def _refusal(self, record: Record) -> BadRecord | None:
         if self._deleting or not isinstance(record, AssetRecord | LinkRecord):

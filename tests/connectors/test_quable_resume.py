@@ -14,6 +14,7 @@ import anyio
 import orjson
 
 from bulksync.demo import tiny_png
+from bulksync.engine import FEED_BATCH
 from bulksync.sandbox import SandboxSettings, running_sandbox
 
 LINKS = 20_000
@@ -113,11 +114,12 @@ async def test_five_sigkills_lose_and_duplicate_nothing_without_the_servers_help
             # a store holding more links than the input.
             redone.append(posts - created)
             assert posts - created <= CONCURRENCY, (kill_at, posts, created)
-            # This run looked up only what the killed one left unsettled: its requests in
-            # flight, and the results its state had not committed yet.
+            # This run looked up only what the killed one left unsettled: the jobs it had
+            # recorded (read ahead, queued or in flight), and results not yet committed.
             assert lookups <= window, (kill_at, lookups, window)
             rate = created / max(time.monotonic() - started, 0.1)
-            window = CONCURRENCY + FLUSH_EVERY + math.ceil(rate * FLUSH_INTERVAL_S)
+            recorded = FEED_BATCH + 2 * CONCURRENCY + CONCURRENCY  # read ahead, queued, sent
+            window = recorded + FLUSH_EVERY + math.ceil(rate * FLUSH_INTERVAL_S)
             if kill_at is None:
                 assert process.returncode == 0
             else:
