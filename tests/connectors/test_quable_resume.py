@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,29 @@ def link_posts(stats: dict[str, Any]) -> int:
     return sum(stats["requests"].get("POST /api/links", {}).values())
 
 
+async def run_killed(
+    config: Path, env: dict[str, str], kill_at: int | None, progress: Callable[[], int]
+) -> int | None:
+    """Run the job in its own process, SIGKILLed once ``progress()`` reaches ``kill_at``
+    (never when None); its return code."""
+    process = await anyio.open_process(
+        [sys.executable, "-m", "bulksync", "run", "--config", str(config)], env=env
+    )
+    try:
+        with anyio.fail_after(120):
+            while process.returncode is None:
+                if kill_at is not None and progress() >= kill_at:
+                    process.send_signal(signal.SIGKILL)
+                    break
+                await anyio.sleep(0.005)
+            await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    return process.returncode
+
+
 def link_lookups(stats: dict[str, Any]) -> int:
     return sum(stats["requests"].get("GET /api/links", {}).values())
 
@@ -90,21 +114,7 @@ async def test_five_sigkills_lose_and_duplicate_nothing_without_the_servers_help
             links_before = len(store.links)
             before = sandbox.state.stats.snapshot()
             started = time.monotonic()
-            process = await anyio.open_process(
-                [sys.executable, "-m", "bulksync", "run", "--config", str(config)], env=env
-            )
-            try:
-                with anyio.fail_after(120):
-                    while process.returncode is None:
-                        if kill_at is not None and len(store.links) >= kill_at:
-                            process.send_signal(signal.SIGKILL)
-                            break
-                        await anyio.sleep(0.005)
-                    await process.wait()
-            finally:
-                if process.returncode is None:
-                    process.kill()
-                    await process.wait()
+            returncode = await run_killed(config, env, kill_at, lambda: len(store.links))
             after = sandbox.state.stats.snapshot()
             created = len(store.links) - links_before
             posts = link_posts(after) - link_posts(before)
@@ -121,9 +131,9 @@ async def test_five_sigkills_lose_and_duplicate_nothing_without_the_servers_help
             recorded = FEED_BATCH + 2 * CONCURRENCY + CONCURRENCY  # read ahead, queued, sent
             window = recorded + FLUSH_EVERY + math.ceil(rate * FLUSH_INTERVAL_S)
             if kill_at is None:
-                assert process.returncode == 0
+                assert returncode == 0
             else:
-                assert process.returncode == -signal.SIGKILL
+                assert returncode == -signal.SIGKILL
                 assert kill_at <= len(store.links) < LINKS
         triples_in_store = [(x["origin"], x["linkType"], x["target"]) for x in store.links.values()]
     assert len(triples_in_store) == LINKS and set(triples_in_store) == set(triples)
@@ -343,22 +353,8 @@ async def test_killed_two_step_asset_runs_orphan_only_the_uploads_on_the_wire(
         store = sandbox.state.store.quable
         kills = (60, 140, 220)
         for kill_at in (*kills, None):
-            process = await anyio.open_process(
-                [sys.executable, "-m", "bulksync", "run", "--config", str(config)], env=env
-            )
-            try:
-                with anyio.fail_after(120):
-                    while process.returncode is None:
-                        if kill_at is not None and len(store.assets) >= kill_at:
-                            process.send_signal(signal.SIGKILL)
-                            break
-                        await anyio.sleep(0.005)
-                    await process.wait()
-            finally:
-                if process.returncode is None:
-                    process.kill()
-                    await process.wait()
-            assert process.returncode == (0 if kill_at is None else -signal.SIGKILL)
+            returncode = await run_killed(config, env, kill_at, lambda: len(store.assets))
+            assert returncode == (0 if kill_at is None else -signal.SIGKILL)
         files = list(store.files.values())
         created = dict(store.assets)
     assert sorted(created) == sorted(a["id"] for a in assets)
