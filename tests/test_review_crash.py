@@ -1,0 +1,94 @@
+"""Failing tests for crash-safety bugs found in review (issue 12). Each states the promise."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import anyio
+
+from bulksync.auth import NoAuth
+from bulksync.budget import RateBudget
+from bulksync.client import Target
+from bulksync.connector import BaseStage, Client, Done, Job, Outcome
+from bulksync.engine import Engine, EngineOptions
+from bulksync.fake import FakeServer
+from bulksync.records import LinkRecord, Origin
+from bulksync.results import ResultWriter, read_results
+from bulksync.state import Intent, StateStore, content_hash
+
+
+class Recording(BaseStage):
+    name = "link"
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, bool]] = []
+
+    async def run(self, jobs: Sequence[Job], client: Client) -> Sequence[Outcome]:
+        self.seen.append((jobs[0].record.key, jobs[0].maybe_applied))
+        return [Done(remote_id="r", extra={"action": "updated"})]
+
+
+class One:
+    name = "one"
+
+    def __init__(self, stage: object) -> None:
+        self._stage = stage
+
+    def stages(self, kind: str) -> list[object]:
+        return [self._stage]
+
+    def delete_stages(self, kind: str) -> list[object]:
+        return [self._stage]
+
+
+async def _run(tmp_path: Path, state: StateStore, record: LinkRecord, stage: Recording) -> list:
+    writer = ResultWriter(tmp_path / "r.jsonl")
+    target = Target("fake://t", FakeServer(), RateBudget(), NoAuth())
+    engine = Engine(One(stage), target, writer, EngineOptions(state=state))  # type: ignore[arg-type]
+    with anyio.fail_after(10):
+        await engine.run([("link", iter([record]))])
+    writer.close()
+    return list(read_results(tmp_path / "r.jsonl"))
+
+
+async def test_a_crashed_update_then_reverted_input_is_not_skipped_as_unchanged(
+    tmp_path: Path,
+) -> None:
+    """Run 1 confirmed A. Run 2 pushed B (intent B durable, write applied) and was killed
+    before its confirmation was committed. Run 3's input is A again: the target may hold B,
+    so A must be pushed (or verified), not skipped as 'unchanged'; and the intent must end."""
+    path = tmp_path / "s.sqlite"
+    a = LinkRecord(Origin("l.jsonl", 1), "d", "t", "x", 1)
+    b = LinkRecord(Origin("l.jsonl", 1), "d", "t", "x", 2)
+    state = StateStore(path, "t")
+    state.confirm("link", a.key, content_hash(a), "r")
+    state.close()
+    crashed = StateStore(path, "t")
+    await crashed.intend({("link", b.key): Intent(content_hash(b), None)})
+    crashed._db.close()  # SIGKILL: nothing else reaches the disk
+
+    state = StateStore(path, "t")
+    stage = Recording()
+    results = await _run(tmp_path, state, a, stage)
+    state.close()
+    assert results[0]["status"] != "skipped", results[0]  # the target may hold B
+    assert StateStore(path, "t").in_flight("link", a.key) is None
+
+
+async def test_an_intent_of_an_unchanged_item_is_cleared(tmp_path: Path) -> None:
+    """An intent left by a --full run that pushed A again and was killed: a later resync skips
+    A as unchanged (right) but never settles the intent, so it stays in the table forever."""
+    path = tmp_path / "s.sqlite"
+    a = LinkRecord(Origin("l.jsonl", 1), "d", "t", "x", 1)
+    state = StateStore(path, "t")
+    state.confirm("link", a.key, content_hash(a), "r")
+    state.close()
+    crashed = StateStore(path, "t")
+    await crashed.intend({("link", a.key): Intent(content_hash(a), None)})
+    crashed._db.close()
+    for _ in range(2):
+        state = StateStore(path, "t")
+        await _run(tmp_path, state, a, Recording())
+        state.close()
+    assert StateStore(path, "t").in_flight("link", a.key) is None
