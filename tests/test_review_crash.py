@@ -92,3 +92,27 @@ async def test_an_intent_of_an_unchanged_item_is_cleared(tmp_path: Path) -> None
         await _run(tmp_path, state, a, Recording())
         state.close()
     assert StateStore(path, "t").in_flight("link", a.key) is None
+
+
+def test_retry_failed_does_not_push_a_line_that_failed_as_a_duplicate(tmp_path: Path) -> None:
+    """Line 2 is the same item as line 1 and fails 'duplicate of line 1'. retry-failed feeds
+    only the failed lines, so the identity index never sees line 1 and line 2 is pushed,
+    overwriting line 1's item on the target (the flip-flop issue 12 item 9 removes)."""
+    import orjson
+
+    from bulksync.cli import main
+
+    rows = [{"from": "d", "to": "t", "type": "x", "sequence": n} for n in (1, 2)]
+    (tmp_path / "links.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    config = tmp_path / "job.toml"
+    config.write_text(
+        '[target]\nkind = "fake"\n[inputs]\nlinks = "links.jsonl"\n'
+        '[output]\nresults = "results.jsonl"\nprogress = false\n',
+        encoding="utf-8",
+    )
+    main(["run", "--config", str(config)])
+    first = sorted(read_results(tmp_path / "results.jsonl"), key=lambda r: r["line"])
+    assert [r["status"] for r in first] == ["succeeded", "failed"]
+    main(["retry-failed", str(tmp_path / "results.jsonl"), "--config", str(config)])
+    retried = list(read_results(tmp_path / "results.retry.jsonl"))
+    assert retried[0]["status"] == "failed", retried[0]  # still a duplicate of line 1
