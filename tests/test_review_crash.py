@@ -116,3 +116,52 @@ def test_retry_failed_does_not_push_a_line_that_failed_as_a_duplicate(tmp_path: 
     main(["retry-failed", str(tmp_path / "results.jsonl"), "--config", str(config)])
     retried = list(read_results(tmp_path / "results.retry.jsonl"))
     assert retried[0]["status"] == "failed", retried[0]  # still a duplicate of line 1
+
+
+class Scripted:
+    """A client answering from a script, one answer per request, recording what was sent."""
+
+    def __init__(self, answers: list[tuple[int, bytes]]) -> None:
+        from bulksync.http import HttpResponse
+
+        self._answers = [HttpResponse(s, {"content-type": "text/html"}, b) for s, b in answers]
+        self.sent: list[tuple[str, str]] = []
+
+    async def send(self, request: object) -> object:
+        self.sent.append((request.method, request.url))  # type: ignore[attr-defined]
+        return self._answers.pop(0)
+
+
+async def test_an_asset_recreated_after_a_put_404_needs_a_readable_answer() -> None:
+    """The asset the state knows is gone (PUT 404) and is created again: that POST answered
+    200 with a proxy's HTML page is no evidence, like the first create's (issue 12 item 5),
+    yet it is reported 'succeeded (created)'."""
+    import pytest
+
+    from bulksync.connector import RequestFailed
+    from bulksync.connectors.quable._assets import CreateStage
+    from bulksync.records import AssetRecord
+
+    record = AssetRecord(Origin("a.jsonl", 1), "shirt", remote_path="https://x.test/a.jpg")
+    job = Job(record, state={"exists": True})
+    client = Scripted([(404, b""), (200, b"<html>proxy says hi</html>")])
+    with pytest.raises(RequestFailed) as failure:
+        await CreateStage().run([job], client)  # type: ignore[arg-type]
+    assert failure.value.maybe_applied
+
+
+async def test_an_asset_recreate_answered_500_after_a_put_404_is_maybe_applied() -> None:
+    """The same POST answered 500: a write that may have been applied (RFC 9110), as for the
+    first create; quable_error is called without write=True, so it is not marked."""
+    import pytest
+
+    from bulksync.connector import RequestFailed
+    from bulksync.connectors.quable._assets import CreateStage
+    from bulksync.records import AssetRecord
+
+    record = AssetRecord(Origin("a.jsonl", 1), "shirt", remote_path="https://x.test/a.jpg")
+    job = Job(record, state={"exists": True})
+    client = Scripted([(404, b""), (500, b"oops")])
+    with pytest.raises(RequestFailed) as failure:
+        await CreateStage().run([job], client)  # type: ignore[arg-type]
+    assert failure.value.maybe_applied
