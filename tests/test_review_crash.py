@@ -165,3 +165,26 @@ async def test_an_asset_recreate_answered_500_after_a_put_404_is_maybe_applied()
     with pytest.raises(RequestFailed) as failure:
         await CreateStage().run([job], client)  # type: ignore[arg-type]
     assert failure.value.maybe_applied
+
+
+async def test_a_changed_v5_link_without_a_kept_id_replaces_the_old_link() -> None:
+    """REFERENCE.md: whether POST /api/links answers with an id is not documented, and
+    _created_id accepts a bodiless 201 (remote_id None). When that link later changes (a new
+    sequence), V5LinkStage deletes the old link only if it has its id: here it POSTs a second
+    link of the same origin/target/type, so the target keeps the old one too (a duplicate
+    with a server that accepts identical links; with one that answers 409, find_link returns
+    the old link and the new sequence is reported 'exists' but never applied)."""
+    from bulksync.connectors.quable._links import V5LinkStage
+
+    record = LinkRecord(Origin("l.jsonl", 1), "d", "t", "x", 2)
+    job = Job(record, state={"exists": True})  # remote_id None: the first create gave none
+    client = Scripted(
+        [
+            (200, b'{"hydra:member": [{"id": 7, "origin": "d", "target": "t", "linkType": "x"}]}'),
+            (204, b""),
+            (201, b""),
+        ]
+    )
+    await V5LinkStage().run([job], client)  # type: ignore[arg-type]
+    methods = [method for method, _ in client.sent]
+    assert "DELETE" in methods, client.sent  # the old link must go before the new one
