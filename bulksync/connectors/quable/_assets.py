@@ -107,7 +107,10 @@ class CreateStage(BaseStage):
             # Deleted behind our back: the state's "it exists" is stale, so create it again.
             response = await client.send(HttpRequest("POST", "api/assets", json=body))
             if not response.ok:
-                raise quable_error(response, f"create of asset {asset_id} (gone from the target)")
+                raise quable_error(
+                    response, f"create of asset {asset_id} (gone from the target)", write=True
+                )
+            json_object(response, f"create of asset {asset_id}", write=True)
             return Done(remote_id=asset_id, extra={"action": "created"})
         if not response.ok:
             raise quable_error(response, f"update of asset {asset_id}")
