@@ -35,7 +35,7 @@ from .remote import RemoteIndex
 from .results import ErrorInfo, ItemResult, ResultWriter, RunStats, Status
 from .retry import RetryPolicy
 from .state import Intent, StateStore
-from .verdict import Judge
+from .verdict import Judge, Verdict
 
 log = logging.getLogger("bulksync.engine")
 
@@ -269,10 +269,9 @@ class Engine(ItemSink):
         record = job.record
         if self._judge is None or not isinstance(record, AssetRecord | LinkRecord):
             return False
-        verdict = self._judge.judge(record)
+        verdict = self._resumed_verdict(self._judge.judge(record), job)
         if verdict.digest is not None:
             job.state["hash"] = verdict.digest
-        self._resume(job)
         if verdict.action == "create":
             if verdict.absent:
                 # Not the default opposite of True: a stage may tell "created" from "updated"
@@ -297,15 +296,25 @@ class Engine(ItemSink):
         job.remote_id = verdict.remote_id
         return False
 
-    def _resume(self, job: Job) -> None:
-        """An item an earlier run left in flight may be on the target already: look first."""
+    def _resumed_verdict(self, verdict: Verdict, job: Job) -> Verdict:
+        """An item an earlier run left in flight may be on the target already: look first.
+
+        A killed run that was pushing other content than the state confirmed may have left
+        that content on the target, so the item is updated even though it matches the state.
+        """
         state = self.options.state
         intent = None if state is None else state.in_flight(job.record.kind, job.record.key)
-        if intent is None:
-            return
+        if intent is None or state is None:
+            return verdict
+        if verdict.action == "skip":
+            if intent.hash == verdict.digest:
+                state.settle(job.record.kind, job.record.key)  # what it pushed is confirmed
+                return verdict
+            verdict = Verdict("update", verdict.digest, verdict.remote_id)
         job.resumed = job.maybe_applied = True
-        if intent.file_id is not None and intent.hash == job.state.get("hash"):
+        if intent.file_id is not None and intent.hash == verdict.digest:
             job.state["file_id"] = intent.file_id  # the same content: its upload is reused
+        return verdict
 
     async def intend(self, jobs: Sequence[Job]) -> None:
         state = self.options.state

