@@ -55,6 +55,7 @@ class OpenedMedia:
             raise LocalFileError(
                 f"{self.path} changed while it was uploaded; the upload is not trusted",
                 retryable=True,
+                sent=True,
             )
 
 

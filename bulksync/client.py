@@ -11,7 +11,7 @@ import anyio
 from .auth import Authenticator
 from .budget import RateBudget
 from .connector import RETRYABLE_STATUSES, RequestFailed
-from .errors import AuthError, ErrorClass, TransportError
+from .errors import AuthError, ErrorClass, LocalFileError, TransportError
 from .http import HttpRequest, HttpResponse, parse_retry_after
 from .redact import redacted_excerpt
 from .results import ErrorInfo, RunStats
@@ -72,7 +72,12 @@ class EngineClient:
             headers = await self._target.auth.headers(self._send_for_auth)
         self._stats.requests += 1
         started = time.monotonic()
-        response = await self._target.transport.send(request.with_headers(headers))
+        try:
+            response = await self._target.transport.send(request.with_headers(headers))
+        except LocalFileError as exc:
+            if not exc.sent:  # refused before anything went on the wire
+                self._stats.requests -= 1
+            raise
         self._stats.latency.add(time.monotonic() - started)
         if response.status == 429:
             self._stats.throttled += 1

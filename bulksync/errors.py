@@ -64,9 +64,10 @@ class LocalFileError(TransportError):
     while it streamed. It says nothing of the target: the item alone fails, or is retried
     (``retryable``) when a fresh read of the file may well succeed."""
 
-    def __init__(self, message: str, *, retryable: bool) -> None:
+    def __init__(self, message: str, *, retryable: bool, sent: bool = False) -> None:
         super().__init__(message, maybe_applied=False)
         self.retryable = retryable
+        self.sent = sent  # false when found before the request went out: nothing to count
 
 
 def first_bulksync_error(group: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -168,7 +168,11 @@ class RefusingTransport:
 
     async def send(self, request: HttpRequest) -> HttpResponse:
         self.calls += 1
-        raise LocalFileError("media/a.png changed while it was uploaded", retryable=self.retryable)
+        raise LocalFileError(
+            "media/a.png changed while it was uploaded",
+            retryable=self.retryable,
+            sent=self.retryable,  # a change is found after the upload, a swap before it
+        )
 
     async def aclose(self) -> None:
         return None
@@ -207,6 +211,8 @@ async def test_the_stage_pool_retries_a_changed_file_and_fails_an_unsafe_one(
         [Job(AssetRecord(Origin("assets.jsonl", 1), "a", file=media(tmp_path)))], None
     )
     assert transport.calls == sends
+    # A file refused before the request went out is no request; one that changed under it is.
+    assert stats.requests == (sends if retryable else 0)
     [outcome] = sink.ended
     assert isinstance(outcome, Failed) and outcome.error.type == "LocalFile"
     assert "changed while it was uploaded" in outcome.error.message

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 from bulksync.connector import Done, Failed, Job, RequestFailed
-from bulksync.connectors.quable._assets import CreateStage, UploadStage
+from bulksync.connectors.quable._assets import CreateStage, DeleteStage, UploadStage
 from bulksync.connectors.quable._auth import QuableLogin
 from bulksync.connectors.quable._errors import quable_error
-from bulksync.connectors.quable._links import V4LinkStage, V5LinkStage
+from bulksync.connectors.quable._links import V4LinkStage, V5LinkStage, find_removed_link
 from bulksync.errors import AuthError, ErrorClass
-from bulksync.records import AssetRecord, LinkRecord, Origin
+from bulksync.records import AssetRecord, LinkRecord, Origin, Removal
 
 from .scripted import ScriptedClient, reply
 
@@ -252,3 +252,51 @@ def test_405_is_the_documented_permission_error_and_stops_the_run() -> None:
     assert failure.error_class is ErrorClass.AUTH
     assert "does not have permission to access the resource" in failure.error.message
     assert failure.error.http_status == 405
+
+
+def _member(link_id: str, origin: str, target: str, link_type: str) -> dict[str, Any]:
+    return {
+        "id": link_id,
+        "origin": {"id": origin},
+        "target": {"id": target},
+        "linkType": {"id": link_type},
+    }
+
+
+async def test_prune_finds_a_link_whose_create_gave_no_id_by_its_filters() -> None:
+    removal = Removal(Origin("state", 0), "link", "doc-1->doc-2:ref")
+    client = ScriptedClient(
+        reply(200, {"hydra:member": [_member("L9", "doc-1", "doc-2", "ref")]}), reply(204)
+    )
+    outcomes = await DeleteStage("api/links/{remote_id}", find_removed_link).run(
+        [Job(removal)], client
+    )
+    assert [(r.method, r.url) for r in client.requests] == [
+        ("GET", "api/links"),
+        ("DELETE", "api/links/L9"),
+    ]
+    assert client.requests[0].params == {
+        "origin.id": "doc-1",
+        "target.id": "doc-2",
+        "linkType.id": "ref",
+    }
+    assert outcomes == [Done(remote_id="L9", extra={"action": "deleted"})]
+
+
+async def test_prune_of_a_link_not_found_by_its_filters_is_gone_after_one_lookup() -> None:
+    removal = Removal(Origin("state", 0), "link", "doc-1->doc-2:ref")
+    client = ScriptedClient(reply(200, {"hydra:member": []}))
+    outcomes = await DeleteStage("api/links/{remote_id}", find_removed_link).run(
+        [Job(removal)], client
+    )
+    assert [r.method for r in client.requests] == ["GET"]
+    assert outcomes == [Done(extra={"action": "gone"})]
+
+
+@pytest.mark.parametrize("key", ["a:b->c:ref", "a->b->c:ref", "a->b", "->b:ref"])
+async def test_prune_never_looks_up_a_key_that_splits_more_than_one_way(key: str) -> None:
+    removal = Removal(Origin("state", 0), "link", key)
+    client = ScriptedClient()
+    with pytest.raises(RequestFailed) as refused:
+        await DeleteStage("api/links/{remote_id}", find_removed_link).run([Job(removal)], client)
+    assert refused.value.error.type == "NoRemoteId" and client.requests == []

@@ -9,7 +9,7 @@ creates twice; a file uploaded once is reused by every retry of its create.
 from __future__ import annotations
 
 import mimetypes
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from ...answers import bad_response, json_object, json_or_empty
@@ -142,13 +142,23 @@ class DeleteStage(BaseStage):
 
     name = "delete"
 
-    def __init__(self, path: str) -> None:
+    def __init__(
+        self,
+        path: str,
+        find: Callable[[Client, Removal], Awaitable[str | None]] | None = None,
+    ) -> None:
         self._path = path
+        self._find = find
 
     async def run(self, jobs: Sequence[Job], client: Client) -> Sequence[Outcome]:
         record = jobs[0].record
         assert isinstance(record, Removal)
         ident = record.remote_id if "{remote_id}" in self._path else record.key
+        if not ident and self._find is not None:
+            # A create that answered no id: the item is found by what identifies it instead.
+            ident = await self._find(client, record)
+            if ident is None:
+                return [Done(extra={"action": "gone"})]  # looked up: the target has none
         if not ident:
             return [Failed(ErrorInfo("NoRemoteId", "no remote id was recorded for this item"))]
         path = self._path.format(key=path_segment(record.key), remote_id=path_segment(ident))

@@ -13,7 +13,7 @@ from ...records import Kind
 from ...transport import AiohttpTransport
 from ._assets import CreateStage, DeleteStage, UploadStage
 from ._auth import QuableLogin
-from ._links import V4LinkStage, V5LinkStage
+from ._links import V4LinkStage, V5LinkStage, find_removed_link
 from ._listing import QuableLister
 from ._v4links import V4PruneStage
 
@@ -72,7 +72,7 @@ class QuableConnector:
         if self.options.links_api == "v4":
             # v4 links have no id: a group is set again without them (mode replace).
             return [V4PruneStage(self.options.v4_batch)]
-        return [DeleteStage("api/links/{remote_id}")]
+        return [DeleteStage("api/links/{remote_id}", find_removed_link)]
 
 
 def build_quable(config: Config) -> BuiltTarget:

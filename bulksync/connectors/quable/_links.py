@@ -25,7 +25,7 @@ from ...connector import (
 )
 from ...errors import ErrorClass
 from ...http import HttpRequest, HttpResponse
-from ...records import LinkRecord
+from ...records import LinkRecord, Removal
 from ...results import ErrorInfo
 from ._errors import quable_error
 from ._listing import relation_id
@@ -176,6 +176,24 @@ class V4LinkStage(BaseStage):
             elif target not in links:  # no sequence asked: a linked one keeps its place
                 links[target] = max(links.values(), default=0) + 1
         await post_group(client, document, link_type, "replace", ordered_items(links))
+
+
+async def find_removed_link(client: Client, removal: Removal) -> str | None:
+    """The id of a link to prune whose create answered none, found by its filters. The key
+    must split one way only (``from->to:type``): a wrong split would find nothing, and prune
+    would call a link it never deleted gone."""
+    head, colon, link_type = removal.key.rpartition(":")
+    origin, arrow, target = head.partition("->")
+    if not (colon and arrow and origin and target and link_type):
+        raise _unsplittable(removal.key)
+    if removal.key.count(":") != 1 or head.count("->") != 1:
+        raise _unsplittable(removal.key)
+    return await find_link(client, origin, target, link_type)
+
+
+def _unsplittable(key: str) -> RequestFailed:
+    message = f"no remote id was recorded for link {key}, and its key is ambiguous to look up"
+    return RequestFailed(ErrorInfo("NoRemoteId", message), ErrorClass.ITEM)
 
 
 async def find_link(client: Client, origin: str, target: str, link_type: str) -> str | None:
