@@ -58,7 +58,7 @@ def doomed_items(kind: Kind, state: StateStore, remote: RemoteIndex | None) -> l
 def scope_size(kind: Kind, state: StateStore, remote: RemoteIndex | None) -> int:
     """How many items the job's scope holds: what the --max-delete share is taken of."""
     if remote is None:
-        return state.count(kind)
+        return state.count(kind) + state.in_flight_count(kind)
     return remote.count(kind) + sum(1 for key in state.keys(kind) if not remote.has(kind, key))
 
 

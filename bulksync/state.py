@@ -259,11 +259,15 @@ class StateStore:
 
     def forget(self, kind: str, key: str) -> None:
         self.flush()
-        with self._guard():
-            self._db.execute(
-                "DELETE FROM items WHERE target = ? AND kind = ? AND key = ?",
-                (self.target, kind, key),
-            )
+        with self._guard(), self._db:
+            self._db.execute("BEGIN")
+            for table in ("items", "intents"):
+                self._db.execute(
+                    f"DELETE FROM {table} WHERE target = ? AND kind = ? AND key = ?",
+                    (self.target, kind, key),
+                )
+        self._in_flight.pop((kind, key), None)
+        self._open.discard((kind, key))
 
     def _maybe_flush(self) -> None:
         if (
@@ -326,17 +330,28 @@ class StateStore:
         self._settled.clear()
 
     def unseen(self, kind: str) -> Iterator[tuple[str, str | None]]:
-        """Confirmed items of this target that this run's input did not hold: prune candidates."""
+        """Items of this target that this run's input did not hold: prune candidates. Those
+        confirmed, and those a killed run was pushing (the target may hold them too)."""
         self.flush()
         with self._guard():
             rows = self._db.execute(
                 "SELECT i.key, i.remote_id FROM items i WHERE i.target = ? AND i.kind = ? "
                 "AND i.hash != '' "
                 "AND NOT EXISTS (SELECT 1 FROM seen s "
-                "WHERE s.run_id = ? AND s.kind = i.kind AND s.key = i.key)",
-                (self.target, kind, self.run_id),
+                "WHERE s.run_id = ? AND s.kind = i.kind AND s.key = i.key) "
+                "UNION ALL "
+                "SELECT n.key, NULL FROM intents n WHERE n.target = ? AND n.kind = ? "
+                "AND NOT EXISTS (SELECT 1 FROM seen s "
+                "WHERE s.run_id = ? AND s.kind = n.kind AND s.key = n.key) "
+                "AND NOT EXISTS (SELECT 1 FROM items i WHERE i.target = n.target "
+                "AND i.kind = n.kind AND i.key = n.key AND i.hash != '')",
+                (self.target, kind, self.run_id, self.target, kind, self.run_id),
             ).fetchall()
         yield from rows
+
+    def in_flight_count(self, kind: str) -> int:
+        """Items earlier runs left in flight and never settled (part of a prune's scope)."""
+        return sum(1 for k, _ in self._in_flight if k == kind)
 
     def keys(self, kind: str) -> Iterator[str]:
         """Every confirmed key of this kind, streamed."""

@@ -291,3 +291,20 @@ def test_a_failure_marked_absent_forgets_the_last_push(tmp_path: Path) -> None:
     assert store.lookup("link", "a") is None  # the target holds nothing: create it again
     assert store.lookup("link", "b") == Confirmed("h1", "id-2")
     assert store.last_result("link", "a") == "failed at link: HTTP413: too large"
+
+
+async def test_prune_scope_holds_what_a_killed_run_was_pushing(tmp_path: Path) -> None:
+    """A run killed before its results were committed may have created these on the target:
+    if they then leave the input, prune must look at them too, not leave them there."""
+    path = tmp_path / "state.sqlite"
+    killed = StateStore(path, "t", flush_every=1000, flush_interval_s=3600)
+    killed.confirm("link", "kept", "h0", "id-0")
+    killed.flush()
+    await killed.intend({("link", k): Intent("h", None) for k in ("crashed", "kept", "again")})
+    rerun = StateStore(path, "t")
+    rerun.saw("link", "again")  # still in the input: not a prune candidate
+    assert sorted(rerun.unseen("link")) == [("crashed", None), ("kept", "id-0")]
+    assert rerun.in_flight_count("link") == 3
+    rerun.forget("link", "crashed")  # deleted by prune
+    assert StateStore(path, "t").in_flight("link", "crashed") is None
+    assert sorted(StateStore(path, "t").unseen("link")) == [("again", None), ("kept", "id-0")]
