@@ -400,6 +400,7 @@ class Engine(ItemSink):
                 redacted_excerpt(f"failed{where}: {what}", 500),
                 absent=bool(job.state.get(ABSENT_ON_TARGET)),
                 settled=job.intent is None or not unsure,
+                refused=bool(error and error.http_status and 400 <= error.http_status < 500),
             )
         self._write(result)
 

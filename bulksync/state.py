@@ -133,6 +133,7 @@ class StateStore:
         self._intents: dict[tuple[str, str], Intent] = {}  # recorded, not yet committed
         self._settled: set[tuple[str, str]] = set()  # intents to drop with the next flush
         self._intent_commits = 0
+        self._stale_uploads: set[tuple[str, str]] = set()
         self._last_flush = time.monotonic()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -244,7 +245,14 @@ class StateStore:
         self._maybe_flush()
 
     def failed(
-        self, kind: str, key: str, result: str, *, absent: bool = False, settled: bool = True
+        self,
+        kind: str,
+        key: str,
+        result: str,
+        *,
+        absent: bool = False,
+        settled: bool = True,
+        refused: bool = False,
     ) -> None:
         """The item's last result is a failure: kept, without touching what was last pushed,
         unless the target no longer holds that (``absent``: the next run creates it again).
@@ -255,6 +263,10 @@ class StateStore:
             self._absent.add((kind, key))
         if settled:
             self.settle(kind, key)
+        elif refused and (kind, key) in self._open:
+            # The target refused what was sent: a kept upload id may be why (an expired
+            # file), so the next run uploads again rather than fail the same way forever.
+            self._stale_uploads.add((kind, key))
         self._maybe_flush()
 
     def forget(self, kind: str, key: str) -> None:
@@ -280,7 +292,8 @@ class StateStore:
         self._last_flush = time.monotonic()
         if self._intents:
             self._commit_intents()
-        if not (self._pending or self._seen or self._failures or self._settled):
+        writes = (self._pending, self._seen, self._failures, self._settled, self._stale_uploads)
+        if not any(writes):
             return
         now = time.time()
         with self._guard(), self._db:  # one transaction for the whole batch
@@ -321,6 +334,10 @@ class StateStore:
                 "DELETE FROM intents WHERE target = ? AND kind = ? AND key = ?",
                 [(self.target, kind, key) for kind, key in self._settled],
             )
+            self._db.executemany(
+                "UPDATE intents SET file_id = NULL WHERE target = ? AND kind = ? AND key = ?",
+                [(self.target, kind, key) for kind, key in self._stale_uploads],
+            )
         for settled in self._settled:
             self._in_flight.pop(settled, None)
         self._pending.clear()
@@ -328,6 +345,7 @@ class StateStore:
         self._absent.clear()
         self._seen.clear()
         self._settled.clear()
+        self._stale_uploads.clear()
 
     def unseen(self, kind: str) -> Iterator[tuple[str, str | None]]:
         """Items of this target that this run's input did not hold: prune candidates. Those

@@ -308,3 +308,19 @@ async def test_prune_scope_holds_what_a_killed_run_was_pushing(tmp_path: Path) -
     rerun.forget("link", "crashed")  # deleted by prune
     assert StateStore(path, "t").in_flight("link", "crashed") is None
     assert sorted(StateStore(path, "t").unseen("link")) == [("again", None), ("kept", "id-0")]
+
+
+async def test_a_refused_push_drops_the_kept_upload_but_keeps_the_intent(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite"
+    killed = StateStore(path, "t")
+    await killed.intend({("asset", "a"): Intent("h", "file-1"), ("asset", "b"): Intent("h", "f2")})
+    rerun = StateStore(path, "t")
+    rerun.failed(
+        "asset", "a", "failed at create: HTTP400: unknown file", settled=False, refused=True
+    )
+    rerun.failed("asset", "b", "failed at create: Timeout", settled=False)
+    rerun.flush()
+    later = StateStore(path, "t")
+    # Still looked up before a create (the target may hold it), but uploaded afresh.
+    assert later.in_flight("asset", "a") == Intent("h", None)
+    assert later.in_flight("asset", "b") == Intent("h", "f2")
