@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from ._validate import type_name
 from .connector import RequestFailed
 from .errors import ErrorClass
 from .http import HttpResponse
@@ -44,7 +45,7 @@ def read_object(
     """:func:`json_object` for a body held apart from its response (a batch answer's part)."""
     document = _decode(body, what, status, content_type, write)
     if not isinstance(document, dict):
-        problem = f"{_shape(document)} where a JSON object was expected"
+        problem = f"a JSON {type_name(document)} where a JSON object was expected"
         raise bad_response(what, problem, status, write)
     return document
 
@@ -88,13 +89,3 @@ def excerpt(body: bytes, limit: int = _EXCERPT) -> str:
     """The start of a body on one line, so an HTML page stays one line of a result."""
     text = " ".join(body.decode("utf-8", "replace").split())
     return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _shape(value: Any) -> str:
-    if value is None:
-        return "JSON null"
-    if isinstance(value, bool):
-        return "a JSON boolean"
-    if isinstance(value, list):
-        return "a JSON list"
-    return "a JSON string" if isinstance(value, str) else "a JSON number"

@@ -161,7 +161,7 @@ def test_the_unreadable_body_is_named_with_its_type_and_an_excerpt() -> None:
     )
     with pytest.raises(RequestFailed) as caught:
         json_object(GARBAGE["list"], "create of x", write=False)
-    assert caught.value.error.message.endswith("a JSON list where a JSON object was expected")
+    assert caught.value.error.message.endswith("a JSON array where a JSON object was expected")
     assert not caught.value.maybe_applied  # a read changes nothing
 
 
