@@ -95,6 +95,9 @@ async def test_writes_applied_then_lost_or_failed_are_neither_lost_nor_duplicate
             "faults.seed": "12",
             "faults.applied_error_rate": "0.02",
             "faults.drop_after_write_rate": "0.02",
+            # Every other hostile behaviour at once: dropped keep-alive, garbage 200s.
+            "faults.close_after_response_rate": "0.02",
+            "faults.garbage_rate": "0.02",
             "faults.apis": "quable",
         }
     )
@@ -105,6 +108,7 @@ async def test_writes_applied_then_lost_or_failed_are_neither_lost_nor_duplicate
     assert_one_success_per_line(tmp_path, len(ids), len(links))
     faults = state.stats.snapshot()["faults_injected"]
     assert faults.get("applied_error", 0) > 50 and faults.get("drop_after_write", 0) > 50
+    assert faults.get("close_after_response", 0) > 20 and faults.get("garbage", 0) > 20, faults
     assert_exactly_once(tmp_path, state, ids, links)
     # Every ambiguous create was looked up first: none was sent again blindly.
     assert state.stats.snapshot()["duplicate_create_attempts"]["total"] == 0
