@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import anyio
+from test_review_findings import OneStageConnector
 
 from bulksync.auth import NoAuth
 from bulksync.budget import RateBudget
@@ -29,23 +30,10 @@ class Recording(BaseStage):
         return [Done(remote_id="r", extra={"action": "updated"})]
 
 
-class One:
-    name = "one"
-
-    def __init__(self, stage: object) -> None:
-        self._stage = stage
-
-    def stages(self, kind: str) -> list[object]:
-        return [self._stage]
-
-    def delete_stages(self, kind: str) -> list[object]:
-        return [self._stage]
-
-
 async def _run(tmp_path: Path, state: StateStore, record: LinkRecord, stage: Recording) -> list:
     writer = ResultWriter(tmp_path / "r.jsonl")
     target = Target("fake://t", FakeServer(), RateBudget(), NoAuth())
-    engine = Engine(One(stage), target, writer, EngineOptions(state=state))  # type: ignore[arg-type]
+    engine = Engine(OneStageConnector(stage), target, writer, EngineOptions(state=state))  # type: ignore[arg-type]
     with anyio.fail_after(10):
         await engine.run([("link", iter([record]))])
     writer.close()
