@@ -66,7 +66,7 @@ def close_match(word: str, choices: Iterable[str]) -> str | None:
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """"; did you mean 'x'?", or "" when nothing is close."""
+    """The did-you-mean clause for a message ("; did you mean 'x'?"), or "" when none is close."""
     match = close_match(word, choices)
     return f"; did you mean '{match}'?" if match else ""
 
