@@ -106,6 +106,10 @@ def config_schema() -> dict[str, Any]:
         "([fake], [quable], [propeller] or [ocapi]) may be present."
     )
     schema["required"] = ["target"]
+    # Code may build a TargetConfig without a kind (the fake); a job file must name it.
+    target = schema["$defs"]["TargetConfig"]
+    target["required"] = ["kind"]
+    target["properties"]["kind"].pop("default", None)
     return schema
 
 

@@ -182,6 +182,7 @@ def test_config_schema_describes_every_table(capsys: pytest.CaptureFixture[str])
     target = schema["$defs"]["TargetConfig"]
     assert target["additionalProperties"] is False
     assert target["properties"]["kind"]["enum"] == ["fake", "quable", "propeller", "ocapi"]
+    assert target["required"] == ["kind"]
     assert schema["$defs"]["OcapiOptions"]["properties"]["batch"]["type"] == "boolean"
 
 
