@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from ._version import __version__
 from .config import load_config
 from .errors import BulksyncError
@@ -59,12 +61,21 @@ def _parser() -> argparse.ArgumentParser:
         "--links-api", choices=("v5", "v4"), default="v5", help="Quable links API (v5)"
     )
     demo.add_argument("--workdir", type=Path, help="where to write the catalogue and results")
+    commands.add_parser(
+        "config-schema", help="print the JSON schema of a job config (for editor completion)"
+    )
     return parser
 
 
 def _job_arguments(parser: argparse.ArgumentParser) -> None:
     """The options shared by `run` and `retry-failed`."""
     parser.add_argument("--config", type=Path, help="the job's TOML config file")
+    parser.add_argument(
+        "--kind",
+        choices=("quable", "propeller", "ocapi", "fake"),
+        help="the target ([target] kind); needed without --config: fake is the built-in "
+        "in-memory target",
+    )
     parser.add_argument("--base-url", help="the target's base URL ([target] base_url)")
     parser.add_argument("--assets", type=Path, help="assets input file, JSONL or CSV")
     parser.add_argument("--links", type=Path, help="links input file, JSONL or CSV")
@@ -122,6 +133,7 @@ def _run(args: argparse.Namespace) -> int:
     from .runner import RunOptions, run_job
 
     overrides: dict[str, Any] = {
+        "target.kind": args.kind,
         "target.base_url": args.base_url,
         "inputs.assets": str(args.assets.resolve()) if args.assets else None,
         "inputs.links": str(args.links.resolve()) if args.links else None,
@@ -176,6 +188,12 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "demo":
             return _demo(args)
+        if args.command == "config-schema":
+            from .targets import config_schema
+
+            sys.stdout.write(orjson.dumps(config_schema(), option=orjson.OPT_INDENT_2).decode())
+            sys.stdout.write("\n")
+            return 0
         write_report(args.results, sys.stdout, failed_only=args.failed)
         return 0
     except BulksyncError as exc:

@@ -1,88 +1,155 @@
 """The job configuration: a TOML file, overridden by command-line flags.
 
-Unknown keys are refused rather than ignored: a typo in a rate limit must not silently turn
-into "no limit". Relative paths resolve against the config file's folder.
+Read through pydantic models: unknown keys are refused rather than ignored (a typo in a rate
+limit must not silently turn into "no limit"), every value must have its key's type (TOML's
+``"false"`` is a string, not false), and every message names the field's path on one line.
+Relative paths resolve against the config file's folder.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
+from pydantic import AfterValidator as After
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError
+from pydantic_core import PydanticCustomError
+
+from ._config_errors import close_match, describe
 from .errors import ConfigError
 from .redact import register_secret
 
+KINDS = ("fake", "quable", "propeller", "ocapi")
+CONNECTOR_SECTIONS = KINDS  # each target's own table: [fake], [quable], ...
 
-@dataclass(slots=True)
-class TargetConfig:
-    kind: str = "fake"
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def _env_name(value: str) -> str:
+    # The message never holds the value: a token pasted here is a secret.
+    if not _ENV_NAME.match(value):
+        raise PydanticCustomError(
+            "env_name",
+            "must name an environment variable (letters, digits, _), not hold the secret",
+        )
+    return value
+
+
+def _pairs(value: Any) -> Any:
+    # TOML has arrays, no tuples: [[6000, 600]] becomes [(6000, 600)] for the strict check.
+    if isinstance(value, list):
+        return [tuple(item) if isinstance(item, list) else item for item in value]
+    return value
+
+
+def _windows(value: list[tuple[int, float]] | None) -> list[tuple[int, float]] | None:
+    if any(n < 1 or s <= 0 for n, s in value or ()):
+        raise PydanticCustomError(
+            "rate_window", "every window needs requests >= 1 and seconds > 0"
+        )
+    return value
+
+
+def _no_empty(value: Any) -> Any:
+    return None if value == "" else value  # `assets = ""` means no assets, not the folder
+
+
+EnvName = Annotated[str, After(_env_name)]
+# Paths come from TOML as strings; only a string (or a Path from code) is a path, never 5.
+FilePath = Annotated[Path, Strict(False)]
+OptionalPath = Annotated[FilePath | None, BeforeValidator(_no_empty)]
+Workers = Annotated[int, Field(ge=1, le=1024)]
+Seconds = Annotated[float, Field(ge=0)]
+RateWindows = Annotated[
+    list[tuple[int, float]] | None, BeforeValidator(_pairs), After(_windows)
+]
+
+
+class Section(BaseModel):
+    """One config table. Built in code, a wrong value raises ConfigError with its path too."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    table: ClassVar[str] = ""  # its name in the TOML file, for messages
+
+    def __init__(self, /, **data: Any) -> None:
+        # pydantic calls this for nested tables and model_validate too: every path to a
+        # model gets the one-line message, never pydantic's multi-line text with the value.
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            table = type(self).table
+            known = {table: list(type(self).model_fields)}
+            raise ConfigError(describe(exc, table or None, known)) from None
+
+
+class TargetConfig(Section):
+    table = "target"
+    kind: Literal["fake", "quable", "propeller", "ocapi"] = "fake"
     base_url: str = ""
-    token_env: str | None = None  # static bearer token
-    user_env: str | None = None  # login: user name ...
-    password_env: str | None = None  # ... and password
-    client_id_env: str | None = None  # OAuth client credentials
-    client_secret_env: str | None = None
+    token_env: EnvName | None = None  # static bearer token
+    user_env: EnvName | None = None  # login: user name ...
+    password_env: EnvName | None = None  # ... and password
+    client_id_env: EnvName | None = None  # OAuth client credentials
+    client_secret_env: EnvName | None = None
     allow_http: bool = False  # plain http:// to a host other than loopback
-    timeout_s: float = 60.0
-    options: dict[str, Any] = field(default_factory=dict)  # connector-specific settings
+    timeout_s: Annotated[float, Field(gt=0)] = 60.0
 
 
-@dataclass(slots=True)
-class InputsConfig:
-    assets: Path | None = None
-    links: Path | None = None
-    media_root: Path | None = None
+class InputsConfig(Section):
+    table = "inputs"
+    assets: OptionalPath = None
+    links: OptionalPath = None
+    media_root: OptionalPath = None
     format: Literal["auto", "jsonl", "csv"] = "auto"
 
 
-@dataclass(slots=True)
-class LimitsConfig:
-    rate: list[tuple[int, float]] | None = None  # None: the connector's documented limits
-    pace: float | None = None
-    concurrency: int = 16
-    stage_concurrency: dict[str, int] = field(default_factory=dict)
-    max_attempts: int = 8
-    max_elapsed_s: float = 300.0
-    grace_s: float = 10.0
+class LimitsConfig(Section):
+    table = "limits"
+    rate: RateWindows = None  # None: the connector's documented limits
+    pace: Annotated[float, Field(gt=0)] | None = None
+    concurrency: Workers = 16
+    stage_concurrency: dict[str, Workers] = Field(default_factory=dict)
+    max_attempts: Annotated[int, Field(ge=1)] = 8
+    max_elapsed_s: Seconds = 300.0
+    grace_s: Seconds = 10.0
 
 
-@dataclass(slots=True)
-class OutputConfig:
-    results: Path = Path("results.jsonl")
+class OutputConfig(Section):
+    table = "output"
+    results: FilePath = Path("results.jsonl")
     progress: bool = True
 
 
-@dataclass(slots=True)
-class StateConfig:
+class StateConfig(Section):
+    table = "state"
     enabled: bool = True  # remember confirmed items: resume after a crash, fast resyncs
-    path: Path = Path("bulksync-state.sqlite")
+    path: FilePath = Path("bulksync-state.sqlite")
 
 
-@dataclass(slots=True)
-class Config:
-    target: TargetConfig = field(default_factory=TargetConfig)
-    inputs: InputsConfig = field(default_factory=InputsConfig)
-    limits: LimitsConfig = field(default_factory=LimitsConfig)
-    output: OutputConfig = field(default_factory=OutputConfig)
-    state: StateConfig = field(default_factory=StateConfig)
-    # Connector tables ([quable], [propeller], [ocapi], [fake]), checked by their connector.
-    sections: dict[str, dict[str, Any]] = field(default_factory=dict)
+SettingsT = TypeVar("SettingsT", bound=BaseModel)
 
-    def section(self, name: str, known: set[str]) -> dict[str, Any]:
-        """The [name] table, refusing keys the connector does not know."""
-        values = self.sections.get(name, {})
-        unknown = set(values) - known
-        if unknown:
-            choices = ", ".join(sorted(known))
-            raise ConfigError(
-                f"unknown key(s) in [{name}]: {', '.join(sorted(unknown))} (known: {choices})"
-            )
-        return dict(values)
+
+class Config(Section):
+    target: TargetConfig = Field(default_factory=TargetConfig)
+    inputs: InputsConfig = Field(default_factory=InputsConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    state: StateConfig = Field(default_factory=StateConfig)
+    # Connector tables ([quable], [propeller], [ocapi], [fake]) as read, typed by settings().
+    sections: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    def settings(self, name: str, model: type[SettingsT]) -> SettingsT:
+        """The [name] table as its connector's model: unknown keys and wrong types refused."""
+        try:
+            return model.model_validate(self.sections.get(name, {}))
+        except ValidationError as exc:
+            known = {name: list(model.model_fields)}
+            raise ConfigError(describe(exc, name, known)) from None
 
     def secret(self, env_name: str | None, what: str) -> str:
         """Read a secret from the environment variable the config names."""
@@ -95,9 +162,7 @@ class Config:
         return value
 
 
-CONNECTOR_SECTIONS = ("fake", "quable", "propeller", "ocapi")
-
-_SECTIONS: dict[str, type] = {
+_SECTIONS: dict[str, type[Section]] = {
     "target": TargetConfig,
     "inputs": InputsConfig,
     "limits": LimitsConfig,
@@ -105,11 +170,21 @@ _SECTIONS: dict[str, type] = {
     "state": StateConfig,
 }
 
+NO_CONFIG = (
+    "no config: give --config job.toml, or --kind fake to run against the built-in "
+    "in-memory target"
+)
+
 
 def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> Config:
-    """Read ``path`` (or start from defaults), apply ``overrides`` ("section.key": value)."""
+    """Read ``path`` (or start from defaults), apply ``overrides`` ("section.key": value).
+
+    The target is never chosen silently: without a file, ``target.kind`` must be overridden;
+    a file must name its ``[target] kind``."""
     raw: dict[str, Any] = {}
     base = Path.cwd()
+    if path is None and (overrides or {}).get("target.kind") is None:
+        raise ConfigError(NO_CONFIG)
     if path is not None:
         try:
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -118,42 +193,67 @@ def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> C
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"config {path} is not valid TOML: {exc}") from None
         base = path.resolve().parent
-    for dotted, value in (overrides or {}).items():
-        if value is not None:
-            section, key = dotted.split(".", 1)
-            raw.setdefault(section, {})[key] = value
-    config = Config()
-    for name, section in raw.items():
-        if name in CONNECTOR_SECTIONS:
-            if not isinstance(section, dict):
-                raise ConfigError(f"[{name}] must be a table")
-            config.sections[name] = dict(section)
-            continue
-        if name not in _SECTIONS:
-            raise ConfigError(f"unknown config section [{name}]")
-        if not isinstance(section, dict):
-            raise ConfigError(f"[{name}] must be a table")
-        _fill(getattr(config, name), name, section)
-    _resolve_paths(config, base)
-    validate(config)
+    try:
+        config = _build(raw, overrides or {})
+        _resolve_paths(config, base)
+        validate(config)
+    except ConfigError as exc:
+        if path is None:
+            raise
+        raise ConfigError(f"config {path}: {exc}") from None
     return config
 
 
-def _fill(target: Any, section: str, values: dict[str, Any]) -> None:
-    known = set(type(target).__dataclass_fields__)
-    for key, value in values.items():
-        if key not in known:
+def _build(raw: dict[str, Any], overrides: dict[str, Any]) -> Config:
+    for dotted, value in overrides.items():
+        if value is not None:
+            section, key = dotted.split(".", 1)
+            table = raw.setdefault(section, {})
+            if isinstance(table, dict):
+                table[key] = value
+    core: dict[str, Any] = {}
+    sections: dict[str, dict[str, Any]] = {}
+    for name, values in raw.items():
+        if name in _SECTIONS:
+            core[name] = values
+        elif name in CONNECTOR_SECTIONS:
+            if not isinstance(values, dict):
+                raise ConfigError(f"[{name}]: expected a table")
+            sections[name] = values
+        else:
+            raise ConfigError(_unknown_section(name))
+    target = raw.get("target", {})
+    if isinstance(target, dict) and target.get("kind") is None:
+        raise ConfigError(
+            "[target] kind is required (quable, propeller, ocapi, or fake for the built-in "
+            "in-memory target)"
+        )
+    config = Config.model_validate(core)  # Section.__init__ words its errors
+    for name, values in sections.items():
+        if name != config.target.kind:
             raise ConfigError(
-                f"unknown key '{key}' in [{section}] (known: {', '.join(sorted(known))})"
+                f"[{name}] is for kind '{name}'; this job's kind is '{config.target.kind}'"
             )
-        setattr(target, key, value)
+        from .targets import settings_model  # the registry imports this module
+
+        config.sections[name] = values
+        config.settings(name, settings_model(name))  # refuse its mistakes now, not mid-build
+    return config
+
+
+def _unknown_section(name: str) -> str:
+    tables = [*_SECTIONS, *CONNECTOR_SECTIONS]
+    for table, model in _SECTIONS.items():
+        if name in model.model_fields:  # `kind = "quable"` written above any table
+            return f"unknown config section [{name}]; did you mean '{name}' under [{table}]?"
+    match = close_match(name, tables)
+    hint = f"; did you mean [{match}]?" if match else ""
+    return f"unknown config section [{name}]{hint} (sections: {', '.join(tables)})"
 
 
 def _resolve_paths(config: Config, base: Path) -> None:
-    def resolve(value: Any) -> Path | None:
-        if value is None or value == "":
-            return None
-        return (base / Path(str(value)).expanduser()).resolve()
+    def resolve(value: Path | None) -> Path | None:
+        return None if value is None else (base / value.expanduser()).resolve()
 
     config.inputs.assets = resolve(config.inputs.assets)
     config.inputs.links = resolve(config.inputs.links)
@@ -165,36 +265,39 @@ def _resolve_paths(config: Config, base: Path) -> None:
 def validate(config: Config) -> None:
     from .targets import BUILDERS  # the registry imports this module
 
-    target, limits = config.target, config.limits
+    target = config.target
     if target.kind not in BUILDERS:
         kinds = ", ".join(sorted(BUILDERS))
         raise ConfigError(f"unknown target kind '{target.kind}' (available: {kinds})")
     if target.kind != "fake":
         check_base_url(target.base_url, target.allow_http)
-    try:
-        if limits.rate is not None:
-            limits.rate = [(int(n), float(s)) for n, s in limits.rate]
-    except (TypeError, ValueError):
-        raise ConfigError("[limits] rate must be a list of [requests, seconds] pairs") from None
-    if any(n < 1 or s <= 0 for n, s in limits.rate or ()):
-        raise ConfigError("[limits] rate: every window needs requests >= 1 and seconds > 0")
-    if limits.pace is not None and float(limits.pace) <= 0:
-        raise ConfigError("[limits] pace must be a positive number of requests per second")
-    for key in ("timeout_s",):
-        if not isinstance(getattr(target, key), int | float) or getattr(target, key) <= 0:
-            raise ConfigError(f"[target] {key} must be a positive number")
-    for key in ("max_elapsed_s", "grace_s"):
-        if not isinstance(getattr(limits, key), int | float) or getattr(limits, key) < 0:
-            raise ConfigError(f"[limits] {key} must be a number of seconds")
-    for name, value in [("concurrency", limits.concurrency), *limits.stage_concurrency.items()]:
-        if not isinstance(value, int) or not 1 <= value <= 1024:
-            raise ConfigError(f"[limits] {name} must be an integer from 1 to 1024")
-    if not isinstance(limits.max_attempts, int) or limits.max_attempts < 1:
-        raise ConfigError("[limits] max_attempts must be at least 1")
-    if config.inputs.format not in ("auto", "jsonl", "csv"):
-        raise ConfigError("[inputs] format must be auto, jsonl or csv")
+    if target.base_url:
+        target.base_url = normalize_base_url(target.base_url)
     if config.inputs.assets is None and config.inputs.links is None:
         raise ConfigError("no input: set [inputs] assets and/or links (or --assets / --links)")
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalize_base_url(url: str) -> str:
+    """One spelling per target, so the state finds its items again: scheme and host in lower
+    case, no default port, no trailing slash. Hosts stay as written otherwise (localhost is
+    not 127.0.0.1: it may resolve to ::1)."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return url  # check_base_url names what is wrong with it
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 address
+    if port is not None and _DEFAULT_PORTS.get(scheme) != port:
+        host = f"{host}:{port}"
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = f"{userinfo}@{host}" if userinfo else host
+    return urlunsplit((scheme, netloc, parts.path.rstrip("/"), parts.query, parts.fragment))
 
 
 def check_base_url(url: str, allow_http: bool, what: str = "base_url") -> None:
@@ -202,10 +305,14 @@ def check_base_url(url: str, allow_http: bool, what: str = "base_url") -> None:
     if not url:
         raise ConfigError("[target] base_url is required (or --base-url)")
     refuse_userinfo(url, what)
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises on a port that is no number
+    except ValueError:
+        raise ConfigError(f"{what} must be an http(s) URL, got '{url}'") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"{what} must be an http(s) URL, got '{url}'")
-    if parts.scheme == "http" and not allow_http and not _is_loopback(parts.hostname):
+    if parts.scheme.lower() == "http" and not allow_http and not _is_loopback(parts.hostname):
         raise ConfigError(
             f"refusing plain http:// to {parts.hostname}: use https, or set allow_http = true"
         )

@@ -137,7 +137,17 @@ async def _demo(options: DemoOptions, folder: Path) -> RunReport:
 
 
 def run_demo(options: DemoOptions) -> RunReport:
-    folder = options.workdir or Path(tempfile.mkdtemp(prefix="bulksync-demo-"))
+    """Run in ``options.workdir`` (kept), or in a temporary folder removed afterwards: each
+    demo writes a few MB, which must not pile up in the system's temporary folder."""
+    if options.workdir is not None:
+        return _run_in(options, options.workdir)
+    with tempfile.TemporaryDirectory(prefix="bulksync-demo-") as folder:
+        report = _run_in(options, Path(folder))
+        print("demo folder removed (give --workdir DIR to keep the catalogue and results)")
+    return report
+
+
+def _run_in(options: DemoOptions, folder: Path) -> RunReport:
     write_catalogue(folder, options)
     total_assets = options.assets + options.remote_assets
     print(f"demo catalogue in {folder}: {total_assets} assets, {options.links} links")

@@ -14,13 +14,14 @@ import itertools
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import anyio
 import orjson
 
 from .answers import bad_response, json_object
 from .auth import Token
+from .config import Section
 from .connector import (
     BaseStage,
     Client,
@@ -38,8 +39,10 @@ from .records import AssetRecord, Kind
 from .results import ErrorInfo
 
 
-@dataclass(slots=True)
-class FakeSettings:
+class FakeSettings(Section):
+    """The [fake] table of a job config."""
+
+    table: ClassVar[str] = "fake"
     latency_s: float = 0.0
     jitter_s: float = 0.0
     transient_rate: float = 0.0  # share of requests that fail in a retryable way

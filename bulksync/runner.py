@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 
 from .client import EngineClient
-from .config import Config
+from .config import Config, normalize_base_url
 from .connector import Connector, RemoteLister
 from .engine import Engine, EngineOptions, Input
 from .errors import AuthError, BulksyncError, ConfigError, first_bulksync_error
@@ -147,7 +147,9 @@ def _open_state(config: Config, stack: ExitStack) -> StateStore | None:
     path = config.state.path
     if not path.is_absolute():  # a config built in code: keep the state beside the results
         path = config.output.results.parent / path
-    state = StateStore(path, f"{config.target.kind} {config.target.base_url}")
+    # One spelling per target (a trailing / or HTTPS://Host:443 is the same target).
+    base_url = normalize_base_url(config.target.base_url)
+    state = StateStore(path, f"{config.target.kind} {base_url}")
     stack.callback(state.close)
     return state
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, create_model
 
 from .auth import Authenticator, NoAuth, SessionAuth, StaticTokenAuth
 from .budget import RateBudget
 from .client import Target
-from .config import Config
+from .config import Config, InputsConfig, LimitsConfig, OutputConfig, StateConfig, TargetConfig
 from .connector import Connector
 from .errors import ConfigError
 from .fake import FakeConnector, FakeServer, FakeSettings, FakeTokenSource
@@ -28,7 +31,7 @@ def budget_for(config: Config, documented: list[tuple[int, float]] | None = None
 
 
 def build_fake(config: Config) -> BuiltTarget:
-    settings = FakeSettings(**config.section("fake", {f.name for f in fields(FakeSettings)}))
+    settings = config.settings("fake", FakeSettings)
     server = FakeServer(settings)
     auth: Authenticator = NoAuth()
     if config.target.token_env:
@@ -63,6 +66,51 @@ BUILDERS: dict[str, Callable[[Config], BuiltTarget]] = {
     "propeller": build_propeller,
     "ocapi": build_ocapi,
 }
+
+
+def settings_model(kind: str) -> type[BaseModel]:
+    """The model of the [kind] table; connectors are imported only when asked for."""
+    if kind == "fake":
+        return FakeSettings
+    if kind == "quable":
+        from .connectors.quable import QuableOptions
+
+        return QuableOptions
+    if kind == "propeller":
+        from .connectors.propeller import PropellerOptions
+
+        return PropellerOptions
+    if kind == "ocapi":
+        from .connectors.ocapi import OcapiOptions
+
+        return OcapiOptions
+    raise ConfigError(f"unknown target kind '{kind}' (available: {', '.join(sorted(BUILDERS))})")
+
+
+def config_schema() -> dict[str, Any]:
+    """The JSON schema of a job file, every table included, for editors' completion."""
+    fields: dict[str, Any] = {
+        "target": (TargetConfig, None),
+        "inputs": (InputsConfig, None),
+        "limits": (LimitsConfig, None),
+        "output": (OutputConfig, None),
+        "state": (StateConfig, None),
+    }
+    for kind in BUILDERS:
+        fields[kind] = (settings_model(kind) | None, None)
+    model = create_model("BulksyncJob", __config__=None, **fields)
+    schema: dict[str, Any] = model.model_json_schema()
+    schema["additionalProperties"] = False
+    schema["description"] = (
+        "A bulksync job file (TOML). [target] kind is required; only the table of that kind "
+        "([fake], [quable], [propeller] or [ocapi]) may be present."
+    )
+    schema["required"] = ["target"]
+    # Code may build a TargetConfig without a kind (the fake); a job file must name it.
+    target = schema["$defs"]["TargetConfig"]
+    target["required"] = ["kind"]
+    target["properties"]["kind"].pop("default", None)
+    return schema
 
 
 def build_target(config: Config) -> BuiltTarget:

@@ -115,10 +115,16 @@ def test_flags_override_the_config(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ("[target]\nkind = 'nope'\n[inputs]\nlinks = 'l.jsonl'\n", "unknown target kind 'nope'"),
+        (
+            "[target]\nkind = 'nope'\n[inputs]\nlinks = 'l.jsonl'\n",
+            "[target] kind: expected one of fake, quable, propeller, ocapi, got 'nope'",
+        ),
         ("[target]\nkind = 'fake'\nbogus = 1\n", "unknown key 'bogus' in [target]"),
-        ("[limits]\nrate = [[0, 10]]\n[inputs]\nlinks = 'l.jsonl'\n", "every window"),
-        ("[inputs]\nlinks = 'missing.jsonl'\n", "missing.jsonl"),
+        (
+            "[target]\nkind='fake'\n[limits]\nrate = [[0, 10]]\n[inputs]\nlinks = 'l.jsonl'\n",
+            "[limits] rate: every window",
+        ),
+        ("[target]\nkind='fake'\n[inputs]\nlinks = 'missing.jsonl'\n", "missing.jsonl"),
         ("this is = not toml [", "not valid TOML"),
         ("[target]\nkind='fake'\n", "no input"),
     ],

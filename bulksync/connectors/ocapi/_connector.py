@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from ...auth import SessionAuth
-from ...config import check_base_url, refuse_userinfo
+from ...config import Section, check_base_url, refuse_userinfo
 from ...connector import BaseStage, Client, Failed, Job, Outcome, RemoteLister, Stage
 from ...errors import ConfigError
 from ...records import AssetRecord, Kind, LinkRecord
@@ -25,9 +24,10 @@ if TYPE_CHECKING:
     from ...targets import BuiltTarget
 
 
-@dataclass(slots=True)
-class OcapiOptions:
+class OcapiOptions(Section):
     """The [ocapi] table of a job config."""
+
+    table: ClassVar[str] = "ocapi"
 
     # Absolute, or relative to [target] base_url (the sandbox serves it on its own host).
     token_url: str = DEFAULT_TOKEN_URL
@@ -37,7 +37,7 @@ class OcapiOptions:
     batch_path: str = "s/-/dw/batch"
     list_page_size: int = MAX_COUNT  # --full lists each category's links in pages of this many
 
-    def __post_init__(self) -> None:
+    def model_post_init(self, context: Any, /) -> None:
         for name in ("token_url", "data_path", "batch_path"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value.strip("/ "):
@@ -107,7 +107,7 @@ def build_ocapi(config: Config) -> BuiltTarget:
     from ...client import Target
     from ...targets import BuiltTarget, budget_for
 
-    options = OcapiOptions(**config.section("ocapi", {f.name for f in fields(OcapiOptions)}))
+    options = config.settings("ocapi", OcapiOptions)
     target_config = config.target
     if not (target_config.client_id_env and target_config.client_secret_env):
         raise ConfigError(

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...auth import SessionAuth
+from ...config import Section
 from ...connector import RemoteLister, Stage
 from ...errors import ConfigError
 from ...records import AssetRecord, Kind, LinkRecord, endpoint_text
@@ -19,16 +19,17 @@ if TYPE_CHECKING:
     from ...targets import BuiltTarget
 
 
-@dataclass(slots=True)
-class PropellerOptions:
+class PropellerOptions(Section):
     """The [propeller] table of a job config."""
+
+    table: ClassVar[str] = "propeller"
 
     chunk: int = 100  # links per bulk call (newer Propeller endpoints cap at 100)
     subtype: str | None = None  # for links whose input has none (the field is required)
     # Absolute, or a path on the base URL's origin; None: {origin}/oauth2/token, outside /v2.
     token_url: str | None = None
 
-    def __post_init__(self) -> None:
+    def model_post_init(self, context: Any, /) -> None:
         if not isinstance(self.chunk, int) or not 1 <= self.chunk <= 1000:
             raise ConfigError("[propeller] chunk must be an integer from 1 to 1000")
         if self.token_url is not None and not isinstance(self.token_url, str):
@@ -64,8 +65,7 @@ def build_propeller(config: Config) -> BuiltTarget:
     from ...client import Target
     from ...targets import BuiltTarget, budget_for
 
-    known = {f.name for f in fields(PropellerOptions)}
-    options = PropellerOptions(**config.section("propeller", known))
+    options = config.settings("propeller", PropellerOptions)
     target_config = config.target
     login = PropellerLogin(
         config.secret(target_config.client_id_env, "Propeller client id"),

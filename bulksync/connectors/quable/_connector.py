@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...auth import Authenticator, SessionAuth, StaticTokenAuth
+from ...config import Section
 from ...connector import RemoteLister, Stage
 from ...errors import ConfigError
 from ...records import Kind
@@ -25,9 +25,10 @@ if TYPE_CHECKING:
 QUABLE_WINDOWS = [(6000, 600.0), (300000, 86400.0)]
 
 
-@dataclass(slots=True)
-class QuableOptions:
+class QuableOptions(Section):
     """The [quable] table of a job config."""
+
+    table: ClassVar[str] = "quable"
 
     links_api: str = "v5"  # v5: one POST /api/links per link; v4: grouped document links
     v4_batch: int = 200  # links per v4 request (one document and link type)
@@ -39,7 +40,7 @@ class QuableOptions:
     # the documented example, a session nearing its end is replaced by a new login.
     remember_me: bool = False
 
-    def __post_init__(self) -> None:
+    def model_post_init(self, context: Any, /) -> None:
         if self.links_api not in ("v5", "v4"):
             raise ConfigError("[quable] links_api must be 'v5' or 'v4'")
         if not isinstance(self.v4_batch, int) or not 1 <= self.v4_batch <= 10_000:
@@ -79,7 +80,7 @@ def build_quable(config: Config) -> BuiltTarget:
     from ...client import Target
     from ...targets import BuiltTarget, budget_for
 
-    options = QuableOptions(**config.section("quable", {f.name for f in fields(QuableOptions)}))
+    options = config.settings("quable", QuableOptions)
     target_config = config.target
     auth: Authenticator
     if target_config.token_env:
