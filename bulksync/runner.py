@@ -13,6 +13,7 @@ from typing import Any
 
 import anyio
 
+from ._state_lock import holder as state_holder
 from .client import EngineClient
 from .config import Config
 from .connector import Connector, RemoteLister
@@ -70,7 +71,7 @@ async def run_job_async(
             raise ConfigError("--prune cannot be used with retry-failed")
         max_delete_limit(mode.max_delete, 0)  # a bad value fails now, not after the sync
     with ExitStack() as stack:
-        state = _open_state(config, stack)
+        state = _open_state(config, stack, exclusive=not mode.dry_run)
         # The totals are read only for a progress display someone will see.
         show_progress = config.output.progress and not quiet and sys.stderr.isatty()
         inputs, totals = _open_inputs(config, stack, mode.only_lines, show_progress)
@@ -141,13 +142,19 @@ def _engine_options(
     )
 
 
-def _open_state(config: Config, stack: ExitStack) -> StateStore | None:
+def _open_state(config: Config, stack: ExitStack, exclusive: bool = True) -> StateStore | None:
     if not config.state.enabled:
         return None
     path = config.state.path
     if not path.is_absolute():  # a config built in code: keep the state beside the results
         path = config.output.results.parent / path
-    state = StateStore(path, f"{config.target.kind} {config.target.base_url}")
+    if not exclusive:
+        # A dry run only reads: it may run beside a run, but its plan is then a snapshot.
+        busy = state_holder(path)
+        if busy is not None:
+            note(f"bulksync: state {path.name} is in use by {busy}: the plan reads it as it is now")
+    target = f"{config.target.kind} {config.target.base_url}"
+    state = StateStore(path, target, exclusive=exclusive)
     stack.callback(state.close)
     return state
 
