@@ -22,7 +22,9 @@ import orjson
 from .answers import bad_response, json_object
 from .auth import Token
 from .connector import (
+    BOTH_KINDS,
     BaseStage,
+    Capabilities,
     Client,
     Done,
     Failed,
@@ -242,6 +244,7 @@ class _UploadStage(BaseStage):
 class FakeConnector:
     name = "fake"
     lister: RemoteLister | None = None
+    capabilities = Capabilities(kinds=BOTH_KINDS, prune=BOTH_KINDS)
 
     def stages(self, kind: Kind) -> Sequence[Stage]:
         if kind == "link":

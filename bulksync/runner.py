@@ -13,10 +13,11 @@ from typing import Any
 
 import anyio
 
+from ._job_check import check_job
 from ._state_lock import holder as state_holder
 from .client import EngineClient
 from .config import Config
-from .connector import Connector, RemoteLister
+from .connector import Connector, RemoteLister, capabilities_of
 from .engine import Engine, EngineOptions, Input
 from .errors import AuthError, BulksyncError, ConfigError, first_bulksync_error
 from .http import HttpRequest
@@ -30,7 +31,7 @@ from .remote import RemoteIndex, list_remote
 from .results import ResultWriter, RunStats, format_summary, summary_path, write_summary
 from .retry import RetryPolicy
 from .state import StateStore
-from .targets import BuiltTarget, build_target
+from .targets import BuiltTarget, build_connector, build_target
 from .verdict import Judge
 
 __all__ = ["PruneGuardError", "RunOptions", "RunReport", "max_delete_limit", "run_job"]
@@ -70,13 +71,18 @@ async def run_job_async(
             # Only some lines are fed: every other line would look gone and be deleted.
             raise ConfigError("--prune cannot be used with retry-failed")
         max_delete_limit(mode.max_delete, 0)  # a bad value fails now, not after the sync
+    # What the target cannot do fails now, before the state, the inputs or any request.
+    checked = build_connector(config)
+    kinds, enabled = _prune_kinds(config), config.state.enabled
+    for message in check_job(checked, kinds, prune=mode.prune, full=mode.full, state=enabled):
+        note(message)
     with ExitStack() as stack:
         state = _open_state(config, stack, exclusive=not mode.dry_run)
         # The totals are read only for a progress display someone will see.
         show_progress = config.output.progress and not quiet and sys.stderr.isatty()
         inputs, totals = _open_inputs(config, stack, mode.only_lines, show_progress)
         if mode.dry_run:
-            return await _dry_run(config, stack, inputs, state, mode, quiet)
+            return await _dry_run(config, stack, inputs, state, mode, quiet, checked)
         built = build_target(config)
         writer = ResultWriter(config.output.results)
         stack.callback(writer.close)
@@ -200,8 +206,9 @@ def _retry_policy(config: Config) -> RetryPolicy:
 
 
 def _lister_of(built: BuiltTarget) -> RemoteLister | None:
-    # A connector written before listings existed has no `lister`: it cannot be listed.
-    return getattr(built.connector, "lister", None)
+    # The declared capability decides: a connector may hold a lister for one kind only.
+    listed = capabilities_of(built.connector).listing
+    return built.connector.lister if listed else None
 
 
 def _remote_index(
@@ -211,11 +218,7 @@ def _remote_index(
     if not mode.full:
         return None
     if _lister_of(built) is None:
-        note(
-            f"bulksync: --full: the {built.connector.name} API documents no listing to compare "
-            "with, so every item is pushed again"
-        )
-        return None
+        return None  # check_job said so: every item is pushed again
     index = RemoteIndex(config.output.results.parent)
     stack.callback(index.close)
     return index
@@ -229,6 +232,8 @@ async def _list_target(
     assert lister is not None
     retry = _retry_policy(config)
     for kind in reversed(_prune_kinds(config)):  # assets, then links
+        if kind not in capabilities_of(built.connector).listing:
+            continue  # pushed again in full, as check_job noted
         path = config.inputs.assets if kind == "asset" else config.inputs.links
         assert path is not None
         scopes = _listing_scopes(config, path, kind, lister)
@@ -271,16 +276,12 @@ async def _dry_run(
     state: StateStore | None,
     mode: RunOptions,
     quiet: bool,
+    connector: Connector,
 ) -> RunReport:
-    """The plan, from the inputs, the state and (with --full) the target's listing."""
+    """The plan, from the inputs, the state and (with --full) the target's listing; the
+    connector (built without secrets) applies its own read-time checks and identities."""
     remote: RemoteIndex | None = None
     lister: RemoteLister | None = None
-    connector: Connector | None = None
-    if not mode.full:
-        try:
-            connector = build_target(config).connector  # for the items' identities only
-        except ConfigError:
-            connector = None  # no secrets for a plan: duplicates are then found by key
     if mode.full:
         built = build_target(config)
         connector = built.connector

@@ -71,3 +71,27 @@ def build_target(config: Config) -> BuiltTarget:
         kinds = ", ".join(sorted(BUILDERS))
         raise ConfigError(f"unknown target kind '{config.target.kind}' (available: {kinds})")
     return builder(config)
+
+
+def build_connector(config: Config) -> Connector:
+    """The target's connector alone: its options, no secrets, no transport. What the job
+    check and a dry run need (a plan is made without credentials)."""
+    kind = config.target.kind
+    if kind == "fake":
+        return FakeConnector()
+    if kind == "quable":
+        from .connectors.quable._connector import QuableConnector, QuableOptions
+
+        names = {f.name for f in fields(QuableOptions)}
+        return QuableConnector(QuableOptions(**config.section("quable", names)))
+    if kind == "propeller":
+        from .connectors.propeller._connector import PropellerConnector, PropellerOptions
+
+        names = {f.name for f in fields(PropellerOptions)}
+        return PropellerConnector(PropellerOptions(**config.section("propeller", names)))
+    if kind == "ocapi":
+        from .connectors.ocapi._connector import OcapiConnector, OcapiOptions
+
+        names = {f.name for f in fields(OcapiOptions)}
+        return OcapiConnector(OcapiOptions(**config.section("ocapi", names)))
+    return build_target(config).connector  # unknown kinds fail there, with the list
