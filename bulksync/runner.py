@@ -14,6 +14,7 @@ from typing import Any
 import anyio
 
 from ._job_check import check_job
+from ._retry_select import RetrySelection
 from ._state_lock import holder as state_holder
 from .client import EngineClient
 from .config import Config
@@ -54,6 +55,8 @@ class RunOptions:
     prune: bool = False  # delete what earlier runs pushed and the input no longer holds
     max_delete: str = "5%"  # prune guard: a count ("100") or a share of the state ("5%")
     only_lines: dict[str, set[int]] | None = None  # retry-failed: source path -> lines
+    # retry-failed by identity: the failed keys, found wherever they now are in the input
+    only_keys: RetrySelection | None = None
 
 
 def run_job(config: Config, *, quiet: bool = False, options: RunOptions | None = None) -> RunReport:
@@ -67,7 +70,7 @@ async def run_job_async(
     """:func:`run_job` inside a running event loop (the demo runs the sandbox beside it)."""
     mode = options or RunOptions()
     if mode.prune:
-        if mode.only_lines is not None:
+        if mode.only_lines is not None or mode.only_keys is not None:
             # Only some lines are fed: every other line would look gone and be deleted.
             raise ConfigError("--prune cannot be used with retry-failed")
         max_delete_limit(mode.max_delete, 0)  # a bad value fails now, not after the sync
@@ -80,7 +83,9 @@ async def run_job_async(
         state = _open_state(config, stack, exclusive=not mode.dry_run)
         # The totals are read only for a progress display someone will see.
         show_progress = config.output.progress and not quiet and sys.stderr.isatty()
-        inputs, totals = _open_inputs(config, stack, mode.only_lines, show_progress)
+        inputs, totals = _open_inputs(
+            config, stack, mode.only_lines, show_progress, keys=mode.only_keys
+        )
         if mode.dry_run:
             return await _dry_run(config, stack, inputs, state, mode, quiet, checked)
         built = build_target(config)
@@ -166,7 +171,11 @@ def _open_state(config: Config, stack: ExitStack, exclusive: bool = True) -> Sta
 
 
 def _open_inputs(
-    config: Config, stack: ExitStack, only_lines: dict[str, set[int]] | None, count: bool
+    config: Config,
+    stack: ExitStack,
+    only_lines: dict[str, set[int]] | None,
+    count: bool,
+    keys: RetrySelection | None = None,
 ) -> tuple[list[Input], dict[Kind, int]]:
     inputs: list[Input] = []
     totals: dict[Kind, int] = {}
@@ -180,7 +189,10 @@ def _open_inputs(
         media_root, fmt = config.inputs.media_root, config.inputs.format
         stream = read_records(path, kind, media_root=media_root, fmt=fmt)
         stack.callback(stream.close)
-        if only_lines is not None:
+        if keys is not None:
+            inputs.append((kind, keys.select(str(path), stream)))
+            totals[kind] = keys.count(str(path))
+        elif only_lines is not None:
             wanted = only_lines.get(str(path), set())
             inputs.append((kind, (r for r in stream if r.origin.line in wanted)))
             totals[kind] = len(wanted)
