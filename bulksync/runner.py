@@ -306,7 +306,9 @@ async def _dry_run(
         finally:
             await built.target.transport.aclose()
     judge = Judge(state, remote, lister, mode.full)
-    plans = make_plan(inputs, judge, prune=mode.prune, connector=connector)
+    plans = make_plan(
+        inputs, judge, prune=mode.prune, connector=connector, max_delete=mode.max_delete
+    )
     if not quiet:
         print(format_plan(plans))
     return RunReport(EXIT_OK, {"plan": plan_json(plans)})

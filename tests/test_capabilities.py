@@ -109,3 +109,31 @@ def test_dry_run_counts_links_propeller_refuses_as_invalid_without_credentials(
     assert "links: 1 create, 0 update, 0 skip, 2 invalid, 0 delete" in out
     assert "links.jsonl:2: type 'bogus' is not one of accessories" in out
     assert "links.jsonl:3: Propeller requires a 'subtype'" in out
+
+
+def test_dry_run_says_when_the_prune_guard_or_a_bad_line_would_stop_the_prune(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows: list[dict[str, object]] = [{"from": "a", "to": f"b{i}", "type": "t"} for i in range(10)]
+    config = job(tmp_path, "fake", links=rows)
+    assert main(["run", "--config", str(config)]) == 0
+    job(tmp_path, "fake", links=rows[:7])  # three links gone from the input
+    capsys.readouterr()
+
+    assert main(["run", "--config", str(config), "--dry-run", "--prune"]) == 0
+    out = capsys.readouterr().out
+    assert "links: 0 create, 0 update, 7 skip, 0 invalid, 3 delete" in out
+    assert "prune would stop before deleting anything: 3 of 10 items, above --max-delete 5%" in out
+
+    args = ["run", "--config", str(config), "--dry-run", "--prune", "--max-delete", "3"]
+    assert main(args) == 0
+    assert "prune would" not in capsys.readouterr().out  # within the guard: it would delete
+
+    with (tmp_path / "links.jsonl").open("a", encoding="utf-8") as extra:
+        extra.write("{not json\n")
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "prune would be refused: 1 input line(s) could not be read" in out
+    # The real run agrees with the plan: nothing deleted.
+    assert main(["run", "--config", str(config), "--prune", "--max-delete", "3"]) == 2
+    assert "prune refused: 1 input line(s) could not be read" in capsys.readouterr().err
