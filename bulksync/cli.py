@@ -11,11 +11,12 @@ from typing import Any
 
 import orjson
 
+from ._retry_select import failed_items
 from ._version import __version__
 from .config import load_config
 from .errors import BulksyncError
 from .redact import RedactingFilter, redact
-from .report import failed_lines, write_report
+from .report import write_report
 
 EXIT_USAGE = 2
 
@@ -149,7 +150,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     failed_from: Path | None = getattr(args, "failed_from", None)
     if failed_from is not None:
-        options.only_lines = failed_lines(failed_from)
+        options.only_keys = failed_items(failed_from)  # by key: lines move when input changes
         if args.results is None:
             overrides["output.results"] = str(failed_from.with_suffix(".retry.jsonl").resolve())
     return run_job(load_config(args.config, overrides), options=options).exit_code

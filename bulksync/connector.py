@@ -181,10 +181,27 @@ class RemoteLister(Protocol):
         ...
 
 
+BOTH_KINDS: frozenset[Kind] = frozenset({"asset", "link"})
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a target supports, declared by its connector. Runs and dry runs check the job
+    against it before the first request: a job the target cannot carry out stops at once
+    with one line, not after the whole sync (or item by item)."""
+
+    kinds: frozenset[Kind] = BOTH_KINDS  # the kinds of input it takes
+    prune: frozenset[Kind] = frozenset()  # the kinds --prune can delete there
+    # The kinds --full can list and compare with; others are pushed again in full.
+    listing: frozenset[Kind] = frozenset()
+    batch: bool = False  # several items per request (informative: the stages decide)
+
+
 class Connector(Protocol):
     """A target: the stages that carry each kind of record there."""
 
     name: str
+    capabilities: Capabilities
     # ``None`` when the target documents no way to list what it holds: ``--full`` then
     # pushes every item again.
     lister: RemoteLister | None
@@ -253,6 +270,17 @@ def target_identity(connector: Connector, record: AssetRecord | LinkRecord) -> s
     """The item's identity on the target: the connector's ``identity``, else its key."""
     identity = getattr(connector, "identity", None)
     return record.key if identity is None else str(identity(record))
+
+
+def capabilities_of(connector: Connector) -> Capabilities:
+    """The connector's declared capabilities; a connector that declares none (written before
+    they existed, or a test's) is taken to support every kind, prune, and --full when it
+    has a lister."""
+    declared = getattr(connector, "capabilities", None)
+    if isinstance(declared, Capabilities):
+        return declared
+    listed = BOTH_KINDS if getattr(connector, "lister", None) is not None else frozenset()
+    return Capabilities(prune=BOTH_KINDS, listing=listed)
 
 
 def read_time_refusal(connector: Connector, record: AssetRecord | LinkRecord) -> str | None:

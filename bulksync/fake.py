@@ -23,7 +23,9 @@ from .answers import bad_response, json_object
 from .auth import Token
 from .config import Section
 from .connector import (
+    BOTH_KINDS,
     BaseStage,
+    Capabilities,
     Client,
     Done,
     Failed,
@@ -245,6 +247,7 @@ class _UploadStage(BaseStage):
 class FakeConnector:
     name = "fake"
     lister: RemoteLister | None = None
+    capabilities = Capabilities(kinds=BOTH_KINDS, prune=BOTH_KINDS)
 
     def stages(self, kind: Kind) -> Sequence[Stage]:
         if kind == "link":

@@ -8,7 +8,7 @@ from typing import Any
 
 from ._identities import IdentityIndex
 from .connector import Connector, read_time_refusal, target_identity
-from .prune import doomed_items
+from .prune import doomed_items, max_delete_limit, scope_size
 from .records import AssetRecord, BadRecord, Kind, LinkRecord, Record
 from .verdict import Judge
 
@@ -22,6 +22,7 @@ class KindPlan:
         default_factory=lambda: {"create": 0, "update": 0, "skip": 0, "invalid": 0, "delete": 0}
     )
     examples: dict[str, list[str]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what the run would refuse or stop at
 
     def add(self, action: str, example: str) -> None:
         self.counts[action] += 1
@@ -36,6 +37,7 @@ def make_plan(
     *,
     prune: bool = False,
     connector: Connector | None = None,
+    max_delete: str = "5%",
 ) -> list[KindPlan]:
     """Classify every input item as the engine would: create, update, skip or invalid (a bad
     line, or a duplicate of an earlier line's item on the target)."""
@@ -50,7 +52,30 @@ def make_plan(
         for plan in plans:
             for removal in doomed_items(plan.kind, judge.state, judge.remote):
                 plan.add("delete", f"{removal.key} ({removal.origin.path})")
+        if plans:
+            plans[-1].notes.extend(_prune_refusals(plans, judge, max_delete))
     return plans
+
+
+def _prune_refusals(plans: Sequence[KindPlan], judge: Judge, max_delete: str) -> list[str]:
+    """Why the run would delete nothing after all: prune's own guards, applied as it does."""
+    state = judge.state
+    assert state is not None
+    invalid = sum(p.counts["invalid"] for p in plans)
+    if invalid:
+        return [
+            f"prune would be refused: {invalid} input line(s) could not be read or were "
+            "refused; nothing would be deleted"
+        ]
+    total = sum(p.counts["delete"] for p in plans)
+    known = sum(scope_size(p.kind, state, judge.remote) for p in plans)
+    limit = max_delete_limit(max_delete, known)
+    if total > limit:
+        return [
+            f"prune would stop before deleting anything: {total} of {known} items, above "
+            f"--max-delete {max_delete} ({limit})"
+        ]
+    return []
 
 
 def _plan_kind(
@@ -88,8 +113,11 @@ def format_plan(plans: Sequence[KindPlan]) -> str:
         for action, shown in plan.examples.items():
             for example in shown:
                 lines.append(f"  {action:<7} {example}")
+        lines.extend(f"  {note}" for note in plan.notes)
     return "\n".join(lines)
 
 
 def plan_json(plans: Sequence[KindPlan]) -> dict[str, Any]:
-    return {p.kind: {"counts": p.counts, "examples": p.examples} for p in plans}
+    return {
+        p.kind: {"counts": p.counts, "examples": p.examples, "notes": p.notes} for p in plans
+    }

@@ -13,9 +13,12 @@ from typing import Any
 
 import anyio
 
+from ._job_check import check_job
+from ._retry_select import RetrySelection
+from ._state_lock import holder as state_holder
 from .client import EngineClient
 from .config import Config, normalize_base_url
-from .connector import Connector, RemoteLister
+from .connector import Connector, RemoteLister, capabilities_of
 from .engine import Engine, EngineOptions, Input
 from .errors import AuthError, BulksyncError, ConfigError, first_bulksync_error
 from .http import HttpRequest
@@ -29,7 +32,7 @@ from .remote import RemoteIndex, list_remote
 from .results import ResultWriter, RunStats, format_summary, summary_path, write_summary
 from .retry import RetryPolicy
 from .state import StateStore
-from .targets import BuiltTarget, build_target
+from .targets import BuiltTarget, build_connector, build_target
 from .verdict import Judge
 
 __all__ = ["PruneGuardError", "RunOptions", "RunReport", "max_delete_limit", "run_job"]
@@ -52,6 +55,8 @@ class RunOptions:
     prune: bool = False  # delete what earlier runs pushed and the input no longer holds
     max_delete: str = "5%"  # prune guard: a count ("100") or a share of the state ("5%")
     only_lines: dict[str, set[int]] | None = None  # retry-failed: source path -> lines
+    # retry-failed by identity: the failed keys, found wherever they now are in the input
+    only_keys: RetrySelection | None = None
 
 
 def run_job(config: Config, *, quiet: bool = False, options: RunOptions | None = None) -> RunReport:
@@ -65,17 +70,24 @@ async def run_job_async(
     """:func:`run_job` inside a running event loop (the demo runs the sandbox beside it)."""
     mode = options or RunOptions()
     if mode.prune:
-        if mode.only_lines is not None:
+        if mode.only_lines is not None or mode.only_keys is not None:
             # Only some lines are fed: every other line would look gone and be deleted.
             raise ConfigError("--prune cannot be used with retry-failed")
         max_delete_limit(mode.max_delete, 0)  # a bad value fails now, not after the sync
+    # What the target cannot do fails now, before the state, the inputs or any request.
+    checked = build_connector(config)
+    kinds, enabled = _prune_kinds(config), config.state.enabled
+    for message in check_job(checked, kinds, prune=mode.prune, full=mode.full, state=enabled):
+        note(message)
     with ExitStack() as stack:
-        state = _open_state(config, stack)
+        state = _open_state(config, stack, exclusive=not mode.dry_run)
         # The totals are read only for a progress display someone will see.
         show_progress = config.output.progress and not quiet and sys.stderr.isatty()
-        inputs, totals = _open_inputs(config, stack, mode.only_lines, show_progress)
+        inputs, totals = _open_inputs(
+            config, stack, mode.only_lines, show_progress, keys=mode.only_keys
+        )
         if mode.dry_run:
-            return await _dry_run(config, stack, inputs, state, mode, quiet)
+            return await _dry_run(config, stack, inputs, state, mode, quiet, checked)
         built = build_target(config)
         writer = ResultWriter(config.output.results)
         stack.callback(writer.close)
@@ -141,21 +153,30 @@ def _engine_options(
     )
 
 
-def _open_state(config: Config, stack: ExitStack) -> StateStore | None:
+def _open_state(config: Config, stack: ExitStack, exclusive: bool = True) -> StateStore | None:
     if not config.state.enabled:
         return None
     path = config.state.path
     if not path.is_absolute():  # a config built in code: keep the state beside the results
         path = config.output.results.parent / path
+    if not exclusive:
+        # A dry run only reads: it may run beside a run, but its plan is then a snapshot.
+        busy = state_holder(path)
+        if busy is not None:
+            note(f"bulksync: state {path.name} is in use by {busy}: the plan reads it as it is now")
     # One spelling per target (a trailing / or HTTPS://Host:443 is the same target).
-    base_url = normalize_base_url(config.target.base_url)
-    state = StateStore(path, f"{config.target.kind} {base_url}")
+    target = f"{config.target.kind} {normalize_base_url(config.target.base_url)}"
+    state = StateStore(path, target, exclusive=exclusive)
     stack.callback(state.close)
     return state
 
 
 def _open_inputs(
-    config: Config, stack: ExitStack, only_lines: dict[str, set[int]] | None, count: bool
+    config: Config,
+    stack: ExitStack,
+    only_lines: dict[str, set[int]] | None,
+    count: bool,
+    keys: RetrySelection | None = None,
 ) -> tuple[list[Input], dict[Kind, int]]:
     inputs: list[Input] = []
     totals: dict[Kind, int] = {}
@@ -169,7 +190,10 @@ def _open_inputs(
         media_root, fmt = config.inputs.media_root, config.inputs.format
         stream = read_records(path, kind, media_root=media_root, fmt=fmt)
         stack.callback(stream.close)
-        if only_lines is not None:
+        if keys is not None:
+            inputs.append((kind, keys.select(str(path), stream)))
+            totals[kind] = keys.count(str(path))
+        elif only_lines is not None:
             wanted = only_lines.get(str(path), set())
             inputs.append((kind, (r for r in stream if r.origin.line in wanted)))
             totals[kind] = len(wanted)
@@ -195,8 +219,9 @@ def _retry_policy(config: Config) -> RetryPolicy:
 
 
 def _lister_of(built: BuiltTarget) -> RemoteLister | None:
-    # A connector written before listings existed has no `lister`: it cannot be listed.
-    return getattr(built.connector, "lister", None)
+    # The declared capability decides: a connector may hold a lister for one kind only.
+    listed = capabilities_of(built.connector).listing
+    return built.connector.lister if listed else None
 
 
 def _remote_index(
@@ -206,11 +231,7 @@ def _remote_index(
     if not mode.full:
         return None
     if _lister_of(built) is None:
-        note(
-            f"bulksync: --full: the {built.connector.name} API documents no listing to compare "
-            "with, so every item is pushed again"
-        )
-        return None
+        return None  # check_job said so: every item is pushed again
     index = RemoteIndex(config.output.results.parent)
     stack.callback(index.close)
     return index
@@ -224,6 +245,8 @@ async def _list_target(
     assert lister is not None
     retry = _retry_policy(config)
     for kind in reversed(_prune_kinds(config)):  # assets, then links
+        if kind not in capabilities_of(built.connector).listing:
+            continue  # pushed again in full, as check_job noted
         path = config.inputs.assets if kind == "asset" else config.inputs.links
         assert path is not None
         scopes = _listing_scopes(config, path, kind, lister)
@@ -266,16 +289,12 @@ async def _dry_run(
     state: StateStore | None,
     mode: RunOptions,
     quiet: bool,
+    connector: Connector,
 ) -> RunReport:
-    """The plan, from the inputs, the state and (with --full) the target's listing."""
+    """The plan, from the inputs, the state and (with --full) the target's listing; the
+    connector (built without secrets) applies its own read-time checks and identities."""
     remote: RemoteIndex | None = None
     lister: RemoteLister | None = None
-    connector: Connector | None = None
-    if not mode.full:
-        try:
-            connector = build_target(config).connector  # for the items' identities only
-        except ConfigError:
-            connector = None  # no secrets for a plan: duplicates are then found by key
     if mode.full:
         built = build_target(config)
         connector = built.connector
@@ -288,7 +307,9 @@ async def _dry_run(
         finally:
             await built.target.transport.aclose()
     judge = Judge(state, remote, lister, mode.full)
-    plans = make_plan(inputs, judge, prune=mode.prune, connector=connector)
+    plans = make_plan(
+        inputs, judge, prune=mode.prune, connector=connector, max_delete=mode.max_delete
+    )
     if not quiet:
         print(format_plan(plans))
     return RunReport(EXIT_OK, {"plan": plan_json(plans)})

@@ -21,6 +21,7 @@ from pathlib import Path
 import anyio
 import orjson
 
+from ._state_lock import StateLock
 from .errors import ConfigError
 from .records import AssetRecord, LinkRecord, Record
 
@@ -118,7 +119,11 @@ class StateStore:
         *,
         flush_every: int = 256,
         flush_interval_s: float = 0.2,
+        exclusive: bool = False,
     ) -> None:
+        """``exclusive``: hold the state for this run alone (see :mod:`._state_lock`); a
+        second run then stops at once. Off for readers (a dry run) and for tests that reopen
+        a store to play a crash."""
         self.path = path
         self.target = target
         self.run_id = uuid.uuid4().hex
@@ -135,8 +140,14 @@ class StateStore:
         self._intent_commits = 0
         self._stale_uploads: set[tuple[str, str]] = set()
         self._last_flush = time.monotonic()
+        self._lock: StateLock | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot open the state database {path}: {exc}") from None
+        if exclusive:
+            self._lock = StateLock.acquire(path)  # before SQLite: no run writes beside another
+        try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -152,6 +163,8 @@ class StateStore:
                 )
             }
         except sqlite3.Error as exc:
+            if self._lock is not None:
+                self._lock.release()
             raise ConfigError(f"cannot open the state database {path}: {exc}") from None
         # Keys with an intent recorded and not settled: bounded by the in-flight window.
         self._open: set[tuple[str, str]] = set(self._in_flight)
@@ -398,6 +411,8 @@ class StateStore:
                 self._db.execute("DELETE FROM seen WHERE run_id = ?", (self.run_id,))
         finally:
             self._db.close()
+            if self._lock is not None:
+                self._lock.release()
 
     @contextmanager
     def _guard(self) -> Iterator[None]:

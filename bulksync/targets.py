@@ -119,3 +119,24 @@ def build_target(config: Config) -> BuiltTarget:
         kinds = ", ".join(sorted(BUILDERS))
         raise ConfigError(f"unknown target kind '{config.target.kind}' (available: {kinds})")
     return builder(config)
+
+
+def build_connector(config: Config) -> Connector:
+    """The target's connector alone: its options, no secrets, no transport. What the job
+    check and a dry run need (a plan is made without credentials)."""
+    kind = config.target.kind
+    if kind == "fake":
+        return FakeConnector()
+    if kind == "quable":
+        from .connectors.quable._connector import QuableConnector, QuableOptions
+
+        return QuableConnector(config.settings("quable", QuableOptions))
+    if kind == "propeller":
+        from .connectors.propeller._connector import PropellerConnector, PropellerOptions
+
+        return PropellerConnector(config.settings("propeller", PropellerOptions))
+    if kind == "ocapi":
+        from .connectors.ocapi._connector import OcapiConnector, OcapiOptions
+
+        return OcapiConnector(config.settings("ocapi", OcapiOptions))
+    return build_target(config).connector  # unknown kinds fail there, with the list

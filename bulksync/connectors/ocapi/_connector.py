@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from ...auth import SessionAuth
 from ...config import Section, check_base_url, refuse_userinfo
-from ...connector import BaseStage, Client, Failed, Job, Outcome, RemoteLister, Stage
+from ...connector import (
+    BaseStage,
+    Capabilities,
+    Client,
+    Failed,
+    Job,
+    Outcome,
+    RemoteLister,
+    Stage,
+)
 from ...errors import ConfigError
 from ...records import AssetRecord, Kind, LinkRecord
 from ...results import ErrorInfo
@@ -75,10 +85,15 @@ class AssetsUnsupportedStage(BaseStage):
 class OcapiConnector:
     name = "ocapi"
     lister: RemoteLister | None = None
+    # Category links only: put, deleted (seed 003) and listed per category.
+    _LINKS: frozenset[Kind] = frozenset({"link"})
+    capabilities = Capabilities(kinds=_LINKS, prune=_LINKS, listing=_LINKS)
 
     def __init__(self, options: OcapiOptions | None = None) -> None:
         self.options = options or OcapiOptions()
         self.lister = OcapiLister(self.options.data_path, self.options.list_page_size)
+        if self.options.batch:
+            self.capabilities = replace(OcapiConnector.capabilities, batch=True)
 
     def stages(self, kind: Kind) -> Sequence[Stage]:
         if kind == "asset":

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...auth import SessionAuth
 from ...config import Section
-from ...connector import RemoteLister, Stage
+from ...connector import Capabilities, RemoteLister, Stage
 from ...errors import ConfigError
 from ...records import AssetRecord, Kind, LinkRecord, endpoint_text
 from ...transport import AiohttpTransport
 from ._auth import RENEWAL_MARGIN_S, PropellerLogin, resolve_token_url
-from ._links import BulkLinkStage
+from ._links import BulkLinkStage, link_refusal
 
 if TYPE_CHECKING:
     from ...config import Config
@@ -40,6 +40,8 @@ class PropellerConnector:
     name = "propeller"
     # The seeds document no way to list links: --full upserts every item again.
     lister: RemoteLister | None = None
+    # Links only, in bulk chunks; no documented delete or listing of links.
+    capabilities = Capabilities(kinds=frozenset({"link"}), batch=True)
 
     def __init__(self, options: PropellerOptions | None = None) -> None:
         self.options = options or PropellerOptions()
@@ -51,6 +53,14 @@ class PropellerConnector:
 
     def delete_stages(self, kind: Kind) -> Sequence[Stage]:
         raise ConfigError("--prune is not supported for Propeller yet")
+
+    def refuse(self, record: AssetRecord | LinkRecord) -> str | None:
+        """A link Propeller's documents rule out (a type not in the list, mismatched
+        endpoints, no subtype): invalid at read time, so a dry run counts it as invalid and
+        a run spends no request on it."""
+        if not isinstance(record, LinkRecord):
+            return None  # refused for the whole run by the capabilities
+        return link_refusal(record, self.options.subtype)
 
     def identity(self, record: AssetRecord | LinkRecord) -> str:
         """Seed 002: the bulk endpoint creates a link "if a link for resources with such id

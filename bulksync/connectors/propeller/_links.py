@@ -61,6 +61,29 @@ def _same(a: Any, b: Any) -> bool:
     return all(str(a[key]) == str(b[key]) for key in a)
 
 
+def subtype_of(record: LinkRecord, default_subtype: str | None) -> str | None:
+    if record.subtype is not None:
+        return record.subtype
+    # The configured default is meant for product links; an account link has one subtype.
+    return ACCOUNT_SUBTYPE if record.type == "account" else default_subtype
+
+
+def link_refusal(record: LinkRecord, default_subtype: str | None) -> str | None:
+    """Why Propeller cannot take this link whatever it answers (the connector's ``refuse``,
+    so runs and dry runs find it at read time; the stage checks again before sending)."""
+    key = lookup_key(record.from_)
+    if key is None or lookup_key(record.to) != key:
+        return (
+            "Propeller links need 'from' and 'to' as {class, id} or "
+            "{class, source, sourceId[, language]}, both of the same kind"
+        )
+    if record.type not in LINK_TYPES:
+        return f"type '{record.type}' is not one of {', '.join(sorted(LINK_TYPES))}"
+    if subtype_of(record, default_subtype) is None:
+        return "Propeller requires a 'subtype' (or set [propeller] subtype)"
+    return None
+
+
 class BulkLinkStage(BaseStage):
     name = "link"
     grouped = True  # one lookup key per call: links are grouped by theirs
@@ -111,23 +134,11 @@ class BulkLinkStage(BaseStage):
     def _check(self, job: Job) -> Failed | None:
         record = job.record
         assert isinstance(record, LinkRecord)
-        key = lookup_key(record.from_)
-        if key is None or lookup_key(record.to) != key:
-            return _invalid(
-                "Propeller links need 'from' and 'to' as {class, id} or "
-                "{class, source, sourceId[, language]}, both of the same kind"
-            )
-        if record.type not in LINK_TYPES:
-            return _invalid(f"type '{record.type}' is not one of {', '.join(sorted(LINK_TYPES))}")
-        if self._subtype(record) is None:
-            return _invalid("Propeller requires a 'subtype' (or set [propeller] subtype)")
-        return None
+        reason = link_refusal(record, self._default_subtype)
+        return None if reason is None else _invalid(reason)
 
     def _subtype(self, record: LinkRecord) -> str | None:
-        if record.subtype is not None:
-            return record.subtype
-        # The configured default is meant for product links; an account link has one subtype.
-        return ACCOUNT_SUBTYPE if record.type == "account" else self._default_subtype
+        return subtype_of(record, self._default_subtype)
 
     def _link(self, job: Job) -> dict[str, Any]:
         record = job.record

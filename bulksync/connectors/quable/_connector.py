@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...auth import Authenticator, SessionAuth, StaticTokenAuth
 from ...config import Section
-from ...connector import RemoteLister, Stage
+from ...connector import BOTH_KINDS, Capabilities, RemoteLister, Stage
 from ...errors import ConfigError
 from ...records import Kind
 from ...transport import AiohttpTransport
@@ -55,10 +56,14 @@ class QuableOptions(Section):
 class QuableConnector:
     name = "quable"
     lister: RemoteLister | None = None
+    # Assets and links, both deletable and both listed; v4 sends a group of links per call.
+    capabilities = Capabilities(kinds=BOTH_KINDS, prune=BOTH_KINDS, listing=BOTH_KINDS)
 
     def __init__(self, options: QuableOptions | None = None) -> None:
         self.options = options or QuableOptions()
         self.lister = QuableLister(self.options.list_page_size, self.options.links_api)
+        if self.options.links_api == "v4":
+            self.capabilities = replace(QuableConnector.capabilities, batch=True)
 
     def stages(self, kind: Kind) -> Sequence[Stage]:
         if kind == "asset":

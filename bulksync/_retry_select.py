@@ -1,0 +1,95 @@
+"""`retry-failed`: the failed items of a results file, found again in the input by their key.
+
+A results line names its input line and the item's key. Line numbers move when a line is
+inserted or removed, so the key decides: a failed key is retried wherever it now is, and a
+failed line that now holds another item is reported, not retried blindly. Only a line that
+could not be read at all (no key in its result) is taken by its number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import InputFileError
+from .progress import note
+from .records import BadRecord, Record
+from .results import read_results
+
+SHOWN = 5  # mismatches named one per line; the rest are counted
+
+
+@dataclass(slots=True)
+class RetrySelection:
+    """Failed lines by source file, each with the key its result named (``None``: unread)."""
+
+    by_source: dict[str, dict[int, str | None]] = field(default_factory=dict)
+
+    def count(self, source: str) -> int:
+        return len(self.by_source.get(source, {}))
+
+    def select(
+        self, source: str, records: Iterable[Record | BadRecord]
+    ) -> Iterator[Record | BadRecord]:
+        """The records to retry, in input order; mismatches are reported once the input is
+        read through."""
+        failed = self.by_source.get(source, {})
+        keys = {key: line for line, key in failed.items() if key is not None}
+        found: dict[str, int] = {}  # failed key -> the line that holds it now
+        moved: list[tuple[int, str, str | None]] = []  # failed line, its key, what it holds
+        for record in records:
+            line, key = record.origin.line, record.key
+            if key is not None and key in keys:
+                found.setdefault(key, line)
+                yield record
+            elif line in failed and failed[line] is None:
+                yield record  # unreadable then: no identity to check it by
+            elif line in failed:
+                moved.append((line, failed[line] or "", key))
+        _report(source, keys, found, moved)
+
+
+def _report(
+    source: str,
+    keys: dict[str, int],
+    found: dict[str, int],
+    moved: list[tuple[int, str, str | None]],
+) -> None:
+    name = Path(source).name
+    messages = []
+    for line, key, now in moved:
+        holds = f"now holds {now}" if now is not None else "now holds an item without a key"
+        where = (
+            f"{key} is now at line {found[key]} and is retried there"
+            if key in found
+            else f"{key} is no longer in the input"
+        )
+        messages.append(f"{name}:{line} {holds}, not the failed {key}: not retried; {where}")
+    reported = {key for _, key, _ in moved}
+    for key, line in keys.items():
+        if key not in found and key not in reported:
+            messages.append(f"{name}:{line} failed as {key}, which is no longer in the input")
+    for message in messages[:SHOWN]:
+        note(f"bulksync: retry-failed: {message}")
+    if len(messages) > SHOWN:
+        note(f"bulksync: retry-failed: ... and {len(messages) - SHOWN} more input change(s)")
+
+
+def failed_items(results: Path) -> RetrySelection:
+    """The failed items of a results file, by source file and line, with their keys."""
+    if not results.is_file():
+        raise InputFileError(f"results file not found: {results}")
+    selection = RetrySelection()
+    for item in read_results(results):
+        error = item.get("error")
+        if isinstance(error, dict) and error.get("type") == "DuplicateItem":
+            continue  # retried alone it would overwrite the first line's item on the target
+        source, line = item.get("source"), item.get("line")
+        if item.get("status") != "failed" or not source or not isinstance(line, int) or not line:
+            continue
+        key = item.get("key")
+        selection.by_source.setdefault(str(source), {})[line] = (
+            key if isinstance(key, str) else None
+        )
+    return selection
