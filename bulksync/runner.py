@@ -13,6 +13,8 @@ from typing import Any
 
 import anyio
 
+from ._breaker import DEFAULT_UNREACHABLE_AFTER
+from ._preflight import preflight, stall_limit
 from .client import EngineClient
 from .config import Config
 from .connector import Connector, RemoteLister
@@ -35,6 +37,7 @@ from .verdict import Judge
 __all__ = ["PruneGuardError", "RunOptions", "RunReport", "max_delete_limit", "run_job"]
 
 EXIT_OK, EXIT_FAILED_ITEMS, EXIT_USAGE, EXIT_AUTH, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_UNREACHABLE = 4  # TargetUnreachable.exit_code
 
 
 @dataclass(slots=True)
@@ -89,6 +92,8 @@ async def run_job_async(
         deleted: list[int] = []
 
         async def work() -> None:
+            # Fail fast: a target that cannot serve the run stops it before the first item.
+            await preflight(built.connector, built.target, engine.stats, config.target.timeout_s)
             if remote is not None:
                 await _until_stopped(
                     engine, lambda: _list_target(config, built, engine.client, remote, quiet)
@@ -138,6 +143,9 @@ def _engine_options(
         state=state,
         full=mode.full,
         remote=remote,
+        # [limits] unreachable_after and stall_s: read when the config has them (typed config).
+        unreachable_after=getattr(limits, "unreachable_after", DEFAULT_UNREACHABLE_AFTER),
+        stall_s=stall_limit(config.target.timeout_s, getattr(limits, "stall_s", None)),
     )
 
 

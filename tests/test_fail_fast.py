@@ -1,0 +1,278 @@
+"""Fail fast: a target that cannot be reached or used ends the run with exit 4 and one line.
+
+Each acceptance case runs `bulksync run` in its own process against a server this test starts
+on 127.0.0.1 (or a port nobody listens on, or a `.invalid` name, RFC 6761), with the default
+limits, and checks the exit code, the single stderr line and the absence of a traceback. The
+wall time of each is printed (run with -s to see it); only the subprocess timeout bounds it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+import bulksync.runner
+from bulksync.config import load_config
+from bulksync.runner import RunOptions, run_job_async
+from bulksync.sandbox import SandboxSettings, running_sandbox
+
+TOKEN_ENV = "FAILFAST_TEST_QUABLE_TOKEN"
+ENV = {**os.environ, TOKEN_ENV: "sandbox-token", "PYTHONUNBUFFERED": "1"}
+
+
+def write_job(tmp_path: Path, base_url: str, assets: int = 5, extra: str = "") -> Path:
+    lines = [
+        orjson.dumps({"id": f"a{i}", "remotePath": f"https://img.example.com/{i}.jpg"}).decode()
+        for i in range(assets)
+    ]
+    (tmp_path / "assets.jsonl").write_text("".join(x + "\n" for x in lines), encoding="utf-8")
+    config = tmp_path / "job.toml"
+    config.write_text(
+        f"""
+[target]
+kind = "quable"
+base_url = "{base_url}"
+token_env = "{TOKEN_ENV}"
+[inputs]
+assets = "assets.jsonl"
+[output]
+results = "out/results.jsonl"
+progress = false
+{extra}
+""",
+        encoding="utf-8",
+    )
+    return config
+
+
+def run_cli(config: Path) -> tuple[int, list[str], float]:
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "bulksync", "run", "--config", str(config)],
+        capture_output=True,
+        env=ENV,
+        timeout=60,
+    )
+    elapsed = time.monotonic() - started
+    return done.returncode, done.stderr.decode().splitlines(), elapsed
+
+
+def assert_unreachable(config: Path, case: str, *words: str) -> None:
+    code, err, elapsed = run_cli(config)
+    print(f"\n{case}: exit {code} in {elapsed:.2f} s: {err}")
+    assert code == 4, err
+    assert len(err) == 1, err
+    assert "Traceback" not in err[0]
+    assert err[0].startswith("bulksync: ")
+    for word in words:
+        assert word in err[0], err
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port  # closed again: nothing listens there
+
+
+def test_a_closed_port_exits_4(tmp_path: Path) -> None:
+    port = free_port()
+    config = write_job(tmp_path, f"http://127.0.0.1:{port}")
+    assert_unreachable(config, "closed port", "connection refused", f"127.0.0.1:{port}")
+    assert (tmp_path / "out" / "results.jsonl").read_bytes() == b""  # nothing read
+
+
+def test_an_unresolvable_host_exits_4(tmp_path: Path) -> None:
+    config = write_job(tmp_path, "https://bulksync-test.invalid")
+    assert_unreachable(config, "unresolvable host", "DNS", "bulksync-test.invalid")
+
+
+@pytest.fixture
+def self_signed_server(tmp_path: Path) -> Iterator[int]:
+    """A TLS server on 127.0.0.1 whose certificate nobody trusts."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    port: list[int] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+        writer.close()
+
+    async def serve() -> None:
+        server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=context)
+        port.append(server.sockets[0].getsockname()[1])
+        ready.set()
+        async with server:
+            await server.serve_forever()
+
+    def main() -> None:
+        task = loop.create_task(serve())
+        with contextlib.suppress(asyncio.CancelledError):
+            loop.run_until_complete(task)
+
+    thread = threading.Thread(target=main, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    try:
+        yield port[0]
+    finally:
+        for task in asyncio.all_tasks(loop):
+            loop.call_soon_threadsafe(task.cancel)
+        thread.join(10)
+
+
+def test_a_self_signed_certificate_exits_4_without_retrying(
+    tmp_path: Path, self_signed_server: int
+) -> None:
+    config = write_job(tmp_path, f"https://127.0.0.1:{self_signed_server}")
+    assert_unreachable(config, "self-signed certificate", "TLS certificate", "SSL_CERT_FILE")
+
+
+def test_a_server_that_never_answers_exits_4(tmp_path: Path) -> None:
+    # The kernel completes the handshake into the backlog; nothing ever reads or writes.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(64)
+        port = sock.getsockname()[1]
+        config = write_job(tmp_path, f"http://127.0.0.1:{port}")
+        assert_unreachable(config, "never answers", "did not answer", "no answer")
+
+
+@pytest.fixture
+def sandbox_process() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "bulksync", "sandbox", "--port", "0"),
+            *("--quable-rate-limit-windows", "off", "--quable-latency-fixed-ms", "20"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=ENV,
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline().decode().strip()
+        assert first.startswith("sandbox listening on "), first
+        yield first.rsplit(" ", 1)[1], process
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def test_a_wrong_base_path_exits_4(
+    tmp_path: Path, sandbox_process: tuple[str, subprocess.Popen[bytes]]
+) -> None:
+    url, _ = sandbox_process
+    config = write_job(tmp_path, f"{url}/nope")
+    assert_unreachable(config, "wrong base path", "base_url path looks wrong", "/nope/api/assets")
+
+
+def test_the_sandbox_answers_the_preflight(
+    tmp_path: Path, sandbox_process: tuple[str, subprocess.Popen[bytes]]
+) -> None:
+    url, _ = sandbox_process
+    code, err, _ = run_cli(write_job(tmp_path, url, extra="[limits]\nrate = [[100000, 1]]"))
+    assert code == 0, err
+    results = (tmp_path / "out" / "results.jsonl").read_bytes().splitlines()
+    assert [orjson.loads(x)["status"] for x in results] == ["succeeded"] * 5
+
+
+def test_the_target_going_away_mid_run_stops_it_with_every_read_item_answered(
+    tmp_path: Path, sandbox_process: tuple[str, subprocess.Popen[bytes]]
+) -> None:
+    url, sandbox = sandbox_process
+    total = 5000
+    config = write_job(
+        tmp_path, url, assets=total, extra="[limits]\nrate = [[100000, 1]]\nconcurrency = 4"
+    )
+    results = tmp_path / "out" / "results.jsonl"
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bulksync", "run", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=ENV,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if results.exists() and len(results.read_bytes().splitlines()) >= 100:
+                break
+            time.sleep(0.02)
+        sandbox.send_signal(signal.SIGKILL)
+        _, err_bytes = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    err = err_bytes.decode().splitlines()
+    print(f"\nmid-run: exit {process.returncode} in {time.monotonic() - started:.2f} s: {err}")
+    assert process.returncode == 4, err
+    assert len(err) == 1 and "connection refused" in err[0], err
+    lines = [orjson.loads(x) for x in results.read_bytes().splitlines()]
+    numbers = sorted(r["line"] for r in lines)
+    # Every line read has exactly one result; the reading stopped: a prefix of the input.
+    assert numbers == list(range(1, len(numbers) + 1))
+    assert 100 <= len(numbers) < total
+    stopped = [r for r in lines if r["status"] != "succeeded"]
+    assert stopped, "the run cannot have finished: the sandbox was killed"
+    for result in stopped:
+        assert result["status"] == "failed"
+        assert result["error"]["type"] == "TargetUnreachable", result
+        assert "target unreachable" in result["error"]["message"]
+    summary = orjson.loads((tmp_path / "out" / "results.summary.json").read_bytes())
+    assert summary["total"] == len(lines)
+
+
+@pytest.mark.anyio
+async def test_legit_per_item_404s_do_not_trip_the_breaker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Assets deleted behind the state's back: every PUT answers 404 and the connector creates
+    again. With a breaker that trips on the first "no route" 404, the run still succeeds."""
+    monkeypatch.setattr(bulksync.runner, "DEFAULT_UNREACHABLE_AFTER", 1)
+    monkeypatch.setenv(TOKEN_ENV, "sandbox-token")
+    settings = SandboxSettings().with_overrides({"quable.rate_limit.windows": "off"})
+    async with running_sandbox(settings) as sandbox:
+        config = write_job(tmp_path, sandbox.url, assets=40, extra="[limits]\nconcurrency = 8")
+        first = await run_job_async(load_config(config), True, RunOptions())
+        assert first.exit_code == 0
+        sandbox.state.store.quable.assets.clear()
+        lines = [
+            orjson.dumps(
+                {"id": f"a{i}", "remotePath": f"https://img.example.com/{i}.jpg",
+                 "attributes": {"title": "changed"}}
+            ).decode()
+            for i in range(40)
+        ]
+        (tmp_path / "assets.jsonl").write_text("".join(x + "\n" for x in lines))
+        second = await run_job_async(load_config(config), True, RunOptions())
+        puts: dict[str, Any] = sandbox.state.stats.snapshot()["requests"]
+    assert second.exit_code == 0, second.summary
+    assert second.summary["succeeded"] == 40
+    # Every PUT answered 404 (deleted behind the state's back), and each was created again.
+    assert puts.get("PUT /api/assets/{id}", {}).get("404") == 40, puts
