@@ -18,15 +18,26 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import orjson
 import pytest
 
 import bulksync.runner
+from bulksync.auth import NoAuth
+from bulksync.budget import RateBudget
+from bulksync.client import Target
 from bulksync.config import load_config
+from bulksync.engine import Engine, EngineOptions
+from bulksync.errors import REFUSED, TLS, TargetUnreachable, TransportError
+from bulksync.fake import FakeConnector, FakeServer, FakeSettings
+from bulksync.http import HttpRequest, HttpResponse
+from bulksync.records import LinkRecord, Origin
+from bulksync.results import ResultWriter, read_results
+from bulksync.retry import RetryPolicy
 from bulksync.runner import RunOptions, run_job_async
 from bulksync.sandbox import SandboxSettings, running_sandbox
 
@@ -276,3 +287,126 @@ async def test_legit_per_item_404s_do_not_trip_the_breaker(
     assert second.summary["succeeded"] == 40
     # Every PUT answered 404 (deleted behind the state's back), and each was created again.
     assert puts.get("PUT /api/assets/{id}", {}).get("404") == 40, puts
+
+
+# The breaker and the stall watch in the engine itself: the fake connector, a transport that
+# turns bad on cue, and small limits (EngineOptions), each run bounded by anyio.fail_after.
+
+FAST = RetryPolicy(max_attempts=4, base_s=0.001, cap_s=0.002)
+
+
+class TurningTransport:
+    """The fake server for the first ``good`` requests, then ``bad`` for every request."""
+
+    def __init__(self, good: int, bad: Callable[[HttpRequest], Awaitable[HttpResponse]]) -> None:
+        self.server = FakeServer(FakeSettings())
+        self.good = good
+        self.bad = bad
+        self.sent = 0
+
+    async def send(self, request: HttpRequest) -> HttpResponse:
+        self.sent += 1
+        if self.sent <= self.good:
+            return await self.server.send(request)
+        return await self.bad(request)
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def run_turning(
+    tmp_path: Path, transport: TurningTransport, count: int, **options: Any
+) -> tuple[BaseException | None, list[dict[str, Any]]]:
+    writer = ResultWriter(tmp_path / "results.jsonl")
+    engine = Engine(
+        FakeConnector(),
+        Target("fake://test", transport, RateBudget(), NoAuth()),
+        writer,
+        EngineOptions(retry=FAST, **options),
+    )
+    records = [
+        LinkRecord(Origin("links.jsonl", i + 1), f"d{i}", f"d{i + 1}", "t", i) for i in range(count)
+    ]
+    error: BaseException | None = None
+    try:
+        with anyio.fail_after(30):
+            await engine.run([("link", iter(records))])
+    except TargetUnreachable as exc:
+        error = exc
+    writer.close()
+    return error, [dict(r) for r in read_results(tmp_path / "results.jsonl")]
+
+
+def assert_prefix_answered(results: list[dict[str, Any]], count: int) -> None:
+    lines = sorted(int(r["line"]) for r in results)
+    assert lines == list(range(1, len(lines) + 1))  # each read line once, reading stopped
+    assert len(lines) < count
+
+
+@pytest.mark.anyio
+async def test_a_stall_mid_run_stops_it(tmp_path: Path) -> None:
+    async def hang(request: HttpRequest) -> HttpResponse:
+        await anyio.sleep_forever()
+        raise AssertionError
+
+    transport = TurningTransport(30, hang)
+    error, results = await run_turning(tmp_path, transport, 5000, concurrency=4, stall_s=0.5)
+    assert error is not None and "no answer of any kind" in str(error)
+    assert_prefix_answered(results, 5000)
+    stopped = [r for r in results if r["status"] != "succeeded"]
+    assert stopped and all(r["error"]["type"] == "TargetUnreachable" for r in stopped)
+    assert any(r["error"]["message"].startswith("not finished: ") for r in stopped)
+
+
+@pytest.mark.anyio
+async def test_tls_verification_failure_is_never_retried(tmp_path: Path) -> None:
+    async def untrusted(request: HttpRequest) -> HttpResponse:
+        raise TransportError("bad cert", maybe_applied=False, cause=TLS, host="h:443")
+
+    transport = TurningTransport(0, untrusted)
+    error, results = await run_turning(tmp_path, transport, 100, concurrency=1)
+    assert error is not None and "TLS certificate of host h not trusted" in str(error)
+    assert transport.sent == 1  # one request, no retry, no second item
+    assert_prefix_answered(results, 100)
+
+
+@pytest.mark.anyio
+async def test_consecutive_no_route_404s_trip_the_breaker(tmp_path: Path) -> None:
+    async def no_route(request: HttpRequest) -> HttpResponse:
+        return HttpResponse(404, {"content-type": "text/html"}, b"<h1>Not Found</h1>")
+
+    transport = TurningTransport(10, no_route)
+    error, results = await run_turning(
+        tmp_path, transport, 1000, concurrency=1, unreachable_after=5
+    )
+    assert error is not None and "answered 404 (no route)" in str(error)
+    assert transport.sent == 15  # ten good, then exactly five 404s
+    assert_prefix_answered(results, 1000)
+
+
+@pytest.mark.anyio
+async def test_an_apis_own_404s_and_interleaved_successes_do_not_trip_it(tmp_path: Path) -> None:
+    async def missing(request: HttpRequest) -> HttpResponse:
+        return HttpResponse(404, {"content-type": "application/json"}, b'{"error": "gone"}')
+
+    error, results = await run_turning(
+        tmp_path, TurningTransport(0, missing), 50, concurrency=2, unreachable_after=3
+    )
+    assert error is None
+    assert len(results) == 50 and all(r["error"]["type"] == "HTTP404" for r in results)
+
+    flip = [0]
+
+    async def refused_every_other(request: HttpRequest) -> HttpResponse:
+        flip[0] += 1
+        if flip[0] % 2:
+            raise TransportError("refused", maybe_applied=False, cause=REFUSED, host="h:1")
+        return await server.send(request)
+
+    turning = TurningTransport(0, refused_every_other)
+    server = turning.server
+    error, results = await run_turning(
+        tmp_path / "x", turning, 50, concurrency=1, unreachable_after=2
+    )
+    assert error is None
+    assert len(results) == 50 and all(r["status"] == "succeeded" for r in results)
