@@ -72,7 +72,7 @@ class CircuitBreaker:
         self, threshold: int = DEFAULT_UNREACHABLE_AFTER, no_route: NoRoute | None = None
     ) -> None:
         self.threshold = max(1, threshold)
-        self._no_route = no_route or json_object_404
+        self.no_route = no_route or json_object_404
         self._cause: str | None = None
         self._count = 0
         self.tripped: TargetUnreachable | None = None
@@ -93,7 +93,7 @@ class CircuitBreaker:
     def answered(self, request: HttpRequest, response: HttpResponse) -> None:
         self.in_flight -= 1
         self.last_answer = time.monotonic()
-        if response.status == 404 and self._no_route(response):
+        if response.status == 404 and self.no_route(response):
             path = urlsplit(request.url).path or request.url
             line = f"base_url path looks wrong: {request.method} {path} answered 404 (no route)"
             self._failed(NO_ROUTE, line)

@@ -12,11 +12,10 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
-from urllib.parse import urlsplit
 
 import anyio
 
-from .errors import AuthError, TargetUnreachable
+from .errors import AuthError
 from .http import HttpRequest, HttpResponse
 from .redact import register_secret
 
@@ -134,15 +133,7 @@ class SessionAuth:
                 self.refreshes += 1
                 self._adopt(self._source.parse_token(response, self._clock()))
                 return
-        login = self._source.login_request()
-        response = await send(login)
-        if response.status == 404:
-            # Nothing answers logins there: a wrong address, not wrong credentials.
-            path = urlsplit(login.url).path or login.url
-            raise TargetUnreachable(
-                f"login URL looks wrong: POST {path} answered 404: is base_url (or the "
-                "token URL) right?"
-            )
+        response = await send(self._source.login_request())
         if not response.ok:
             raise AuthError(f"login refused by the target (HTTP {response.status})")
         self.logins += 1

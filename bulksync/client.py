@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from urllib.parse import urlsplit
 
 import anyio
 
@@ -121,6 +122,13 @@ class EngineClient:
                 response, _ = await self._send_once(request)
                 if is_redirect(response):
                     raise AuthError(f"login {redirect_message(response)}")
+                if response.status == 404 and self.breaker.no_route(response):
+                    # Nothing answers logins there: a wrong address, not wrong credentials.
+                    path = urlsplit(request.url).path
+                    raise TargetUnreachable(
+                        f"login URL looks wrong: {request.method} {path} answered 404: "
+                        "is base_url (or the token URL) right?"
+                    )
                 if response.status not in RETRYABLE_STATUSES:
                     return response
                 retry_after = parse_retry_after(response.header("retry-after"))

@@ -27,19 +27,21 @@ import orjson
 import pytest
 
 import bulksync.runner
+from bulksync._preflight import preflight
 from bulksync.auth import NoAuth
 from bulksync.budget import RateBudget
 from bulksync.client import Target
-from bulksync.config import load_config
+from bulksync.config import Config, OutputConfig, TargetConfig, load_config
 from bulksync.engine import Engine, EngineOptions
-from bulksync.errors import REFUSED, TLS, TargetUnreachable, TransportError
+from bulksync.errors import REFUSED, TLS, AuthError, TargetUnreachable, TransportError
 from bulksync.fake import FakeConnector, FakeServer, FakeSettings
 from bulksync.http import HttpRequest, HttpResponse
 from bulksync.records import LinkRecord, Origin
-from bulksync.results import ResultWriter, read_results
+from bulksync.results import ResultWriter, RunStats, read_results
 from bulksync.retry import RetryPolicy
 from bulksync.runner import RunOptions, run_job_async
 from bulksync.sandbox import SandboxSettings, running_sandbox
+from bulksync.targets import build_target
 
 TOKEN_ENV = "FAILFAST_TEST_QUABLE_TOKEN"
 ENV = {**os.environ, TOKEN_ENV: "sandbox-token", "PYTHONUNBUFFERED": "1"}
@@ -410,3 +412,97 @@ async def test_an_apis_own_404s_and_interleaved_successes_do_not_trip_it(tmp_pat
     )
     assert error is None
     assert len(results) == 50 and all(r["status"] == "succeeded" for r in results)
+
+
+# Each connector's preflight against the sandbox: the right address passes (a 404 of the API's
+# own included), a wrong path is a TargetUnreachable naming it.
+
+
+def connector_config(tmp_path: Path, kind: str, url: str, **ocapi: str) -> Config:
+    if kind == "quable":
+        target = TargetConfig(kind=kind, base_url=url, user_env="FF_ID", password_env="FF_SECRET")
+    else:
+        target = TargetConfig(
+            kind=kind, base_url=url, client_id_env="FF_ID", client_secret_env="FF_SECRET"
+        )
+    sections = {"ocapi": {"token_url": "/dwsso/oauth2/access_token", **ocapi}}
+    return Config(
+        target=target,
+        output=OutputConfig(results=tmp_path / "results.jsonl", progress=False),
+        sections=sections if kind == "ocapi" else {},
+    )
+
+
+async def preflight_of(config: Config) -> RunStats:
+    built = build_target(config)
+    stats = RunStats()
+    try:
+        with anyio.fail_after(30):
+            await preflight(built.connector, built.target, stats, config.target.timeout_s)
+    finally:
+        await built.target.transport.aclose()
+    return stats
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("kind", "right", "wrong", "ocapi", "words"),
+    [
+        ("quable", "", "/nope", {}, "login URL looks wrong: POST /nope/api_1.php/sessions"),
+        ("propeller", "/v2", "/nope", {}, "GET /nope/links/0 answered 404"),
+        (
+            "ocapi",
+            "",
+            "",
+            {"data_path": "s/-/dw/data/v99_9"},
+            "GET /s/-/dw/data/v99_9/catalogs/bulksync-preflight",
+        ),
+    ],
+)
+async def test_each_connectors_preflight(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+    right: str,
+    wrong: str,
+    ocapi: dict[str, str],
+    words: str,
+) -> None:
+    monkeypatch.setenv("FF_ID", "sandbox")
+    monkeypatch.setenv("FF_SECRET", "sandbox")
+    async with running_sandbox(SandboxSettings()) as sandbox:
+        stats = await preflight_of(connector_config(tmp_path, kind, sandbox.url + right))
+        assert stats.requests == 2  # the login and the read, counted like any request
+        with pytest.raises(TargetUnreachable) as caught:
+            await preflight_of(connector_config(tmp_path, kind, sandbox.url + wrong, **ocapi))
+    assert words in str(caught.value)
+
+
+@pytest.mark.anyio
+async def test_a_refused_login_on_the_preflight_exits_3_not_4(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FF_ID", "sandbox")
+    monkeypatch.setenv("FF_SECRET", "wrong")
+    async with running_sandbox(SandboxSettings()) as sandbox:
+        with pytest.raises(AuthError):
+            await preflight_of(connector_config(tmp_path, "propeller", sandbox.url + "/v2"))
+
+
+def test_the_fake_target_has_no_preflight_and_the_dry_run_sends_nothing(
+    tmp_path: Path,
+) -> None:
+    port = free_port()  # nothing listens: a request would fail the run with exit 4
+    config = write_job(tmp_path, f"http://127.0.0.1:{port}")
+    done = subprocess.run(
+        [sys.executable, "-m", "bulksync", "run", "--config", str(config), "--dry-run"],
+        capture_output=True,
+        env=ENV,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert preflight_request_of(FakeConnector()) is None
+
+
+def preflight_request_of(connector: object) -> object:
+    return getattr(connector, "preflight_request", None)
