@@ -17,14 +17,14 @@ from .client import EngineClient, Target
 from .connector import RETRYABLE_STATUSES, Connector, RequestFailed
 from .errors import AuthError, TargetUnreachable, TransportError
 from .http import HttpRequest
-from .redact import body_excerpt
 from .results import RunStats
 from .retry import RetryPolicy
 
 # A never-answering server must end the run well within 30 s with the default settings:
 # two tries of at most 10 s each, logins included, whatever [target] timeout_s says.
 PREFLIGHT_TIMEOUT_S = 10.0
-PREFLIGHT_ATTEMPTS = 2
+PREFLIGHT_ATTEMPTS = 2  # timeouts; an answer that is a 5xx is quick: up to PREFLIGHT_TRIES
+PREFLIGHT_TRIES = 6
 
 
 async def preflight(
@@ -42,42 +42,43 @@ async def preflight(
         return
     leash = min(timeout_s, PREFLIGHT_TIMEOUT_S)
     no_route = no_route_of(connector)
-    retry = RetryPolicy(max_attempts=attempts, max_elapsed_s=3 * leash, base_s=0.5, cap_s=2.0)
+    retry = RetryPolicy(max_attempts=attempts, max_elapsed_s=3 * leash, base_s=0.25, cap_s=2.0)
     # Its own breaker, which only a TLS failure trips (at once): the rest is judged below.
     breaker = CircuitBreaker(1_000_000, no_route)
     client = EngineClient(target, stats, retry, breaker, timeout_cap_s=leash)
     path = urlsplit(target.base_url.rstrip("/") + "/" + request.url.lstrip("/")).path
     failure = ""
-    for attempt in range(1, attempts + 1):
+    silent = 0
+    for attempt in range(1, PREFLIGHT_TRIES + 1):
         try:
             response = await client.send(request)
         except TransportError as exc:
             if exc.cause is not None:
                 raise TargetUnreachable(what_to_check(exc.cause, exc.host)) from None
             failure = "no answer" if exc.timeout else str(exc)
-        except RequestFailed as exc:  # a redirect: the API is not where base_url says
-            raise TargetUnreachable(f"GET {path} {exc.error.message}: is base_url right?") from None
+            silent += exc.timeout
+        except RequestFailed:
+            return  # a redirect: an answer; each item fails with it, naming the Location
         else:
             status = response.status
-            if status < 300 or status == 429 or (status == 404 and not no_route(response)):
-                return  # the API answered (a 404 of its own: the route is there; 429: paced)
             if status in (401, 403):
                 raise AuthError(
                     f"GET {path} refused with {status}: check the credentials and their rights"
                 )
-            if status not in RETRYABLE_STATUSES:
-                detail = body_excerpt(response.body) or ""
-                what = "base_url path looks wrong" if status == 404 else "target unusable"
-                raise TargetUnreachable(
-                    f"{what}: GET {path} answered {status}" + (f" ({detail})" if detail else "")
-                )
+            if status == 404 and no_route(response):
+                raise TargetUnreachable(f"base_url path looks wrong: GET {path} answered 404")
+            if status == 429 or status not in RETRYABLE_STATUSES:
+                # The API answered. Any other refusal (a redirect, a 400) is left to the items,
+                # which report it each with its own message, without retrying it.
+                return
             failure = f"HTTP {status}"
-        if attempt < attempts:
-            stats.retries += 1
-            await anyio.sleep(retry.delay(attempt))
+        if silent >= attempts or attempt == PREFLIGHT_TRIES:
+            break
+        stats.retries += 1
+        await anyio.sleep(retry.delay(attempt))
     raise TargetUnreachable(
-        f"the target did not answer GET {path} ({failure}, {attempts} tries of up to "
-        f"{leash:g} s): is it up, is base_url right?"
+        f"the target did not serve GET {path} ({failure}, {attempt} tries, up to "
+        f"{leash:g} s each): is it up, is base_url right?"
     )
 
 
@@ -87,4 +88,10 @@ def stall_limit(timeout_s: float, configured: float | None) -> float:
     return configured if configured is not None else 2 * timeout_s
 
 
-__all__ = ["PREFLIGHT_ATTEMPTS", "PREFLIGHT_TIMEOUT_S", "preflight", "stall_limit"]
+__all__ = [
+    "PREFLIGHT_ATTEMPTS",
+    "PREFLIGHT_TIMEOUT_S",
+    "PREFLIGHT_TRIES",
+    "preflight",
+    "stall_limit",
+]

@@ -174,7 +174,7 @@ def test_a_server_that_never_answers_exits_4(tmp_path: Path) -> None:
         sock.listen(64)
         port = sock.getsockname()[1]
         config = write_job(tmp_path, f"http://127.0.0.1:{port}")
-        assert_unreachable(config, "never answers", "did not answer", "no answer")
+        assert_unreachable(config, "never answers", "did not serve", "no answer")
 
 
 @pytest.fixture
