@@ -79,6 +79,7 @@ class CircuitBreaker:
         # For the stall watch: requests on the wire, and when anything last came back.
         self.in_flight = 0
         self.last_answer = time.monotonic()
+        self._timed_out = False  # the last request out of flight timed out: silence goes on
 
     def check(self) -> None:
         """Once tripped, every further request fails at once, before it is sent."""
@@ -86,13 +87,16 @@ class CircuitBreaker:
             raise self.tripped
 
     def sent(self) -> None:
-        if self.in_flight == 0:
-            self.last_answer = time.monotonic()  # a stall counts from the first request out
+        if self.in_flight == 0 and not self._timed_out:
+            # Idle after an answer (a budget wait, a Retry-After pause) is no silence: it
+            # counts from this request. After a timeout the silence goes on across retries.
+            self.last_answer = time.monotonic()
         self.in_flight += 1
 
     def answered(self, request: HttpRequest, response: HttpResponse) -> None:
         self.in_flight -= 1
         self.last_answer = time.monotonic()
+        self._timed_out = False
         if response.status == 404 and self.no_route(response):
             path = urlsplit(request.url).path or request.url
             line = f"base_url path looks wrong: {request.method} {path} answered 404 (no route)"
@@ -102,6 +106,7 @@ class CircuitBreaker:
 
     def failed(self, error: TransportError) -> None:
         self.in_flight -= 1
+        self._timed_out = error.timeout
         if not error.timeout:
             self.last_answer = time.monotonic()  # refused or reset is an answer of a kind
         if error.cause is None:

@@ -506,3 +506,30 @@ def test_the_fake_target_has_no_preflight_and_the_dry_run_sends_nothing(
 
 def preflight_request_of(connector: object) -> object:
     return getattr(connector, "preflight_request", None)
+
+
+@pytest.mark.anyio
+async def test_timeouts_with_retries_in_between_are_one_stall(tmp_path: Path) -> None:
+    """Every request times out; between them, backoff leaves nothing in flight. That idle
+    time must not restart the silence, or per-item retries would hide the hang."""
+
+    async def times_out(request: HttpRequest) -> HttpResponse:
+        await anyio.sleep(0.2)
+        raise TransportError("GET timed out", maybe_applied=True, timeout=True)
+
+    retry = RetryPolicy(max_attempts=50, base_s=0.05, cap_s=0.1)
+    transport = TurningTransport(5, times_out)
+    writer = ResultWriter(tmp_path / "results.jsonl")
+    engine = Engine(
+        FakeConnector(),
+        Target("fake://test", transport, RateBudget(), NoAuth()),
+        writer,
+        EngineOptions(retry=retry, concurrency=1, stall_s=1.0),
+    )
+    records = [LinkRecord(Origin("l", i + 1), f"d{i}", f"e{i}", "t", i) for i in range(100)]
+    with anyio.fail_after(30), pytest.raises(TargetUnreachable, match="no answer of any kind"):
+        await engine.run([("link", iter(records))])
+    writer.close()
+    results = [dict(r) for r in read_results(tmp_path / "results.jsonl")]
+    assert_prefix_answered(results, 100)
+    assert transport.sent < 5 + 12  # about 1 s of 0.2 s timeouts, not 50 attempts per item
