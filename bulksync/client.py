@@ -5,13 +5,15 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from urllib.parse import urlsplit
 
 import anyio
 
+from ._breaker import CircuitBreaker, what_to_check
 from .auth import Authenticator
 from .budget import RateBudget
 from .connector import RETRYABLE_STATUSES, RequestFailed
-from .errors import AuthError, ErrorClass, LocalFileError, TransportError
+from .errors import AuthError, ErrorClass, LocalFileError, TargetUnreachable, TransportError
 from .http import HttpRequest, HttpResponse, parse_retry_after
 from .redact import redacted_excerpt
 from .results import ErrorInfo, RunStats
@@ -38,10 +40,20 @@ class EngineClient:
     login, naming where it pointed.
     """
 
-    def __init__(self, target: Target, stats: RunStats, retry: RetryPolicy) -> None:
+    def __init__(
+        self,
+        target: Target,
+        stats: RunStats,
+        retry: RetryPolicy,
+        breaker: CircuitBreaker | None = None,
+        timeout_cap_s: float | None = None,
+    ) -> None:
         self._target = target
         self._stats = stats
         self._retry = retry
+        # Shared by every request of the run: a dead target stops it (see bulksync._breaker).
+        self.breaker = breaker or CircuitBreaker()
+        self._timeout_cap_s = timeout_cap_s  # the preflight's short leash, logins included
 
     def _absolute(self, request: HttpRequest) -> HttpRequest:
         if request.url.startswith(("http://", "https://")):
@@ -70,14 +82,28 @@ class EngineClient:
         headers: Mapping[str, str] = {}
         if request.authenticated:
             headers = await self._target.auth.headers(self._send_for_auth)
+        if self._timeout_cap_s is not None:
+            cap = min(request.timeout_s or self._timeout_cap_s, self._timeout_cap_s)
+            request = replace(request, timeout_s=cap)
+        breaker = self.breaker
+        breaker.check()
         self._stats.requests += 1
         started = time.monotonic()
+        breaker.sent()
         try:
             response = await self._target.transport.send(request.with_headers(headers))
         except LocalFileError as exc:
+            breaker.cancelled()
             if not exc.sent:  # refused before anything went on the wire
                 self._stats.requests -= 1
             raise
+        except TransportError as exc:
+            breaker.failed(exc)  # raises TargetUnreachable when the target is gone
+            raise
+        except BaseException:
+            breaker.cancelled()
+            raise
+        breaker.answered(request, response)
         self._stats.latency.add(time.monotonic() - started)
         if response.status == 429:
             self._stats.throttled += 1
@@ -96,14 +122,30 @@ class EngineClient:
                 response, _ = await self._send_once(request)
                 if is_redirect(response):
                     raise AuthError(f"login {redirect_message(response)}")
+                if response.status == 404 and self.breaker.no_route(response):
+                    # Nothing answers logins there: a wrong address, not wrong credentials.
+                    path = urlsplit(request.url).path
+                    raise TargetUnreachable(
+                        f"login URL looks wrong: {request.method} {path} answered 404: "
+                        "is base_url (or the token URL) right?"
+                    )
                 if response.status not in RETRYABLE_STATUSES:
                     return response
                 retry_after = parse_retry_after(response.header("retry-after"))
                 failure = f"HTTP {response.status}"
             except TransportError as exc:
                 failure = str(exc)
+                unreachable = exc.cause or ("timeout" if exc.timeout else None)
+                if exc.cause is not None:
+                    failure = what_to_check(exc.cause, exc.host)
+            else:
+                unreachable = None
             delay = self._retry.delay(attempt, retry_after)
             if not self._retry.allows(attempt, time.monotonic() - started, delay):
+                if unreachable is not None:
+                    # No answer at all is no verdict on the credentials: the target is out of
+                    # reach, not refusing us (exit 4, not 3).
+                    raise TargetUnreachable(f"login failed after {attempt} attempts: {failure}")
                 raise AuthError(f"login failed after {attempt} attempts: {failure}")
             self._stats.retries += 1
             await anyio.sleep(delay)

@@ -117,6 +117,10 @@ class LimitsConfig(Section):
     max_attempts: Annotated[int, Field(ge=1)] = 8
     max_elapsed_s: Seconds = 300.0
     grace_s: Seconds = 10.0
+    # Consecutive requests failing the same way at the transport level before the run stops
+    # (exit 4); the literal matches bulksync._breaker.DEFAULT_UNREACHABLE_AFTER.
+    unreachable_after: Annotated[int, Field(ge=1)] = 20
+    stall_s: Annotated[float, Field(gt=0)] | None = None  # None: twice [target] timeout_s
 
 
 class OutputConfig(Section):

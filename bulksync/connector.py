@@ -211,6 +211,13 @@ class Connector(Protocol):
     # Two input lines with one identity would overwrite each other: the later one fails.
     # Optional: ``refuse(record) -> str | None``, why the target cannot take a line whatever
     # it answers (a value its documents rule out): the line is invalid at read time.
+    # Optional: ``preflight_request() -> HttpRequest | None``, one cheap documented GET that
+    # the run sends (after the login) before the first item; 2xx, 429 or a 404 of the API's
+    # own prove the target usable, a refused connection, a bad certificate, a "no route" 404
+    # or silence stop the run with exit 4 (bulksync._preflight). None: no preflight.
+    # Optional: ``no_route(response) -> bool``, whether a 404 says the path has no API behind
+    # it (a wrong base_url) rather than that one object is missing; default: a 404 whose body
+    # is not a JSON object. So many in a row stop the run (bulksync._breaker).
 
     def stages(self, kind: Kind) -> Sequence[Stage]: ...
 

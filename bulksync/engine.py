@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
+from ._breaker import DEFAULT_UNREACHABLE_AFTER, CircuitBreaker, no_route_of
 from ._identities import IdentityIndex
 from ._stages import ItemSink, StageCounters, StagePool, group_jobs
 from .client import EngineClient, Target
@@ -59,6 +60,10 @@ class EngineOptions:
     state: StateStore | None = None  # what was confirmed before: skip it when unchanged
     full: bool = False  # ignore the state: compare with `remote` (or push everything again)
     remote: RemoteIndex | None = None  # the target's listing, with --full
+    # Fail fast ([limits] unreachable_after, stall_s): so many requests in a row failing one
+    # target-wide way, or no answer at all for so long, stop the run (exit 4). None: no watch.
+    unreachable_after: int = DEFAULT_UNREACHABLE_AFTER
+    stall_s: float | None = None
 
 
 class Engine(ItemSink):
@@ -73,7 +78,8 @@ class Engine(ItemSink):
         self.connector = connector
         self.options = options or EngineOptions()
         self.stats = stats or RunStats()  # shared when one run drives several engines (prune)
-        self.client = EngineClient(target, self.stats, self.options.retry)
+        breaker = CircuitBreaker(self.options.unreachable_after, no_route_of(connector))
+        self.client = EngineClient(target, self.stats, self.options.retry, breaker)
         self.writer = writer
         self.counters: list[StageCounters] = []
         self.read: dict[Kind, int] = {}
@@ -110,6 +116,8 @@ class Engine(ItemSink):
         try:
             async with anyio.create_task_group() as outer:
                 outer.start_soon(self._cancel_after_grace)
+                if self.options.stall_s is not None:
+                    outer.start_soon(self.client.breaker.watch_stall, self.options.stall_s)
                 if self.options.state is not None:
                     outer.start_soon(self._flush_state, self.options.state)
                 with self._pipeline:
@@ -122,8 +130,12 @@ class Engine(ItemSink):
             raise first_bulksync_error(group_error) from None
         finally:
             # Every item read from the input gets its result, even one cut off by a stop.
+            gone = self.client.breaker.tripped
             for job in list(self._live):
                 error = ErrorInfo("Interrupted", "the run stopped before this item finished")
+                if gone is not None:
+                    done = "not attempted" if job.attempts == 0 else "not finished"
+                    error = ErrorInfo("TargetUnreachable", f"{done}: target unreachable: {gone}")
                 self._finish(job, "failed", error=error, step=job.stage)
             if self._identities is not None:
                 self._identities.close()
@@ -393,7 +405,11 @@ class Engine(ItemSink):
             where = f" at {step}" if step else ""
             # Settled only when the push surely did not happen: otherwise the next run looks
             # the item up before creating it.
-            unsure = job.maybe_applied or job.resumed or (error and error.type == "Interrupted")
+            unsure = (
+                job.maybe_applied
+                or job.resumed
+                or (error and error.type in ("Interrupted", "TargetUnreachable"))
+            )
             state.failed(
                 record.kind,
                 record.key,

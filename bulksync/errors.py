@@ -1,7 +1,8 @@
 """The exceptions bulksync raises, and how each one ends a run.
 
-Only configuration, input-file and authentication failures stop a run; everything that concerns
-a single item becomes that item's result instead.
+Only configuration, input-file and authentication failures, and a target that cannot be
+reached or used, stop a run; everything that concerns a single item becomes that item's result
+instead.
 """
 
 from __future__ import annotations
@@ -46,17 +47,42 @@ class FatalTargetError(BulksyncError):
     exit_code = 2
 
 
+class TargetUnreachable(BulksyncError):
+    """The target cannot be reached or used at all (connection refused, no DNS answer, an
+    untrusted TLS certificate, no answer, a base URL with no API behind it): exit 4, one line
+    naming the cause and what to check."""
+
+    exit_code = 4
+
+
+# TransportError.cause: how a connection failed, when that says the target itself is out of
+# reach rather than one request being unlucky. None for resets, timeouts and the like.
+REFUSED, DNS, TLS = "connection refused", "DNS failure", "TLS certificate not trusted"
+
+
 class TransportError(BulksyncError):
     """The request got no HTTP answer: connection refused or reset, timeout, TLS failure.
 
     ``maybe_applied`` is true when the request may have reached the server before the
     answer was lost, so a write might have happened and must be checked before repeating it.
+    ``cause`` is :data:`REFUSED`, :data:`DNS` or :data:`TLS` when the connection was never
+    made for that reason (``host`` names where it went), ``None`` otherwise.
     """
 
-    def __init__(self, message: str, *, maybe_applied: bool, timeout: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        maybe_applied: bool,
+        timeout: bool = False,
+        cause: str | None = None,
+        host: str = "",
+    ) -> None:
         super().__init__(message)
         self.maybe_applied = maybe_applied
         self.timeout = timeout
+        self.cause = cause
+        self.host = host
 
 
 class LocalFileError(TransportError):

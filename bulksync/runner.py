@@ -14,6 +14,7 @@ from typing import Any
 import anyio
 
 from ._job_check import check_job
+from ._preflight import preflight, stall_limit
 from ._retry_select import RetrySelection
 from ._state_lock import holder as state_holder
 from .client import EngineClient
@@ -38,6 +39,7 @@ from .verdict import Judge
 __all__ = ["PruneGuardError", "RunOptions", "RunReport", "max_delete_limit", "run_job"]
 
 EXIT_OK, EXIT_FAILED_ITEMS, EXIT_USAGE, EXIT_AUTH, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_UNREACHABLE = 4  # TargetUnreachable.exit_code
 
 
 @dataclass(slots=True)
@@ -101,6 +103,8 @@ async def run_job_async(
         deleted: list[int] = []
 
         async def work() -> None:
+            # Fail fast: a target that cannot serve the run stops it before the first item.
+            await preflight(built.connector, built.target, engine.stats, config.target.timeout_s)
             if remote is not None:
                 await _until_stopped(
                     engine, lambda: _list_target(config, built, engine.client, remote, quiet)
@@ -150,6 +154,8 @@ def _engine_options(
         state=state,
         full=mode.full,
         remote=remote,
+        unreachable_after=limits.unreachable_after,
+        stall_s=stall_limit(config.target.timeout_s, limits.stall_s),
     )
 
 

@@ -10,6 +10,8 @@ server sees went through the engine's budget, its request count and its retry de
 
 from __future__ import annotations
 
+import errno
+import socket
 from contextlib import ExitStack
 from typing import Any, Protocol
 
@@ -18,7 +20,7 @@ import orjson
 from aiohttp import hdrs
 
 from ._media import OpenedMedia, open_media
-from .errors import TransportError
+from .errors import DNS, REFUSED, TLS, TransportError
 from .http import HttpRequest, HttpResponse, form_escape
 
 
@@ -79,8 +81,10 @@ class AiohttpTransport:
                 raise TransportError(message, maybe_applied=True, timeout=True) from exc
             except aiohttp.ClientConnectorError as exc:
                 # The connection was never made: the server cannot have seen the request.
-                message = f"cannot connect: {exc.os_error}"
-                raise TransportError(message, maybe_applied=False) from exc
+                cause = connect_cause(exc)
+                host = f"{exc.host}:{exc.port}"
+                message = f"cannot connect to {host}: {exc.os_error}"
+                raise TransportError(message, maybe_applied=False, cause=cause, host=host) from exc
             except (aiohttp.ClientError, OSError) as exc:
                 message = f"{request.method} failed: {type(exc).__name__}: {exc}"
                 raise TransportError(message, maybe_applied=True) from exc
@@ -89,6 +93,22 @@ class AiohttpTransport:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def connect_cause(exc: aiohttp.ClientConnectorError) -> str | None:
+    """Why a connection was never made, when the reason is the target's, not bad luck: the
+    run's circuit breaker and the preflight stop on these."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return TLS
+    if isinstance(exc, aiohttp.ClientConnectorDNSError) or isinstance(
+        exc.os_error, socket.gaierror
+    ):
+        return DNS
+    if isinstance(exc.os_error, ConnectionRefusedError) or (
+        exc.os_error.errno == errno.ECONNREFUSED
+    ):
+        return REFUSED
+    return None
 
 
 def disable_hidden_resend(session: aiohttp.ClientSession) -> None:

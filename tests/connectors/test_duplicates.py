@@ -72,8 +72,9 @@ async def test_a_repeated_quable_link_fails_and_resync_writes_nothing(
         ("doc-00003", 2),
     ]
     assert "duplicate of line 1" in lines_of(tmp_path)[3]["error"]["message"]
-    assert requests_after_first == 2  # the duplicate cost no request
-    assert requests_after_second == requests_after_first  # and no flip-flop on resync
+    # The preflight read and two pushes: the duplicate cost no request.
+    assert requests_after_first == 3
+    assert requests_after_second == requests_after_first + 1  # the preflight, no flip-flop
     assert plan.summary["plan"]["link"]["counts"]["invalid"] == 1
     assert plan.summary["plan"]["link"]["counts"]["skip"] == 2
 

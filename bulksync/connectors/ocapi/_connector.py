@@ -7,6 +7,9 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
+import orjson
+
+from ..._breaker import json_object_404
 from ...auth import SessionAuth
 from ...config import Section, check_base_url, refuse_userinfo
 from ...connector import (
@@ -20,6 +23,7 @@ from ...connector import (
     Stage,
 )
 from ...errors import ConfigError
+from ...http import HttpRequest, HttpResponse
 from ...records import AssetRecord, Kind, LinkRecord
 from ...results import ErrorInfo
 from ...transport import AiohttpTransport
@@ -32,6 +36,10 @@ from ._listing import MAX_COUNT, OcapiLister
 if TYPE_CHECKING:
     from ...config import Config
     from ...targets import BuiltTarget
+
+
+# The catalog and category of the preflight's read: no real one is known before the input.
+PREFLIGHT_ID = "bulksync-preflight"
 
 
 class OcapiOptions(Section):
@@ -110,6 +118,28 @@ class OcapiConnector:
             return None  # assets fail in their own stage, with their own message
         link = category_link(Job(record))
         return link.error.message if isinstance(link, Failed) else None
+
+    def preflight_request(self) -> HttpRequest:
+        """Seed 003's ``GET .../category_links`` (``count`` 1) of a catalog no job uses: the
+        catalogs are only known once the input is read. Its documented answer, 404
+        CatalogNotFoundException, proves the route, the token and the client's permission on
+        the resource it will write, and reads nothing."""
+        where = f"{self.options.data_path}/catalogs/{PREFLIGHT_ID}/categories/{PREFLIGHT_ID}"
+        return HttpRequest("GET", f"{where}/category_links", params={"count": "1"})
+
+    def no_route(self, response: HttpResponse) -> bool:
+        """A fault of type ResourcePathNotFoundException is the Data API's "no such path"
+        (a wrong base_url or data_path); CatalogNotFound and the like are one object missing."""
+        if response.status != 404:
+            return False
+        if json_object_404(response):
+            return True
+        try:
+            fault = orjson.loads(response.body).get("fault")
+        except (orjson.JSONDecodeError, AttributeError):
+            return True
+        kind = fault.get("type") if isinstance(fault, dict) else None
+        return kind is None or kind == "ResourcePathNotFoundException"
 
     def delete_stages(self, kind: Kind) -> Sequence[Stage]:
         # Seed 003: DELETE answers 204, or 404 CategoryLinkNotFoundException when gone.

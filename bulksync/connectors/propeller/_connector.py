@@ -5,10 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import orjson
+
+from ..._breaker import json_object_404
 from ...auth import SessionAuth
 from ...config import Section
 from ...connector import Capabilities, RemoteLister, Stage
 from ...errors import ConfigError
+from ...http import HttpRequest, HttpResponse
 from ...records import AssetRecord, Kind, LinkRecord, endpoint_text
 from ...transport import AiohttpTransport
 from ._auth import RENEWAL_MARGIN_S, PropellerLogin, resolve_token_url
@@ -50,6 +54,25 @@ class PropellerConnector:
         if kind != "link":
             raise ConfigError("the Propeller connector takes links only (no [inputs] assets)")
         return [BulkLinkStage(self.options.chunk, self.options.subtype)]
+
+    def preflight_request(self) -> HttpRequest:
+        """``GET /v2/links/{id}`` of an id no link has: REFERENCE lists 18003 LinkNotFound (404)
+        as its documented answer, which proves the route, the token and read access without
+        reading anything."""
+        return HttpRequest("GET", "links/0")
+
+    def no_route(self, response: HttpResponse) -> bool:
+        """REFERENCE: 10008 NotFound is the error envelope of a path with no resource; 18003
+        LinkNotFound is one link missing."""
+        if response.status != 404:
+            return False
+        if json_object_404(response):
+            return True
+        try:
+            error = orjson.loads(response.body).get("error")
+        except (orjson.JSONDecodeError, AttributeError):
+            return True
+        return not isinstance(error, dict) or str(error.get("code")) == "10008"
 
     def delete_stages(self, kind: Kind) -> Sequence[Stage]:
         raise ConfigError("--prune is not supported for Propeller yet")

@@ -6,10 +6,12 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..._breaker import json_object_404
 from ...auth import Authenticator, SessionAuth, StaticTokenAuth
 from ...config import Section
 from ...connector import BOTH_KINDS, Capabilities, RemoteLister, Stage
 from ...errors import ConfigError
+from ...http import HttpRequest, HttpResponse
 from ...records import Kind
 from ...transport import AiohttpTransport
 from ._assets import CreateStage, DeleteStage, UploadStage
@@ -71,6 +73,17 @@ class QuableConnector:
         if self.options.links_api == "v4":
             return [V4LinkStage(self.options.v4_batch)]
         return [V5LinkStage()]
+
+    def preflight_request(self) -> HttpRequest:
+        """Seed 001 / REFERENCE: the v5 assets collection, one item (``limit``)."""
+        return HttpRequest("GET", "api/assets", params={"limit": "1"})
+
+    def no_route(self, response: HttpResponse) -> bool:
+        """API Platform (Symfony) answers an unknown path 404 'No route found for "GET
+        /..."'; a missing asset is 404 'Asset "x" not found.' [guess, the sandbox's shape]."""
+        return response.status == 404 and (
+            b"No route found" in response.body or json_object_404(response)
+        )
 
     def delete_stages(self, kind: Kind) -> Sequence[Stage]:
         if kind == "asset":
