@@ -21,7 +21,7 @@ from .errors import AuthError, BulksyncError, ConfigError, first_bulksync_error
 from .http import HttpRequest
 from .plan import format_plan, make_plan, plan_json
 from .progress import RunProgress, count_lines, note
-from .prune import PruneGuardError, max_delete_limit, prune
+from .prune import PruneGuardError, PruneSkipped, max_delete_limit, prune
 from .readers import read_records
 from .records import AssetRecord, Kind, LinkRecord
 from .redact import redact
@@ -35,6 +35,7 @@ from .verdict import Judge
 __all__ = ["PruneGuardError", "RunOptions", "RunReport", "max_delete_limit", "run_job"]
 
 EXIT_OK, EXIT_FAILED_ITEMS, EXIT_USAGE, EXIT_AUTH, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_INTERNAL = 5  # set by the command line when a bug escapes (bulksync.errors)
 
 
 @dataclass(slots=True)
@@ -52,6 +53,7 @@ class RunOptions:
     prune: bool = False  # delete what earlier runs pushed and the input no longer holds
     max_delete: str = "5%"  # prune guard: a count ("100") or a share of the state ("5%")
     only_lines: dict[str, set[int]] | None = None  # retry-failed: source path -> lines
+    strict_fields: bool = False  # an unknown input field fails its line (not only a warning)
 
 
 def run_job(config: Config, *, quiet: bool = False, options: RunOptions | None = None) -> RunReport:
@@ -73,7 +75,9 @@ async def run_job_async(
         state = _open_state(config, stack)
         # The totals are read only for a progress display someone will see.
         show_progress = config.output.progress and not quiet and sys.stderr.isatty()
-        inputs, totals = _open_inputs(config, stack, mode.only_lines, show_progress)
+        inputs, totals = _open_inputs(
+            config, stack, mode.only_lines, show_progress, mode.strict_fields
+        )
         if mode.dry_run:
             return await _dry_run(config, stack, inputs, state, mode, quiet)
         built = build_target(config)
@@ -110,7 +114,9 @@ async def run_job_async(
         summary = engine.stats.summary(time.monotonic() - started, interrupted)
         if mode.prune:
             summary["deleted"] = sum(deleted) if deleted else 0
-        if failure is not None:
+        if isinstance(failure, PruneSkipped):
+            summary["messages"] = [redact(str(failure))]  # the sync itself went on
+        elif failure is not None:
             summary["messages"] = [f"Stopped: {redact(str(failure))}"]
         write_summary(summary_path(config.output.results), summary)
     if not quiet:
@@ -153,7 +159,11 @@ def _open_state(config: Config, stack: ExitStack) -> StateStore | None:
 
 
 def _open_inputs(
-    config: Config, stack: ExitStack, only_lines: dict[str, set[int]] | None, count: bool
+    config: Config,
+    stack: ExitStack,
+    only_lines: dict[str, set[int]] | None,
+    count: bool,
+    strict_fields: bool = False,
 ) -> tuple[list[Input], dict[Kind, int]]:
     inputs: list[Input] = []
     totals: dict[Kind, int] = {}
@@ -165,7 +175,14 @@ def _open_inputs(
         if path is None:
             continue
         media_root, fmt = config.inputs.media_root, config.inputs.format
-        stream = read_records(path, kind, media_root=media_root, fmt=fmt)
+        stream = read_records(
+            path,
+            kind,
+            media_root=media_root,
+            fmt=fmt,
+            strict_fields=strict_fields,
+            csv_delimiter=_csv_delimiter(config),
+        )
         stack.callback(stream.close)
         if only_lines is not None:
             wanted = only_lines.get(str(path), set())
@@ -176,6 +193,12 @@ def _open_inputs(
             if count:
                 totals[kind] = count_lines(path)
     return inputs, totals
+
+
+def _csv_delimiter(config: Config) -> str | None:
+    # [inputs] csv_delimiter, once the config has it; None detects it from the header.
+    value = getattr(config.inputs, "csv_delimiter", None)
+    return value if isinstance(value, str) else None
 
 
 def _prune_kinds(config: Config) -> list[Kind]:
@@ -236,7 +259,13 @@ def _listing_scopes(
     config: Config, path: Path, kind: Kind, lister: RemoteLister
 ) -> Sequence[HttpRequest]:
     """A separate pass over the input, only to learn which parts of the target it touches."""
-    stream = read_records(path, kind, media_root=config.inputs.media_root, fmt=config.inputs.format)
+    stream = read_records(
+        path,
+        kind,
+        media_root=config.inputs.media_root,
+        fmt=config.inputs.format,
+        csv_delimiter=_csv_delimiter(config),
+    )
     try:
         valid = (r for r in stream if isinstance(r, AssetRecord | LinkRecord))
         return list(lister.listing_requests(kind, valid))
