@@ -66,25 +66,73 @@ def jsonl_link_cases() -> list[Case]:
         Case("null", b"null\n", "bad", "got null"),
         Case("string", b'"x"\n', "bad", "got string"),
         Case("boolean", b"true\n", "bad", "got boolean"),
-        Case("nan", b'{"from": "doc-1", "to": "nan", "type": "t", "sequence": NaN}\n', "bad", "JSON"),
-        Case("infinity-number", b'{"from":"doc-1","to":"inf","type":"t","sequence":1e400}\n', "bad", "JSON"),
+        Case(
+            "nan", b'{"from": "doc-1", "to": "nan", "type": "t", "sequence": NaN}\n', "bad", "JSON"
+        ),
+        Case(
+            "infinity-number",
+            b'{"from":"doc-1","to":"inf","type":"t","sequence":1e400}\n',
+            "bad",
+            "JSON",
+        ),
         Case("trailing-garbage", j(link("garbage"))[:-1] + b" x\n", "bad", "invalid JSON"),
         Case("raw-nul-byte", b'{"from": "doc-1", "to": "a\x00b", "type": "t"}\n', "bad", "JSON"),
         Case("invalid-utf8", b'{"from": "doc-1", "to": "\xff\xfe", "type": "t"}\n', "bad", "UTF-8"),
-        Case("deep-nesting", b'{"from":"doc-1","to":"deep","type":"t","attributes":' + nested + b"}\n", "bad", "JSON"),
-        Case("duplicate-key", b'{"from": "doc-1", "to": "d1", "to": "d2", "type": "t"}\n', "bad", "duplicate key 'to'"),
-        Case("duplicate-nested-key", b'{"from":"doc-1","to":"d3","type":"t","attributes":{"k":1,"k":2}}\n', "bad", "duplicate key 'k'"),
-        Case("duplicate-key-escaped", b'{"from":"doc-1","to":"d4","t\\u0079pe":"t","type":"u"}\n', "bad", "duplicate key 'type'"),
-        Case("type-number", j(link("tn", type=7)), "bad", "field 'type' must be a non-empty string"),
+        Case(
+            "deep-nesting",
+            b'{"from":"doc-1","to":"deep","type":"t","attributes":' + nested + b"}\n",
+            "bad",
+            "JSON",
+        ),
+        Case(
+            "duplicate-key",
+            b'{"from": "doc-1", "to": "d1", "to": "d2", "type": "t"}\n',
+            "bad",
+            "duplicate key 'to'",
+        ),
+        Case(
+            "duplicate-nested-key",
+            b'{"from":"doc-1","to":"d3","type":"t","attributes":{"k":1,"k":2}}\n',
+            "bad",
+            "duplicate key 'k'",
+        ),
+        Case(
+            "duplicate-key-escaped",
+            b'{"from":"doc-1","to":"d4","t\\u0079pe":"t","type":"u"}\n',
+            "bad",
+            "duplicate key 'type'",
+        ),
+        Case(
+            "type-number", j(link("tn", type=7)), "bad", "field 'type' must be a non-empty string"
+        ),
         Case("from-number", j({"from": 12, "to": "fn", "type": "t"}), "bad", "field 'from'"),
         Case("from-empty", j({"from": "", "to": "fe", "type": "t"}), "bad", "field 'from'"),
         Case("missing-to", j({"from": "doc-1", "type": "t"}), "bad", "missing field 'to'"),
         Case("sequence-huge", j(link("sh", sequence=2**40)), "bad", "out of range"),
-        Case("sequence-over-64-bits", b'{"from":"doc-1","to":"s64","type":"t","sequence":123456789012345678901234567890}\n', "bad", "out of range"),
-        Case("sequence-u64", b'{"from":"doc-1","to":"su64","type":"t","sequence":18446744073709551615}\n', "bad", "out of range"),
-        Case("sequence-float", j(link("sf", sequence=1.5)), "bad", "must be an integer, got number"),
-        Case("sequence-string", j(link("ss", sequence="5")), "bad", "must be an integer, got string"),
-        Case("sequence-boolean", j(link("sb", sequence=True)), "bad", "must be an integer, got boolean"),
+        Case(
+            "sequence-over-64-bits",
+            b'{"from":"doc-1","to":"s64","type":"t","sequence":123456789012345678901234567890}\n',
+            "bad",
+            "out of range",
+        ),
+        Case(
+            "sequence-u64",
+            b'{"from":"doc-1","to":"su64","type":"t","sequence":18446744073709551615}\n',
+            "bad",
+            "out of range",
+        ),
+        Case(
+            "sequence-float", j(link("sf", sequence=1.5)), "bad", "must be an integer, got number"
+        ),
+        Case(
+            "sequence-string", j(link("ss", sequence="5")), "bad", "must be an integer, got string"
+        ),
+        Case(
+            "sequence-boolean",
+            j(link("sb", sequence=True)),
+            "bad",
+            "must be an integer, got boolean",
+        ),
         Case("is-default-string", j(link("ids", isDefault="yes")), "bad", "must be a boolean"),
         Case("attributes-array", j(link("aa", attributes=[1])), "bad", "field 'attributes'"),
         Case("endpoint-bad-keys", j(link({"foo": 1})), "bad", "must be an object with keys"),  # type: ignore[arg-type]
@@ -93,7 +141,12 @@ def jsonl_link_cases() -> list[Case]:
         Case("id-10k-chars", j(link("x" * 10_000)), "bad", "over 1000"),
         Case("type-dot", j(link("dot", type=".")), "bad", "cannot be '.'"),
         Case("type-dotdot", j(link("dotdot", type="..")), "bad", "cannot be '..'"),
-        Case("line-10-mb", j(link("big", attributes={"blob": "x" * (10 << 20)})), "bad", "bytes one record may take"),
+        Case(
+            "line-10-mb",
+            j(link("big", attributes={"blob": "x" * (10 << 20)})),
+            "bad",
+            "bytes one record may take",
+        ),
         Case("duplicate-of-line-2", j(link("plain")), "bad", "duplicate of line 2"),
         Case("last-good", j(link("last")), "ok"),
     ]
@@ -117,19 +170,55 @@ def jsonl_asset_cases(media: Path) -> list[Case]:
         Case("escapes-root", j({"id": "b3", "file": "../../etc/passwd"}), "bad", "escapes"),
         Case("directory", j({"id": "b4", "file": "media/folder.png"}), "bad", "is a folder"),
         Case("symlink-loop", j({"id": "b5", "file": "media/loop.png"}), "bad", "cannot be read"),
-        Case("zero-byte-file", j({"id": "b6", "file": "media/empty.png"}), "bad", "empty (0 bytes)"),
+        Case(
+            "zero-byte-file", j({"id": "b6", "file": "media/empty.png"}), "bad", "empty (0 bytes)"
+        ),
         Case("lf-in-name", j({"id": "b7", "file": "media/a\nb.png"}), "bad", "line break"),
         Case("cr-in-name", j({"id": "b8", "file": "media/a\rb.png"}), "bad", "line break"),
         Case("file-url", j({"id": "b9", "remotePath": "file:///etc/passwd"}), "bad", "http"),
-        Case("javascript-url", j({"id": "b10", "remotePath": "javascript:alert(1)"}), "bad", "http"),
-        Case("metadata-ip", j({"id": "b11", "remotePath": "http://169.254.169.254/latest"}), "bad", "link-local"),
-        Case("link-local-v6", j({"id": "b12", "remotePath": "http://[fe80::1]/x.png"}), "bad", "link-local"),
-        Case("localhost", j({"id": "b13", "remotePath": "http://localhost:8080/x.png"}), "bad", "own host"),
-        Case("loopback", j({"id": "b14", "remotePath": "https://127.0.0.2/x.png"}), "bad", "loopback"),
-        Case("mapped-loopback", j({"id": "b15", "remotePath": "http://[::ffff:127.0.0.1]/x"}), "bad", "loopback"),
-        Case("credentials-url", j({"id": "b16", "remotePath": "https://u:pw@cdn.example.com/x"}), "bad", "password"),
+        Case(
+            "javascript-url", j({"id": "b10", "remotePath": "javascript:alert(1)"}), "bad", "http"
+        ),
+        Case(
+            "metadata-ip",
+            j({"id": "b11", "remotePath": "http://169.254.169.254/latest"}),
+            "bad",
+            "link-local",
+        ),
+        Case(
+            "link-local-v6",
+            j({"id": "b12", "remotePath": "http://[fe80::1]/x.png"}),
+            "bad",
+            "link-local",
+        ),
+        Case(
+            "localhost",
+            j({"id": "b13", "remotePath": "http://localhost:8080/x.png"}),
+            "bad",
+            "own host",
+        ),
+        Case(
+            "loopback", j({"id": "b14", "remotePath": "https://127.0.0.2/x.png"}), "bad", "loopback"
+        ),
+        Case(
+            "mapped-loopback",
+            j({"id": "b15", "remotePath": "http://[::ffff:127.0.0.1]/x"}),
+            "bad",
+            "loopback",
+        ),
+        Case(
+            "credentials-url",
+            j({"id": "b16", "remotePath": "https://u:pw@cdn.example.com/x"}),
+            "bad",
+            "password",
+        ),
         Case("no-host", j({"id": "b17", "remotePath": "https:///x.png"}), "bad", "no host"),
-        Case("file-and-remote", j({"id": "b18", "file": "media/a.png", "remotePath": "https://x.example/a"}), "bad", "both set"),
+        Case(
+            "file-and-remote",
+            j({"id": "b18", "file": "media/a.png", "remotePath": "https://x.example/a"}),
+            "bad",
+            "both set",
+        ),
         Case("neither", j({"id": "b19"}), "bad", "missing field 'file' or 'remotePath'"),
         Case("id-number", j({"id": 7, "file": "media/a.png"}), "bad", "field 'id'"),
         Case("id-10k", j({"id": "i" * 10_000, "file": "media/a.png"}), "bad", "over 1000"),
@@ -151,20 +240,32 @@ def csv_link_cases() -> list[Case]:
         Case("too-few-cells", b"doc-1;b1;t\n", "bad", "row has 3 cells but the header has 5"),
         Case("too-many-cells", b"doc-1;b2;t;1;;extra\n", "bad", "row has 6 cells"),
         Case("sequence-word", b"doc-1;b3;t;abc;\n", "bad", "must be an integer"),
-        Case("sequence-over-64-bits", b"doc-1;b4;t;99999999999999999999999;\n", "bad", "out of range"),
+        Case(
+            "sequence-over-64-bits", b"doc-1;b4;t;99999999999999999999999;\n", "bad", "out of range"
+        ),
         Case("sequence-float", b"doc-1;b5;t;1.5;\n", "bad", "must be an integer"),
         Case("bool-word", b"doc-1;b6;t;;maybe\n", "bad", "true/false"),
         Case("invalid-utf8", b"doc-1;b7\xff;t;;\n", "bad", "UTF-8"),
         Case("quote-inside-field", b'doc-1;b"8";t;;\n', "ok"),  # a literal quote
         Case("text-after-quote", b'doc-1;"b9"x;t;;\n', "bad", "malformed CSV row"),
-        Case("huge-cell", b"doc-1;" + b"y" * 200_000 + b";t;;\n", "bad", "field larger than field limit"),
+        Case(
+            "huge-cell",
+            b"doc-1;" + b"y" * 200_000 + b";t;;\n",
+            "bad",
+            "field larger than field limit",
+        ),
         Case("bad-json-endpoint", b"{bad;b10;t;;\n", "bad", "not valid JSON"),
         Case("json-endpoint-broken", b'"{""class"": 1";b11;t;;\n', "bad", "not valid JSON"),
         Case("type-dotdot", b"doc-1;b12;..;;\n", "bad", "cannot be '..'"),
         Case("duplicate-row", b"doc-1;c1;t;1;\n", "bad", "duplicate of line 2"),
         Case("last-good", b"doc-1;c13;t;;\n", "ok"),
         # A stray opening quote: it swallows every later line up to the end of the file.
-        Case("stray-quote", b'doc-1;"s1;t;;\n', "bad", "lines 25-27: unterminated quoted field swallows 3"),
+        Case(
+            "stray-quote",
+            b'doc-1;"s1;t;;\n',
+            "bad",
+            "lines 25-27: unterminated quoted field swallows 3",
+        ),
         Case("swallowed-1", b"doc-1;s2;t;;\n", "bad", "swallowed by the failed row at lines 25-27"),
         Case("swallowed-2", b"doc-1;s3;t;;\n", "bad", "swallowed by the failed row at lines 25-27"),
     ]
@@ -217,7 +318,9 @@ progress = false
     )
     code = main(["run", "--config", str(config), *extra])
     err = capfd.readouterr().err
-    results = [orjson.loads(x) for x in (tmp_path / "out" / "results.jsonl").read_bytes().splitlines()]
+    results = [
+        orjson.loads(x) for x in (tmp_path / "out" / "results.jsonl").read_bytes().splitlines()
+    ]
     return code, results, err
 
 
@@ -276,9 +379,7 @@ def test_the_csv_corpus(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> No
     link_cases, asset_cases = csv_link_cases(), csv_asset_cases(media)
     links = write_cases(tmp_path / "links.csv", link_cases)
     assets = write_cases(tmp_path / "assets.csv", asset_cases)
-    code, results, err = run_corpus(
-        tmp_path, capfd, {"links": "links.csv", "assets": "assets.csv"}
-    )
+    code, results, err = run_corpus(tmp_path, capfd, {"links": "links.csv", "assets": "assets.csv"})
     assert "Traceback" not in err
     assert code == 1
     bad = check(results, tmp_path / "links.csv", links)
