@@ -132,54 +132,58 @@ def _guarded(file: BinaryIO, path: Path, records: Iterator[Item]) -> Iterator[It
 def _jsonl_records(
     file: BinaryIO, name: str, kind: Kind, root: MediaRoot, fields: UnknownFields
 ) -> Iterator[Item]:
+    known = fields.known
     for lineno, raw in enumerate(file, 1):
+        # One function per line would cost more than every check below: the work is inline.
         try:
-            item = _jsonl_line(raw, lineno, name, kind, root, fields)
+            line = raw[len(BOM) :] if lineno == 1 and raw.startswith(BOM) else raw
+            if not line.strip():
+                continue
+            origin = Origin(name, lineno)
+            if len(line) > MAX_LINE_BYTES:
+                size = len(line)
+                reason = f"line is {size} bytes; a record may take {MAX_LINE_BYTES} at most"
+                yield BadRecord(origin=origin, kind=kind, reason=reason)
+                continue
+            try:
+                text = line.decode()
+            except UnicodeDecodeError as exc:
+                reason = f"line is not valid UTF-8 ({utf8_detail(exc)})"
+                yield BadRecord(origin=origin, kind=kind, reason=reason)
+                continue
+            try:
+                obj = orjson.loads(text)
+            except orjson.JSONDecodeError as exc:
+                yield BadRecord(origin=origin, kind=kind, reason=f"invalid JSON: {exc}")
+                continue
+            if not isinstance(obj, dict):
+                reason = f"expected a JSON object, got {type_name(obj)}"
+                yield BadRecord(origin=origin, kind=kind, reason=reason)
+                continue
+            colons = line.count(b":")
+            # Every key of the text has one colon outside strings, so as many colons as the
+            # object kept keys proves no key repeats (a flat line: the common case). Else the
+            # object written back has one colon per kept key plus those of its strings: more
+            # in the text (or an escaped colon, which the rewrite spells out) sends the line to
+            # the exact check.
+            if colons != len(obj) and (
+                colons != orjson.dumps(obj).count(b":") or b"\\u003" in line
+            ):
+                duplicate = _duplicate_key(text)
+                if duplicate is not None:
+                    reason = f"duplicate key {duplicate!r} in an object"
+                    yield BadRecord(origin, kind, reason, None)
+                    continue
+            if not known.issuperset(obj):
+                unknown = fields.check(obj, origin)
+                if unknown is not None:
+                    yield BadRecord(origin, kind, unknown, record_key(kind, obj))
+                    continue
+            record = build_record(kind, obj, origin, root)
         except Exception as exc:
             # A bug on one line (not a mistake in it) fails that line; the file goes on.
-            item = internal_error(Origin(name, lineno), kind, exc)
-        if item is not None:
-            yield item
-
-
-def _jsonl_line(
-    raw: bytes, lineno: int, name: str, kind: Kind, root: MediaRoot, fields: UnknownFields
-) -> Item | None:
-    line = raw[len(BOM) :] if lineno == 1 and raw.startswith(BOM) else raw
-    if not line.strip():
-        return None
-    origin = Origin(name, lineno)
-    if len(line) > MAX_LINE_BYTES:
-        reason = f"line is {len(line)} bytes, over the {MAX_LINE_BYTES} bytes one record may take"
-        return BadRecord(origin=origin, kind=kind, reason=reason)
-    try:
-        text = line.decode()
-    except UnicodeDecodeError as exc:
-        reason = f"line is not valid UTF-8 ({utf8_detail(exc)})"
-        return BadRecord(origin=origin, kind=kind, reason=reason)
-    try:
-        obj = orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        return BadRecord(origin=origin, kind=kind, reason=f"invalid JSON: {exc}")
-    if not isinstance(obj, dict):
-        reason = f"expected a JSON object, got {type_name(obj)}"
-        return BadRecord(origin=origin, kind=kind, reason=reason)
-    colons = line.count(b":")
-    # Every key of the text has one colon outside strings, so as many colons as the object
-    # kept keys proves no key repeats (a flat line: the common case). Else the parsed object
-    # written back has one colon per kept key plus those of its strings: more in the text (or
-    # an escaped colon, which the rewrite spells out) sends the line to the exact check.
-    if colons != len(obj) and (
-        colons != orjson.dumps(obj).count(b":") or b"\\u003" in line
-    ):
-        duplicate = _duplicate_key(text)
-        if duplicate is not None:
-            return BadRecord(origin, kind, f"duplicate key {duplicate!r} in an object", None)
-    if not obj.keys() <= fields.known:
-        unknown = fields.check(obj, origin)
-        if unknown is not None:
-            return BadRecord(origin, kind, unknown, record_key(kind, obj))
-    return build_record(kind, obj, origin, root)
+            record = internal_error(Origin(name, lineno), kind, exc)
+        yield record
 
 
 class _Duplicate(Exception):

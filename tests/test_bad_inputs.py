@@ -145,7 +145,7 @@ def jsonl_link_cases() -> list[Case]:
             "line-10-mb",
             j(link("big", attributes={"blob": "x" * (10 << 20)})),
             "bad",
-            "bytes one record may take",
+            "a record may take",
         ),
         Case("duplicate-of-line-2", j(link("plain")), "bad", "duplicate of line 2"),
         Case("last-good", j(link("last")), "ok"),
