@@ -419,3 +419,62 @@ def test_a_csv_without_a_usable_header_stops_with_one_line(
     assert main(["run", "--config", str(tmp_path / "job.toml")]) == 2
     err = capfd.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("line", "duplicate"),
+    [
+        (b'{"from": "a:b", "to": "c", "to": "d", "type": "t"}', "to"),  # colons in a value
+        (b'{"from": "https://x/y", "to": "c", "type": "t"}', None),  # colons, no repeat
+        (b'{"from": "a", "to": {"class": "p", "id": 1, "id": 2}, "type": "t"}', "id"),
+        (b'{"from": "a", "to": "b", "type": "t", "attributes": {"x:y": 1, "x:y": 2}}', "x:y"),
+        (b'{"from": "a\\u003ab", "to": "b", "type": "t"}', None),  # an escaped colon
+    ],
+)
+def test_duplicate_keys_are_found_whatever_the_colons(
+    tmp_path: Path, line: bytes, duplicate: str | None
+) -> None:
+    from bulksync.readers import read_records
+    from bulksync.records import BadRecord
+
+    (tmp_path / "l.jsonl").write_bytes(line + b"\n")
+    with read_records(tmp_path / "l.jsonl", "link") as stream:
+        [record] = list(stream)
+    if duplicate is None:
+        assert not isinstance(record, BadRecord), record
+    else:
+        assert isinstance(record, BadRecord)
+        assert record.reason == f"duplicate key {duplicate!r} in an object"
+
+
+@pytest.mark.parametrize(
+    ("text", "delimiter"),
+    [
+        ("from|to|type\na|b|t\n", None),
+        ("from\tto\ttype\na\tb\tt\n", None),
+        ("FROM;To;Type\na;b;t\n", None),
+        ("from|to|type\na|b|t\n", "|"),
+    ],
+)
+def test_the_csv_delimiter_and_header_case_are_detected_or_given(
+    tmp_path: Path, text: str, delimiter: str | None
+) -> None:
+    from bulksync.readers import read_records
+    from bulksync.records import LinkRecord
+
+    (tmp_path / "l.csv").write_text(text)
+    with read_records(tmp_path / "l.csv", "link", csv_delimiter=delimiter) as stream:
+        [record] = list(stream)
+    assert isinstance(record, LinkRecord) and record.key == "a->b:t"
+
+
+def test_a_wrong_given_delimiter_shows_the_header_read(tmp_path: Path) -> None:
+    from bulksync.errors import InputFileError
+    from bulksync.readers import read_records
+
+    (tmp_path / "l.csv").write_text("from;to;type\na;b;t\n")
+    with pytest.raises(InputFileError) as info:
+        read_records(tmp_path / "l.csv", "link", csv_delimiter=",")
+    assert "(header read: 'from;to;type', delimiter ',')" in str(info.value)
+    with pytest.raises(InputFileError, match="CSV delimiter must be one of"):
+        read_records(tmp_path / "l.csv", "link", csv_delimiter="x")
