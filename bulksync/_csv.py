@@ -7,6 +7,7 @@ spoils only the record it belongs to instead of stopping the whole file.
 from __future__ import annotations
 
 import csv
+import itertools
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,11 +15,23 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from ._validate import Item, MediaRoot, build_record
+from ._validate import (
+    KNOWN_FIELDS,
+    Item,
+    MediaRoot,
+    UnknownFields,
+    build_record,
+    describe_unknown,
+    internal_error,
+    note,
+    record_key,
+)
 from .errors import InputFileError
 from .records import BadRecord, Kind, Origin
 
 BOM = b"\xef\xbb\xbf"
+DELIMITERS = (",", ";", "\t", "|")
+_UNTERMINATED = "unterminated quoted field"
 
 _REQUIRED: dict[Kind, tuple[tuple[str, ...], ...]] = {
     # Each inner tuple is satisfied by any one of its columns.
@@ -43,6 +56,9 @@ class _DecodedLines(Iterator[str]):
         self._raw = raw
         self.lineno = 0
         self.bad: dict[int, str] = {}
+        # The physical lines of the row being parsed (cleared per row): the lines a bad
+        # multi-line row swallowed get their own results. Bounded by the parser's field limit.
+        self.texts: list[str] = []
 
     def __next__(self) -> str:
         data = self._raw.readline()
@@ -52,10 +68,12 @@ class _DecodedLines(Iterator[str]):
         if self.lineno == 1 and data.startswith(BOM):
             data = data[len(BOM) :]
         try:
-            return data.decode()
+            text = data.decode()
         except UnicodeDecodeError as exc:
             self.bad[self.lineno] = utf8_detail(exc)
-            return data.decode(errors="replace")
+            text = data.decode(errors="replace")
+        self.texts.append(text)
+        return text
 
 
 def _is_blank(row: list[str]) -> bool:
@@ -63,11 +81,23 @@ def _is_blank(row: list[str]) -> bool:
 
 
 def read_header(
-    raw: BinaryIO, path: Path, kind: Kind
-) -> tuple[_DecodedLines, Iterator[list[str]], list[str]]:
-    """Read and check the header row; returns the line source, the csv reader and the columns."""
+    raw: BinaryIO, path: Path, kind: Kind, delimiter: str | None = None
+) -> tuple[_DecodedLines, Iterator[list[str]], Columns]:
+    """Read and check the header row; returns the line source, the csv reader and the columns.
+
+    The delimiter is detected on the header line unless given; column names are matched
+    without regard to case (``ID``, ``From``).
+    """
+    if delimiter is not None and delimiter not in DELIMITERS:
+        shown = ", ".join(repr(d) for d in DELIMITERS)
+        raise InputFileError(f"{path}: CSV delimiter must be one of {shown}, got {delimiter!r}")
     lines = _DecodedLines(raw)
-    rows = csv.reader(lines)
+    first = next((line for line in lines if line.strip()), None)
+    if first is None:
+        raise InputFileError(f"{path}: CSV file has no header row")
+    if delimiter is None:
+        delimiter = _detect_delimiter(first, kind)
+    rows = csv.reader(itertools.chain([first], lines), delimiter=delimiter, strict=True)
     try:
         header = next((row for row in rows if not _is_blank(row)), None)
     except csv.Error as exc:
@@ -77,20 +107,71 @@ def read_header(
     if lines.bad:
         lineno, detail = next(iter(lines.bad.items()))
         raise InputFileError(f"{path}: CSV header line {lineno} is not valid UTF-8 ({detail})")
-    columns = [cell.strip() for cell in header]
+    lines.texts.clear()
+    columns = _canonical(header, kind)
+    read = f"(header read: {_shown(header)}, delimiter {delimiter!r})"
     duplicates = sorted({c for c in columns if c and columns.count(c) > 1})
     if duplicates:
-        raise InputFileError(f"{path}: CSV header repeats column(s) {', '.join(duplicates)}")
-    missing = [
+        raise InputFileError(
+            f"{path}: CSV header repeats column(s) {', '.join(duplicates)} {read}"
+        )
+    missing = _missing(columns, kind)
+    if missing:
+        raise InputFileError(
+            f"{path}: CSV header lacks required column(s) {', '.join(missing)} for {kind}s {read}"
+        )
+    fields = UnknownFields(kind, strict=False)
+    unknown = [c for c in columns if c and c not in fields.known]
+    for column in unknown:
+        note(
+            f"bulksync: warning: {path}:{lines.lineno}: unknown CSV column "
+            f"{describe_unknown(column, fields.known)} is ignored "
+            "(--strict-fields fails the rows that fill it)"
+        )
+    return lines, rows, Columns(columns, delimiter, frozenset(unknown))
+
+
+class Columns(list[str]):
+    """The header's column names, with the delimiter they were read with."""
+
+    def __init__(self, names: list[str], delimiter: str, unknown: frozenset[str]) -> None:
+        super().__init__(names)
+        self.delimiter = delimiter
+        self.unknown = unknown
+
+
+def _canonical(header: list[str], kind: Kind) -> list[str]:
+    names = {name.lower(): name for name in KNOWN_FIELDS[kind]}
+    return [names.get(cell.strip().lower(), cell.strip()) for cell in header]
+
+
+def _missing(columns: list[str], kind: Kind) -> list[str]:
+    return [
         " or ".join(f"'{name}'" for name in group)
         for group in _REQUIRED[kind]
         if not any(name in columns for name in group)
     ]
-    if missing:
-        raise InputFileError(
-            f"{path}: CSV header lacks required column(s) {', '.join(missing)} for {kind}s"
-        )
-    return lines, rows, columns
+
+
+def _shown(header: list[str]) -> str:
+    text = ",".join(header)
+    return repr(text if len(text) <= 200 else text[:200] + "...")
+
+
+def _detect_delimiter(line: str, kind: Kind) -> str:
+    """The delimiter that makes the header line hold the required columns; failing that,
+    the one that splits it most (the error then shows the header as it was read)."""
+    best, best_cells = ",", 0
+    for candidate in DELIMITERS:
+        try:
+            cells = next(csv.reader([line], delimiter=candidate), [])
+        except csv.Error:
+            continue
+        if not _missing(_canonical(cells, kind), kind):
+            return candidate
+        if len(cells) > best_cells:
+            best, best_cells = candidate, len(cells)
+    return best
 
 
 def _cell_value(name: str, cell: str) -> Any:
@@ -134,45 +215,106 @@ def _row_object(columns: list[str], row: list[str]) -> tuple[dict[str, Any], str
 def csv_records(
     lines: _DecodedLines,
     rows: Iterator[list[str]],
-    columns: list[str],
+    columns: Columns,
     name: str,
     kind: Kind,
     root: MediaRoot,
+    strict_fields: bool = False,
 ) -> Iterator[Item]:
     end = lines.lineno
     while True:
         start = end + 1
+        row: list[str] | None
         try:
             row = next(rows)
+            reason = ""
         except StopIteration:
             return
         except csv.Error as exc:
             row = None
             reason = f"malformed CSV row: {exc}"
+            if "unexpected end of data" in str(exc):
+                reason = _UNTERMINATED
         # csv.reader never reads past the end of the row it returns, so every line decoded
         # since the previous row belongs to this one.
         end = lines.lineno
-        decode_error = None
-        if lines.bad:
-            lineno, detail = next(iter(lines.bad.items()))
-            where = "line" if lineno == start else f"line {lineno}"
-            decode_error = f"{where} is not valid UTF-8 ({detail})"
-            lines.bad.clear()
-        origin = Origin(name, start)
-        if row is None:
-            yield BadRecord(origin=origin, kind=kind, reason=reason)
+        texts, lines.texts = lines.texts, []
+        try:
+            yield from _row_records(
+                lines, row, reason, columns, Origin(name, start), end, texts, kind, root,
+                strict_fields,
+            )
+        except Exception as exc:
+            yield internal_error(Origin(name, start), kind, exc)
+
+
+def _row_records(
+    lines: _DecodedLines,
+    row: list[str] | None,
+    reason: str,
+    columns: Columns,
+    origin: Origin,
+    end: int,
+    texts: list[str],
+    kind: Kind,
+    root: MediaRoot,
+    strict_fields: bool,
+) -> Iterator[Item]:
+    start = origin.line
+    decode_error = None
+    if lines.bad:
+        lineno, detail = next(iter(lines.bad.items()))
+        where = "line" if lineno == start else f"line {lineno}"
+        decode_error = f"{where} is not valid UTF-8 ({detail})"
+        lines.bad.clear()
+    if row is not None and _is_blank(row):
+        return
+    if row is not None and len(row) != len(columns):
+        reason = f"row has {len(row)} cells but the header has {len(columns)} columns"
+    if reason:
+        span = end - start + 1
+        # A quote opened and never closed (or closed rows later) merged these lines.
+        if reason == _UNTERMINATED:
+            reason = (
+                f"lines {start}-{end}: {reason} swallows {span} lines"
+                if span > 1
+                else f"{reason} at the end of the file"
+            )
+        elif span > 1:
+            reason = f"lines {start}-{end}: {reason} (a quoted field runs over {span} lines)"
+        yield BadRecord(origin=origin, kind=kind, reason=reason)
+        yield from _swallowed(texts[1:], start, end, columns, origin.path, kind)
+        return
+    assert row is not None
+    obj, error = _row_object(columns, row)
+    if decode_error is not None:
+        error = decode_error
+    if error is None and strict_fields and columns.unknown:
+        filled = [c for c in columns.unknown if c in obj]
+        if filled:
+            error = "; ".join(
+                f"unknown field {describe_unknown(c, KNOWN_FIELDS[kind])}" for c in filled
+            )
+    record = build_record(kind, obj, origin, root, error=error)
+    if decode_error is not None and record.key is not None and "\ufffd" in record.key:
+        # The key was read through a repaired byte: it names nothing the user wrote.
+        record = BadRecord(origin=origin, kind=kind, reason=decode_error)
+    yield record
+
+
+def _swallowed(
+    texts: list[str], start: int, end: int, columns: Columns, path: str, kind: Kind
+) -> Iterator[BadRecord]:
+    """Each further line of a failed multi-line row fails too, named by what it holds."""
+    for lineno, text in enumerate(texts, start + 1):
+        if not text.strip():
             continue
-        if _is_blank(row):
-            continue
-        if len(row) != len(columns):
-            reason = f"row has {len(row)} cells but the header has {len(columns)} columns"
-            yield BadRecord(origin=origin, kind=kind, reason=reason)
-            continue
-        obj, error = _row_object(columns, row)
-        if decode_error is not None:
-            error = decode_error
-        record = build_record(kind, obj, origin, root, error=error)
-        if decode_error is not None and record.key is not None and "\ufffd" in record.key:
-            # The key was read through a repaired byte: it names nothing the user wrote.
-            record = BadRecord(origin=origin, kind=kind, reason=decode_error)
-        yield record
+        key = None
+        try:
+            cells = next(csv.reader([text], delimiter=columns.delimiter), [])
+            if len(cells) == len(columns):
+                key = record_key(kind, _row_object(columns, cells)[0])
+        except (csv.Error, ValueError):
+            key = None  # no row of its own either: named by its line only
+        reason = f"swallowed by the failed row at lines {start}-{end} (its quote opens there)"
+        yield BadRecord(Origin(path, lineno), kind, reason, key)

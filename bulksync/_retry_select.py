@@ -15,7 +15,7 @@ from pathlib import Path
 from .errors import InputFileError
 from .progress import note
 from .records import BadRecord, Record
-from .results import read_results
+from .report import results_items
 
 SHOWN = 5  # mismatches named one per line; the rest are counted
 
@@ -81,7 +81,7 @@ def failed_items(results: Path) -> RetrySelection:
     if not results.is_file():
         raise InputFileError(f"results file not found: {results}")
     selection = RetrySelection()
-    for item in read_results(results):
+    for item in results_items(results):
         error = item.get("error")
         if isinstance(error, dict) and error.get("type") == "DuplicateItem":
             continue  # retried alone it would overwrite the first line's item on the target

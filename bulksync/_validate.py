@@ -6,13 +6,19 @@ the same words, whichever file format it came from.
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
 import os
 import re
-from collections.abc import Mapping
+import stat
+import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .records import AssetRecord, BadRecord, Endpoint, Kind, LinkRecord, Origin, link_key
+from .redact import redact, redacted_excerpt
 
 Item = AssetRecord | LinkRecord | BadRecord
 
@@ -25,6 +31,20 @@ _ENDPOINT_SHAPES: tuple[frozenset[str], ...] = (
     frozenset({"catalog", "category"}),
 )
 _SHAPES_TEXT = "{class, id}, {class, source, sourceId[, language]} or {catalog, category}"
+# `sequence` and `priority` go to targets as a GraphQL Int (Propeller) or a database integer
+# column (Quable): signed 32 bits is what all of them take. Numeric endpoint ids are identities
+# only, so they get the 64 bits every JSON library and the state's hash can carry.
+INT32 = (-(2**31), 2**31 - 1)
+# Ids go into URL paths and the state: no target takes an id of thousands of characters.
+MAX_ID_CHARS = 1000
+INT64 = (-(2**63), 2**63 - 1)
+KNOWN_FIELDS: dict[Kind, frozenset[str]] = {
+    "asset": frozenset({"id", "file", "remotePath", "classification", "attributes"}),
+    "link": frozenset(
+        {"from", "to", "type", "sequence", "subtype", "priority", "isDefault", "isActive"}
+        | {"attributes"}
+    ),
+}
 # What a header field value cannot hold (RFC 9110 section 5.5): the controls but tab.
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
@@ -69,6 +89,8 @@ def _id(obj: Mapping[str, Any], name: str) -> str:
     value = _required_str(obj, name)
     if value in (".", ".."):
         raise FieldError(f"field '{name}' cannot be '{value}': it would change the request's path")
+    if len(value) > MAX_ID_CHARS:
+        raise FieldError(f"field '{name}' is {len(value)} characters, over {MAX_ID_CHARS}")
     return value
 
 
@@ -81,9 +103,23 @@ def _optional_str(obj: Mapping[str, Any], name: str) -> str | None:
 
 def _optional_int(obj: Mapping[str, Any], name: str) -> int | None:
     value = obj.get(name)
-    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+    if value is None:
         return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not INT32[0] <= value <= INT32[1]:
+            check_int_range(name, value, INT32)
+        return value
+    if isinstance(value, float) and abs(value) > INT64[1]:
+        # The JSON parser turns an integer too big for 64 bits into a float.
+        raise FieldError(f"field '{name}' is out of range: {INT32[0]} to {INT32[1]}")
     raise FieldError(f"field '{name}' must be an integer, got {type_name(value)}")
+
+
+def check_int_range(name: str, value: int, bounds: tuple[int, int]) -> None:
+    """Integers must fit what every target stores (a GraphQL Int is signed 32-bit)."""
+    low, high = bounds
+    if not low <= value <= high:
+        raise FieldError(f"field '{name}' is out of range: {low} to {high}, got {value}")
 
 
 def _optional_bool(obj: Mapping[str, Any], name: str) -> bool | None:
@@ -120,9 +156,10 @@ def _endpoint(obj: Mapping[str, Any], name: str) -> Endpoint:
         )
     for key, item in value.items():
         if key == "id":
-            if (isinstance(item, int) and not isinstance(item, bool)) or (
-                isinstance(item, str) and item
-            ):
+            if isinstance(item, int) and not isinstance(item, bool):
+                check_int_range(f"{name}.id", item, INT64)
+                continue
+            if isinstance(item, str) and item:
                 continue
             raise FieldError(
                 f"field '{name}.id' must be an integer or a non-empty string, got {type_name(item)}"
@@ -135,6 +172,8 @@ def _endpoint(obj: Mapping[str, Any], name: str) -> Endpoint:
             raise FieldError(
                 f"field '{name}.{key}' cannot be '{item}': it would change the request's path"
             )
+        if len(item) > MAX_ID_CHARS:
+            raise FieldError(f"field '{name}.{key}' is {len(item)} characters, over {MAX_ID_CHARS}")
     return dict(value)
 
 
@@ -179,6 +218,58 @@ class MediaRoot:
         return Path(real)
 
 
+def _check_remote_host(url: str) -> None:
+    """The target fetches a remotePath itself: a URL to its own loopback, to a link-local
+    address (cloud metadata at 169.254.169.254) or with credentials in it is refused."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError as exc:
+        raise FieldError(f"field 'remotePath' is not a valid URL: {exc}") from None
+    if not host:
+        raise FieldError("field 'remotePath' has no host")
+    if parts.username is not None or parts.password is not None:
+        raise FieldError("field 'remotePath' must not carry a user name or password")
+    if _CONTROL.search(url):
+        raise FieldError("field 'remotePath' contains a line break or a control character")
+    name = host.rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        raise FieldError(f"field 'remotePath' points at the target's own host ({host})")
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return  # a host name: what it resolves to is the target's business
+    mapped = getattr(address, "ipv4_mapped", None)
+    address = mapped or address
+    if address.is_loopback or address.is_link_local or address.is_unspecified:
+        raise FieldError(
+            f"field 'remotePath' points at a loopback, link-local or unspecified address "
+            f"({host}): the target would fetch from itself"
+        )
+    if address.is_multicast or address.is_reserved:
+        raise FieldError(f"field 'remotePath' points at a reserved address ({host})")
+
+
+def _check_media_file(value: str, path: Path) -> None:
+    """What can be told from one stat: a folder, a link loop or an empty file is never media.
+
+    A missing file is left to the upload, which says so for the one item (it may be copied in
+    by the time the run reaches it).
+    """
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise FieldError(f"file path '{value}' cannot be read: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise FieldError(f"file path '{value}' is a folder, not a file")
+    if not stat.S_ISREG(info.st_mode):
+        raise FieldError(f"file path '{value}' is not a regular file")
+    if info.st_size == 0:
+        raise FieldError(f"file '{value}' is empty (0 bytes): there is nothing to upload")
+
+
 def _asset(obj: Mapping[str, Any], origin: Origin, root: MediaRoot) -> AssetRecord:
     id_ = _id(obj, "id")
     file = obj.get("file")
@@ -191,7 +282,11 @@ def _asset(obj: Mapping[str, Any], origin: Origin, root: MediaRoot) -> AssetReco
     if file is not None:
         if not isinstance(file, str) or not file:
             raise FieldError(f"field 'file' must be a non-empty string, got {type_name(file)}")
+        if "\x00" in file:
+            # No file system takes it, and os.stat raises ValueError (not OSError) on it.
+            raise FieldError(f"file path {file!r} contains a NUL byte")
         path = root.resolve(file)
+        _check_media_file(file, path)
         if _CONTROL.search(path.name):
             # The name goes into the upload's Content-Disposition, where RFC 7578 leaves a
             # line break no faithful form: refused here, before any request.
@@ -206,6 +301,7 @@ def _asset(obj: Mapping[str, Any], origin: Origin, root: MediaRoot) -> AssetReco
             )
         if not remote.lower().startswith(("http://", "https://")):
             raise FieldError("field 'remotePath' must start with http:// or https://")
+        _check_remote_host(remote)
     return AssetRecord(
         origin=origin,
         id=id_,
@@ -229,6 +325,55 @@ def _link(obj: Mapping[str, Any], origin: Origin) -> LinkRecord:
         is_active=_optional_bool(obj, "isActive"),
         attributes=_attributes(obj),
     )
+
+
+class UnknownFields:
+    """Fields no record has (a typo such as ``sequnce``): warned once per name, or with
+    ``strict`` the line's failure reason."""
+
+    def __init__(self, kind: Kind, strict: bool) -> None:
+        self.known = KNOWN_FIELDS[kind]
+        self.strict = strict
+        self._warned: set[str] = set()
+
+    def check(self, names: Iterable[str], origin: Origin) -> str | None:
+        unknown = [name for name in names if name not in self.known]
+        if not unknown:
+            return None
+        if self.strict:
+            return "; ".join(f"unknown field {describe_unknown(n, self.known)}" for n in unknown)
+        for name in unknown:
+            if name not in self._warned:
+                self._warned.add(name)
+                what = describe_unknown(name, self.known)
+                note(
+                    f"bulksync: warning: {origin}: unknown field {what}"
+                    " is ignored (reported once per name; --strict-fields fails such lines)"
+                )
+        return None
+
+
+def describe_unknown(name: str, known: Iterable[str]) -> str:
+    """``'sequnce' (did you mean 'sequence'?)``, for a field or a CSV column."""
+    text = repr(name) if len(name) <= 80 else repr(name[:80] + "...")
+    close = difflib.get_close_matches(name, list(known), n=1) or difflib.get_close_matches(
+        name.lower(), [k.lower() for k in known], n=1
+    )
+    if close:
+        match = next((k for k in known if k.lower() == close[0].lower()), close[0])
+        return f"{text} (did you mean '{match}'?)"
+    return text
+
+
+def internal_error(origin: Origin, kind: Kind, exc: Exception) -> BadRecord:
+    """A bug met while reading one line (not a mistake in it): that line's failure."""
+    what = redacted_excerpt(f"{type(exc).__name__}: {exc}", 500)
+    return BadRecord(origin, kind, what, error_type="InternalError")
+
+
+def note(message: str) -> None:
+    """A one-line warning on stderr (bulksync.progress.note, without importing the engine)."""
+    print(redact(message), file=sys.stderr, flush=True)
 
 
 def record_key(kind: Kind, obj: Mapping[str, Any]) -> str | None:

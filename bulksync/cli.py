@@ -6,6 +6,9 @@ import argparse
 import logging
 import os
 import sys
+import tempfile
+import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +17,24 @@ import orjson
 from ._retry_select import failed_items
 from ._version import __version__
 from .config import load_config
-from .errors import BulksyncError
-from .redact import RedactingFilter, redact
+from .errors import EXIT_INTERNAL, BulksyncError
+from .redact import RedactingFilter, redact, redacted_excerpt
 from .report import write_report
 
 EXIT_USAGE = 2
+
+
+class _NoTraceback(logging.Filter):
+    """Without --verbose a logged exception keeps its one line; the traceback is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            record.msg = f"{record.getMessage()}: {type(error).__name__}: {error}"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -109,6 +125,11 @@ def _job_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N|N%",
         help="prune guard: stop before deleting more than this (default 5%% of the scope)",
     )
+    parser.add_argument(
+        "--strict-fields",
+        action="store_true",
+        help="fail input lines with an unknown field or CSV column (default: warn once)",
+    )
     parser.add_argument("--state", type=Path, help="the state database ([state] path)")
     parser.add_argument(
         "--no-state", action="store_true", help="keep no state: no resume, no skipping"
@@ -148,6 +169,7 @@ def _run(args: argparse.Namespace) -> int:
     options = RunOptions(
         full=args.full, dry_run=args.dry_run, prune=args.prune, max_delete=args.max_delete
     )
+    options.strict_fields = args.strict_fields
     failed_from: Path | None = getattr(args, "failed_from", None)
     if failed_from is not None:
         options.only_keys = failed_items(failed_from)  # by key: lines move when input changes
@@ -171,6 +193,23 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(options).exit_code
 
 
+def _crashed(exc: BaseException) -> int:
+    """A bug outside any one record: one line, the traceback (masked) in a crash file."""
+    text = "".join(traceback.format_exception(exc))
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]  # the one line names the error the task group wrapped
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = Path(tempfile.gettempdir()) / f"bulksync-crash-{stamp}-{os.getpid()}.txt"
+    where = str(path)
+    try:
+        path.write_text(f"bulksync {__version__}\n{redact(text)}", encoding="utf-8")
+    except OSError as error:
+        where = f"none written: {error.strerror or error}"
+    what = redacted_excerpt(f"{type(exc).__name__}: {exc}".replace("\n", " "), 300)
+    print(f"bulksync: internal error: {what} (details in {where})", file=sys.stderr)
+    return EXIT_INTERNAL
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["sandbox"]:
@@ -183,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     for handler in logging.getLogger().handlers:
+        if not args.verbose:
+            handler.addFilter(_NoTraceback())
         handler.addFilter(RedactingFilter())
     try:
         if args.command in ("run", "retry-failed"):
@@ -206,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         # The reader of our output went away (`bulksync report ... | head`): not an error.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as exc:  # ExceptionGroup included: a bug, never a traceback for a user
+        return _crashed(exc)
 
 
 if __name__ == "__main__":  # pragma: no cover

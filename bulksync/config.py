@@ -106,6 +106,7 @@ class InputsConfig(Section):
     links: OptionalPath = None
     media_root: OptionalPath = None
     format: Literal["auto", "jsonl", "csv"] = "auto"
+    csv_delimiter: Literal["auto", ",", ";", "\t", "|"] = "auto"
 
 
 class LimitsConfig(Section):

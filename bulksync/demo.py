@@ -20,6 +20,7 @@ import orjson
 
 from .config import Config, InputsConfig, LimitsConfig, OutputConfig, TargetConfig
 from .connectors.quable._connector import QUABLE_WINDOWS
+from .errors import ConfigError
 from .runner import RunReport, run_job_async
 from .sandbox import SandboxSettings, running_sandbox
 
@@ -136,9 +137,18 @@ async def _demo(options: DemoOptions, folder: Path) -> RunReport:
         return await run_job_async(demo_config(options, folder, sandbox.url))
 
 
+# The sandbox's fault rates (errors, drops, lost answers: 1.8 x --faults) must sum to 1 at most.
+MAX_FAULTS = 0.5
+
+
 def run_demo(options: DemoOptions) -> RunReport:
     """Run in ``options.workdir`` (kept), or in a temporary folder removed afterwards: each
     demo writes a few MB, which must not pile up in the system's temporary folder."""
+    if not 0 <= options.faults <= MAX_FAULTS:  # NaN fails too
+        raise ConfigError(f"--faults takes a share from 0 to {MAX_FAULTS}, got {options.faults}")
+    for name in ("assets", "remote_assets", "links", "documents"):
+        if getattr(options, name) < 0:
+            raise ConfigError(f"--{name.replace('_', '-')} cannot be negative")
     if options.workdir is not None:
         return _run_in(options, options.workdir)
     with tempfile.TemporaryDirectory(prefix="bulksync-demo-") as folder:

@@ -30,7 +30,7 @@ from .connector import (
     target_identity,
 )
 from .errors import first_bulksync_error
-from .records import AssetRecord, BadRecord, Kind, LinkRecord, Record
+from .records import AssetRecord, BadRecord, Kind, LinkRecord, Origin, Record
 from .redact import redacted_excerpt
 from .remote import RemoteIndex
 from .results import ErrorInfo, ItemResult, ResultWriter, RunStats, Status
@@ -92,6 +92,8 @@ class Engine(ItemSink):
         self.succeeded_keys: list[str] = []  # only while deleting: what prune may forget
         self._judge: Judge | None = None
         self._identities: IdentityIndex | None = None
+        self.unreadable = 0  # input lines the reader could not turn into a record
+        self.first_unreadable: Origin | None = None
 
     async def run(self, inputs: Sequence[Input], *, deleting: bool = False) -> RunStats:
         """Run every input to the end, or until :attr:`stop` is set and the grace period ends.
@@ -226,8 +228,23 @@ class Engine(ItemSink):
             await self._send_batch(ready, send)
 
     def _admit(self, record: Record | BadRecord) -> Job | None:
-        """The job to push for this input line, or None when its result is already written."""
+        """The job to push for this input line, or None when its result is already written.
+
+        A bug while judging one line (its identity, its hash, the state) fails that line
+        alone: the try costs nothing on the way through, and the run goes on.
+        """
+        try:
+            return self._admit_one(record)
+        except Exception as exc:
+            self._finish_internal(record, exc)
+            return None
+
+    def _admit_one(self, record: Record | BadRecord) -> Job | None:
         if isinstance(record, BadRecord):
+            # Lines the reader could not read: prune must not take their items for gone.
+            self.unreadable += 1
+            if self.first_unreadable is None:
+                self.first_unreadable = record.origin
             self._finish_bad(record)
             return None
         refusal = self._refusal(record)
@@ -420,9 +437,25 @@ class Engine(ItemSink):
             )
         self._write(result)
 
+    def _finish_internal(self, record: Record | BadRecord, exc: Exception) -> None:
+        """A bug met while admitting one line: that line's failed result, and nothing else."""
+        log.debug("admitting %s failed", record.origin, exc_info=True)
+        for job in [j for j in self._live if j.record is record]:
+            self._live.discard(job)  # its one result is the one written here
+        try:
+            key: str | None = record.key
+        except Exception:
+            key = None  # the key itself could not be computed
+        what = redacted_excerpt(f"{type(exc).__name__}: {exc}", 500)
+        error = ErrorInfo("InternalError", f"{record.origin}: {what}")
+        self.stats.invalid += 1
+        if record.kind == "asset" and key:
+            self._failed_assets[key] = f"line {record.origin.line}: {what}"
+        self._write(ItemResult(record.kind, record.origin, key, "failed", error=error))
+
     def _finish_bad(self, record: BadRecord) -> None:
         self.stats.invalid += 1
-        error = ErrorInfo("InvalidInput", f"{record.origin}: {record.reason}")
+        error = ErrorInfo(record.error_type, f"{record.origin}: {record.reason}")
         if record.kind == "asset" and record.key:
             self._failed_assets[record.key] = f"line {record.origin.line}: {record.reason}"
         self._write(ItemResult(record.kind, record.origin, record.key, "failed", error=error))

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from enum import Enum
 
+# A bug in bulksync outside any one record: one line on stderr, the traceback in a crash file.
+EXIT_INTERNAL = 5
+
 
 class ErrorClass(Enum):
     """What the engine should do with a failed request, as a connector classifies it."""

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from .engine import Engine
-from .errors import ConfigError
+from .errors import BulksyncError, ConfigError
 from .records import Kind, Origin, Removal
 from .remote import RemoteIndex
 from .results import ResultWriter
@@ -21,6 +21,13 @@ from .targets import BuiltTarget
 
 class PruneGuardError(ConfigError):
     """Prune would delete more than --max-delete allows."""
+
+
+class PruneSkipped(BulksyncError):
+    """The sync ran, but some input lines could not be read: nothing is deleted (exit 1, the
+    same as the failed lines give)."""
+
+    exit_code = 1
 
 
 def max_delete_limit(value: str, known: int) -> int:
@@ -75,6 +82,15 @@ async def prune(
     engine = engines[0]
     if state is None:
         raise ConfigError("--prune needs the state store ([state] enabled = true)")
+    unreadable = sum(e.unreadable for e in engines)
+    first = next((e.first_unreadable for e in engines if e.first_unreadable is not None), None)
+    if unreadable:
+        # Their items are unknown (a stray quote may have merged whole rows): any of them
+        # could be taken for gone and deleted.
+        raise PruneSkipped(
+            f"prune skipped: {unreadable} input line(s) could not be read (first: {first}); "
+            "nothing was deleted"
+        )
     invalid = engine.stats.invalid
     if invalid:
         raise ConfigError(f"prune refused: {invalid} input line(s) could not be read")

@@ -9,21 +9,33 @@ input line still gets exactly one result. Only a file that cannot be read at all
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, Literal
+from typing import Any, BinaryIO, Literal
 
 import orjson
 
 from ._csv import BOM, csv_records, read_header, utf8_detail
-from ._validate import Item, MediaRoot, build_record, type_name
+from ._validate import (
+    Item,
+    MediaRoot,
+    UnknownFields,
+    build_record,
+    internal_error,
+    record_key,
+    type_name,
+)
 from .errors import InputFileError
 from .records import AssetRecord, BadRecord, Kind, LinkRecord, Origin
 
 __all__ = ["RecordStream", "read_records"]
 
 Format = Literal["auto", "jsonl", "csv"]
+# One record is a few hundred bytes; a line of megabytes is a broken export (or an attack on
+# the state and the target), refused whole rather than pushed.
+MAX_LINE_BYTES = 1 << 20
 
 
 class RecordStream(Iterator[AssetRecord | LinkRecord | BadRecord]):
@@ -64,6 +76,8 @@ def read_records(
     *,
     media_root: Path | None = None,
     fmt: Format = "auto",
+    strict_fields: bool = False,
+    csv_delimiter: str | None = None,
 ) -> RecordStream:
     """Stream the records of an assets or links file.
 
@@ -71,6 +85,8 @@ def read_records(
     unreadable or header-less file raises ``InputFileError`` here, not at the first ``next()``.
     ``fmt="auto"`` reads ``*.csv`` as CSV and anything else as JSONL. Asset ``file`` paths are
     resolved against ``media_root``, or the input file's folder, and may not leave it.
+    An unknown field is warned about once per name, or with ``strict_fields`` fails its line.
+    ``csv_delimiter`` is one of ``, ; | \\t``; None detects it from the header line.
     """
     if kind not in ("asset", "link"):
         raise ValueError(f"unknown record kind {kind!r}")
@@ -88,16 +104,18 @@ def read_records(
         raise InputFileError(f"cannot open {path}: {exc.strerror or exc}") from None
     name = str(path)
     if fmt == "jsonl":
-        return RecordStream(file, _guarded(file, path, _jsonl_records(file, name, kind, root)))
+        fields = UnknownFields(kind, strict_fields)
+        records = _jsonl_records(file, name, kind, root, fields)
+        return RecordStream(file, _guarded(file, path, records))
     try:
-        lines, rows, columns = read_header(file, path, kind)
+        lines, rows, columns = read_header(file, path, kind, csv_delimiter)
     except OSError as exc:
         file.close()
         raise InputFileError(f"cannot read {path}: {exc.strerror or exc}") from None
     except BaseException:
         file.close()
         raise
-    records = csv_records(lines, rows, columns, name, kind, root)
+    records = csv_records(lines, rows, columns, name, kind, root, strict_fields)
     return RecordStream(file, _guarded(file, path, records))
 
 
@@ -111,25 +129,84 @@ def _guarded(file: BinaryIO, path: Path, records: Iterator[Item]) -> Iterator[It
             raise InputFileError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
-def _jsonl_records(file: BinaryIO, name: str, kind: Kind, root: MediaRoot) -> Iterator[Item]:
+def _jsonl_records(
+    file: BinaryIO, name: str, kind: Kind, root: MediaRoot, fields: UnknownFields
+) -> Iterator[Item]:
+    known = fields.known
     for lineno, raw in enumerate(file, 1):
-        line = raw[len(BOM) :] if lineno == 1 and raw.startswith(BOM) else raw
-        if not line.strip():
-            continue
-        origin = Origin(name, lineno)
+        # One function per line would cost more than every check below: the work is inline.
         try:
-            text = line.decode()
-        except UnicodeDecodeError as exc:
-            reason = f"line is not valid UTF-8 ({utf8_detail(exc)})"
-            yield BadRecord(origin=origin, kind=kind, reason=reason)
-            continue
-        try:
-            obj = orjson.loads(text)
-        except orjson.JSONDecodeError as exc:
-            yield BadRecord(origin=origin, kind=kind, reason=f"invalid JSON: {exc}")
-            continue
-        if not isinstance(obj, dict):
-            reason = f"expected a JSON object, got {type_name(obj)}"
-            yield BadRecord(origin=origin, kind=kind, reason=reason)
-            continue
-        yield build_record(kind, obj, origin, root)
+            line = raw[len(BOM) :] if lineno == 1 and raw.startswith(BOM) else raw
+            if not line.strip():
+                continue
+            origin = Origin(name, lineno)
+            if len(line) > MAX_LINE_BYTES:
+                size = len(line)
+                reason = f"line is {size} bytes; a record may take {MAX_LINE_BYTES} at most"
+                yield BadRecord(origin=origin, kind=kind, reason=reason)
+                continue
+            try:
+                text = line.decode()
+            except UnicodeDecodeError as exc:
+                reason = f"line is not valid UTF-8 ({utf8_detail(exc)})"
+                yield BadRecord(origin=origin, kind=kind, reason=reason)
+                continue
+            try:
+                obj = orjson.loads(text)
+            except orjson.JSONDecodeError as exc:
+                yield BadRecord(origin=origin, kind=kind, reason=f"invalid JSON: {exc}")
+                continue
+            if not isinstance(obj, dict):
+                reason = f"expected a JSON object, got {type_name(obj)}"
+                yield BadRecord(origin=origin, kind=kind, reason=reason)
+                continue
+            colons = line.count(b":")
+            # Every key of the text has one colon outside strings, so as many colons as the
+            # object kept keys proves no key repeats (a flat line: the common case). Else the
+            # object written back has one colon per kept key plus those of its strings: more
+            # in the text (or an escaped colon, which the rewrite spells out) sends the line to
+            # the exact check.
+            if colons != len(obj) and (
+                colons != orjson.dumps(obj).count(b":") or b"\\u003" in line
+            ):
+                duplicate = _duplicate_key(text)
+                if duplicate is not None:
+                    reason = f"duplicate key {duplicate!r} in an object"
+                    yield BadRecord(origin, kind, reason, None)
+                    continue
+            if not known.issuperset(obj):
+                unknown = fields.check(obj, origin)
+                if unknown is not None:
+                    yield BadRecord(origin, kind, unknown, record_key(kind, obj))
+                    continue
+            record = build_record(kind, obj, origin, root)
+        except Exception as exc:
+            # A bug on one line (not a mistake in it) fails that line; the file goes on.
+            record = internal_error(Origin(name, lineno), kind, exc)
+        yield record
+
+
+class _Duplicate(Exception):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _Duplicate(key)
+        seen[key] = value
+    return seen
+
+
+def _duplicate_key(text: str) -> str | None:
+    """The first key an object of ``text`` repeats (the slow, exact check), or None."""
+    try:
+        json.loads(text, object_pairs_hook=_no_duplicates)
+    except _Duplicate as exc:
+        return str(exc.args[0])
+    except ValueError:
+        return None  # orjson read it: what the stdlib refuses (e.g. big numbers) is no duplicate
+    return None
+
+

@@ -74,6 +74,8 @@ class BadRecord:
     kind: Kind
     reason: str
     key: str | None = None
+    # "InternalError" when reading the line hit a bug rather than a mistake in the line.
+    error_type: str = "InvalidInput"
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import orjson
 
@@ -18,13 +20,18 @@ def write_report(results: Path, out: TextIO, *, failed_only: bool = False) -> in
     """
     if not results.is_file():
         raise InputFileError(f"results file not found: {results}")
+    items = results_items(results)
+    first = next(items, None)  # a file that is no results file fails before any output
     messages = ["Completed"]
     summary = summary_path(results)
     if summary.is_file():
-        messages = orjson.loads(summary.read_bytes()).get("messages", messages)
+        try:
+            messages = orjson.loads(summary.read_bytes()).get("messages", messages)
+        except (orjson.JSONDecodeError, AttributeError):
+            messages = ["Completed"]  # a damaged summary does not hide the results
     out.write('{"data": [')
     total = 0
-    for item in read_results(results):
+    for item in itertools.chain([] if first is None else [first], items):
         if failed_only and item.get("status") != "failed":
             continue
         out.write(("\n  " if total == 0 else ",\n  ") + orjson.dumps(item).decode())
@@ -34,15 +41,17 @@ def write_report(results: Path, out: TextIO, *, failed_only: bool = False) -> in
     return total
 
 
-def failed_lines(results: Path) -> dict[str, set[int]]:
-    """The input lines that failed in a results file, by source file (for retry-failed)."""
-    if not results.is_file():
-        raise InputFileError(f"results file not found: {results}")
-    wanted: dict[str, set[int]] = {}
-    for item in read_results(results):
-        error = item.get("error")
-        if isinstance(error, dict) and error.get("type") == "DuplicateItem":
-            continue  # retried alone it would overwrite the first line's item on the target
-        if item.get("status") == "failed" and item.get("source") and item.get("line"):
-            wanted.setdefault(str(item["source"]), set()).add(int(item["line"]))
-    return wanted
+def results_items(results: Path) -> Iterator[dict[str, Any]]:
+    """The lines of a results file; an input file (a CSV, a links JSONL) given by mistake is
+    named with its first line that no results file has."""
+    try:
+        for lineno, item in enumerate(read_results(results), 1):
+            if not isinstance(item, dict) or "status" not in item:
+                raise InputFileError(
+                    f"{results} is not a bulksync results file (line {lineno} has no status)"
+                )
+            yield item
+    except (orjson.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputFileError(f"{results} is not a bulksync results file: {exc}") from None
+    except OSError as exc:
+        raise InputFileError(f"cannot read {results}: {exc.strerror or exc}") from None

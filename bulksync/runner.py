@@ -25,7 +25,7 @@ from .errors import AuthError, BulksyncError, ConfigError, first_bulksync_error
 from .http import HttpRequest
 from .plan import format_plan, make_plan, plan_json
 from .progress import RunProgress, count_lines, note
-from .prune import PruneGuardError, max_delete_limit, prune
+from .prune import PruneGuardError, PruneSkipped, max_delete_limit, prune
 from .readers import read_records
 from .records import AssetRecord, Kind, LinkRecord
 from .redact import redact
@@ -40,6 +40,7 @@ __all__ = ["PruneGuardError", "RunOptions", "RunReport", "max_delete_limit", "ru
 
 EXIT_OK, EXIT_FAILED_ITEMS, EXIT_USAGE, EXIT_AUTH, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 EXIT_UNREACHABLE = 4  # TargetUnreachable.exit_code
+EXIT_INTERNAL = 5  # set by the command line when a bug escapes (bulksync.errors)
 
 
 @dataclass(slots=True)
@@ -56,9 +57,9 @@ class RunOptions:
     dry_run: bool = False  # print the plan, send nothing
     prune: bool = False  # delete what earlier runs pushed and the input no longer holds
     max_delete: str = "5%"  # prune guard: a count ("100") or a share of the state ("5%")
-    only_lines: dict[str, set[int]] | None = None  # retry-failed: source path -> lines
     # retry-failed by identity: the failed keys, found wherever they now are in the input
     only_keys: RetrySelection | None = None
+    strict_fields: bool = False  # an unknown input field fails its line (not only a warning)
 
 
 def run_job(config: Config, *, quiet: bool = False, options: RunOptions | None = None) -> RunReport:
@@ -72,7 +73,7 @@ async def run_job_async(
     """:func:`run_job` inside a running event loop (the demo runs the sandbox beside it)."""
     mode = options or RunOptions()
     if mode.prune:
-        if mode.only_lines is not None or mode.only_keys is not None:
+        if mode.only_keys is not None:
             # Only some lines are fed: every other line would look gone and be deleted.
             raise ConfigError("--prune cannot be used with retry-failed")
         max_delete_limit(mode.max_delete, 0)  # a bad value fails now, not after the sync
@@ -86,7 +87,7 @@ async def run_job_async(
         # The totals are read only for a progress display someone will see.
         show_progress = config.output.progress and not quiet and sys.stderr.isatty()
         inputs, totals = _open_inputs(
-            config, stack, mode.only_lines, show_progress, keys=mode.only_keys
+            config, stack, show_progress, mode.strict_fields, keys=mode.only_keys
         )
         if mode.dry_run:
             return await _dry_run(config, stack, inputs, state, mode, quiet, checked)
@@ -126,7 +127,9 @@ async def run_job_async(
         summary = engine.stats.summary(time.monotonic() - started, interrupted)
         if mode.prune:
             summary["deleted"] = sum(deleted) if deleted else 0
-        if failure is not None:
+        if isinstance(failure, PruneSkipped):
+            summary["messages"] = [redact(str(failure))]  # the sync itself went on
+        elif failure is not None:
             summary["messages"] = [f"Stopped: {redact(str(failure))}"]
         write_summary(summary_path(config.output.results), summary)
     if not quiet:
@@ -180,8 +183,8 @@ def _open_state(config: Config, stack: ExitStack, exclusive: bool = True) -> Sta
 def _open_inputs(
     config: Config,
     stack: ExitStack,
-    only_lines: dict[str, set[int]] | None,
     count: bool,
+    strict_fields: bool = False,
     keys: RetrySelection | None = None,
 ) -> tuple[list[Input], dict[Kind, int]]:
     inputs: list[Input] = []
@@ -194,20 +197,28 @@ def _open_inputs(
         if path is None:
             continue
         media_root, fmt = config.inputs.media_root, config.inputs.format
-        stream = read_records(path, kind, media_root=media_root, fmt=fmt)
+        stream = read_records(
+            path,
+            kind,
+            media_root=media_root,
+            fmt=fmt,
+            strict_fields=strict_fields,
+            csv_delimiter=_csv_delimiter(config),
+        )
         stack.callback(stream.close)
         if keys is not None:
             inputs.append((kind, keys.select(str(path), stream)))
             totals[kind] = keys.count(str(path))
-        elif only_lines is not None:
-            wanted = only_lines.get(str(path), set())
-            inputs.append((kind, (r for r in stream if r.origin.line in wanted)))
-            totals[kind] = len(wanted)
         else:
             inputs.append((kind, stream))
             if count:
                 totals[kind] = count_lines(path)
     return inputs, totals
+
+
+def _csv_delimiter(config: Config) -> str | None:
+    # None: detected from the header line.
+    return None if config.inputs.csv_delimiter == "auto" else config.inputs.csv_delimiter
 
 
 def _prune_kinds(config: Config) -> list[Kind]:
@@ -267,7 +278,13 @@ def _listing_scopes(
     config: Config, path: Path, kind: Kind, lister: RemoteLister
 ) -> Sequence[HttpRequest]:
     """A separate pass over the input, only to learn which parts of the target it touches."""
-    stream = read_records(path, kind, media_root=config.inputs.media_root, fmt=config.inputs.format)
+    stream = read_records(
+        path,
+        kind,
+        media_root=config.inputs.media_root,
+        fmt=config.inputs.format,
+        csv_delimiter=_csv_delimiter(config),
+    )
     try:
         valid = (r for r in stream if isinstance(r, AssetRecord | LinkRecord))
         return list(lister.listing_requests(kind, valid))

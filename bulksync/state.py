@@ -83,7 +83,7 @@ def content_hash(record: Record) -> str:
             try:
                 info = record.file.stat()
                 stamp = [str(record.file), info.st_size, info.st_mtime_ns]
-            except OSError:
+            except (OSError, ValueError):  # ValueError: a path no system call takes (NUL)
                 stamp = [str(record.file), None, None]
         doc: object = [
             record.id,

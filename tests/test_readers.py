@@ -551,7 +551,10 @@ def test_csv_without_header(tmp_path: Path, content: bytes) -> None:
     ("header", "message"),
     [
         (b"id,r\xe9motePath\n", "CSV header line 1 is not valid UTF-8 (byte 0xe9 at column 5)"),
-        (b"id,remotePath,id\n", "CSV header repeats column(s) id"),
+        (
+            b"id,remotePath,id\n",
+            "CSV header repeats column(s) id (header read: 'id,remotePath,id', delimiter ',')",
+        ),
     ],
 )
 def test_csv_bad_header(tmp_path: Path, header: bytes, message: str) -> None:
