@@ -64,7 +64,7 @@ def _prune_refusals(plans: Sequence[KindPlan], judge: Judge, max_delete: str) ->
     invalid = sum(p.counts["invalid"] for p in plans)
     if invalid:
         return [
-            f"prune would be refused: {invalid} input line(s) could not be read or were "
+            f"prune would be skipped: {invalid} input line(s) could not be read or were "
             "refused; nothing would be deleted"
         ]
     total = sum(p.counts["delete"] for p in plans)

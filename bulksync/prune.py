@@ -24,8 +24,8 @@ class PruneGuardError(ConfigError):
 
 
 class PruneSkipped(BulksyncError):
-    """The sync ran, but some input lines could not be read: nothing is deleted (exit 1, the
-    same as the failed lines give)."""
+    """The sync ran, but some input lines could not be read or were refused: nothing is
+    deleted (exit 1, the same as those failed lines give)."""
 
     exit_code = 1
 
@@ -93,7 +93,12 @@ async def prune(
         )
     invalid = engine.stats.invalid
     if invalid:
-        raise ConfigError(f"prune refused: {invalid} input line(s) could not be read")
+        # A refused or duplicate line names its key, but that item was not pushed as the
+        # input says: prune waits for an input that is clean throughout.
+        raise PruneSkipped(
+            f"prune skipped: {invalid} input line(s) were invalid, refused or duplicates; "
+            "nothing was deleted"
+        )
     doomed = {kind: doomed_items(kind, state, remote) for kind in kinds}
     total = sum(len(items) for items in doomed.values())
     known = sum(scope_size(kind, state, remote) for kind in kinds)

@@ -133,7 +133,7 @@ def test_dry_run_says_when_the_prune_guard_or_a_bad_line_would_stop_the_prune(
         extra.write("{not json\n")
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "prune would be refused: 1 input line(s) could not be read" in out
-    # The real run agrees with the plan: nothing deleted.
-    assert main(["run", "--config", str(config), "--prune", "--max-delete", "3"]) == 2
-    assert "prune refused: 1 input line(s) could not be read" in capsys.readouterr().err
+    assert "prune would be skipped: 1 input line(s) could not be read" in out
+    # The real run agrees with the plan: nothing deleted (exit 1: that line failed).
+    assert main(["run", "--config", str(config), "--prune", "--max-delete", "3"]) == 1
+    assert "prune skipped: 1 input line(s) could not be read" in capsys.readouterr().err
