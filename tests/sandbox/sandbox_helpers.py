@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import os
 import struct
+import sys
 import zlib
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -80,3 +84,35 @@ def jpeg(width: int, height: int) -> bytes:
     app0 = b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
     sof = b"\xff\xc2" + struct.pack(">HBHHB", 17, 8, height, width, 3) + b"\x01\x22\x00" * 3
     return b"\xff\xd8" + app0 + sof + b"\xff\xda" + b"\x00" * 16 + b"\xff\xd9"
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+async def start_bulksync(*args: str, env: dict[str, str]) -> asyncio.subprocess.Process:
+    """`python -m bulksync ARGS` in a child process (of this checkout), ``env`` added."""
+    child_env = {
+        **os.environ,
+        **env,
+        "PYTHONPATH": str(CHECKOUT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bulksync",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=child_env,
+    )
+
+
+async def finish_bulksync(process: asyncio.subprocess.Process, limit_s: float) -> tuple[int, str]:
+    """Its exit code and stderr; killed (and reaped) when it outlives ``limit_s``."""
+    try:
+        _, err = await asyncio.wait_for(process.communicate(), timeout=limit_s)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode is not None
+    return process.returncode, err.decode()

@@ -3,14 +3,11 @@ it; the retry finds the failed item by its key, retries it alone, and says what 
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from pathlib import Path
 
 import aiohttp
 import orjson
-from sandbox_helpers import QUABLE, call, small_settings
+from sandbox_helpers import QUABLE, call, finish_bulksync, small_settings, start_bulksync
 
 from bulksync.sandbox import QuableSettings, running_sandbox
 
@@ -22,28 +19,8 @@ def link(origin: str, target: str) -> str:
 
 
 async def bulksync(*args: str) -> tuple[int, str]:
-    env = {
-        **os.environ,
-        "RETRY_TEST_TOKEN": "sandbox-token",
-        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bulksync",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    try:
-        _, err = await asyncio.wait_for(process.communicate(), timeout=60)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert process.returncode is not None
-    return process.returncode, err.decode()
+    process = await start_bulksync(*args, env={"RETRY_TEST_TOKEN": "sandbox-token"})
+    return await finish_bulksync(process, 60)
 
 
 def results(path: Path) -> list[dict[str, object]]:

@@ -7,13 +7,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 from collections import Counter
 from pathlib import Path
 
 import aiohttp
 import orjson
-from sandbox_helpers import call, small_settings
+from sandbox_helpers import call, finish_bulksync, small_settings, start_bulksync
 
 from bulksync.sandbox import LatencySettings, QuableSettings, RateLimitSettings, running_sandbox
 
@@ -42,31 +41,11 @@ def job(tmp_path: Path, url: str) -> Path:
 
 
 async def start(*args: str) -> asyncio.subprocess.Process:
-    env = {
-        **os.environ,
-        "LOCK_TEST_TOKEN": "sandbox-token",
-        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-    }
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bulksync",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
+    return await start_bulksync(*args, env={"LOCK_TEST_TOKEN": "sandbox-token"})
 
 
 async def finish(process: asyncio.subprocess.Process, limit_s: float) -> tuple[int, str]:
-    try:
-        _, err = await asyncio.wait_for(process.communicate(), timeout=limit_s)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert process.returncode is not None
-    return process.returncode, err.decode()
+    return await finish_bulksync(process, limit_s)
 
 
 def result_lines(path: Path) -> int:
