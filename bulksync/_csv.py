@@ -81,7 +81,11 @@ def _is_blank(row: list[str]) -> bool:
 
 
 def read_header(
-    raw: BinaryIO, path: Path, kind: Kind, delimiter: str | None = None
+    raw: BinaryIO,
+    path: Path,
+    kind: Kind,
+    delimiter: str | None = None,
+    strict_fields: bool = False,
 ) -> tuple[_DecodedLines, Iterator[list[str]], Columns]:
     """Read and check the header row; returns the line source, the csv reader and the columns.
 
@@ -122,11 +126,15 @@ def read_header(
         )
     fields = UnknownFields(kind, strict=False)
     unknown = [c for c in columns if c and c not in fields.known]
+    fate = (
+        "the rows that fill it fail (--strict-fields)"
+        if strict_fields
+        else "is ignored (--strict-fields fails the rows that fill it)"
+    )
     for column in unknown:
         note(
             f"bulksync: warning: {path}:{lines.lineno}: unknown CSV column "
-            f"{describe_unknown(column, fields.known)} is ignored "
-            "(--strict-fields fails the rows that fill it)"
+            f"{describe_unknown(column, fields.known)} {fate}"
         )
     return lines, rows, Columns(columns, delimiter, frozenset(unknown))
 

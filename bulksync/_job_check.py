@@ -38,7 +38,9 @@ def check_job(
             )
     if prune:
         if not state:
-            raise ConfigError("--prune needs the state store ([state] enabled = true)")
+            raise ConfigError(
+                "--prune needs the state store: drop --no-state (or set [state] enabled = true)"
+            )
         for kind in kinds:
             if kind not in caps.prune:
                 can = f"(it can prune {_names(caps.prune)})" if caps.prune else ""

@@ -60,12 +60,16 @@ def _report(
     messages = []
     for line, key, now in moved:
         holds = f"now holds {now}" if now is not None else "now holds an item without a key"
-        where = (
-            f"{key} is now at line {found[key]} and is retried there"
-            if key in found
-            else f"{key} is no longer in the input"
-        )
-        messages.append(f"{name}:{line} {holds}, not the failed {key}: not retried; {where}")
+        if key in found:
+            messages.append(
+                f"{name}:{line} {holds} (not retried); the failed {key} moved to line "
+                f"{found[key]} and is retried there"
+            )
+        else:
+            messages.append(
+                f"{name}:{line} {holds}, not the failed {key} (not retried); {key} is no "
+                "longer in the input"
+            )
     reported = {key for _, key, _ in moved}
     for key, line in keys.items():
         if key not in found and key not in reported:

@@ -145,7 +145,15 @@ class EngineClient:
                 if unreachable is not None:
                     # No answer at all is no verdict on the credentials: the target is out of
                     # reach, not refusing us (exit 4, not 3).
-                    raise TargetUnreachable(f"login failed after {attempt} attempts: {failure}")
+                    where = f"{request.method} {urlsplit(request.url).path}"
+                    hint = (
+                        ": is the target up, is base_url (or the token URL) right?"
+                        if unreachable == "timeout"
+                        else ""  # what_to_check already says what to check
+                    )
+                    raise TargetUnreachable(
+                        f"login ({where}) failed after {attempt} attempts: {failure}{hint}"
+                    )
                 raise AuthError(f"login failed after {attempt} attempts: {failure}")
             self._stats.retries += 1
             await anyio.sleep(delay)

@@ -139,6 +139,10 @@ class StateConfig(Section):
 SettingsT = TypeVar("SettingsT", bound=BaseModel)
 
 
+# What an environment variable's name conventionally looks like: upper case, short.
+_CONVENTIONAL_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,63}")
+
+
 class Config(Section):
     target: TargetConfig = Field(default_factory=TargetConfig)
     inputs: InputsConfig = Field(default_factory=InputsConfig)
@@ -162,7 +166,14 @@ class Config(Section):
             raise ConfigError(f"{what}: no environment variable is configured for it")
         value = os.environ.get(env_name)
         if not value:
-            raise ConfigError(f"{what}: environment variable {env_name} is not set")
+            if _CONVENTIONAL_ENV_NAME.fullmatch(env_name):
+                raise ConfigError(f"{what}: environment variable {env_name} is not set")
+            # Lower case or a long run of characters: it may be the secret pasted in by
+            # mistake, so it is not repeated.
+            raise ConfigError(
+                f"{what}: the environment variable the config names is not set (the name is not "
+                "shown: it does not look like a variable name and may be the secret itself)"
+            )
         register_secret(value)
         return value
 

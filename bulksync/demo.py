@@ -153,7 +153,10 @@ def run_demo(options: DemoOptions) -> RunReport:
         return _run_in(options, options.workdir)
     with tempfile.TemporaryDirectory(prefix="bulksync-demo-") as folder:
         report = _run_in(options, Path(folder))
-        print("demo folder removed (give --workdir DIR to keep the catalogue and results)")
+        print(
+            f"demo folder {folder} removed, the results above with it "
+            "(give --workdir DIR to keep the catalogue and results)"
+        )
     return report
 
 

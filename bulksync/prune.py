@@ -81,7 +81,9 @@ async def prune(
     """Delete the doomed items of ``kinds`` (links before the assets they point at)."""
     engine = engines[0]
     if state is None:
-        raise ConfigError("--prune needs the state store ([state] enabled = true)")
+        raise ConfigError(
+            "--prune needs the state store: drop --no-state (or set [state] enabled = true)"
+        )
     unreadable = sum(e.unreadable for e in engines)
     first = next((e.first_unreadable for e in engines if e.first_unreadable is not None), None)
     if unreadable:

@@ -108,7 +108,7 @@ def read_records(
         records = _jsonl_records(file, name, kind, root, fields)
         return RecordStream(file, _guarded(file, path, records))
     try:
-        lines, rows, columns = read_header(file, path, kind, csv_delimiter)
+        lines, rows, columns = read_header(file, path, kind, csv_delimiter, strict_fields)
     except OSError as exc:
         file.close()
         raise InputFileError(f"cannot read {path}: {exc.strerror or exc}") from None

@@ -226,3 +226,22 @@ def test_the_demo_removes_its_temporary_folder_unless_given_a_workdir(
     kept = tmp_path / "kept"
     assert run_demo(DemoOptions(**small, workdir=kept)).exit_code == 0  # type: ignore[arg-type]
     assert len((kept / "results.jsonl").read_bytes().splitlines()) == 7
+
+
+def test_an_unset_variable_whose_name_looks_like_a_token_is_not_repeated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token made only of letters, digits and _ passes for a variable name: when no such
+    variable is set, the message must not print it back."""
+    token = "f3a9c0d1e2b47a8c9d0e1f2a3b4c5d6e"
+    monkeypatch.delenv(token, raising=False)
+    config = tmp_path / "job.toml"
+    config.write_text(
+        '[target]\nkind = "quable"\nbase_url = "https://x.example.com"\n'
+        f'token_env = "{token}"\n[inputs]\nlinks = "links.jsonl"\n'
+    )
+    (tmp_path / "links.jsonl").write_text('{"from": "a", "to": "b", "type": "t"}\n')
+    assert main(["run", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert token not in err
+    assert "is not set" in err and len(err.strip().splitlines()) == 1

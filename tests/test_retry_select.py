@@ -21,7 +21,7 @@ def test_a_failed_key_gone_from_the_input_is_reported_and_nothing_else_is_retrie
     # Line 3 could not be read then: it had no key, so its number is all there is.
     assert [r.origin.line for r in chosen] == [3]
     err = capsys.readouterr().err
-    assert "links.jsonl:2 now holds a->y:t, not the failed a->gone:t: not retried" in err
+    assert "links.jsonl:2 now holds a->y:t, not the failed a->gone:t (not retried)" in err
     assert "a->gone:t is no longer in the input" in err
 
 

@@ -68,8 +68,8 @@ async def test_retry_failed_after_an_inserted_line_retries_exactly_the_failed_it
             assert retried["key"] == "doc-00001->doc-late:t"
             assert retried["line"] == 4 and retried["status"] == "succeeded"
             assert err.count("\n") == 1, err  # one line for the one moved item
-            assert "links.jsonl:3 now holds doc-00001->doc-00003:t, not the failed " in err
-            assert "doc-00001->doc-late:t is now at line 4 and is retried there" in err
+            assert "links.jsonl:3 now holds doc-00001->doc-00003:t (not retried)" in err
+            assert "the failed doc-00001->doc-late:t moved to line 4 and is retried there" in err
 
             _, export, _ = await call(http, "GET", "/_sandbox/export")
         pushed = [(x["origin"], x["target"]) for x in export["quable"]["links"]]
