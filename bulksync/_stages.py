@@ -111,7 +111,7 @@ class StagePool:
             try:
                 applies = self.stage.applies(job)
             except Exception as exc:
-                self._sink.end(job, _internal(exc), self.stage.name)
+                self._sink.end(job, _internal(exc, job), self.stage.name)
                 continue
             if applies:
                 pending.append(job)
@@ -178,7 +178,10 @@ class StagePool:
             outcomes = [failed] * len(jobs)
         except LocalFileError as exc:
             # The local file, not the target: this item alone, retried only if it changed.
-            return [Failed(ErrorInfo("LocalFile", str(exc)), retryable=exc.retryable)] * len(jobs)
+            return [
+                Failed(ErrorInfo("LocalFile", f"{job.record.origin}: {exc}"), exc.retryable)
+                for job in jobs
+            ]
         except TransportError as exc:
             kind = "Timeout" if exc.timeout else "ConnectionError"
             for job in jobs:
@@ -192,7 +195,7 @@ class StagePool:
             # A connector bug (answers it cannot read are classified failures, read through
             # bulksync.answers): fail these items, keep the run.
             log.exception("stage %s failed unexpectedly", self.stage.name)
-            return [_internal(exc)] * len(jobs)
+            return [_internal(exc, job) for job in jobs]
         if len(outcomes) != len(jobs):
             raise FatalTargetError(
                 f"stage {self.stage.name} returned {len(outcomes)} outcomes for {len(jobs)} items"
@@ -289,8 +292,9 @@ async def group_jobs(
             await send.send(group)
 
 
-def _internal(exc: Exception) -> Failed:
-    return Failed(ErrorInfo("InternalError", f"{type(exc).__name__}: {exc}"))
+def _internal(exc: Exception, job: Job) -> Failed:
+    # The input line's file:line, as every other error a user can act on names it.
+    return Failed(ErrorInfo("InternalError", f"{job.record.origin}: {type(exc).__name__}: {exc}"))
 
 
 def _gave_up(outcome: Failed, attempts: int, maybe_applied: bool) -> Failed:

@@ -91,6 +91,10 @@ def _id(obj: Mapping[str, Any], name: str) -> str:
         raise FieldError(f"field '{name}' cannot be '{value}': it would change the request's path")
     if len(value) > MAX_ID_CHARS:
         raise FieldError(f"field '{name}' is {len(value)} characters, over {MAX_ID_CHARS}")
+    if "\x00" in value:
+        # Servers written in C, and most databases, cut a text at a NUL: the target would
+        # store another id than the one sent, or refuse it only after the request.
+        raise FieldError(f"field '{name}' contains a NUL byte")
     return value
 
 
@@ -172,6 +176,8 @@ def _endpoint(obj: Mapping[str, Any], name: str) -> Endpoint:
             raise FieldError(
                 f"field '{name}.{key}' cannot be '{item}': it would change the request's path"
             )
+        if "\x00" in item:
+            raise FieldError(f"field '{name}.{key}' contains a NUL byte")
         if len(item) > MAX_ID_CHARS:
             raise FieldError(f"field '{name}.{key}' is {len(item)} characters, over {MAX_ID_CHARS}")
     return dict(value)

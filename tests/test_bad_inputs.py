@@ -77,6 +77,13 @@ def jsonl_link_cases() -> list[Case]:
         ),
         Case("trailing-garbage", j(link("garbage"))[:-1] + b" x\n", "bad", "invalid JSON"),
         Case("raw-nul-byte", b'{"from": "doc-1", "to": "a\x00b", "type": "t"}\n', "bad", "JSON"),
+        Case("escaped-nul-in-id", j(link("a\x00b")), "bad", "field 'to' contains a NUL byte"),
+        Case(
+            "escaped-nul-in-endpoint",
+            j({"from": {"class": "p", "source": "S\x00", "sourceId": "1"}, "to": "x", "type": "t"}),
+            "bad",
+            "field 'from.source' contains a NUL byte",
+        ),
         Case("invalid-utf8", b'{"from": "doc-1", "to": "\xff\xfe", "type": "t"}\n', "bad", "UTF-8"),
         Case(
             "deep-nesting",
