@@ -337,10 +337,10 @@ def check_base_url(url: str, allow_http: bool, what: str = "base_url") -> None:
 def refuse_userinfo(url: str, what: str) -> None:
     """No ``user:password@`` in a URL: bulksync would send it and keep it (the state names its
     target by URL). The message never repeats the URL, which holds the password."""
-    try:
-        netloc = urlsplit(url).netloc
-    except ValueError:
-        netloc = ""
+    # By hand, not urlsplit: urlsplit raises on a broken IPv6 bracket, and the caller's
+    # "got '<url>'" message would then repeat the password.
+    rest = url.split("//", 1)[1] if "//" in url else ""
+    netloc = re.split(r"[/?#]", rest, maxsplit=1)[0]
     if "@" in netloc:
         raise ConfigError(
             f"{what} must not carry a user name or password (user:password@...); "
