@@ -193,6 +193,8 @@ def _open_inputs(
         ("asset", config.inputs.assets),
         ("link", config.inputs.links),
     ]
+    if keys is not None:
+        keys.check_sources(str(path) for _, path in sources if path is not None)
     for kind, path in sources:
         if path is None:
             continue
