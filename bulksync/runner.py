@@ -13,7 +13,7 @@ from typing import Any
 
 import anyio
 
-from ._job_check import check_job
+from ._job_check import check_job, check_stage_names
 from ._preflight import preflight, stall_limit
 from ._retry_select import RetrySelection
 from ._state_lock import holder as state_holder
@@ -82,6 +82,7 @@ async def run_job_async(
     kinds, enabled = _prune_kinds(config), config.state.enabled
     for message in check_job(checked, kinds, prune=mode.prune, full=mode.full, state=enabled):
         note(message)
+    check_stage_names(checked, config.limits.stage_concurrency)
     with ExitStack() as stack:
         state = _open_state(config, stack, exclusive=not mode.dry_run)
         # The totals are read only for a progress display someone will see.
