@@ -287,6 +287,9 @@ def validate(config: Config) -> None:
         raise ConfigError(f"unknown target kind '{target.kind}' (available: {kinds})")
     if target.kind != "fake":
         check_base_url(target.base_url, target.allow_http)
+    elif target.base_url:
+        # The fake sends nothing, but the state names its target by this URL.
+        refuse_userinfo(target.base_url, "base_url")
     if target.base_url:
         target.base_url = normalize_base_url(target.base_url)
     if config.inputs.assets is None and config.inputs.links is None:

@@ -367,3 +367,16 @@ def test_bulksync_sandbox_serves_and_stops_on_sigterm() -> None:
     finally:
         process.kill()
         process.wait(timeout=5)
+
+
+def test_a_fake_target_url_with_a_password_is_refused_too(tmp_path: Path) -> None:
+    from bulksync.config import load_config
+    from bulksync.errors import ConfigError
+
+    (tmp_path / "a.jsonl").write_text("", encoding="utf-8")
+    overrides = {"target.kind": "fake", "target.base_url": "https://u:hunter22@x.test",
+                 "inputs.assets": str(tmp_path / "a.jsonl")}
+    # The state would keep "fake https://u:hunter22@x.test" as the name of its target.
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, overrides)
+    assert "hunter22" not in str(caught.value)
