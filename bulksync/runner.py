@@ -13,6 +13,7 @@ from typing import Any
 
 import anyio
 
+from ._breaker import CircuitBreaker, no_route_of
 from ._job_check import check_job, check_stage_names
 from ._preflight import preflight, stall_limit
 from ._retry_select import RetrySelection
@@ -328,7 +329,14 @@ async def _dry_run(
             remote = _remote_index(config, built, mode, stack)
             lister = _lister_of(built)
             if remote is not None:
-                client = EngineClient(built.target, RunStats(), _retry_policy(config))
+                # The run's fail-fast rules for the listing's GETs too: a dead target is exit 4
+                # with its cause, not a failed listing (exit 2).
+                stats = RunStats()
+                await preflight(built.connector, built.target, stats, config.target.timeout_s)
+                breaker = CircuitBreaker(
+                    config.limits.unreachable_after, no_route_of(built.connector)
+                )
+                client = EngineClient(built.target, stats, _retry_policy(config), breaker)
                 await _list_target(config, built, client, remote, quiet)
         finally:
             await built.target.transport.aclose()
