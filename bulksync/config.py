@@ -14,7 +14,7 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from pydantic import AfterValidator as After
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError
@@ -335,6 +335,17 @@ def check_base_url(url: str, allow_http: bool, what: str = "base_url") -> None:
         raise ConfigError(
             f"refusing plain http:// to {parts.hostname}: use https, or set allow_http = true"
         )
+
+
+def split_url(url: str, what: str) -> SplitResult:
+    """``urlsplit``, whose ValueError (a broken IPv6 bracket, a bad port) is a config
+    mistake (exit 2), not a bug (exit 5)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises on a port that is no number
+    except ValueError as exc:
+        raise ConfigError(f"{what} is not a valid URL ({exc})") from None
+    return parts
 
 
 def refuse_userinfo(url: str, what: str) -> None:

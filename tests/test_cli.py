@@ -380,3 +380,30 @@ def test_a_fake_target_url_with_a_password_is_refused_too(tmp_path: Path) -> Non
     with pytest.raises(ConfigError) as caught:
         load_config(None, overrides)
     assert "hunter22" not in str(caught.value)
+
+
+@pytest.mark.parametrize("kind", ["ocapi", "propeller"])
+def test_a_token_url_urlsplit_cannot_read_is_a_config_error_not_a_crash(
+    tmp_path: Path, kind: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_lines(tmp_path / "links.jsonl", [])
+    monkeypatch.setenv("TOKEN_URL_ID", "id-1")
+    monkeypatch.setenv("TOKEN_URL_SECRET", "secret-1")
+    base = "https://shop.example.com" + ("/v2" if kind == "propeller" else "")
+    config = config_file(
+        tmp_path,
+        f"""
+[target]
+kind = "{kind}"
+base_url = "{base}"
+client_id_env = "TOKEN_URL_ID"
+client_secret_env = "TOKEN_URL_SECRET"
+[inputs]
+links = "links.jsonl"
+[{kind}]
+token_url = "https://[::1/token"
+""",
+    )
+    # urlsplit raises ValueError on the broken bracket: exit 2 with the key, not exit 5.
+    assert main(["run", "--config", str(config), "--no-progress"]) == 2
+    assert f"[{kind}] token_url is not a valid URL" in capsys.readouterr().err
