@@ -247,13 +247,17 @@ def csv_records(
         # since the previous row belongs to this one.
         end = lines.lineno
         texts, lines.texts = lines.texts, []
+        given = False  # line `start` has its result: a later bug must not give it a second
         try:
-            yield from _row_records(
+            for item in _row_records(
                 lines, row, reason, columns, Origin(name, start), end, texts, kind, root,
                 strict_fields,
-            )
+            ):
+                given = given or item.origin.line == start
+                yield item
         except Exception as exc:
-            yield internal_error(Origin(name, start), kind, exc)
+            if not given:
+                yield internal_error(Origin(name, start), kind, exc)
 
 
 def _row_records(
@@ -322,7 +326,9 @@ def _swallowed(
             cells = next(csv.reader([text], delimiter=columns.delimiter), [])
             if len(cells) == len(columns):
                 key = record_key(kind, _row_object(columns, cells)[0])
-        except (csv.Error, ValueError):
-            key = None  # no row of its own either: named by its line only
+        except Exception:
+            # No row of its own either (or a bug naming it): named by its line only, but it
+            # keeps its one result.
+            key = None
         reason = f"swallowed by the failed row at lines {start}-{end} (its quote opens there)"
         yield BadRecord(Origin(path, lineno), kind, reason, key)

@@ -7,8 +7,9 @@ without a state) stops at once with one line and exit 2: runs and dry runs alike
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from ._config_errors import did_you_mean
 from .connector import Capabilities, Connector, capabilities_of
 from .errors import ConfigError
 from .records import Kind
@@ -56,3 +57,21 @@ def check_job(
             "to compare with, so every one is pushed again"
         )
     return notes
+
+
+def check_stage_names(connector: Connector, names: Mapping[str, int]) -> None:
+    """``[limits] stage_concurrency`` keys are stage names: a typo (``uplaod``) would leave
+    that stage at the default worker count without a word."""
+    known: set[str] = set()
+    for kind in capabilities_of(connector).kinds:
+        for stages in (connector.stages, connector.delete_stages):
+            try:
+                known.update(stage.name for stage in stages(kind))
+            except ConfigError:
+                continue  # a kind or a prune this target does not do: no stage to name
+    for name in names:
+        if name not in known:
+            raise ConfigError(
+                f"[limits] stage_concurrency: no stage '{name}' on the {connector.name} target"
+                f"{did_you_mean(name, known)} (stages: {', '.join(sorted(known))})"
+            )

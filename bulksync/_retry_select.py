@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import InputFileError
+from .errors import ConfigError, InputFileError
 from .progress import note
 from .records import BadRecord, Record
 from .report import results_items
@@ -28,6 +28,26 @@ class RetrySelection:
 
     def count(self, source: str) -> int:
         return len(self.by_source.get(source, {}))
+
+    def check_sources(self, inputs: Iterable[str]) -> None:
+        """Failed items of a file that is not among this job's inputs would be dropped
+        without a word (and the run end 0): none of them matching stops the run (exit 2),
+        some of them not matching is said, one line per file."""
+        given = set(inputs)
+        missing = {src: len(lines) for src, lines in self.by_source.items() if src not in given}
+        if not missing:
+            return
+        if len(missing) == len(self.by_source):
+            names = ", ".join(sorted(missing))
+            raise ConfigError(
+                f"retry-failed: the failed items come from {names}, which this job does not "
+                "read: give that input (--assets / --links or [inputs])"
+            )
+        for src, count in sorted(missing.items()):
+            note(
+                f"bulksync: retry-failed: {count} failed item(s) of {src} not retried: this "
+                "job does not read that file"
+            )
 
     def select(
         self, source: str, records: Iterable[Record | BadRecord]

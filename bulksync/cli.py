@@ -202,7 +202,11 @@ def _crashed(exc: BaseException) -> int:
     path = Path(tempfile.gettempdir()) / f"bulksync-crash-{stamp}-{os.getpid()}.txt"
     where = str(path)
     try:
-        path.write_text(f"bulksync {__version__}\n{redact(text)}", encoding="utf-8")
+        # Owner-only, and never through a name another user planted in the shared temporary
+        # folder: a traceback shows paths, ids and answers even with the secrets masked.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as crash:
+            crash.write(f"bulksync {__version__}\n{redact(text)}")
     except OSError as error:
         where = f"none written: {error.strerror or error}"
     what = redacted_excerpt(f"{type(exc).__name__}: {exc}".replace("\n", " "), 300)

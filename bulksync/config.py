@@ -14,7 +14,7 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from pydantic import AfterValidator as After
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError
@@ -287,6 +287,9 @@ def validate(config: Config) -> None:
         raise ConfigError(f"unknown target kind '{target.kind}' (available: {kinds})")
     if target.kind != "fake":
         check_base_url(target.base_url, target.allow_http)
+    elif target.base_url:
+        # The fake sends nothing, but the state names its target by this URL.
+        refuse_userinfo(target.base_url, "base_url")
     if target.base_url:
         target.base_url = normalize_base_url(target.base_url)
     if config.inputs.assets is None and config.inputs.links is None:
@@ -334,13 +337,24 @@ def check_base_url(url: str, allow_http: bool, what: str = "base_url") -> None:
         )
 
 
+def split_url(url: str, what: str) -> SplitResult:
+    """``urlsplit``, whose ValueError (a broken IPv6 bracket, a bad port) is a config
+    mistake (exit 2), not a bug (exit 5)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises on a port that is no number
+    except ValueError as exc:
+        raise ConfigError(f"{what} is not a valid URL ({exc})") from None
+    return parts
+
+
 def refuse_userinfo(url: str, what: str) -> None:
     """No ``user:password@`` in a URL: bulksync would send it and keep it (the state names its
     target by URL). The message never repeats the URL, which holds the password."""
-    try:
-        netloc = urlsplit(url).netloc
-    except ValueError:
-        netloc = ""
+    # By hand, not urlsplit: urlsplit raises on a broken IPv6 bracket, and the caller's
+    # "got '<url>'" message would then repeat the password.
+    rest = url.split("//", 1)[1] if "//" in url else ""
+    netloc = re.split(r"[/?#]", rest, maxsplit=1)[0]
     if "@" in netloc:
         raise ConfigError(
             f"{what} must not carry a user name or password (user:password@...); "

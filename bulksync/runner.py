@@ -13,7 +13,8 @@ from typing import Any
 
 import anyio
 
-from ._job_check import check_job
+from ._breaker import CircuitBreaker, no_route_of
+from ._job_check import check_job, check_stage_names
 from ._preflight import preflight, stall_limit
 from ._retry_select import RetrySelection
 from ._state_lock import holder as state_holder
@@ -82,6 +83,7 @@ async def run_job_async(
     kinds, enabled = _prune_kinds(config), config.state.enabled
     for message in check_job(checked, kinds, prune=mode.prune, full=mode.full, state=enabled):
         note(message)
+    check_stage_names(checked, config.limits.stage_concurrency)
     with ExitStack() as stack:
         state = _open_state(config, stack, exclusive=not mode.dry_run)
         # The totals are read only for a progress display someone will see.
@@ -193,6 +195,8 @@ def _open_inputs(
         ("asset", config.inputs.assets),
         ("link", config.inputs.links),
     ]
+    if keys is not None:
+        keys.check_sources(str(path) for _, path in sources if path is not None)
     for kind, path in sources:
         if path is None:
             continue
@@ -325,7 +329,14 @@ async def _dry_run(
             remote = _remote_index(config, built, mode, stack)
             lister = _lister_of(built)
             if remote is not None:
-                client = EngineClient(built.target, RunStats(), _retry_policy(config))
+                # The run's fail-fast rules for the listing's GETs too: a dead target is exit 4
+                # with its cause, not a failed listing (exit 2).
+                stats = RunStats()
+                await preflight(built.connector, built.target, stats, config.target.timeout_s)
+                breaker = CircuitBreaker(
+                    config.limits.unreachable_after, no_route_of(built.connector)
+                )
+                client = EngineClient(built.target, stats, _retry_policy(config), breaker)
                 await _list_target(config, built, client, remote, quiet)
         finally:
             await built.target.transport.aclose()

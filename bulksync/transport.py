@@ -100,9 +100,10 @@ def connect_cause(exc: aiohttp.ClientConnectorError) -> str | None:
     run's circuit breaker and the preflight stop on these."""
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         return TLS
-    if isinstance(exc, aiohttp.ClientConnectorDNSError) or isinstance(
-        exc.os_error, socket.gaierror
-    ):
+    # ClientConnectorDNSError exists from aiohttp 3.10.10 only (pyproject allows 3.9): the
+    # gaierror it wraps says the same on every version.
+    dns_error = getattr(aiohttp, "ClientConnectorDNSError", ())
+    if isinstance(exc, dns_error) or isinstance(exc.os_error, socket.gaierror):
         return DNS
     if isinstance(exc.os_error, ConnectionRefusedError) or (
         exc.os_error.errno == errno.ECONNREFUSED

@@ -137,3 +137,19 @@ def test_dry_run_says_when_the_prune_guard_or_a_bad_line_would_stop_the_prune(
     # The real run agrees with the plan: nothing deleted (exit 1: that line failed).
     assert main(["run", "--config", str(config), "--prune", "--max-delete", "3"]) == 1
     assert "prune skipped: 1 input line(s) could not be read" in capsys.readouterr().err
+
+
+def test_a_stage_concurrency_key_that_names_no_stage_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "x.bin").write_bytes(b"x")
+    (tmp_path / "a.jsonl").write_text('{"id": "a1", "file": "x.bin"}\n', encoding="utf-8")
+    job = tmp_path / "job.toml"
+    base = '[target]\nkind = "fake"\n[inputs]\nassets = "a.jsonl"\n[output]\nprogress = false\n'
+    # A typo would silently leave the upload stage at the default worker count.
+    job.write_text(base + "[limits]\nstage_concurrency = { uplaod = 2 }\n", encoding="utf-8")
+    assert main(["run", "--config", str(job), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "no stage 'uplaod'" in err and "did you mean 'upload'?" in err
+    job.write_text(base + "[limits]\nstage_concurrency = { upload = 2 }\n", encoding="utf-8")
+    assert main(["run", "--config", str(job)]) == 0

@@ -158,6 +158,9 @@ def test_plain_http_is_refused_except_on_loopback() -> None:
         "https://user@acme.quable.com/api",
         "http://user:hunter22@127.0.0.1:8080",
         "https://:hunter22@acme.test",
+        # urlsplit raises on these (a broken IPv6 bracket): the password must not be echoed
+        "https://user:hunter22@[::1/api",
+        "https://user:hunter22@[::1",
     ],
 )
 def test_a_url_with_userinfo_is_refused_without_repeating_it(url: str) -> None:
@@ -364,3 +367,43 @@ def test_bulksync_sandbox_serves_and_stops_on_sigterm() -> None:
     finally:
         process.kill()
         process.wait(timeout=5)
+
+
+def test_a_fake_target_url_with_a_password_is_refused_too(tmp_path: Path) -> None:
+    from bulksync.config import load_config
+    from bulksync.errors import ConfigError
+
+    (tmp_path / "a.jsonl").write_text("", encoding="utf-8")
+    overrides = {"target.kind": "fake", "target.base_url": "https://u:hunter22@x.test",
+                 "inputs.assets": str(tmp_path / "a.jsonl")}
+    # The state would keep "fake https://u:hunter22@x.test" as the name of its target.
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, overrides)
+    assert "hunter22" not in str(caught.value)
+
+
+@pytest.mark.parametrize("kind", ["ocapi", "propeller"])
+def test_a_token_url_urlsplit_cannot_read_is_a_config_error_not_a_crash(
+    tmp_path: Path, kind: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_lines(tmp_path / "links.jsonl", [])
+    monkeypatch.setenv("TOKEN_URL_ID", "id-1")
+    monkeypatch.setenv("TOKEN_URL_SECRET", "secret-1")
+    base = "https://shop.example.com" + ("/v2" if kind == "propeller" else "")
+    config = config_file(
+        tmp_path,
+        f"""
+[target]
+kind = "{kind}"
+base_url = "{base}"
+client_id_env = "TOKEN_URL_ID"
+client_secret_env = "TOKEN_URL_SECRET"
+[inputs]
+links = "links.jsonl"
+[{kind}]
+token_url = "https://[::1/token"
+""",
+    )
+    # urlsplit raises ValueError on the broken bracket: exit 2 with the key, not exit 5.
+    assert main(["run", "--config", str(config), "--no-progress"]) == 2
+    assert f"[{kind}] token_url is not a valid URL" in capsys.readouterr().err

@@ -536,3 +536,18 @@ async def test_timeouts_with_retries_in_between_are_one_stall(tmp_path: Path) ->
     results = [dict(r) for r in read_results(tmp_path / "results.jsonl")]
     assert_prefix_answered(results, 100)
     assert transport.sent < 5 + 12  # about 1 s of 0.2 s timeouts, not 50 attempts per item
+
+
+def test_a_dry_run_with_full_on_a_closed_port_exits_4_like_a_run(tmp_path: Path) -> None:
+    port = free_port()
+    config = write_job(tmp_path, f"http://127.0.0.1:{port}")
+    done = subprocess.run(
+        [sys.executable, "-m", "bulksync", "run", "--config", str(config), "--dry-run", "--full"],
+        capture_output=True,
+        env=ENV,
+        timeout=60,
+    )
+    err = done.stderr.decode().splitlines()
+    # It lists the target with GETs: the same dead target is the same exit 4 and cause.
+    assert done.returncode == 4, err
+    assert "connection refused" in err[-1] and "Traceback" not in done.stderr.decode()

@@ -173,6 +173,7 @@ def test_a_bug_outside_any_record_exits_5_and_masks_secrets_in_the_crash_file(
     text = crash.read_text()
     assert "Traceback" in text and "in broken" in text
     assert secret not in text and "***" in text
+    assert crash.stat().st_mode & 0o077 == 0  # in the shared temporary folder: owner only
 
 
 def test_report_of_a_file_that_is_no_results_file_exits_2_with_one_line(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bulksync._retry_select import SHOWN, RetrySelection
@@ -36,3 +38,43 @@ def test_many_mismatches_are_shown_up_to_a_few_then_counted(
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == SHOWN + 1
     assert lines[-1] == f"bulksync: retry-failed: ... and {20 - SHOWN} more input change(s)"
+
+
+def test_failed_items_of_a_file_this_job_does_not_read_are_not_dropped_silently(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from bulksync.errors import ConfigError
+
+    selection = RetrySelection({"/old/links.jsonl": {2: "a->b:t"}})
+    with pytest.raises(ConfigError, match=r"come from /old/links\.jsonl, which this job"):
+        selection.check_sources(["/new/links.jsonl"])
+    both = RetrySelection({"/old/links.jsonl": {2: "a->b:t"}, "/in/assets.jsonl": {1: "a"}})
+    both.check_sources(["/in/assets.jsonl"])
+    err = capsys.readouterr().err
+    assert "1 failed item(s) of /old/links.jsonl not retried" in err
+    selection.check_sources(["/old/links.jsonl"])  # matching: nothing said
+    assert capsys.readouterr().err == ""
+
+
+def test_retry_failed_on_another_input_file_says_so_instead_of_exit_0(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bulksync.cli import main
+
+    (tmp_path / "x.bin").write_bytes(b"x")
+    (tmp_path / "a.jsonl").write_text('{"id": "a1", "file": "x.bin"}\n', encoding="utf-8")
+    (tmp_path / "b.jsonl").write_text('{"id": "a1", "file": "x.bin"}\n', encoding="utf-8")
+    config = tmp_path / "job.toml"
+    config.write_text(
+        '[target]\nkind = "fake"\n[fake]\npermanent_rate = 1.0\n'
+        '[inputs]\nassets = "a.jsonl"\n[output]\nprogress = false\n',
+        encoding="utf-8",
+    )
+    assert main(["run", "--config", str(config)]) == 1
+    results = tmp_path / "results.jsonl"
+    capsys.readouterr()
+    # The failed a1 of a.jsonl is not in b.jsonl's results: nothing retried is no success.
+    code = main(["retry-failed", str(results), "--config", str(config), "--assets",
+                 str(tmp_path / "b.jsonl")])
+    assert code == 2
+    assert "which this job does not read" in capsys.readouterr().err

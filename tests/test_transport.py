@@ -350,3 +350,20 @@ async def test_aclose_is_idempotent_and_the_transport_reopens(
     finally:
         await transport.aclose()
     assert len(seen) == 2
+
+
+def test_connect_causes_work_on_an_aiohttp_without_the_dns_error_class(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+
+    from bulksync.errors import DNS, REFUSED
+    from bulksync.transport import connect_cause
+
+    # pyproject allows aiohttp>=3.9; ClientConnectorDNSError only exists from 3.10.10.
+    monkeypatch.delattr(aiohttp, "ClientConnectorDNSError")
+    key = aiohttp.client_reqrep.ConnectionKey("api.example.com", 443, True, True, None, None, None)
+    refused = aiohttp.ClientConnectorError(key, ConnectionRefusedError(111, "Connection refused"))
+    unresolved = aiohttp.ClientConnectorError(key, socket.gaierror(-2, "Name or service unknown"))
+    assert connect_cause(refused) == REFUSED
+    assert connect_cause(unresolved) == DNS

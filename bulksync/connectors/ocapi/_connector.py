@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urlsplit
 
 import orjson
 
 from ..._breaker import json_object_404
 from ...auth import SessionAuth
-from ...config import Section, check_base_url, refuse_userinfo
+from ...config import Section, check_base_url, refuse_userinfo, split_url
 from ...connector import (
     BaseStage,
     Capabilities,
@@ -160,7 +159,7 @@ def build_ocapi(config: Config) -> BuiltTarget:
             "(the API client's id and secret, for OAuth client credentials)"
         )
     refuse_userinfo(options.token_url, "[ocapi] token_url")
-    if urlsplit(options.token_url).scheme:
+    if split_url(options.token_url, "[ocapi] token_url").scheme:
         # The secret travels to this URL in the Basic header: same rule as base_url.
         check_base_url(options.token_url, target_config.allow_http, "[ocapi] token_url")
     source = OcapiClientCredentials(

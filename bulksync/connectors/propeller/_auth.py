@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ...auth import Token
-from ...config import check_base_url
+from ...config import check_base_url, split_url
 from ...errors import AuthError, ConfigError
 from ...http import HttpRequest, HttpResponse
 from ...redact import register_secret
@@ -25,7 +25,9 @@ RENEWAL_MARGIN_S = 300.0
 def resolve_token_url(base_url: str, token_url: str | None, allow_http: bool = False) -> str:
     """The absolute token URL: ``token_url`` as given when absolute, else a path on the base
     URL's origin (``/oauth2/token`` by default)."""
-    if token_url and (urlsplit(token_url).scheme or token_url.startswith("//")):
+    if token_url and (
+        split_url(token_url, "[propeller] token_url").scheme or token_url.startswith("//")
+    ):
         try:
             # The client secret travels to this URL: the same rule as for base_url.
             check_base_url(token_url, allow_http)
