@@ -64,7 +64,9 @@ EnvName = Annotated[str, After(_env_name)]
 FilePath = Annotated[Path, Strict(False)]
 OptionalPath = Annotated[FilePath | None, BeforeValidator(_no_empty)]
 Workers = Annotated[int, Field(ge=1, le=1024)]
-Seconds = Annotated[float, Field(ge=0)]
+# Finite: an infinite timeout or stall limit would silently switch that guard off.
+Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+PositiveSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 RateWindows = Annotated[
     list[tuple[int, float]] | None, BeforeValidator(_pairs), After(_windows)
 ]
@@ -97,7 +99,7 @@ class TargetConfig(Section):
     client_id_env: EnvName | None = None  # OAuth client credentials
     client_secret_env: EnvName | None = None
     allow_http: bool = False  # plain http:// to a host other than loopback
-    timeout_s: Annotated[float, Field(gt=0)] = 60.0
+    timeout_s: PositiveSeconds = 60.0
 
 
 class InputsConfig(Section):
@@ -121,7 +123,7 @@ class LimitsConfig(Section):
     # Consecutive requests failing the same way at the transport level before the run stops
     # (exit 4); the literal matches bulksync._breaker.DEFAULT_UNREACHABLE_AFTER.
     unreachable_after: Annotated[int, Field(ge=1)] = 20
-    stall_s: Annotated[float, Field(gt=0)] | None = None  # None: twice [target] timeout_s
+    stall_s: PositiveSeconds | None = None  # None: twice [target] timeout_s
 
 
 class OutputConfig(Section):
@@ -140,7 +142,7 @@ SettingsT = TypeVar("SettingsT", bound=BaseModel)
 
 
 # What an environment variable's name conventionally looks like: upper case, short.
-_CONVENTIONAL_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,63}")
+_CONVENTIONAL_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,39}")
 
 
 class Config(Section):

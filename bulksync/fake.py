@@ -14,14 +14,15 @@ import itertools
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import anyio
 import orjson
+from pydantic import Field
 
 from .answers import bad_response, json_object
 from .auth import Token
-from .config import Section
+from .config import Seconds, Section
 from .connector import (
     BOTH_KINDS,
     BaseStage,
@@ -40,15 +41,17 @@ from .http import FilePart, HttpRequest, HttpResponse
 from .records import AssetRecord, Kind
 from .results import ErrorInfo
 
+Share = Annotated[float, Field(ge=0, le=1)]
+
 
 class FakeSettings(Section):
     """The [fake] table of a job config."""
 
     table: ClassVar[str] = "fake"
-    latency_s: float = 0.0
-    jitter_s: float = 0.0
-    transient_rate: float = 0.0  # share of requests that fail in a retryable way
-    permanent_rate: float = 0.0  # share of items the server always rejects (by key)
+    latency_s: Seconds = 0.0
+    jitter_s: Seconds = 0.0
+    transient_rate: Share = 0.0  # share of requests that fail in a retryable way
+    permanent_rate: Share = 0.0  # share of items the server always rejects (by key)
     seed: int = 0
     token_lifetime_s: float | None = None  # None: the fake needs no token at all
     retry_after_s: float | None = 0.05  # sent with the fake's 429s; None: no header

@@ -245,3 +245,25 @@ def test_an_unset_variable_whose_name_looks_like_a_token_is_not_repeated(
     err = capsys.readouterr().err
     assert token not in err
     assert "is not set" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("table", "line", "words"),
+    [
+        ("target", "timeout_s = inf", "[target] timeout_s: Input should be a finite number"),
+        ("limits", "stall_s = inf", "[limits] stall_s: Input should be a finite number"),
+        ("fake", "transient_rate = 2.0", "[fake] transient_rate: must be at most 1"),
+        ("fake", "latency_s = -1.0", "[fake] latency_s: must be at least 0"),
+    ],
+)
+def test_a_value_that_would_switch_a_guard_off_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], table: str, line: str, words: str
+) -> None:
+    config = tmp_path / "job.toml"
+    target = '[target]\nkind = "fake"\n' + (line + "\n" if table == "target" else "")
+    other = "" if table == "target" else f"[{table}]\n{line}\n"
+    config.write_text(target + other + '[inputs]\nlinks = "links.jsonl"\n')
+    (tmp_path / "links.jsonl").write_text('{"from": "a", "to": "b", "type": "t"}\n')
+    assert main(["run", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert words in err and len(err.strip().splitlines()) == 1, err
