@@ -17,6 +17,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from ._breaker import DEFAULT_UNREACHABLE_AFTER, CircuitBreaker, no_route_of
 from ._identities import IdentityIndex
+from ._resume import ResumeGate, record_intents
 from ._stages import ItemSink, StageCounters, StagePool, group_jobs
 from .client import EngineClient, Target
 from .connector import (
@@ -35,8 +36,8 @@ from .redact import redacted_excerpt
 from .remote import RemoteIndex
 from .results import ErrorInfo, ItemResult, ResultWriter, RunStats, Status
 from .retry import RetryPolicy
-from .state import Intent, StateStore
-from .verdict import Judge, Verdict
+from .state import StateStore
+from .verdict import Judge
 
 log = logging.getLogger("bulksync.engine")
 
@@ -90,7 +91,7 @@ class Engine(ItemSink):
         self._pipeline = anyio.CancelScope()
         self._deleting = False
         self.succeeded_keys: list[str] = []  # only while deleting: what prune may forget
-        self._judge: Judge | None = None
+        self._gate: ResumeGate | None = None
         self._identities: IdentityIndex | None = None
         self.unreadable = 0  # input lines the reader could not turn into a record
         self.first_unreadable: Origin | None = None
@@ -106,10 +107,11 @@ class Engine(ItemSink):
         options = self.options
         if not deleting and (options.state is not None or options.full):
             lister = getattr(self.connector, "lister", None)
-            self._judge = Judge(options.state, options.remote, lister, options.full)
+            judge = Judge(options.state, options.remote, lister, options.full)
             if options.state is not None:
                 # A first migration has nothing to look up: skip a query per item.
-                self._judge.empty_kinds = {k for k, _ in inputs if options.state.count(k) == 0}
+                judge.empty_kinds = {k for k, _ in inputs if options.state.count(k) == 0}
+            self._gate = ResumeGate(judge, options.state, options.full)
         flows = [(kind, records, list(stages_of(kind))) for kind, records in inputs]
         self._identities = None if deleting else IdentityIndex()
         for kind, _, stages in flows:
@@ -258,7 +260,7 @@ class Engine(ItemSink):
             return None
         job = Job(record)
         self._live.add(job)
-        if self._unchanged(job):
+        if self._gate is not None and self._gate.unchanged(job):
             self._finish(job, "skipped", reason="unchanged")
             return None
         blocked_by = self._failed_dependency(record)
@@ -293,72 +295,10 @@ class Engine(ItemSink):
         error = ErrorInfo("DuplicateItem", message)
         self._write(ItemResult(record.kind, record.origin, record.key, "failed", error=error))
 
-    def _unchanged(self, job: Job) -> bool:
-        """Whether this exact item is on the target already (resume, resync, --full)."""
-        record = job.record
-        if self._judge is None or not isinstance(record, AssetRecord | LinkRecord):
-            return False
-        verdict = self._resumed_verdict(self._judge.judge(record), job)
-        if verdict.digest is not None:
-            job.state["hash"] = verdict.digest
-        if verdict.action == "create":
-            if verdict.absent:
-                # Not the default opposite of True: a stage may tell "created" from "updated"
-                # only with evidence, and a missing key means there was none.
-                job.state["exists"] = False
-            return False
-        if verdict.action == "skip":
-            state = self.options.state
-            if (
-                self.options.full
-                and verdict.confirmable
-                and state is not None
-                and verdict.digest is not None
-            ):
-                # The listing showed it in place: the state learns so, for the next resync.
-                state.confirm(
-                    record.kind, record.key, verdict.digest, verdict.remote_id, "in place (--full)"
-                )
-            return True
-        # Changed since its last push: the target has it, so a connector can update directly.
-        job.state["exists"] = True
-        job.remote_id = verdict.remote_id
-        return False
-
-    def _resumed_verdict(self, verdict: Verdict, job: Job) -> Verdict:
-        """An item an earlier run left in flight may be on the target already: look first.
-
-        A killed run that was pushing other content than the state confirmed may have left
-        that content on the target, so the item is updated even though it matches the state.
-        """
-        state = self.options.state
-        intent = None if state is None else state.in_flight(job.record.kind, job.record.key)
-        if intent is None or state is None:
-            return verdict
-        if verdict.action == "skip":
-            if intent.hash == verdict.digest:
-                state.settle(job.record.kind, job.record.key)  # what it pushed is confirmed
-                return verdict
-            verdict = Verdict("update", verdict.digest, verdict.remote_id)
-        job.resumed = job.maybe_applied = True
-        if intent.file_id is not None and intent.hash == verdict.digest:
-            job.state["file_id"] = intent.file_id  # the same content: its upload is reused
-        return verdict
-
     async def intend(self, jobs: Sequence[Job]) -> None:
         state = self.options.state
-        if state is None or self._deleting:
-            return
-        intents: dict[tuple[str, str], Intent] = {}
-        for job in jobs:
-            digest = job.state.get("hash")
-            if digest is None:
-                continue
-            wanted = (digest, job.state.get("file_id"))
-            if job.intent != wanted:  # once per job, and again when a stage adds a file id
-                job.intent = wanted
-                intents[(job.record.kind, job.record.key)] = Intent(*wanted)
-        await state.intend(intents)
+        if state is not None and not self._deleting:
+            await record_intents(state, jobs)
 
     def _failed_dependency(self, record: Record) -> str | None:
         """A link to an asset that failed in this run is skipped: it could only fail too."""
