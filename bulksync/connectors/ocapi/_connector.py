@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import orjson
+from pydantic import Field
 
 from ..._breaker import json_object_404
 from ...auth import SessionAuth
@@ -50,33 +51,20 @@ class OcapiOptions(Section):
     token_url: str = DEFAULT_TOKEN_URL
     data_path: str = "s/-/dw/data/v23_2"  # the Data API base, below base_url
     batch: bool = False  # send links through the batch API instead of one PUT each
-    batch_size: int = MAX_PARTS  # sub-requests per batch, at most 50
+    # Sub-requests per batch: the batch API takes at most 50.
+    batch_size: Annotated[int, Field(ge=1, le=MAX_PARTS)] = MAX_PARTS
     batch_path: str = "s/-/dw/batch"
-    list_page_size: int = MAX_COUNT  # --full lists each category's links in pages of this many
+    # --full lists each category's links in pages of this many.
+    list_page_size: Annotated[int, Field(ge=1, le=MAX_COUNT)] = MAX_COUNT
 
     def model_post_init(self, context: Any, /) -> None:
         for name in ("token_url", "data_path", "batch_path"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not value.strip("/ "):
+            if not getattr(self, name).strip("/ "):
                 raise ConfigError(f"[ocapi] {name} must be a non-empty string")
         # Stored without slashes at either end: request paths are joined to base_url, and the
         # batch's x-dw-resource-path is built from data_path.
         self.data_path = self.data_path.strip("/")
         self.batch_path = self.batch_path.strip("/")
-        size = self.list_page_size
-        if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= MAX_COUNT:
-            raise ConfigError(f"[ocapi] list_page_size must be an integer from 1 to {MAX_COUNT}")
-        if not isinstance(self.batch, bool):
-            raise ConfigError("[ocapi] batch must be true or false")
-        if (
-            not isinstance(self.batch_size, int)
-            or isinstance(self.batch_size, bool)
-            or not 1 <= self.batch_size <= MAX_PARTS
-        ):
-            raise ConfigError(
-                f"[ocapi] batch_size must be an integer from 1 to {MAX_PARTS} "
-                "(the batch API takes at most 50 sub-requests)"
-            )
 
 
 class AssetsUnsupportedStage(BaseStage):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, ClassVar
 
 import orjson
+from pydantic import Field
 
 from ..._breaker import json_object_404
 from ...auth import SessionAuth
@@ -28,16 +29,11 @@ class PropellerOptions(Section):
 
     table: ClassVar[str] = "propeller"
 
-    chunk: int = 100  # links per bulk call (newer Propeller endpoints cap at 100)
+    # Links per bulk call (newer Propeller endpoints cap at 100).
+    chunk: Annotated[int, Field(ge=1, le=1000)] = 100
     subtype: str | None = None  # for links whose input has none (the field is required)
     # Absolute, or a path on the base URL's origin; None: {origin}/oauth2/token, outside /v2.
     token_url: str | None = None
-
-    def model_post_init(self, context: Any, /) -> None:
-        if not isinstance(self.chunk, int) or not 1 <= self.chunk <= 1000:
-            raise ConfigError("[propeller] chunk must be an integer from 1 to 1000")
-        if self.token_url is not None and not isinstance(self.token_url, str):
-            raise ConfigError("[propeller] token_url must be a URL or a path")
 
 
 class PropellerConnector:

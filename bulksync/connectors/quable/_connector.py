@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
+
+from pydantic import Field
 
 from ..._breaker import json_object_404
 from ...auth import Authenticator, SessionAuth, StaticTokenAuth
@@ -33,26 +35,15 @@ class QuableOptions(Section):
 
     table: ClassVar[str] = "quable"
 
-    links_api: str = "v5"  # v5: one POST /api/links per link; v4: grouped document links
-    v4_batch: int = 200  # links per v4 request (one document and link type)
+    links_api: Literal["v5", "v4"] = "v5"  # v5: a POST /api/links per link; v4: grouped links
+    v4_batch: Annotated[int, Field(ge=1, le=10_000)] = 200  # links per v4 request
     file_type: str = "asset"  # fileType of POST /api/files
     # --full lists assets and links in pages of this many; 30 is API Platform's default, and
     # Quable documents no maximum.
-    list_page_size: int = 30
+    list_page_size: Annotated[int, Field(ge=1, le=1000)] = 30
     # Ask the login for a remember-me token (signin.remember) and refresh with it; off, as in
     # the documented example, a session nearing its end is replaced by a new login.
     remember_me: bool = False
-
-    def model_post_init(self, context: Any, /) -> None:
-        if self.links_api not in ("v5", "v4"):
-            raise ConfigError("[quable] links_api must be 'v5' or 'v4'")
-        if not isinstance(self.v4_batch, int) or not 1 <= self.v4_batch <= 10_000:
-            raise ConfigError("[quable] v4_batch must be an integer from 1 to 10000")
-        size = self.list_page_size
-        if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= 1000:
-            raise ConfigError("[quable] list_page_size must be an integer from 1 to 1000")
-        if not isinstance(self.remember_me, bool):
-            raise ConfigError("[quable] remember_me must be true or false")
 
 
 class QuableConnector:
