@@ -333,6 +333,9 @@ def _link(obj: Mapping[str, Any], origin: Origin) -> LinkRecord:
     )
 
 
+MAX_WARNED_FIELDS = 20
+
+
 class UnknownFields:
     """Fields no record has (a typo such as ``sequnce``): warned once per name, or with
     ``strict`` the line's failure reason."""
@@ -349,13 +352,22 @@ class UnknownFields:
         if self.strict:
             return "; ".join(f"unknown field {describe_unknown(n, self.known)}" for n in unknown)
         for name in unknown:
-            if name not in self._warned:
-                self._warned.add(name)
-                what = describe_unknown(name, self.known)
+            if name in self._warned or len(self._warned) > MAX_WARNED_FIELDS:
+                continue
+            self._warned.add(name)
+            if len(self._warned) > MAX_WARNED_FIELDS:
+                # A file with a new key on every line would print one warning per line and
+                # hold every name in memory.
                 note(
-                    f"bulksync: warning: {origin}: unknown field {what}"
-                    " is ignored (reported once per name; --strict-fields fails such lines)"
+                    f"bulksync: warning: {origin}: more than {MAX_WARNED_FIELDS} unknown field "
+                    "names; no more are reported (--strict-fields fails such lines)"
                 )
+                continue
+            what = describe_unknown(name, self.known)
+            note(
+                f"bulksync: warning: {origin}: unknown field {what}"
+                " is ignored (reported once per name; --strict-fields fails such lines)"
+            )
         return None
 
 

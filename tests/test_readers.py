@@ -682,3 +682,19 @@ def test_csv_streams_with_flat_memory(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert count == LINES // 2
     assert peak < 5_000_000
+
+
+def test_unknown_field_warnings_stop_after_a_bounded_number_of_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A new unknown key on every line must not print a warning per line."""
+    from bulksync._validate import MAX_WARNED_FIELDS
+
+    path = tmp_path / "links.jsonl"
+    lines = [f'{{"from": "a", "to": "b{i}", "type": "t", "extra{i}": 1}}' for i in range(200)]
+    path.write_text("\n".join(lines) + "\n")
+    records = list(read_records(path, "link"))
+    assert len(records) == 200 and all(isinstance(r, LinkRecord) for r in records)
+    warnings = capsys.readouterr().err.strip().splitlines()
+    assert len(warnings) == MAX_WARNED_FIELDS + 1, warnings
+    assert "no more are reported" in warnings[-1]
