@@ -14,6 +14,10 @@ from .connector import Capabilities, Connector, capabilities_of
 from .errors import ConfigError
 from .records import Kind
 
+PRUNE_NEEDS_STATE = (
+    "--prune needs the state store: drop --no-state (or set [state] enabled = true)"
+)
+
 
 def _names(kinds: Sequence[Kind] | frozenset[Kind]) -> str:
     return " and ".join(f"{kind}s" for kind in sorted(kinds)) or "nothing"
@@ -39,9 +43,7 @@ def check_job(
             )
     if prune:
         if not state:
-            raise ConfigError(
-                "--prune needs the state store: drop --no-state (or set [state] enabled = true)"
-            )
+            raise ConfigError(PRUNE_NEEDS_STATE)
         for kind in kinds:
             if kind not in caps.prune:
                 can = f"(it can prune {_names(caps.prune)})" if caps.prune else ""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+from ._job_check import PRUNE_NEEDS_STATE
 from .engine import Engine
 from .errors import BulksyncError, ConfigError
 from .records import Kind, Origin, Removal
@@ -81,9 +82,7 @@ async def prune(
     """Delete the doomed items of ``kinds`` (links before the assets they point at)."""
     engine = engines[0]
     if state is None:
-        raise ConfigError(
-            "--prune needs the state store: drop --no-state (or set [state] enabled = true)"
-        )
+        raise ConfigError(PRUNE_NEEDS_STATE)  # check_job refuses it first; kept for callers
     unreadable = sum(e.unreadable for e in engines)
     first = next((e.first_unreadable for e in engines if e.first_unreadable is not None), None)
     if unreadable:
