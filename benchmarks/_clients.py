@@ -79,8 +79,8 @@ def _report(items: int, started: float, cpu_started: float, **extra: Any) -> dic
 def bulksync(args: dict[str, Any]) -> dict[str, Any]:
     import anyio
 
-    from bulksync.config import Config, InputsConfig, LimitsConfig, OutputConfig, TargetConfig
-    from bulksync.runner import RunReport, run_job_async
+    from bulksync.app.config import Config, InputsConfig, LimitsConfig, OutputConfig, TargetConfig
+    from bulksync.app.runner import RunReport, run_job_async
 
     kind = str(args.get("kind", "quable"))
     if kind == "quable":

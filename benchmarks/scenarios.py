@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bulksync.demo import tiny_png
+from bulksync.app.demo import tiny_png
 
 from . import memory_links
 from ._harness import Figure, Sandbox, median, route_counts, run_client, total_requests

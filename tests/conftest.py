@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bulksync import redact
+from bulksync.spi import _redact as redact
 
 
 @pytest.fixture(autouse=True)

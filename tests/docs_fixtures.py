@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from bulksync.http import HttpResponse
+from bulksync.spi._http import HttpResponse
 
 FIXTURES = Path(__file__).parent / "fixtures" / "docs"
 

@@ -1,4 +1,4 @@
-"""Tests for bulksync.auth: Token, NoAuth, StaticTokenAuth and single-flight SessionAuth."""
+"""Tests for bulksync.engine.auth: Token, NoAuth, StaticTokenAuth and single-flight SessionAuth."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import anyio.lowlevel
 import orjson
 import pytest
 
-from bulksync.auth import NoAuth, SessionAuth, StaticTokenAuth, Token
-from bulksync.errors import AuthError
-from bulksync.http import HttpRequest, HttpResponse
-from bulksync.redact import MASK, redact
+from bulksync.engine.auth import NoAuth, SessionAuth, StaticTokenAuth
+from bulksync.spi._auth import Token
+from bulksync.spi._errors import AuthError
+from bulksync.spi._http import HttpRequest, HttpResponse
+from bulksync.spi._redact import MASK, redact
 
 
 class Clock:

@@ -16,7 +16,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from bulksync.cli import main
+from bulksync.app.cli import main
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64  # the fake target only needs some bytes
 
@@ -441,8 +441,8 @@ def test_a_csv_without_a_usable_header_stops_with_one_line(
 def test_duplicate_keys_are_found_whatever_the_colons(
     tmp_path: Path, line: bytes, duplicate: str | None
 ) -> None:
-    from bulksync.readers import read_records
-    from bulksync.records import BadRecord
+    from bulksync.inputs.readers import read_records
+    from bulksync.spi._records import BadRecord
 
     (tmp_path / "l.jsonl").write_bytes(line + b"\n")
     with read_records(tmp_path / "l.jsonl", "link") as stream:
@@ -466,8 +466,8 @@ def test_duplicate_keys_are_found_whatever_the_colons(
 def test_the_csv_delimiter_and_header_case_are_detected_or_given(
     tmp_path: Path, text: str, delimiter: str | None
 ) -> None:
-    from bulksync.readers import read_records
-    from bulksync.records import LinkRecord
+    from bulksync.inputs.readers import read_records
+    from bulksync.spi._records import LinkRecord
 
     (tmp_path / "l.csv").write_text(text)
     with read_records(tmp_path / "l.csv", "link", csv_delimiter=delimiter) as stream:
@@ -476,8 +476,8 @@ def test_the_csv_delimiter_and_header_case_are_detected_or_given(
 
 
 def test_a_wrong_given_delimiter_shows_the_header_read(tmp_path: Path) -> None:
-    from bulksync.errors import InputFileError
-    from bulksync.readers import read_records
+    from bulksync.inputs.readers import read_records
+    from bulksync.spi._errors import InputFileError
 
     (tmp_path / "l.csv").write_text("from;to;type\na;b;t\n")
     with pytest.raises(InputFileError) as info:

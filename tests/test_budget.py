@@ -1,4 +1,4 @@
-"""Tests for bulksync.budget: RateBudget pacing and SlidingWindow bookkeeping.
+"""Tests for bulksync.engine.budget: RateBudget pacing and SlidingWindow bookkeeping.
 
 Everything except one short real-clock test runs on an injected fake clock: ``sleep(d)``
 advances fake time by ``d`` (plus, when asked, a random oversleep that imitates a late timer)
@@ -16,7 +16,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from bulksync.budget import PACED_WINDOW_MAX_S, RateBudget, SlidingWindow
+from bulksync.engine.budget import PACED_WINDOW_MAX_S, RateBudget, SlidingWindow
 
 Windows = Sequence[tuple[int, float]]
 

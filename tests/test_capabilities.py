@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from bulksync.cli import main
+from bulksync.app.cli import main
 
 # Nothing listens on port 1: a request sent there would fail as unreachable, not as this.
 CLOSED = "http://127.0.0.1:1"

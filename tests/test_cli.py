@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from bulksync.cli import main
+from bulksync.app.cli import main
 
 SECRET = "s3cr3t-token-value-0123456789"
 
@@ -140,8 +140,8 @@ def test_config_and_input_errors_exit_2_with_one_line(
 
 
 def test_plain_http_is_refused_except_on_loopback() -> None:
-    from bulksync.config import check_base_url
-    from bulksync.errors import ConfigError
+    from bulksync.app.config import check_base_url
+    from bulksync.spi._errors import ConfigError
 
     for url in ("http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:9", "https://a.test"):
         check_base_url(url, allow_http=False)
@@ -164,8 +164,8 @@ def test_plain_http_is_refused_except_on_loopback() -> None:
     ],
 )
 def test_a_url_with_userinfo_is_refused_without_repeating_it(url: str) -> None:
-    from bulksync.config import check_base_url
-    from bulksync.errors import ConfigError
+    from bulksync.app.config import check_base_url
+    from bulksync.spi._errors import ConfigError
 
     with pytest.raises(ConfigError) as caught:
         check_base_url(url, allow_http=True)
@@ -370,12 +370,15 @@ def test_bulksync_sandbox_serves_and_stops_on_sigterm() -> None:
 
 
 def test_a_fake_target_url_with_a_password_is_refused_too(tmp_path: Path) -> None:
-    from bulksync.config import load_config
-    from bulksync.errors import ConfigError
+    from bulksync.app.config import load_config
+    from bulksync.spi._errors import ConfigError
 
     (tmp_path / "a.jsonl").write_text("", encoding="utf-8")
-    overrides = {"target.kind": "fake", "target.base_url": "https://u:hunter22@x.test",
-                 "inputs.assets": str(tmp_path / "a.jsonl")}
+    overrides = {
+        "target.kind": "fake",
+        "target.base_url": "https://u:hunter22@x.test",
+        "inputs.assets": str(tmp_path / "a.jsonl"),
+    }
     # The state would keep "fake https://u:hunter22@x.test" as the name of its target.
     with pytest.raises(ConfigError) as caught:
         load_config(None, overrides)

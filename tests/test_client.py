@@ -1,4 +1,4 @@
-"""Tests for bulksync.client.EngineClient over the FakeServer and over a scripted transport."""
+"""Tests for bulksync.engine.client over the FakeServer and over a scripted transport."""
 
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ import anyio.lowlevel
 import orjson
 import pytest
 
-from bulksync.auth import Authenticator, NoAuth, SessionAuth, StaticTokenAuth
-from bulksync.budget import RateBudget
-from bulksync.client import EngineClient, Target
-from bulksync.errors import AuthError, TransportError
-from bulksync.fake import FakeServer, FakeSettings, FakeTokenSource
-from bulksync.http import HttpRequest, HttpResponse
-from bulksync.results import RunStats
-from bulksync.retry import RetryPolicy
+from bulksync.connectors.fake._fake import FakeServer, FakeSettings, FakeTokenSource
+from bulksync.engine.auth import Authenticator, NoAuth, SessionAuth, StaticTokenAuth
+from bulksync.engine.budget import RateBudget
+from bulksync.engine.client import EngineClient, Target
+from bulksync.engine.retry import RetryPolicy
+from bulksync.spi._errors import AuthError, TransportError
+from bulksync.spi._http import HttpRequest, HttpResponse
+from bulksync.store.results import RunStats
 
 BASE = "https://api.example.com/v1"
 

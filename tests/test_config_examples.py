@@ -13,11 +13,11 @@ from typing import Any
 import anyio
 import pytest
 
-from bulksync.config import load_config
-from bulksync.readers import read_records
-from bulksync.records import BadRecord
-from bulksync.runner import RunOptions, run_job_async
+from bulksync.app.config import load_config
+from bulksync.app.runner import RunOptions, run_job_async
+from bulksync.inputs.readers import read_records
 from bulksync.sandbox import SandboxSettings, running_sandbox
+from bulksync.spi._records import BadRecord
 
 CONFIG = Path(__file__).resolve().parent.parent / "config"
 # sandbox.example.toml configures `bulksync sandbox`, not a job.

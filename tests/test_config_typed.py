@@ -9,9 +9,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from bulksync.cli import main
-from bulksync.demo import DemoOptions, run_demo
-from bulksync.errors import ConfigError
+from bulksync.app.cli import main
+from bulksync.app.demo import DemoOptions, run_demo
+from bulksync.spi._errors import ConfigError
 
 TOKEN = "qbl_9f8e7d6c-5b4a-3210-fedc-ba9876543210"
 
@@ -69,9 +69,7 @@ def test_a_string_false_is_not_true(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert not list(tmp_path.glob("*.sqlite"))
 
 
-def test_a_number_is_not_a_results_path(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_number_is_not_a_results_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     line = refused(capsys, ["run", "--config", str(job(tmp_path, "[output]\nresults = 5"))])
     assert line.endswith("[output] results: expected a path (a string), got integer")
     assert not (tmp_path / "5").exists()
@@ -123,13 +121,19 @@ def test_a_table_for_another_target_is_refused(
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ("[limits]\nconcurency = 4", "unknown key 'concurency' in [limits]; did you mean "
-         "'concurrency'?"),
+        (
+            "[limits]\nconcurency = 4",
+            "unknown key 'concurency' in [limits]; did you mean 'concurrency'?",
+        ),
         ("[limit]\nconcurrency = 4", "unknown config section [limit]; did you mean [limits]?"),
-        ("[fake]\ntransient_rat = 0.1", "unknown key 'transient_rat' in [fake]; did you mean "
-         "'transient_rate'?"),
-        ('[inputs]\nformat = "jsnl"', "[inputs] format: expected one of auto, jsonl, csv, got "
-         "'jsnl'; did you mean 'jsonl'?"),
+        (
+            "[fake]\ntransient_rat = 0.1",
+            "unknown key 'transient_rat' in [fake]; did you mean 'transient_rate'?",
+        ),
+        (
+            '[inputs]\nformat = "jsnl"',
+            "[inputs] format: expected one of auto, jsonl, csv, got 'jsnl'; did you mean 'jsonl'?",
+        ),
     ],
 )
 def test_a_typo_gets_a_did_you_mean(
@@ -167,7 +171,7 @@ def test_a_rate_window_is_a_pair_of_numbers(
 
 
 def test_a_config_built_in_code_is_checked_too() -> None:
-    from bulksync.config import TargetConfig
+    from bulksync.app.config import TargetConfig
 
     with pytest.raises(ConfigError, match=r"^\[target\] timeout_s: expected a number"):
         TargetConfig(timeout_s="60")  # type: ignore[arg-type]
@@ -198,7 +202,7 @@ def test_config_schema_describes_every_table(capsys: pytest.CaptureFixture[str])
     ],
 )
 def test_base_url_is_normalised(url: str, expected: str) -> None:
-    from bulksync.config import normalize_base_url
+    from bulksync.app.config import normalize_base_url
 
     assert normalize_base_url(url) == expected
 

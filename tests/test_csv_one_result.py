@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-import bulksync._csv as csv_module
-from bulksync.readers import read_records
+import bulksync.inputs._csv as csv_module
+from bulksync.inputs.readers import read_records
 
 
 def test_a_bug_in_a_swallowed_line_neither_duplicates_nor_loses_lines(

@@ -11,15 +11,16 @@ import anyio
 import orjson
 import pytest
 
-from bulksync.auth import NoAuth
-from bulksync.budget import RateBudget
-from bulksync.client import Target
-from bulksync.connector import BaseStage, Client, Done, Failed, Job, Outcome, Skipped
-from bulksync.engine import FEED_BATCH, Engine, EngineOptions
-from bulksync.fake import FakeConnector, FakeServer, FakeSettings
-from bulksync.records import AssetRecord, BadRecord, LinkRecord, Origin
-from bulksync.results import ErrorInfo, ResultWriter, read_results
-from bulksync.retry import RetryPolicy
+from bulksync.connectors.fake._fake import FakeConnector, FakeServer, FakeSettings
+from bulksync.engine._engine import FEED_BATCH, Engine, EngineOptions
+from bulksync.engine.auth import NoAuth
+from bulksync.engine.budget import RateBudget
+from bulksync.engine.client import Target
+from bulksync.engine.retry import RetryPolicy
+from bulksync.spi._connector import BaseStage, Client, Done, Failed, Job, Outcome, Skipped
+from bulksync.spi._errors import ErrorInfo
+from bulksync.spi._records import AssetRecord, BadRecord, LinkRecord, Origin
+from bulksync.store.results import ResultWriter, read_results
 
 FAST_RETRY = RetryPolicy(max_attempts=14, base_s=0.0005, cap_s=0.004, rng=random.Random(1))
 
@@ -320,8 +321,8 @@ async def test_retries_and_logins_are_charged_to_the_budget_and_no_window_is_exc
     windows = [(20, 0.25), (50, 1.0)]
     budget = RecordingBudget(windows)
     server = FakeServer(FakeSettings(transient_rate=0.3, seed=5, retry_after_s=None))
-    from bulksync.auth import SessionAuth
-    from bulksync.fake import FakeTokenSource
+    from bulksync.connectors.fake._fake import FakeTokenSource
+    from bulksync.engine.auth import SessionAuth
 
     server.settings.token_lifetime_s = 0.5  # logins every few hundred milliseconds
     writer = ResultWriter(tmp_path / "results.jsonl")
@@ -389,8 +390,8 @@ class GroupedStage(BaseStage):
         await anyio.lowlevel.checkpoint()
         self.requests.append([f"{j.record.from_}>{j.record.to}" for j in jobs])  # type: ignore[union-attr]
         if any(j.record.to == "bad" for j in jobs):  # type: ignore[union-attr]
-            from bulksync.connector import RequestFailed
-            from bulksync.errors import ErrorClass
+            from bulksync.spi._connector import RequestFailed
+            from bulksync.spi._errors import ErrorClass
 
             raise RequestFailed(ErrorInfo("HTTP400", "unknown target", 400), ErrorClass.ITEM)
         return [Done() for _ in jobs]
@@ -434,7 +435,7 @@ class TimingOutBatch(BaseStage):
         await anyio.lowlevel.checkpoint()
         self.sizes.append(len(jobs))
         if len(jobs) > 1:
-            from bulksync.errors import TransportError
+            from bulksync.spi._errors import TransportError
 
             raise TransportError("read timed out", maybe_applied=True, timeout=True)
         return [Done()]
@@ -499,7 +500,7 @@ async def test_an_unexpected_connector_error_fails_that_item_and_the_run_goes_on
 
 
 async def test_grouping_holds_a_bounded_number_of_jobs_for_unsorted_input() -> None:
-    from bulksync._stages import group_jobs
+    from bulksync.engine._stages import group_jobs
 
     class ByOrigin(BaseStage):
         name = "link"

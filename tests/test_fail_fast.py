@@ -26,21 +26,21 @@ import anyio
 import orjson
 import pytest
 
-from bulksync._preflight import preflight
-from bulksync.auth import NoAuth
-from bulksync.budget import RateBudget
-from bulksync.client import Target
-from bulksync.config import Config, OutputConfig, TargetConfig, load_config
-from bulksync.engine import Engine, EngineOptions
-from bulksync.errors import REFUSED, TLS, AuthError, TargetUnreachable, TransportError
-from bulksync.fake import FakeConnector, FakeServer, FakeSettings
-from bulksync.http import HttpRequest, HttpResponse
-from bulksync.records import LinkRecord, Origin
-from bulksync.results import ResultWriter, RunStats, read_results
-from bulksync.retry import RetryPolicy
-from bulksync.runner import RunOptions, run_job_async
+from bulksync.app.config import Config, OutputConfig, TargetConfig, load_config
+from bulksync.app.runner import RunOptions, run_job_async
+from bulksync.app.wiring import build_target
+from bulksync.connectors.fake._fake import FakeConnector, FakeServer, FakeSettings
+from bulksync.engine._engine import Engine, EngineOptions
+from bulksync.engine._preflight import preflight
+from bulksync.engine.auth import NoAuth
+from bulksync.engine.budget import RateBudget
+from bulksync.engine.client import Target
+from bulksync.engine.retry import RetryPolicy
 from bulksync.sandbox import SandboxSettings, running_sandbox
-from bulksync.targets import build_target
+from bulksync.spi._errors import REFUSED, TLS, AuthError, TargetUnreachable, TransportError
+from bulksync.spi._http import HttpRequest, HttpResponse
+from bulksync.spi._records import LinkRecord, Origin
+from bulksync.store.results import ResultWriter, RunStats, read_results
 
 TOKEN_ENV = "FAILFAST_TEST_QUABLE_TOKEN"
 ENV = {**os.environ, TOKEN_ENV: "sandbox-token", "PYTHONUNBUFFERED": "1"}
@@ -280,8 +280,11 @@ async def test_legit_per_item_404s_do_not_trip_the_breaker(
         sandbox.state.store.quable.assets.clear()
         lines = [
             orjson.dumps(
-                {"id": f"a{i}", "remotePath": f"https://img.example.com/{i}.jpg",
-                 "attributes": {"title": "changed"}}
+                {
+                    "id": f"a{i}",
+                    "remotePath": f"https://img.example.com/{i}.jpg",
+                    "attributes": {"title": "changed"},
+                }
             ).decode()
             for i in range(40)
         ]

@@ -14,19 +14,19 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from bulksync.auth import NoAuth
-from bulksync.budget import RateBudget
-from bulksync.client import EngineClient, Target
-from bulksync.connector import Done, Failed, Job, RequestFailed
 from bulksync.connectors.ocapi._delete import DeleteLinkStage
 from bulksync.connectors.ocapi._links import CategoryLinkStage
 from bulksync.connectors.quable._assets import CreateStage, DeleteStage
 from bulksync.connectors.quable._v4links import group_path
-from bulksync.readers import read_records
-from bulksync.records import AssetRecord, BadRecord, LinkRecord, Origin, Removal
-from bulksync.results import RunStats
-from bulksync.retry import RetryPolicy
-from bulksync.transport import AiohttpTransport
+from bulksync.engine.auth import NoAuth
+from bulksync.engine.budget import RateBudget
+from bulksync.engine.client import EngineClient, Target
+from bulksync.engine.retry import RetryPolicy
+from bulksync.engine.transport import AiohttpTransport
+from bulksync.inputs.readers import read_records
+from bulksync.spi._connector import Done, Failed, Job, RequestFailed
+from bulksync.spi._records import AssetRecord, BadRecord, LinkRecord, Origin, Removal
+from bulksync.store.results import RunStats
 
 HOSTILE = {
     "a/../b": "a%2F..%2Fb",

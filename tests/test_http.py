@@ -1,4 +1,4 @@
-"""Tests for bulksync.http: parse_retry_after and the request/response values."""
+"""Tests for bulksync.spi._http: parse_retry_after and the request/response values."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bulksync.http import FilePart, HttpRequest, HttpResponse, parse_retry_after
+from bulksync.spi._http import FilePart, HttpRequest, HttpResponse, parse_retry_after
 
 # Wed, 21 Oct 2015 07:28:00 GMT
 DATE = "Wed, 21 Oct 2015 07:28:00 GMT"

@@ -13,19 +13,19 @@ import pytest
 from aiohttp import BodyPartReader, web
 from aiohttp.test_utils import TestServer
 
-from bulksync._media import open_media
-from bulksync._stages import StageCounters, StagePool
-from bulksync.auth import NoAuth
-from bulksync.budget import RateBudget
-from bulksync.client import EngineClient, Target
-from bulksync.connector import Failed, Job, Skipped
 from bulksync.connectors.quable._assets import UploadStage
-from bulksync.errors import LocalFileError
-from bulksync.http import FilePart, HttpRequest, HttpResponse
-from bulksync.records import AssetRecord, Origin
-from bulksync.results import RunStats
-from bulksync.retry import RetryPolicy
-from bulksync.transport import AiohttpTransport
+from bulksync.engine._media import open_media
+from bulksync.engine._stages import StageCounters, StagePool
+from bulksync.engine.auth import NoAuth
+from bulksync.engine.budget import RateBudget
+from bulksync.engine.client import EngineClient, Target
+from bulksync.engine.retry import RetryPolicy
+from bulksync.engine.transport import AiohttpTransport
+from bulksync.spi._connector import Failed, Job, Skipped
+from bulksync.spi._errors import LocalFileError
+from bulksync.spi._http import FilePart, HttpRequest, HttpResponse
+from bulksync.spi._records import AssetRecord, Origin
+from bulksync.store.results import RunStats
 
 
 class Uploads:

@@ -16,9 +16,13 @@ from typing import Any
 import orjson
 import pytest
 
-from bulksync import _csv, engine, fake, readers, results, runner, verdict
-from bulksync.cli import main
-from bulksync.redact import register_secret
+from bulksync.app import runner
+from bulksync.app.cli import main
+from bulksync.connectors.fake import _fake as fake
+from bulksync.engine import _engine as engine
+from bulksync.inputs import _csv, readers
+from bulksync.spi._redact import register_secret
+from bulksync.store import results, verdict
 
 BOOM = "boom"  # the key fragment that makes an injected function raise
 
@@ -94,7 +98,7 @@ def test_a_bug_on_one_record_fails_that_record_and_the_run_goes_on(
     csv: bool,
 ) -> None:
     if layer == "validator":
-        from bulksync import _validate
+        from bulksync.inputs import _validate
 
         owner, name = _validate, "_link"
     monkeypatch.setattr(owner, name, boom_on(getattr(owner, name), has_boom))
@@ -142,8 +146,7 @@ def test_a_bug_in_the_result_writer_exits_5_with_a_crash_file(
     [line] = err.strip().splitlines()
     [crash] = crash_files(crash_dir)
     assert (
-        line
-        == "bulksync: internal error: OSError: [Errno 28] No space left on device "
+        line == "bulksync: internal error: OSError: [Errno 28] No space left on device "
         f"(details in {crash})"
     )
     assert "Traceback" in crash.read_text() and "No space left on device" in crash.read_text()

@@ -1,4 +1,4 @@
-"""Tests for the streaming JSONL/CSV readers in bulksync.readers."""
+"""Tests for the streaming JSONL/CSV readers in bulksync.inputs.readers."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from typing import Any
 import orjson
 import pytest
 
-from bulksync.errors import InputFileError
-from bulksync.readers import read_records
-from bulksync.records import AssetRecord, BadRecord, Kind, LinkRecord, link_key
+from bulksync.inputs.readers import read_records
+from bulksync.spi._errors import InputFileError
+from bulksync.spi._records import AssetRecord, BadRecord, Kind, LinkRecord, link_key
 
 Item = AssetRecord | LinkRecord | BadRecord
 
@@ -688,7 +688,7 @@ def test_unknown_field_warnings_stop_after_a_bounded_number_of_names(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A new unknown key on every line must not print a warning per line."""
-    from bulksync._validate import MAX_WARNED_FIELDS
+    from bulksync.inputs._validate import MAX_WARNED_FIELDS
 
     path = tmp_path / "links.jsonl"
     lines = [f'{{"from": "a", "to": "b{i}", "type": "t", "extra{i}": 1}}' for i in range(200)]

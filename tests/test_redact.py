@@ -7,9 +7,9 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from bulksync.connector import response_error
-from bulksync.http import HttpResponse
-from bulksync.redact import MASK, body_excerpt, redact, redacted_excerpt, register_secret
+from bulksync.spi._connector import response_error
+from bulksync.spi._http import HttpResponse
+from bulksync.spi._redact import MASK, body_excerpt, redact, redacted_excerpt, register_secret
 
 SECRET = "tok/en+with=odd&chars-0123456789"
 

@@ -9,19 +9,19 @@ import anyio
 import orjson
 import pytest
 
-from bulksync.auth import NoAuth
-from bulksync.budget import RateBudget
-from bulksync.client import EngineClient, Target
-from bulksync.connector import RemoteItem, RemotePage, response_error
-from bulksync.errors import AuthError, FatalTargetError, TransportError
-from bulksync.http import HttpRequest, HttpResponse
-from bulksync.prune import doomed_items, scope_size
-from bulksync.records import AssetRecord, Kind, LinkRecord, Origin, Record
-from bulksync.remote import RemoteIndex, list_remote
-from bulksync.results import RunStats
-from bulksync.retry import RetryPolicy
-from bulksync.state import StateStore, content_hash
-from bulksync.verdict import Judge
+from bulksync.app.prune import doomed_items, scope_size
+from bulksync.engine.auth import NoAuth
+from bulksync.engine.budget import RateBudget
+from bulksync.engine.client import EngineClient, Target
+from bulksync.engine.retry import RetryPolicy
+from bulksync.spi._connector import RemoteItem, RemotePage, response_error
+from bulksync.spi._errors import AuthError, FatalTargetError, TransportError
+from bulksync.spi._http import HttpRequest, HttpResponse
+from bulksync.spi._records import AssetRecord, Kind, LinkRecord, Origin, Record
+from bulksync.store.remote import RemoteIndex, list_remote
+from bulksync.store.results import RunStats
+from bulksync.store.state import StateStore, content_hash
+from bulksync.store.verdict import Judge
 
 BASE = "https://api.example.com"
 FAST = RetryPolicy(max_attempts=4, max_elapsed_s=10.0, base_s=0.001, cap_s=0.002)
@@ -154,9 +154,8 @@ async def test_a_refused_token_is_an_auth_error(index: RemoteIndex) -> None:
     class Forbidden(PagedLister):
         def read_page(self, kind: Kind, request: HttpRequest, response: HttpResponse) -> RemotePage:
             if response.status == 403:
-                from bulksync.connector import RequestFailed
-                from bulksync.errors import ErrorClass
-                from bulksync.results import ErrorInfo
+                from bulksync.spi._connector import RequestFailed
+                from bulksync.spi._errors import ErrorClass, ErrorInfo
 
                 raise RequestFailed(ErrorInfo("HTTP403", "forbidden", 403), ErrorClass.AUTH)
             return super().read_page(kind, request, response)

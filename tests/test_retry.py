@@ -1,4 +1,4 @@
-"""Tests for bulksync.retry.RetryPolicy: full-jitter backoff, Retry-After floor, limits."""
+"""Tests for bulksync.engine.retry.RetryPolicy: full-jitter backoff, Retry-After floor, limits."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from bulksync.retry import RetryPolicy
+from bulksync.engine.retry import RetryPolicy
 
 
 def policy(seed: int = 1, **kwargs: float) -> RetryPolicy:

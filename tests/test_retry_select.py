@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bulksync._retry_select import SHOWN, RetrySelection
-from bulksync.records import BadRecord, LinkRecord, Origin
+from bulksync.app._retry_select import SHOWN, RetrySelection
+from bulksync.spi._records import BadRecord, LinkRecord, Origin
 
 
 def link(line: int, to: str) -> LinkRecord:
@@ -43,7 +43,7 @@ def test_many_mismatches_are_shown_up_to_a_few_then_counted(
 def test_failed_items_of_a_file_this_job_does_not_read_are_not_dropped_silently(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from bulksync.errors import ConfigError
+    from bulksync.spi._errors import ConfigError
 
     selection = RetrySelection({"/old/links.jsonl": {2: "a->b:t"}})
     with pytest.raises(ConfigError, match=r"come from /old/links\.jsonl, which this job"):
@@ -59,7 +59,7 @@ def test_failed_items_of_a_file_this_job_does_not_read_are_not_dropped_silently(
 def test_retry_failed_on_another_input_file_says_so_instead_of_exit_0(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from bulksync.cli import main
+    from bulksync.app.cli import main
 
     (tmp_path / "x.bin").write_bytes(b"x")
     (tmp_path / "a.jsonl").write_text('{"id": "a1", "file": "x.bin"}\n', encoding="utf-8")
@@ -74,7 +74,15 @@ def test_retry_failed_on_another_input_file_says_so_instead_of_exit_0(
     results = tmp_path / "results.jsonl"
     capsys.readouterr()
     # The failed a1 of a.jsonl is not in b.jsonl's results: nothing retried is no success.
-    code = main(["retry-failed", str(results), "--config", str(config), "--assets",
-                 str(tmp_path / "b.jsonl")])
+    code = main(
+        [
+            "retry-failed",
+            str(results),
+            "--config",
+            str(config),
+            "--assets",
+            str(tmp_path / "b.jsonl"),
+        ]
+    )
     assert code == 2
     assert "which this job does not read" in capsys.readouterr().err

@@ -8,15 +8,15 @@ from pathlib import Path
 import anyio
 from test_review_findings import OneStageConnector
 
-from bulksync.auth import NoAuth
-from bulksync.budget import RateBudget
-from bulksync.client import Target
-from bulksync.connector import BaseStage, Client, Done, Job, Outcome
-from bulksync.engine import Engine, EngineOptions
-from bulksync.fake import FakeServer
-from bulksync.records import LinkRecord, Origin
-from bulksync.results import ResultWriter, read_results
-from bulksync.state import Intent, StateStore, content_hash
+from bulksync.connectors.fake._fake import FakeServer
+from bulksync.engine._engine import Engine, EngineOptions
+from bulksync.engine.auth import NoAuth
+from bulksync.engine.budget import RateBudget
+from bulksync.engine.client import Target
+from bulksync.spi._connector import BaseStage, Client, Done, Job, Outcome
+from bulksync.spi._records import LinkRecord, Origin
+from bulksync.store.results import ResultWriter, read_results
+from bulksync.store.state import Intent, StateStore, content_hash
 
 
 class Recording(BaseStage):
@@ -88,7 +88,7 @@ def test_retry_failed_does_not_push_a_line_that_failed_as_a_duplicate(tmp_path: 
     overwriting line 1's item on the target (the flip-flop issue 12 item 9 removes)."""
     import orjson
 
-    from bulksync.cli import main
+    from bulksync.app.cli import main
 
     rows = [{"from": "d", "to": "t", "type": "x", "sequence": n} for n in (1, 2)]
     (tmp_path / "links.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
@@ -112,7 +112,7 @@ class Scripted:
     """A client answering from a script, one answer per request, recording what was sent."""
 
     def __init__(self, answers: list[tuple[int, bytes]]) -> None:
-        from bulksync.http import HttpResponse
+        from bulksync.spi._http import HttpResponse
 
         self._answers = [HttpResponse(s, {"content-type": "text/html"}, b) for s, b in answers]
         self.sent: list[tuple[str, str]] = []
@@ -128,9 +128,9 @@ async def test_an_asset_recreated_after_a_put_404_needs_a_readable_answer() -> N
     yet it is reported 'succeeded (created)'."""
     import pytest
 
-    from bulksync.connector import RequestFailed
     from bulksync.connectors.quable._assets import CreateStage
-    from bulksync.records import AssetRecord
+    from bulksync.spi._connector import RequestFailed
+    from bulksync.spi._records import AssetRecord
 
     record = AssetRecord(Origin("a.jsonl", 1), "shirt", remote_path="https://x.test/a.jpg")
     job = Job(record, state={"exists": True})
@@ -145,9 +145,9 @@ async def test_an_asset_recreate_answered_500_after_a_put_404_is_maybe_applied()
     first create; quable_error is called without write=True, so it is not marked."""
     import pytest
 
-    from bulksync.connector import RequestFailed
     from bulksync.connectors.quable._assets import CreateStage
-    from bulksync.records import AssetRecord
+    from bulksync.spi._connector import RequestFailed
+    from bulksync.spi._records import AssetRecord
 
     record = AssetRecord(Origin("a.jsonl", 1), "shirt", remote_path="https://x.test/a.jpg")
     job = Job(record, state={"exists": True})

@@ -14,22 +14,22 @@ import anyio
 import orjson
 import pytest
 
-from bulksync import runner as runner_mod
-from bulksync.auth import NoAuth
-from bulksync.budget import RateBudget
-from bulksync.cli import main
-from bulksync.client import Target
-from bulksync.connector import BaseStage, Client, Done, Failed, Job, Outcome
-from bulksync.engine import Engine, EngineOptions
-from bulksync.errors import BulksyncError
-from bulksync.fake import FakeConnector, FakeServer
-from bulksync.http import HttpRequest, HttpResponse
-from bulksync.records import LinkRecord, Origin
-from bulksync.redact import RedactingFilter, register_secret
-from bulksync.results import ErrorInfo, ItemResult, ResultWriter, read_results
-from bulksync.retry import RetryPolicy
-from bulksync.runner import max_delete_limit
-from bulksync.targets import BuiltTarget, build_target
+from bulksync.app import runner as runner_mod
+from bulksync.app.cli import main
+from bulksync.app.runner import max_delete_limit
+from bulksync.app.wiring import BuiltTarget, build_target
+from bulksync.connectors.fake._fake import FakeConnector, FakeServer
+from bulksync.engine._engine import Engine, EngineOptions
+from bulksync.engine.auth import NoAuth
+from bulksync.engine.budget import RateBudget
+from bulksync.engine.client import Target
+from bulksync.engine.retry import RetryPolicy
+from bulksync.spi._connector import BaseStage, Client, Done, Failed, Job, Outcome
+from bulksync.spi._errors import BulksyncError, ErrorInfo
+from bulksync.spi._http import HttpRequest, HttpResponse
+from bulksync.spi._records import LinkRecord, Origin
+from bulksync.spi._redact import RedactingFilter, register_secret
+from bulksync.store.results import ItemResult, ResultWriter, read_results
 
 # --------------------------------------------------------------------------------------------
 # helpers
@@ -336,7 +336,7 @@ def test_a_locked_state_database_gives_a_one_line_error(
 
 
 def test_max_delete_inf_percent_is_a_config_error() -> None:
-    from bulksync.errors import ConfigError
+    from bulksync.spi._errors import ConfigError
 
     with pytest.raises(ConfigError):
         max_delete_limit("inf%", 10)
@@ -359,7 +359,7 @@ class GateAfterFirst(BaseStage):
 
 
 async def test_a_confirmed_item_is_committed_within_the_flush_interval(tmp_path: Path) -> None:
-    from bulksync.state import StateStore
+    from bulksync.store.state import StateStore
 
     path = tmp_path / "s.sqlite"
     state = StateStore(path, "t", flush_interval_s=0.2)
@@ -427,8 +427,9 @@ def test_ctrl_c_during_prune_writes_the_summary_and_exits_130(
 
 
 async def test_a_token_with_expires_in_zero_is_not_renewed_before_every_request() -> None:
-    from bulksync.auth import SessionAuth, Token
-    from bulksync.http import HttpRequest, HttpResponse
+    from bulksync.engine.auth import SessionAuth
+    from bulksync.spi._auth import Token
+    from bulksync.spi._http import HttpRequest, HttpResponse
 
     class ZeroLifetime:
         def login_request(self) -> HttpRequest:

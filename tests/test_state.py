@@ -10,9 +10,9 @@ import anyio
 import orjson
 import pytest
 
-from bulksync.cli import main
-from bulksync.records import AssetRecord, LinkRecord, Origin
-from bulksync.state import Confirmed, Intent, StateStore, content_hash
+from bulksync.app.cli import main
+from bulksync.spi._records import AssetRecord, LinkRecord, Origin
+from bulksync.store.state import Confirmed, Intent, StateStore, content_hash
 
 
 def test_confirmations_are_batched_and_survive_a_reopen(tmp_path: Path) -> None:

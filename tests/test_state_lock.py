@@ -10,9 +10,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from bulksync._state_lock import StateInUse, holder, lock_path
-from bulksync.cli import main
-from bulksync.state import StateStore
+from bulksync.app.cli import main
+from bulksync.store._state_lock import StateInUse, holder, lock_path
+from bulksync.store.state import StateStore
 
 
 def test_a_second_exclusive_store_is_refused_naming_the_holder(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Tests for bulksync.transport.AiohttpTransport.
+"""Tests for bulksync.engine.transport.AiohttpTransport.
 
 Most tests mock aiohttp with aioresponses; a few run against a local aiohttp server on
 127.0.0.1 to see the bytes on the wire (multipart, timeouts, refused connections).
@@ -22,9 +22,9 @@ from aiohttp.test_utils import TestServer
 from aioresponses import aioresponses
 from yarl import URL
 
-from bulksync.errors import TransportError
-from bulksync.http import FilePart, HttpRequest
-from bulksync.transport import AiohttpTransport
+from bulksync.engine.transport import AiohttpTransport
+from bulksync.spi._errors import TransportError
+from bulksync.spi._http import FilePart, HttpRequest
 
 URL_ = "https://api.example.com/v1/assets"
 
@@ -357,8 +357,8 @@ def test_connect_causes_work_on_an_aiohttp_without_the_dns_error_class(
 ) -> None:
     import socket
 
-    from bulksync.errors import DNS, REFUSED
-    from bulksync.transport import connect_cause
+    from bulksync.engine.transport import connect_cause
+    from bulksync.spi._errors import DNS, REFUSED
 
     # pyproject allows aiohttp>=3.9; ClientConnectorDNSError only exists from 3.10.10.
     monkeypatch.delattr(aiohttp, "ClientConnectorDNSError")

@@ -16,16 +16,16 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from bulksync.auth import NoAuth, SessionAuth
-from bulksync.budget import RateBudget
-from bulksync.client import EngineClient, Target
-from bulksync.connector import RequestFailed
-from bulksync.errors import AuthError, ErrorClass, TransportError
-from bulksync.fake import FakeTokenSource
-from bulksync.http import FilePart, HttpRequest
-from bulksync.results import RunStats
-from bulksync.retry import RetryPolicy
-from bulksync.transport import AiohttpTransport, form_disposition
+from bulksync.connectors.fake._fake import FakeTokenSource
+from bulksync.engine.auth import NoAuth, SessionAuth
+from bulksync.engine.budget import RateBudget
+from bulksync.engine.client import EngineClient, Target
+from bulksync.engine.retry import RetryPolicy
+from bulksync.engine.transport import AiohttpTransport, form_disposition
+from bulksync.spi._connector import RequestFailed
+from bulksync.spi._errors import AuthError, ErrorClass, TransportError
+from bulksync.spi._http import FilePart, HttpRequest
+from bulksync.store.results import RunStats
 
 FAST_RETRY = RetryPolicy(max_attempts=4, max_elapsed_s=10.0, base_s=0.001, cap_s=0.002)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from bulksync.http import HttpRequest, HttpResponse
+from bulksync.spi._http import HttpRequest, HttpResponse
 
 Answer = HttpResponse | Callable[[HttpRequest], HttpResponse]
 

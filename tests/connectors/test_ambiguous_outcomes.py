@@ -15,17 +15,17 @@ from typing import Any
 
 import pytest
 
-from bulksync._stages import StageCounters, StagePool
-from bulksync.connector import Done, Failed, Job, RequestFailed, Skipped, Stage
 from bulksync.connectors.ocapi import OcapiConnector, OcapiOptions
 from bulksync.connectors.propeller._links import BulkLinkStage
 from bulksync.connectors.quable._assets import CreateStage, UploadStage
 from bulksync.connectors.quable._links import V4LinkStage, V5LinkStage, find_link
-from bulksync.errors import ErrorClass, TransportError
-from bulksync.http import HttpRequest, HttpResponse
-from bulksync.records import AssetRecord, LinkRecord, Origin
-from bulksync.results import RunStats
-from bulksync.retry import RetryPolicy
+from bulksync.engine._stages import StageCounters, StagePool
+from bulksync.engine.retry import RetryPolicy
+from bulksync.spi._connector import Done, Failed, Job, RequestFailed, Skipped, Stage
+from bulksync.spi._errors import ErrorClass, TransportError
+from bulksync.spi._http import HttpRequest, HttpResponse
+from bulksync.spi._records import AssetRecord, LinkRecord, Origin
+from bulksync.store.results import RunStats
 
 from .scripted import ScriptedClient, reply
 
@@ -151,7 +151,7 @@ async def test_an_unreadable_2xx_to_a_link_create_is_no_success(kind: str) -> No
 
 
 def test_the_unreadable_body_is_named_with_its_type_and_an_excerpt() -> None:
-    from bulksync.answers import json_object
+    from bulksync.spi._answers import json_object
 
     with pytest.raises(RequestFailed) as caught:
         json_object(GARBAGE["html"], "create of x", write=True)

@@ -10,8 +10,8 @@ import anyio
 import orjson
 import pytest
 
-from bulksync.demo import DemoOptions, write_catalogue
-from bulksync.runner import RunOptions, run_job_async
+from bulksync.app.demo import DemoOptions, write_catalogue
+from bulksync.app.runner import RunOptions, run_job_async
 from bulksync.sandbox import SandboxSettings, running_sandbox
 
 from .test_propeller import _credentials, product, sandbox_config

@@ -9,9 +9,9 @@ def test_quable_asset_matches_when_the_pim_renders_missing_locales_as_null() -> 
     --full run PUTs the asset again ("a second run ... makes no write" never holds)."""
     from pathlib import Path
 
-    from bulksync.connector import RemoteItem
     from bulksync.connectors.quable._listing import QuableLister
-    from bulksync.records import AssetRecord, Origin
+    from bulksync.spi._connector import RemoteItem
+    from bulksync.spi._records import AssetRecord, Origin
 
     record = AssetRecord(
         Origin("assets.jsonl", 1),

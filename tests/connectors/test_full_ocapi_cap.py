@@ -4,7 +4,7 @@ category are listed for --full and --full --prune."""
 from __future__ import annotations
 
 from bulksync.connectors.ocapi._listing import OcapiLister
-from bulksync.http import HttpRequest
+from bulksync.spi._http import HttpRequest
 
 from .scripted import reply
 

@@ -10,9 +10,9 @@ from typing import Any
 import orjson
 import pytest
 
-from bulksync.config import load_config
-from bulksync.demo import tiny_png
-from bulksync.runner import RunOptions, RunReport, run_job_async
+from bulksync.app.config import load_config
+from bulksync.app.demo import tiny_png
+from bulksync.app.runner import RunOptions, RunReport, run_job_async
 from bulksync.sandbox import Sandbox, SandboxSettings, running_sandbox
 
 TOKEN_ENV = "FULL_TEST_QUABLE_TOKEN"
@@ -171,7 +171,7 @@ async def test_full_prune_is_held_by_the_guard_when_the_target_holds_much_more(
 async def test_full_on_ocapi_puts_only_what_the_listing_shows_different(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bulksync.config import Config, InputsConfig, LimitsConfig, OutputConfig, TargetConfig
+    from bulksync.app.config import Config, InputsConfig, LimitsConfig, OutputConfig, TargetConfig
 
     monkeypatch.setenv("FULL_TEST_OCAPI_ID", "sandbox")
     monkeypatch.setenv("FULL_TEST_OCAPI_SECRET", "sandbox")

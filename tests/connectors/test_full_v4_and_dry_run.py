@@ -10,7 +10,7 @@ import anyio
 import orjson
 import pytest
 
-from bulksync.config import (
+from bulksync.app.config import (
     Config,
     InputsConfig,
     LimitsConfig,
@@ -18,7 +18,7 @@ from bulksync.config import (
     StateConfig,
     TargetConfig,
 )
-from bulksync.runner import RunOptions, run_job_async
+from bulksync.app.runner import RunOptions, run_job_async
 from bulksync.sandbox import SandboxSettings, running_sandbox
 
 TOKEN_ENV = "REVIEW_FULL_V4_TOKEN"

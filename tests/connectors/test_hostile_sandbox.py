@@ -14,8 +14,8 @@ from typing import Any
 import anyio
 import pytest
 
-from bulksync.config import Config, InputsConfig, LimitsConfig, OutputConfig, TargetConfig
-from bulksync.runner import RunReport, run_job_async
+from bulksync.app.config import Config, InputsConfig, LimitsConfig, OutputConfig, TargetConfig
+from bulksync.app.runner import RunReport, run_job_async
 from bulksync.sandbox import SandboxSettings, SandboxState, running_sandbox
 
 from .test_quable_sandbox import catalogue, config_for, results, write_jsonl

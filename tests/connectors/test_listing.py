@@ -11,8 +11,7 @@ import anyio
 import orjson
 import pytest
 
-from bulksync.client import EngineClient
-from bulksync.config import (
+from bulksync.app.config import (
     Config,
     InputsConfig,
     LimitsConfig,
@@ -20,20 +19,21 @@ from bulksync.config import (
     StateConfig,
     TargetConfig,
 )
-from bulksync.connector import Done, Job, RemoteItem, RemoteLister, RequestFailed
+from bulksync.app.demo import tiny_png
+from bulksync.app.runner import run_job_async
+from bulksync.app.wiring import build_target
 from bulksync.connectors.ocapi._delete import DeleteLinkStage
 from bulksync.connectors.ocapi._listing import OcapiLister
 from bulksync.connectors.quable._listing import QuableLister
-from bulksync.demo import tiny_png
-from bulksync.errors import ErrorClass
-from bulksync.http import HttpRequest, HttpResponse
-from bulksync.readers import read_records
-from bulksync.records import AssetRecord, LinkRecord, Origin, Record, Removal
-from bulksync.results import RunStats
-from bulksync.retry import RetryPolicy
-from bulksync.runner import run_job_async
+from bulksync.engine.client import EngineClient
+from bulksync.engine.retry import RetryPolicy
+from bulksync.inputs.readers import read_records
 from bulksync.sandbox import SandboxSettings, running_sandbox
-from bulksync.targets import build_target
+from bulksync.spi._connector import Done, Job, RemoteItem, RemoteLister, RequestFailed
+from bulksync.spi._errors import ErrorClass
+from bulksync.spi._http import HttpRequest, HttpResponse
+from bulksync.spi._records import AssetRecord, LinkRecord, Origin, Record, Removal
+from bulksync.store.results import RunStats
 
 from .scripted import ScriptedClient, reply
 

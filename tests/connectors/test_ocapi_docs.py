@@ -11,14 +11,14 @@ import orjson
 import pytest
 from docs_fixtures import load, names, response
 
-from bulksync.connector import Done, Job, RemoteItem, RequestFailed
 from bulksync.connectors.ocapi._auth import DEFAULT_TOKEN_URL, OcapiClientCredentials
 from bulksync.connectors.ocapi._delete import DeleteLinkStage
 from bulksync.connectors.ocapi._links import CategoryLinkStage
 from bulksync.connectors.ocapi._listing import OcapiLister
-from bulksync.errors import ErrorClass
-from bulksync.http import HttpRequest, HttpResponse
-from bulksync.records import LinkRecord, Origin, Removal, link_key
+from bulksync.spi._connector import Done, Job, RemoteItem, RequestFailed
+from bulksync.spi._errors import ErrorClass
+from bulksync.spi._http import HttpRequest, HttpResponse
+from bulksync.spi._records import LinkRecord, Origin, Removal, link_key
 
 from .scripted import ScriptedClient
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from bulksync.connector import Done, Failed, Job
 from bulksync.connectors.ocapi._batch import MAX_BODY_BYTES, BatchLinkStage
 from bulksync.connectors.ocapi._delete import DeleteLinkStage, link_from_key
 from bulksync.connectors.ocapi._links import CategoryLinkStage
-from bulksync.records import LinkRecord, Origin, Removal, link_key
+from bulksync.spi._connector import Done, Failed, Job
+from bulksync.spi._records import LinkRecord, Origin, Removal, link_key
 
 from .scripted import ScriptedClient, reply
 from .test_ocapi_unit import DATA, batch_reply, created, fault, job, sent_parts, to_category

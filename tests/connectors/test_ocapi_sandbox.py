@@ -10,8 +10,8 @@ import anyio
 import orjson
 import pytest
 
-from bulksync.config import Config, InputsConfig, LimitsConfig, OutputConfig, TargetConfig
-from bulksync.runner import RunOptions, RunReport, run_job_async
+from bulksync.app.config import Config, InputsConfig, LimitsConfig, OutputConfig, TargetConfig
+from bulksync.app.runner import RunOptions, RunReport, run_job_async
 from bulksync.sandbox import SandboxSettings, SandboxState, running_sandbox
 
 CLIENT_ID, CLIENT_SECRET = "BULKSYNC_TEST_OCAPI_CLIENT_ID", "BULKSYNC_TEST_OCAPI_CLIENT_SECRET"
@@ -276,7 +276,7 @@ async def test_refused_client_credentials_stop_with_exit_3(
 async def test_prune_deletes_the_category_links_that_left_the_input(
     tmp_path: Path, batch: bool
 ) -> None:
-    from bulksync.runner import RunOptions
+    from bulksync.app.runner import RunOptions
 
     links = write_links(tmp_path, 60)
     async with running_sandbox(sandbox_settings()) as sandbox:

@@ -12,15 +12,15 @@ from typing import Any
 import orjson
 import pytest
 
-from bulksync.config import Config, TargetConfig
-from bulksync.connector import Done, Failed, Job, Outcome, RequestFailed
+from bulksync.app.config import Config, TargetConfig
 from bulksync.connectors.ocapi import OcapiConnector, OcapiOptions, build_ocapi
 from bulksync.connectors.ocapi._auth import OcapiClientCredentials
 from bulksync.connectors.ocapi._batch import BatchLinkStage, split_multipart
 from bulksync.connectors.ocapi._links import CategoryLinkStage
-from bulksync.errors import AuthError, ConfigError, ErrorClass
-from bulksync.http import HttpRequest, HttpResponse
-from bulksync.records import AssetRecord, Endpoint, LinkRecord, Origin
+from bulksync.spi._connector import Done, Failed, Job, Outcome, RequestFailed
+from bulksync.spi._errors import AuthError, ConfigError, ErrorClass
+from bulksync.spi._http import HttpRequest, HttpResponse
+from bulksync.spi._records import AssetRecord, Endpoint, LinkRecord, Origin
 
 from .scripted import ScriptedClient, reply
 

@@ -10,16 +10,17 @@ import anyio
 import orjson
 import pytest
 
-from bulksync.auth import SessionAuth, Token
-from bulksync.config import Config, InputsConfig, LimitsConfig, OutputConfig, TargetConfig
-from bulksync.connector import Done, Failed, Job, RequestFailed
+from bulksync.app.config import Config, InputsConfig, LimitsConfig, OutputConfig, TargetConfig
+from bulksync.app.runner import run_job_async
 from bulksync.connectors.propeller import build_propeller
 from bulksync.connectors.propeller._auth import PropellerLogin, resolve_token_url
 from bulksync.connectors.propeller._links import BulkLinkStage
-from bulksync.errors import AuthError, ConfigError, ErrorClass
-from bulksync.records import LinkRecord, Origin
-from bulksync.runner import run_job_async
+from bulksync.engine.auth import SessionAuth
 from bulksync.sandbox import SandboxSettings, running_sandbox
+from bulksync.spi._auth import Token
+from bulksync.spi._connector import Done, Failed, Job, RequestFailed
+from bulksync.spi._errors import AuthError, ConfigError, ErrorClass
+from bulksync.spi._records import LinkRecord, Origin
 
 from .scripted import ScriptedClient, reply
 

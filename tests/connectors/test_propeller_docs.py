@@ -14,13 +14,13 @@ import docs_fixtures as docs  # pytest puts tests/ (home of the top conftest.py)
 import pytest
 from docs_fixtures import load, response
 
-from bulksync.auth import SessionAuth
-from bulksync.connector import Done, Failed, Job, RequestFailed
 from bulksync.connectors.propeller._auth import PropellerLogin, resolve_token_url
 from bulksync.connectors.propeller._links import BulkLinkStage
-from bulksync.errors import AuthError, ErrorClass
-from bulksync.http import HttpRequest, HttpResponse
-from bulksync.records import LinkRecord, Origin
+from bulksync.engine.auth import SessionAuth
+from bulksync.spi._connector import Done, Failed, Job, RequestFailed
+from bulksync.spi._errors import AuthError, ErrorClass
+from bulksync.spi._http import HttpRequest, HttpResponse
+from bulksync.spi._records import LinkRecord, Origin
 
 from .scripted import ScriptedClient, reply
 

@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 from docs_fixtures import load, names, response
 
-from bulksync.connector import Done, Job, RequestFailed
 from bulksync.connectors.quable._assets import CreateStage, DeleteStage, UploadStage
 from bulksync.connectors.quable._auth import QuableLogin
 from bulksync.connectors.quable._errors import PERMISSION_405, quable_error
 from bulksync.connectors.quable._links import V4LinkStage, V5LinkStage
-from bulksync.errors import ErrorClass
-from bulksync.http import HttpRequest
-from bulksync.records import AssetRecord, LinkRecord, Origin, Removal
+from bulksync.spi._connector import Done, Job, RequestFailed
+from bulksync.spi._errors import ErrorClass
+from bulksync.spi._http import HttpRequest
+from bulksync.spi._records import AssetRecord, LinkRecord, Origin, Removal
 
 from .scripted import ScriptedClient
 

@@ -10,7 +10,7 @@ import aiohttp
 import anyio
 import pytest
 
-from bulksync.runner import RunReport, run_job_async
+from bulksync.app.runner import RunReport, run_job_async
 from bulksync.sandbox import Sandbox, SandboxSettings, running_sandbox
 
 from .test_quable_sandbox import PASSWORD, USER, catalogue, config_for, results

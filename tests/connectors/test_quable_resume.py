@@ -14,8 +14,8 @@ from typing import Any
 import anyio
 import orjson
 
-from bulksync.demo import tiny_png
-from bulksync.engine import FEED_BATCH
+from bulksync.app.demo import tiny_png
+from bulksync.engine._engine import FEED_BATCH
 from bulksync.sandbox import SandboxSettings, running_sandbox
 
 LINKS = 20_000

@@ -10,15 +10,15 @@ import anyio
 import orjson
 import pytest
 
-from bulksync.config import (
+from bulksync.app.config import (
     Config,
     InputsConfig,
     LimitsConfig,
     OutputConfig,
     TargetConfig,
 )
-from bulksync.demo import tiny_png
-from bulksync.runner import RunOptions, RunReport, run_job_async
+from bulksync.app.demo import tiny_png
+from bulksync.app.runner import RunOptions, RunReport, run_job_async
 from bulksync.sandbox import SandboxSettings, running_sandbox
 
 USER, PASSWORD = "BULKSYNC_TEST_QUABLE_USER", "BULKSYNC_TEST_QUABLE_PASSWORD"

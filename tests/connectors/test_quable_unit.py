@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from bulksync.connector import Done, Failed, Job, RequestFailed
 from bulksync.connectors.quable._assets import CreateStage, DeleteStage, UploadStage
 from bulksync.connectors.quable._auth import QuableLogin
 from bulksync.connectors.quable._errors import quable_error
 from bulksync.connectors.quable._links import V4LinkStage, V5LinkStage, find_removed_link
-from bulksync.errors import AuthError, ErrorClass
-from bulksync.records import AssetRecord, LinkRecord, Origin, Removal
+from bulksync.spi._connector import Done, Failed, Job, RequestFailed
+from bulksync.spi._errors import AuthError, ErrorClass
+from bulksync.spi._records import AssetRecord, LinkRecord, Origin, Removal
 
 from .scripted import ScriptedClient, reply
 

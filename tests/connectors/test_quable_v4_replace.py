@@ -12,15 +12,15 @@ import anyio
 import orjson
 import pytest
 
-from bulksync.config import Config, InputsConfig, LimitsConfig, OutputConfig, TargetConfig
-from bulksync.connector import Done, Failed, Job, Outcome
+from bulksync.app.config import Config, InputsConfig, LimitsConfig, OutputConfig, TargetConfig
+from bulksync.app.runner import RunOptions, run_job_async
 from bulksync.connectors.quable._connector import QuableConnector, QuableOptions
 from bulksync.connectors.quable._links import V4LinkStage
 from bulksync.connectors.quable._v4links import MAX_PAGES, GroupLocks, V4PruneStage
-from bulksync.http import HttpRequest, HttpResponse
-from bulksync.records import LinkRecord, Origin, Removal, link_key
-from bulksync.runner import RunOptions, run_job_async
 from bulksync.sandbox import SandboxSettings, running_sandbox
+from bulksync.spi._connector import Done, Failed, Job, Outcome
+from bulksync.spi._http import HttpRequest, HttpResponse
+from bulksync.spi._records import LinkRecord, Origin, Removal, link_key
 
 from .scripted import ScriptedClient, reply
 
@@ -203,8 +203,8 @@ async def test_prune_of_an_unreadable_key_fails_that_item_only() -> None:
 
 
 async def test_the_listing_error_is_raised_classified_for_the_engine_to_retry() -> None:
-    from bulksync.connector import RequestFailed
-    from bulksync.errors import ErrorClass
+    from bulksync.spi._connector import RequestFailed
+    from bulksync.spi._errors import ErrorClass
 
     client = ScriptedClient(reply(503, {"hydra:description": "busy"}, {"retry-after": "2"}))
     with pytest.raises(RequestFailed) as failure:

@@ -18,8 +18,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from bulksync.cli import main
-from bulksync.config import (
+from bulksync.app.cli import main
+from bulksync.app.config import (
     Config,
     InputsConfig,
     LimitsConfig,
@@ -27,8 +27,8 @@ from bulksync.config import (
     StateConfig,
     TargetConfig,
 )
-from bulksync.demo import tiny_png
-from bulksync.runner import RunOptions, run_job_async
+from bulksync.app.demo import tiny_png
+from bulksync.app.runner import RunOptions, run_job_async
 from bulksync.sandbox import SandboxState, running_sandbox
 
 from .test_ocapi_sandbox import (

@@ -85,6 +85,7 @@ def jpeg(width: int, height: int) -> bytes:
     sof = b"\xff\xc2" + struct.pack(">HBHHB", 17, 8, height, width, 3) + b"\x01\x22\x00" * 3
     return b"\xff\xd8" + app0 + sof + b"\xff\xda" + b"\x00" * 16 + b"\xff\xd9"
 
+
 CHECKOUT = Path(__file__).resolve().parents[2]
 
 

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 import orjson
 
-from ...answers import bad_response, excerpt, read_object
-from ...connector import BaseStage, Client, Failed, Job, Outcome, RequestFailed
-from ...errors import ErrorClass
-from ...http import HttpRequest, HttpResponse, parse_retry_after
-from ...results import ErrorInfo
+from bulksync.spi._answers import bad_response, excerpt, read_object
+from bulksync.spi._connector import BaseStage, Client, Failed, Job, Outcome, RequestFailed
+from bulksync.spi._errors import ErrorClass, ErrorInfo
+from bulksync.spi._http import HttpRequest, HttpResponse, parse_retry_after
+
 from ._errors import as_failed, classify, error_info, ocapi_error
 from ._links import (
     CategoryLink,

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 import orjson
 from pydantic import Field
 
-from ..._breaker import json_object_404
-from ...auth import SessionAuth
-from ...config import Section, check_base_url, refuse_userinfo, split_url
-from ...connector import (
+from bulksync.app.config import Section, check_base_url, refuse_userinfo, split_url
+from bulksync.engine.auth import SessionAuth
+from bulksync.engine.transport import AiohttpTransport
+from bulksync.spi._connector import (
     BaseStage,
     Capabilities,
     Client,
@@ -21,12 +21,12 @@ from ...connector import (
     Outcome,
     RemoteLister,
     Stage,
+    json_object_404,
 )
-from ...errors import ConfigError
-from ...http import HttpRequest, HttpResponse
-from ...records import AssetRecord, Kind, LinkRecord
-from ...results import ErrorInfo
-from ...transport import AiohttpTransport
+from bulksync.spi._errors import ConfigError, ErrorInfo
+from bulksync.spi._http import HttpRequest, HttpResponse
+from bulksync.spi._records import AssetRecord, Kind, LinkRecord
+
 from ._auth import DEFAULT_TOKEN_URL, OcapiClientCredentials
 from ._batch import MAX_PARTS, BatchLinkStage
 from ._delete import DeleteLinkStage
@@ -34,8 +34,8 @@ from ._links import CategoryLinkStage, category_link
 from ._listing import MAX_COUNT, OcapiLister
 
 if TYPE_CHECKING:
-    from ...config import Config
-    from ...targets import BuiltTarget
+    from bulksync.app.config import Config
+    from bulksync.app.wiring import BuiltTarget
 
 
 # The catalog and category of the preflight's read: no real one is known before the input.
@@ -136,8 +136,8 @@ class OcapiConnector:
 
 
 def build_ocapi(config: Config) -> BuiltTarget:
-    from ...client import Target
-    from ...targets import BuiltTarget, budget_for
+    from bulksync.app.wiring import BuiltTarget, budget_for
+    from bulksync.engine.client import Target
 
     options = config.settings("ocapi", OcapiOptions)
     target_config = config.target

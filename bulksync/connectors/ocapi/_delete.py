@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from ...connector import UNSAFE_SEGMENTS, BaseStage, Client, Done, Failed, Job, Outcome
-from ...http import HttpRequest
-from ...records import Removal
-from ...results import ErrorInfo
+from bulksync.spi._connector import UNSAFE_SEGMENTS, BaseStage, Client, Done, Failed, Job, Outcome
+from bulksync.spi._errors import ErrorInfo
+from bulksync.spi._http import HttpRequest
+from bulksync.spi._records import Removal
+
 from ._errors import CATEGORY_LINK_NOT_FOUND, ocapi_error, read_fault
 from ._links import _ENDPOINT_KEYS, LINK_TYPES, CategoryLink
 

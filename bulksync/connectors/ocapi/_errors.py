@@ -14,11 +14,10 @@ from typing import Any
 
 import orjson
 
-from ...connector import Failed, RequestFailed, classify_status
-from ...errors import ErrorClass
-from ...http import HttpResponse, parse_retry_after
-from ...redact import body_excerpt
-from ...results import ErrorInfo
+from bulksync.spi._connector import Failed, RequestFailed, classify_status
+from bulksync.spi._errors import ErrorClass, ErrorInfo
+from bulksync.spi._http import HttpResponse, parse_retry_after
+from bulksync.spi._redact import body_excerpt
 
 RESOURCE_STATE_CONFLICT = "ResourceStateConflictException"
 CATEGORY_LINK_NOT_FOUND = "CategoryLinkNotFoundException"

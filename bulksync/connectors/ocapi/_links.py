@@ -13,11 +13,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ...answers import json_object, read_object
-from ...connector import BaseStage, Client, Done, Failed, Job, Outcome, path_segment
-from ...http import HttpRequest, HttpResponse
-from ...records import LinkRecord, endpoint_text
-from ...results import ErrorInfo
+from bulksync.spi._answers import json_object, read_object
+from bulksync.spi._connector import BaseStage, Client, Done, Failed, Job, Outcome, path_segment
+from bulksync.spi._errors import ErrorInfo
+from bulksync.spi._http import HttpRequest, HttpResponse
+from bulksync.spi._records import LinkRecord, endpoint_text
+
 from ._errors import CATEGORY_LINK_NOT_FOUND, RESOURCE_STATE_CONFLICT, ocapi_error, read_fault
 
 # Seed 003: "type Enum {other, accessories, cross_selling, up_selling, spare_parts}".

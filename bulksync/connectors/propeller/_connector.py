@@ -8,20 +8,20 @@ from typing import TYPE_CHECKING, Annotated, ClassVar
 import orjson
 from pydantic import Field
 
-from ..._breaker import json_object_404
-from ...auth import SessionAuth
-from ...config import Section
-from ...connector import Capabilities, RemoteLister, Stage
-from ...errors import ConfigError
-from ...http import HttpRequest, HttpResponse
-from ...records import AssetRecord, Kind, LinkRecord, endpoint_text
-from ...transport import AiohttpTransport
+from bulksync.app.config import Section
+from bulksync.engine.auth import SessionAuth
+from bulksync.engine.transport import AiohttpTransport
+from bulksync.spi._connector import Capabilities, RemoteLister, Stage, json_object_404
+from bulksync.spi._errors import ConfigError
+from bulksync.spi._http import HttpRequest, HttpResponse
+from bulksync.spi._records import AssetRecord, Kind, LinkRecord, endpoint_text
+
 from ._auth import RENEWAL_MARGIN_S, PropellerLogin, resolve_token_url
 from ._links import BulkLinkStage, link_refusal
 
 if TYPE_CHECKING:
-    from ...config import Config
-    from ...targets import BuiltTarget
+    from bulksync.app.config import Config
+    from bulksync.app.wiring import BuiltTarget
 
 
 class PropellerOptions(Section):
@@ -91,8 +91,8 @@ class PropellerConnector:
 
 
 def build_propeller(config: Config) -> BuiltTarget:
-    from ...client import Target
-    from ...targets import BuiltTarget, budget_for
+    from bulksync.app.wiring import BuiltTarget, budget_for
+    from bulksync.engine.client import Target
 
     options = config.settings("propeller", PropellerOptions)
     target_config = config.target

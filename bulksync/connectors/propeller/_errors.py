@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...connector import RequestFailed, classify_status
-from ...errors import ErrorClass
-from ...http import HttpResponse, parse_retry_after
-from ...redact import body_excerpt
-from ...results import ErrorInfo
+from bulksync.spi._connector import RequestFailed, classify_status
+from bulksync.spi._errors import ErrorClass, ErrorInfo
+from bulksync.spi._http import HttpResponse, parse_retry_after
+from bulksync.spi._redact import body_excerpt
 
 
 @dataclass(frozen=True, slots=True)

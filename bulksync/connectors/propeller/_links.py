@@ -12,11 +12,12 @@ import re
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
-from ...answers import bad_response, json_object
-from ...connector import BaseStage, Client, Done, Failed, Job, Outcome, RequestFailed
-from ...http import HttpRequest, HttpResponse
-from ...records import LinkRecord
-from ...results import ErrorInfo
+from bulksync.spi._answers import bad_response, json_object
+from bulksync.spi._connector import BaseStage, Client, Done, Failed, Job, Outcome, RequestFailed
+from bulksync.spi._errors import ErrorInfo
+from bulksync.spi._http import HttpRequest, HttpResponse
+from bulksync.spi._records import LinkRecord
+
 from ._errors import envelope, propeller_error
 
 LINK_TYPES = frozenset(

@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from ..._breaker import json_object_404
-from ...auth import Authenticator, SessionAuth, StaticTokenAuth
-from ...config import Section
-from ...connector import BOTH_KINDS, Capabilities, RemoteLister, Stage
-from ...errors import ConfigError
-from ...http import HttpRequest, HttpResponse
-from ...records import Kind
-from ...transport import AiohttpTransport
+from bulksync.app.config import Section
+from bulksync.engine.auth import Authenticator, SessionAuth, StaticTokenAuth
+from bulksync.engine.transport import AiohttpTransport
+from bulksync.spi._connector import BOTH_KINDS, Capabilities, RemoteLister, Stage, json_object_404
+from bulksync.spi._errors import ConfigError
+from bulksync.spi._http import HttpRequest, HttpResponse
+from bulksync.spi._records import Kind
+
 from ._assets import CreateStage, DeleteStage, UploadStage
 from ._auth import QuableLogin
 from ._links import V4LinkStage, V5LinkStage, find_removed_link
@@ -23,8 +23,8 @@ from ._listing import QuableLister
 from ._v4links import V4PruneStage
 
 if TYPE_CHECKING:
-    from ...config import Config
-    from ...targets import BuiltTarget
+    from bulksync.app.config import Config
+    from bulksync.app.wiring import BuiltTarget
 
 # Documented per instance: 6,000 requests per sliding 10 minutes and 300,000 per 24 hours.
 QUABLE_WINDOWS = [(6000, 600.0), (300000, 86400.0)]
@@ -86,8 +86,8 @@ class QuableConnector:
 
 
 def build_quable(config: Config) -> BuiltTarget:
-    from ...client import Target
-    from ...targets import BuiltTarget, budget_for
+    from bulksync.app.wiring import BuiltTarget, budget_for
+    from bulksync.engine.client import Target
 
     options = config.settings("quable", QuableOptions)
     target_config = config.target

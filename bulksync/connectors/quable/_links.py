@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 from typing import Any
 
-from ...answers import bad_response, json_object
-from ...connector import (
+from bulksync.spi._answers import bad_response, json_object
+from bulksync.spi._connector import (
     ABSENT_ON_TARGET,
     BaseStage,
     Client,
@@ -23,10 +23,10 @@ from ...connector import (
     RequestFailed,
     path_segment,
 )
-from ...errors import ErrorClass
-from ...http import HttpRequest, HttpResponse
-from ...records import LinkRecord, Removal
-from ...results import ErrorInfo
+from bulksync.spi._errors import ErrorClass, ErrorInfo
+from bulksync.spi._http import HttpRequest, HttpResponse
+from bulksync.spi._records import LinkRecord, Removal
+
 from ._errors import quable_error
 from ._listing import relation_id
 from ._v4links import (

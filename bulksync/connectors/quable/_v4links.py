@@ -20,11 +20,12 @@ from typing import Any
 
 import anyio
 
-from ...answers import json_object, json_or_empty
-from ...connector import BaseStage, Client, Done, Failed, Job, Outcome, path_segment
-from ...http import HttpRequest
-from ...records import Removal, link_key
-from ...results import ErrorInfo
+from bulksync.spi._answers import json_object, json_or_empty
+from bulksync.spi._connector import BaseStage, Client, Done, Failed, Job, Outcome, path_segment
+from bulksync.spi._errors import ErrorInfo
+from bulksync.spi._http import HttpRequest
+from bulksync.spi._records import Removal, link_key
+
 from ._errors import quable_error
 from ._listing import relation_id
 

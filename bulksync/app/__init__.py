@@ -1,0 +1,1 @@
+"""The application: the CLI, the run, plan and prune flows, progress, reports, the demo."""

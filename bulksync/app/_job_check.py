@@ -1,0 +1,77 @@
+"""The job against the target's declared capabilities, before the first request.
+
+Everything here is known from the config and the command line alone, so a job the target
+cannot carry out (assets for a links-only API, --prune where nothing can be deleted, --prune
+without a state) stops at once with one line and exit 2: runs and dry runs alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from bulksync.app._config_errors import did_you_mean
+from bulksync.spi._connector import Capabilities, Connector, capabilities_of
+from bulksync.spi._errors import ConfigError
+from bulksync.spi._records import Kind
+
+PRUNE_NEEDS_STATE = "--prune needs the state store: drop --no-state (or set [state] enabled = true)"
+
+
+def _names(kinds: Sequence[Kind] | frozenset[Kind]) -> str:
+    return " and ".join(f"{kind}s" for kind in sorted(kinds)) or "nothing"
+
+
+def check_job(
+    connector: Connector,
+    kinds: Sequence[Kind],
+    *,
+    prune: bool,
+    full: bool,
+    state: bool,
+) -> list[str]:
+    """Raise :class:`ConfigError` for what the target cannot do; return notes for what it
+    does differently (``--full`` on a target that cannot be listed pushes everything)."""
+    caps: Capabilities = capabilities_of(connector)
+    target = connector.name
+    for kind in kinds:
+        if kind not in caps.kinds:
+            raise ConfigError(
+                f"the {target} target takes {_names(caps.kinds)} only: remove the {kind}s "
+                f"input ([inputs] {kind}s or --{kind}s)"
+            )
+    if prune:
+        if not state:
+            raise ConfigError(PRUNE_NEEDS_STATE)
+        for kind in kinds:
+            if kind not in caps.prune:
+                can = f"(it can prune {_names(caps.prune)})" if caps.prune else ""
+                raise ConfigError(
+                    f"--prune is not supported for {target} {kind}s {can}".rstrip()
+                    + ": the API documents no delete for them; run without --prune"
+                )
+    notes = []
+    unlisted = [kind for kind in kinds if kind not in caps.listing]
+    if full and unlisted:
+        notes.append(
+            f"bulksync: --full: the {target} API documents no listing of {_names(unlisted)} "
+            "to compare with, so every one is pushed again"
+        )
+    return notes
+
+
+def check_stage_names(connector: Connector, names: Mapping[str, int]) -> None:
+    """``[limits] stage_concurrency`` keys are stage names: a typo (``uplaod``) would leave
+    that stage at the default worker count without a word."""
+    known: set[str] = set()
+    for kind in capabilities_of(connector).kinds:
+        for stages in (connector.stages, connector.delete_stages):
+            try:
+                known.update(stage.name for stage in stages(kind))
+            except ConfigError:
+                continue  # a kind or a prune this target does not do: no stage to name
+    for name in names:
+        if name not in known:
+            raise ConfigError(
+                f"[limits] stage_concurrency: no stage '{name}' on the {connector.name} target"
+                f"{did_you_mean(name, known)} (stages: {', '.join(sorted(known))})"
+            )

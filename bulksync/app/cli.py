@@ -1,0 +1,259 @@
+"""The `bulksync` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bulksync._version import __version__
+from bulksync.app._retry_select import failed_items
+from bulksync.app.config import load_config
+from bulksync.app.report import write_report
+from bulksync.spi._errors import EXIT_INTERNAL, BulksyncError
+from bulksync.spi._redact import RedactingFilter, redact, redacted_excerpt
+
+EXIT_USAGE = 2
+
+
+class _NoTraceback(logging.Filter):
+    """Without --verbose a logged exception keeps its one line; the traceback is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            record.msg = f"{record.getMessage()}: {type(error).__name__}: {error}"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bulksync",
+        description="Move product catalogues into PIM and commerce APIs, fast, losing no item.",
+    )
+    parser.add_argument("--version", action="version", version=f"bulksync {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log requests and retries")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = commands.add_parser("run", help="run a sync job from a TOML config")
+    _job_arguments(run)
+
+    retry = commands.add_parser(
+        "retry-failed", help="run again only the items that failed in a results file"
+    )
+    retry.add_argument("failed_from", type=Path, metavar="RESULTS", help="a results JSONL file")
+    _job_arguments(retry)
+    report = commands.add_parser("report", help="print a results file as a bulk response")
+    report.add_argument("results", type=Path, help="a results JSONL file")
+    report.add_argument("--failed", action="store_true", help="only the failed items")
+
+    # Listed here for --help; main() hands its arguments to the sandbox's own parser.
+    commands.add_parser(
+        "sandbox", help="run the local API emulator (Quable, Propeller, OCAPI); see sandbox --help"
+    )
+
+    demo = commands.add_parser("demo", help="a sample run, no account needed")
+    demo.add_argument("--assets", type=int, default=500, help="assets with a file (500)")
+    demo.add_argument("--remote-assets", type=int, default=100, help="remotePath assets (100)")
+    demo.add_argument("--links", type=int, default=2000, help="links (2000)")
+    demo.add_argument("--documents", type=int, default=200, help="documents linked from (200)")
+    demo.add_argument(
+        "--faults",
+        type=float,
+        default=0.0,
+        help="share of requests failing transiently (503s, dropped connections, lost answers)",
+    )
+    demo.add_argument(
+        "--links-api", choices=("v5", "v4"), default="v5", help="Quable links API (v5)"
+    )
+    demo.add_argument("--workdir", type=Path, help="where to write the catalogue and results")
+    commands.add_parser(
+        "config-schema", help="print the JSON schema of a job config (for editor completion)"
+    )
+    return parser
+
+
+def _job_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options shared by `run` and `retry-failed`."""
+    parser.add_argument("--config", type=Path, help="the job's TOML config file")
+    parser.add_argument(
+        "--kind",
+        choices=("quable", "propeller", "ocapi", "fake"),
+        help="the target ([target] kind); needed without --config: fake is the built-in "
+        "in-memory target",
+    )
+    parser.add_argument("--base-url", help="the target's base URL ([target] base_url)")
+    parser.add_argument("--assets", type=Path, help="assets input file, JSONL or CSV")
+    parser.add_argument("--links", type=Path, help="links input file, JSONL or CSV")
+    parser.add_argument("--results", type=Path, help="where to write the results JSONL")
+    parser.add_argument(
+        "--rate",
+        action="append",
+        metavar="N/SECONDS",
+        help="a rate window such as 6000/600; repeat for several ([limits] rate)",
+    )
+    parser.add_argument("--concurrency", type=int, help="workers per stage ([limits] concurrency)")
+    parser.add_argument("--no-progress", action="store_true", help="no live progress display")
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="ignore the state: list the target through its API's paging and push what differs",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print what would be done; send nothing"
+    )
+    parser.add_argument(
+        "--prune",
+        action="store_true",
+        help="delete what earlier runs pushed (with --full: what the target lists) and the "
+        "input no longer holds",
+    )
+    parser.add_argument(
+        "--max-delete",
+        default="5%",
+        metavar="N|N%",
+        help="prune guard: stop before deleting more than this (default 5%% of the scope)",
+    )
+    parser.add_argument(
+        "--strict-fields",
+        action="store_true",
+        help="fail input lines with an unknown field or CSV column (default: warn once)",
+    )
+    parser.add_argument("--state", type=Path, help="the state database ([state] path)")
+    parser.add_argument(
+        "--no-state", action="store_true", help="keep no state: no resume, no skipping"
+    )
+
+
+def _parse_rate(values: list[str] | None) -> list[list[float]] | None:
+    if not values:
+        return None
+    windows = []
+    for value in values:
+        try:
+            count, seconds = value.split("/", 1)
+            windows.append([int(count), float(seconds)])
+        except ValueError:
+            raise BulksyncError(
+                f"--rate expects N/SECONDS such as 6000/600, got '{value}'"
+            ) from None
+    return windows
+
+
+def _run(args: argparse.Namespace) -> int:
+    from bulksync.app.runner import RunOptions, run_job
+
+    overrides: dict[str, Any] = {
+        "target.kind": args.kind,
+        "target.base_url": args.base_url,
+        "inputs.assets": str(args.assets.resolve()) if args.assets else None,
+        "inputs.links": str(args.links.resolve()) if args.links else None,
+        "output.results": str(args.results.resolve()) if args.results else None,
+        "limits.rate": _parse_rate(args.rate),
+        "limits.concurrency": args.concurrency,
+        "output.progress": False if args.no_progress else None,
+        "state.path": str(args.state.resolve()) if args.state else None,
+        "state.enabled": False if args.no_state else None,
+    }
+    options = RunOptions(
+        full=args.full, dry_run=args.dry_run, prune=args.prune, max_delete=args.max_delete
+    )
+    options.strict_fields = args.strict_fields
+    failed_from: Path | None = getattr(args, "failed_from", None)
+    if failed_from is not None:
+        options.only_keys = failed_items(failed_from)  # by key: lines move when input changes
+        if args.results is None:
+            overrides["output.results"] = str(failed_from.with_suffix(".retry.jsonl").resolve())
+    return run_job(load_config(args.config, overrides), options=options).exit_code
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from bulksync.app.demo import DemoOptions, run_demo
+
+    options = DemoOptions(
+        assets=args.assets,
+        remote_assets=args.remote_assets,
+        links=args.links,
+        documents=args.documents,
+        faults=args.faults,
+        links_api=args.links_api,
+        workdir=args.workdir,
+    )
+    return run_demo(options).exit_code
+
+
+def _crashed(exc: BaseException) -> int:
+    """A bug outside any one record: one line, the traceback (masked) in a crash file."""
+    text = "".join(traceback.format_exception(exc))
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]  # the one line names the error the task group wrapped
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = Path(tempfile.gettempdir()) / f"bulksync-crash-{stamp}-{os.getpid()}.txt"
+    where = str(path)
+    try:
+        # Owner-only, and never through a name another user planted in the shared temporary
+        # folder: a traceback shows paths, ids and answers even with the secrets masked.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as crash:
+            crash.write(f"bulksync {__version__}\n{redact(text)}")
+    except OSError as error:
+        where = f"none written: {error.strerror or error}"
+    what = redacted_excerpt(f"{type(exc).__name__}: {exc}".replace("\n", " "), 300)
+    print(f"bulksync: internal error: {what} (details in {where})", file=sys.stderr)
+    return EXIT_INTERNAL
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["sandbox"]:
+        from bulksync.sandbox import main as sandbox_main
+
+        return sandbox_main(argv[1:])
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for handler in logging.getLogger().handlers:
+        if not args.verbose:
+            handler.addFilter(_NoTraceback())
+        handler.addFilter(RedactingFilter())
+    try:
+        if args.command in ("run", "retry-failed"):
+            return _run(args)
+        if args.command == "demo":
+            return _demo(args)
+        if args.command == "config-schema":
+            from bulksync.app.wiring import config_schema
+
+            sys.stdout.write(orjson.dumps(config_schema(), option=orjson.OPT_INDENT_2).decode())
+            sys.stdout.write("\n")
+            return 0
+        write_report(args.results, sys.stdout, failed_only=args.failed)
+        return 0
+    except BulksyncError as exc:
+        print(f"bulksync: {redact(str(exc))}", file=sys.stderr)
+        return exc.exit_code if exc.exit_code != 1 else EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader of our output went away (`bulksync report ... | head`): not an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as exc:  # ExceptionGroup included: a bug, never a traceback for a user
+        return _crashed(exc)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,386 @@
+"""Run one configured job: open the inputs, drive the engine, write results and summary."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from bulksync.app._job_check import check_job, check_stage_names
+from bulksync.app._retry_select import RetrySelection
+from bulksync.app.config import Config, normalize_base_url
+from bulksync.app.plan import format_plan, make_plan, plan_json
+from bulksync.app.progress import RunProgress, count_lines, note
+from bulksync.app.prune import PruneGuardError, PruneSkipped, max_delete_limit, prune
+from bulksync.app.wiring import BuiltTarget, build_connector, build_target
+from bulksync.engine._breaker import CircuitBreaker, no_route_of
+from bulksync.engine._engine import Engine, EngineOptions, Input
+from bulksync.engine._preflight import preflight, stall_limit
+from bulksync.engine.client import EngineClient
+from bulksync.engine.retry import RetryPolicy
+from bulksync.inputs.readers import read_records
+from bulksync.spi._connector import Connector, RemoteLister, capabilities_of
+from bulksync.spi._errors import AuthError, BulksyncError, ConfigError, first_bulksync_error
+from bulksync.spi._http import HttpRequest
+from bulksync.spi._records import AssetRecord, Kind, LinkRecord
+from bulksync.spi._redact import redact
+from bulksync.store._state_lock import holder as state_holder
+from bulksync.store.remote import RemoteIndex, list_remote
+from bulksync.store.results import (
+    ResultWriter,
+    RunStats,
+    format_summary,
+    summary_path,
+    write_summary,
+)
+from bulksync.store.state import StateStore
+from bulksync.store.verdict import Judge
+
+__all__ = ["PruneGuardError", "RunOptions", "RunReport", "max_delete_limit", "run_job"]
+
+EXIT_OK, EXIT_FAILED_ITEMS, EXIT_USAGE, EXIT_AUTH, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_UNREACHABLE = 4  # TargetUnreachable.exit_code
+EXIT_INTERNAL = 5  # set by the command line when a bug escapes (bulksync.spi._errors)
+
+
+@dataclass(slots=True)
+class RunReport:
+    exit_code: int
+    summary: dict[str, Any]
+
+
+@dataclass(slots=True)
+class RunOptions:
+    """How this run uses the state: the command-line modes of `bulksync run`."""
+
+    full: bool = False  # push everything again, whatever the state says
+    dry_run: bool = False  # print the plan, send nothing
+    prune: bool = False  # delete what earlier runs pushed and the input no longer holds
+    max_delete: str = "5%"  # prune guard: a count ("100") or a share of the state ("5%")
+    # retry-failed by identity: the failed keys, found wherever they now are in the input
+    only_keys: RetrySelection | None = None
+    strict_fields: bool = False  # an unknown input field fails its line (not only a warning)
+
+
+def run_job(config: Config, *, quiet: bool = False, options: RunOptions | None = None) -> RunReport:
+    """Run the job and return its exit code; config and input-file errors raise."""
+    return anyio.run(run_job_async, config, quiet, options)
+
+
+async def run_job_async(
+    config: Config, quiet: bool = False, options: RunOptions | None = None
+) -> RunReport:
+    """:func:`run_job` inside a running event loop (the demo runs the sandbox beside it)."""
+    mode = options or RunOptions()
+    if mode.prune:
+        if mode.only_keys is not None:
+            # Only some lines are fed: every other line would look gone and be deleted.
+            raise ConfigError("--prune cannot be used with retry-failed")
+        max_delete_limit(mode.max_delete, 0)  # a bad value fails now, not after the sync
+    # What the target cannot do fails now, before the state, the inputs or any request.
+    checked = build_connector(config)
+    kinds, enabled = _prune_kinds(config), config.state.enabled
+    for message in check_job(checked, kinds, prune=mode.prune, full=mode.full, state=enabled):
+        note(message)
+    check_stage_names(checked, config.limits.stage_concurrency)
+    with ExitStack() as stack:
+        state = _open_state(config, stack, exclusive=not mode.dry_run)
+        # The totals are read only for a progress display someone will see.
+        show_progress = config.output.progress and not quiet and sys.stderr.isatty()
+        inputs, totals = _open_inputs(
+            config, stack, show_progress, mode.strict_fields, keys=mode.only_keys
+        )
+        if mode.dry_run:
+            return await _dry_run(config, stack, inputs, state, mode, quiet, checked)
+        built = build_target(config)
+        writer = ResultWriter(config.output.results)
+        stack.callback(writer.close)
+        remote = _remote_index(config, built, mode, stack)
+        engine_options = _engine_options(config, state, mode, remote)
+        engine = Engine(built.connector, built.target, writer, engine_options)
+        progress = RunProgress(engine, totals, enabled=show_progress)
+        started = time.monotonic()
+        failure: BulksyncError | None = None
+        engines = [engine]
+        deleted: list[int] = []
+
+        async def work() -> None:
+            # Fail fast: a target that cannot serve the run stops it before the first item.
+            await preflight(built.connector, built.target, engine.stats, config.target.timeout_s)
+            if remote is not None:
+                await _until_stopped(
+                    engine, lambda: _list_target(config, built, engine.client, remote, quiet)
+                )
+            await engine.run(inputs)
+            if mode.prune and not engine.interrupted:
+                kinds = _prune_kinds(config)
+                done = await prune(engines, built, writer, state, kinds, mode.max_delete, remote)
+                deleted.append(done)
+
+        try:
+            with progress:
+                await _drive(engines, work, progress)
+        except BulksyncError as exc:
+            failure = exc
+        finally:
+            await built.target.transport.aclose()
+        interrupted = any(e.interrupted for e in engines)
+        summary = engine.stats.summary(time.monotonic() - started, interrupted)
+        if mode.prune:
+            summary["deleted"] = sum(deleted) if deleted else 0
+        if isinstance(failure, PruneSkipped):
+            summary["messages"] = [redact(str(failure))]  # the sync itself went on
+        elif failure is not None:
+            summary["messages"] = [f"Stopped: {redact(str(failure))}"]
+        write_summary(summary_path(config.output.results), summary)
+    if not quiet:
+        print(format_summary(summary))
+        print(f"results: {config.output.results}")
+        print(f"summary: {summary_path(config.output.results)}")
+    if failure is not None:
+        note(f"bulksync: {redact(str(failure))}")
+        code = EXIT_AUTH if isinstance(failure, AuthError) else failure.exit_code
+        return RunReport(code, summary)
+    if interrupted:
+        return RunReport(EXIT_INTERRUPTED, summary)
+    return RunReport(EXIT_FAILED_ITEMS if summary["failed"] else EXIT_OK, summary)
+
+
+def _engine_options(
+    config: Config, state: StateStore | None, mode: RunOptions, remote: RemoteIndex | None
+) -> EngineOptions:
+    limits = config.limits
+    return EngineOptions(
+        concurrency=limits.concurrency,
+        stage_concurrency=dict(limits.stage_concurrency),
+        retry=_retry_policy(config),
+        grace_s=limits.grace_s,
+        state=state,
+        full=mode.full,
+        remote=remote,
+        unreachable_after=limits.unreachable_after,
+        stall_s=stall_limit(config.target.timeout_s, limits.stall_s),
+    )
+
+
+def _open_state(config: Config, stack: ExitStack, exclusive: bool = True) -> StateStore | None:
+    if not config.state.enabled:
+        return None
+    path = config.state.path
+    if not path.is_absolute():  # a config built in code: keep the state beside the results
+        path = config.output.results.parent / path
+    if not exclusive:
+        # A dry run only reads: it may run beside a run, but its plan is then a snapshot.
+        busy = state_holder(path)
+        if busy is not None:
+            note(f"bulksync: state {path.name} is in use by {busy}: the plan reads it as it is now")
+    # One spelling per target (a trailing / or HTTPS://Host:443 is the same target).
+    target = f"{config.target.kind} {normalize_base_url(config.target.base_url)}"
+    state = StateStore(path, target, exclusive=exclusive)
+    stack.callback(state.close)
+    return state
+
+
+def _open_inputs(
+    config: Config,
+    stack: ExitStack,
+    count: bool,
+    strict_fields: bool = False,
+    keys: RetrySelection | None = None,
+) -> tuple[list[Input], dict[Kind, int]]:
+    inputs: list[Input] = []
+    totals: dict[Kind, int] = {}
+    sources: list[tuple[Kind, Path | None]] = [
+        ("asset", config.inputs.assets),
+        ("link", config.inputs.links),
+    ]
+    if keys is not None:
+        keys.check_sources(str(path) for _, path in sources if path is not None)
+    for kind, path in sources:
+        if path is None:
+            continue
+        media_root, fmt = config.inputs.media_root, config.inputs.format
+        stream = read_records(
+            path,
+            kind,
+            media_root=media_root,
+            fmt=fmt,
+            strict_fields=strict_fields,
+            csv_delimiter=_csv_delimiter(config),
+        )
+        stack.callback(stream.close)
+        if keys is not None:
+            inputs.append((kind, keys.select(str(path), stream)))
+            totals[kind] = keys.count(str(path))
+        else:
+            inputs.append((kind, stream))
+            if count:
+                totals[kind] = count_lines(path)
+    return inputs, totals
+
+
+def _csv_delimiter(config: Config) -> str | None:
+    # None: detected from the header line.
+    return None if config.inputs.csv_delimiter == "auto" else config.inputs.csv_delimiter
+
+
+def _prune_kinds(config: Config) -> list[Kind]:
+    kinds: list[Kind] = []
+    if config.inputs.links is not None:
+        kinds.append("link")  # links first: they point at assets
+    if config.inputs.assets is not None:
+        kinds.append("asset")
+    return kinds
+
+
+def _retry_policy(config: Config) -> RetryPolicy:
+    limits = config.limits
+    return RetryPolicy(max_attempts=limits.max_attempts, max_elapsed_s=limits.max_elapsed_s)
+
+
+def _lister_of(built: BuiltTarget) -> RemoteLister | None:
+    # The declared capability decides: a connector may hold a lister for one kind only.
+    listed = capabilities_of(built.connector).listing
+    return built.connector.lister if listed else None
+
+
+def _remote_index(
+    config: Config, built: BuiltTarget, mode: RunOptions, stack: ExitStack
+) -> RemoteIndex | None:
+    """With --full, a place for the target's listing (none when the target cannot be listed)."""
+    if not mode.full:
+        return None
+    if _lister_of(built) is None:
+        return None  # check_job said so: every item is pushed again
+    index = RemoteIndex(config.output.results.parent)
+    stack.callback(index.close)
+    return index
+
+
+async def _list_target(
+    config: Config, built: BuiltTarget, client: EngineClient, index: RemoteIndex, quiet: bool
+) -> None:
+    """Page through the part of the target each input touches, into ``index``."""
+    lister = _lister_of(built)
+    assert lister is not None
+    retry = _retry_policy(config)
+    for kind in reversed(_prune_kinds(config)):  # assets, then links
+        if kind not in capabilities_of(built.connector).listing:
+            continue  # pushed again in full, as check_job noted
+        path = config.inputs.assets if kind == "asset" else config.inputs.links
+        assert path is not None
+        scopes = _listing_scopes(config, path, kind, lister)
+        if not quiet:
+            note(f"bulksync: --full: listing the target's {kind}s ({len(scopes)} scope(s))...")
+        pages, items = await list_remote(client, lister, kind, scopes, index, retry)
+        if not quiet:
+            note(f"bulksync: --full: the target holds {items} {kind}(s) ({pages} page(s) read)")
+
+
+def _listing_scopes(
+    config: Config, path: Path, kind: Kind, lister: RemoteLister
+) -> Sequence[HttpRequest]:
+    """A separate pass over the input, only to learn which parts of the target it touches."""
+    stream = read_records(
+        path,
+        kind,
+        media_root=config.inputs.media_root,
+        fmt=config.inputs.format,
+        csv_delimiter=_csv_delimiter(config),
+    )
+    try:
+        valid = (r for r in stream if isinstance(r, AssetRecord | LinkRecord))
+        return list(lister.listing_requests(kind, valid))
+    finally:
+        stream.close()
+
+
+async def _until_stopped(engine: Engine, work: Callable[[], Awaitable[None]]) -> None:
+    """Run ``work`` until it ends or a Ctrl-C stops the engine (listing has nothing in flight)."""
+    async with anyio.create_task_group() as group:
+
+        async def watch() -> None:
+            await engine.stop.wait()
+            group.cancel_scope.cancel()
+
+        group.start_soon(watch)
+        await work()
+        group.cancel_scope.cancel()
+
+
+async def _dry_run(
+    config: Config,
+    stack: ExitStack,
+    inputs: list[Input],
+    state: StateStore | None,
+    mode: RunOptions,
+    quiet: bool,
+    connector: Connector,
+) -> RunReport:
+    """The plan, from the inputs, the state and (with --full) the target's listing; the
+    connector (built without secrets) applies its own read-time checks and identities."""
+    remote: RemoteIndex | None = None
+    lister: RemoteLister | None = None
+    if mode.full:
+        built = build_target(config)
+        connector = built.connector
+        try:
+            remote = _remote_index(config, built, mode, stack)
+            lister = _lister_of(built)
+            if remote is not None:
+                # The run's fail-fast rules for the listing's GETs too: a dead target is exit 4
+                # with its cause, not a failed listing (exit 2).
+                stats = RunStats()
+                await preflight(built.connector, built.target, stats, config.target.timeout_s)
+                breaker = CircuitBreaker(
+                    config.limits.unreachable_after, no_route_of(built.connector)
+                )
+                client = EngineClient(built.target, stats, _retry_policy(config), breaker)
+                await _list_target(config, built, client, remote, quiet)
+        finally:
+            await built.target.transport.aclose()
+    judge = Judge(state, remote, lister, mode.full)
+    plans = make_plan(
+        inputs, judge, prune=mode.prune, connector=connector, max_delete=mode.max_delete
+    )
+    if not quiet:
+        print(format_plan(plans))
+    return RunReport(EXIT_OK, {"plan": plan_json(plans)})
+
+
+async def _drive(
+    engines: list[Engine], work: Callable[[], Awaitable[None]], progress: RunProgress
+) -> None:
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(_watch_signals, engines)
+            group.start_soon(progress.watch)
+            await work()
+            group.cancel_scope.cancel()
+    except BaseExceptionGroup as group_error:
+        raise first_bulksync_error(group_error) from None
+
+
+async def _watch_signals(engines: list[Engine]) -> None:
+    """Ctrl-C or SIGTERM: stop taking new items (a second one: stop now), whatever runs."""
+    stopping = False
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            name = signal.Signals(signum).name
+            if stopping:
+                note(f"bulksync: {name} again, stopping now")
+                for engine in engines:
+                    engine.cancel_now()
+            else:
+                stopping = True
+                grace = engines[0].options.grace_s
+                note(f"bulksync: {name}: finishing in-flight items (up to {grace:g} s)...")
+                for engine in engines:
+                    engine.request_stop()

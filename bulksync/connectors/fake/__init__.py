@@ -1,0 +1,1 @@
+"""The in-process fake target of the tests and the quick examples."""

@@ -1,0 +1,308 @@
+"""A stage's pool of workers: batching, grouping, and the per-item retry loop.
+
+The engine wires pools together with bounded memory streams; each pool takes jobs (or, for
+grouped stages, whole groups), runs the connector's stage on them, retries what is retryable
+and hands every job either to the next stage or to the engine's result writer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from bulksync.engine.client import EngineClient
+from bulksync.engine.retry import RetryPolicy
+from bulksync.spi._connector import Done, Failed, Job, Outcome, RequestFailed, Skipped, Stage
+from bulksync.spi._errors import (
+    AuthError,
+    BulksyncError,
+    ErrorClass,
+    ErrorInfo,
+    FatalTargetError,
+    LocalFileError,
+    TransportError,
+)
+from bulksync.spi._records import Kind
+from bulksync.store.results import RunStats
+
+log = logging.getLogger("bulksync.engine._engine")
+
+
+@dataclass(slots=True)
+class StageCounters:
+    """Live figures for the progress display."""
+
+    kind: Kind
+    name: str
+    done: int = 0
+    failed: int = 0
+
+
+class ItemSink(Protocol):
+    """Where a job leaves the pipeline: the engine writes its one result."""
+
+    def succeed(self, job: Job) -> None: ...
+
+    def end(self, job: Job, outcome: Failed | Skipped, step: str) -> None: ...
+
+    async def intend(self, jobs: Sequence[Job]) -> None:
+        """Make the jobs' pushes durable before a request of theirs is sent (crash safety)."""
+        ...
+
+
+class StagePool:
+    def __init__(
+        self,
+        stage: Stage,
+        counters: StageCounters,
+        client: EngineClient,
+        retry: RetryPolicy,
+        stats: RunStats,
+        sink: ItemSink,
+        linger_s: float,
+    ) -> None:
+        self.stage = stage
+        self.counters = counters
+        self._client = client
+        self._retry = retry
+        self._stats = stats
+        self._sink = sink
+        self._linger_s = linger_s
+
+    async def work(
+        self,
+        receive: MemoryObjectReceiveStream[Job],
+        downstream: MemoryObjectSendStream[Job] | None,
+    ) -> None:
+        """One worker: take batches of jobs until the stream ends."""
+        async with receive:
+            try:
+                while batch := await take_batch(receive, self.stage.batch_size, self._linger_s):
+                    await self.process(batch, downstream)
+            finally:
+                if downstream is not None:
+                    downstream.close()
+
+    async def work_groups(
+        self,
+        receive: MemoryObjectReceiveStream[list[Job]],
+        downstream: MemoryObjectSendStream[Job] | None,
+    ) -> None:
+        """One worker of a grouped stage: each batch is one group made by :func:`group_jobs`."""
+        async with receive:
+            try:
+                async for group in receive:
+                    await self.process(group, downstream)
+            finally:
+                if downstream is not None:
+                    downstream.close()
+
+    async def process(
+        self, batch: list[Job], downstream: MemoryObjectSendStream[Job] | None
+    ) -> None:
+        pending: list[Job] = []
+        for job in batch:
+            job.stage = self.stage.name
+            try:
+                applies = self.stage.applies(job)
+            except Exception as exc:
+                self._sink.end(job, _internal(exc, job), self.stage.name)
+                continue
+            if applies:
+                pending.append(job)
+            else:  # nothing to do here (an asset with no file to upload)
+                await self._advance(job, None, downstream)
+        await self._sink.intend(pending)
+        while pending:
+            outcomes = await self._attempt(pending)
+            if len(pending) > 1 and all(isinstance(o, Failed) and o.isolate for o in outcomes):
+                # One bad item may have failed the whole batch: halve it until it is found.
+                first = outcomes[0]
+                assert isinstance(first, Failed)
+                if first.retryable:
+                    # A timeout: the server may be as overloaded as the batch was big, so the
+                    # halves wait like any retry rather than hitting it again at once.
+                    self._stats.retries += len(pending)
+                    await anyio.sleep(self._retry.delay(pending[0].stage_attempts))
+                middle = len(pending) // 2
+                await self.process(pending[:middle], downstream)
+                await self.process(pending[middle:], downstream)
+                return
+            retry: list[Job] = []
+            waits: list[float] = []
+            for job, outcome in zip(pending, outcomes, strict=True):
+                if isinstance(outcome, Failed) and outcome.retryable:
+                    delay = self._retry.delay(job.stage_attempts, outcome.retry_after)
+                    elapsed = time.monotonic() - (job.started_at or time.monotonic())
+                    if self._retry.allows(job.stage_attempts, elapsed, delay):
+                        retry.append(job)
+                        waits.append(delay)
+                        continue
+                    outcome = _gave_up(outcome, job.stage_attempts, job.maybe_applied)
+                if isinstance(outcome, Done):
+                    await self._advance(job, outcome, downstream)
+                else:
+                    self.counters.failed += isinstance(outcome, Failed)
+                    self._sink.end(job, outcome, self.stage.name)
+            if retry:
+                self._stats.retries += len(retry)
+                await anyio.sleep(max(waits))
+            pending = retry
+
+    async def _attempt(self, jobs: list[Job]) -> Sequence[Outcome]:
+        now = time.monotonic()
+        for job in jobs:
+            job.attempts += 1
+            job.stage_attempts += 1
+            job.started_at = job.started_at or now
+        try:
+            outcomes = await self.stage.run(jobs, self._client)
+        except RequestFailed as exc:
+            if exc.error_class is ErrorClass.FATAL:
+                raise FatalTargetError(exc.error.message) from None
+            if exc.error_class is ErrorClass.AUTH:
+                raise AuthError(exc.error.message) from None
+            retryable = exc.error_class is ErrorClass.RETRYABLE
+            failed = Failed(
+                exc.error,
+                retryable,
+                exc.retry_after,
+                isolate=not retryable,
+                maybe_applied=exc.maybe_applied,
+            )
+            outcomes = [failed] * len(jobs)
+        except LocalFileError as exc:
+            # The local file, not the target: this item alone, retried only if it changed.
+            return [
+                Failed(ErrorInfo("LocalFile", f"{job.record.origin}: {exc}"), exc.retryable)
+                for job in jobs
+            ]
+        except TransportError as exc:
+            kind = "Timeout" if exc.timeout else "ConnectionError"
+            for job in jobs:
+                job.maybe_applied = job.maybe_applied or exc.maybe_applied
+            # A batch that timed out may simply be too big for the server: halve it.
+            split = exc.timeout and len(jobs) > 1
+            return [Failed(ErrorInfo(kind, str(exc)), retryable=True, isolate=split)] * len(jobs)
+        except BulksyncError:
+            raise  # auth and fatal target errors end the run
+        except Exception as exc:
+            # A connector bug (answers it cannot read are classified failures, read through
+            # bulksync.spi._answers): fail these items, keep the run.
+            log.exception("stage %s failed unexpectedly", self.stage.name)
+            return [_internal(exc, job) for job in jobs]
+        if len(outcomes) != len(jobs):
+            raise FatalTargetError(
+                f"stage {self.stage.name} returned {len(outcomes)} outcomes for {len(jobs)} items"
+            )
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            # Sticky until the stage succeeds: a write that may have landed can still land
+            # late, so every later attempt verifies, not only the next one.
+            if isinstance(outcome, Failed) and outcome.maybe_applied:
+                job.maybe_applied = True
+        return outcomes
+
+    async def _advance(
+        self, job: Job, outcome: Done | None, downstream: MemoryObjectSendStream[Job] | None
+    ) -> None:
+        self.counters.done += 1
+        if outcome is not None:
+            job.extra.update(outcome.extra)
+            if outcome.remote_id is not None:
+                job.remote_id = outcome.remote_id
+        job.stage_attempts = 0
+        job.maybe_applied = job.resumed
+        if downstream is None:
+            self._sink.succeed(job)
+        else:
+            # What this stage made (an upload's file id) is kept before the job waits for the
+            # next stage: a crash in between then reuses it rather than orphaning it.
+            await self._sink.intend([job])
+            await downstream.send(job)
+
+
+async def take_batch(
+    receive: MemoryObjectReceiveStream[Job], size: int, linger_s: float
+) -> list[Job]:
+    """Wait for one job, then fill the batch for at most ``linger_s`` more.
+
+    The linger lets a batch stage send full chunks while the reader is still producing,
+    without holding a lone last item back for long. It polls rather than waiting in a
+    cancellable ``receive()``: a deadline landing just as an item is handed over would
+    drop that item.
+    """
+    try:
+        batch = [await receive.receive()]
+    except anyio.EndOfStream:
+        return []
+    if size == 1:
+        return batch
+    deadline = anyio.current_time() + linger_s
+    while len(batch) < size:
+        try:
+            batch.append(receive.receive_nowait())
+        except anyio.EndOfStream:
+            break
+        except anyio.WouldBlock:
+            remaining = deadline - anyio.current_time()
+            if remaining <= 0:
+                break
+            await anyio.sleep(min(remaining, 0.005))
+    return batch
+
+
+async def group_jobs(
+    stage: Stage,
+    receive: MemoryObjectReceiveStream[Job],
+    send: MemoryObjectSendStream[list[Job]],
+    max_open_groups: int,
+    max_held_jobs: int = 10_000,
+) -> None:
+    """Gather jobs by the stage's group key into batches of at most ``stage.batch_size``.
+
+    A group is sent when it is full, when the input ends, or when too many groups or jobs are
+    held (the oldest group goes first), so memory stays bounded even for unsorted input.
+    """
+    groups: dict[Hashable, list[Job]] = {}
+    held = 0
+    async with receive, send:
+        async for job in receive:
+            try:
+                key = stage.group_key(job)
+            except Exception:
+                # A group of its own: the stage's run will fail it with its own error.
+                log.exception("stage %s could not group an item", stage.name)
+                key = ("ungroupable", id(job))
+            group = groups.setdefault(key, [])
+            group.append(job)
+            held += 1
+            if len(group) >= stage.batch_size:
+                held -= len(group)
+                await send.send(groups.pop(key))
+            elif len(groups) > max_open_groups or held > max_held_jobs:
+                oldest = groups.pop(next(iter(groups)))
+                held -= len(oldest)
+                await send.send(oldest)
+        for group in groups.values():
+            await send.send(group)
+
+
+def _internal(exc: Exception, job: Job) -> Failed:
+    # The input line's file:line, as every other error a user can act on names it.
+    return Failed(ErrorInfo("InternalError", f"{job.record.origin}: {type(exc).__name__}: {exc}"))
+
+
+def _gave_up(outcome: Failed, attempts: int, maybe_applied: bool) -> Failed:
+    """The last failure, final; maybe applied when any attempt's write may have landed."""
+    error = ErrorInfo(
+        outcome.error.type,
+        f"gave up after {attempts} attempts: {outcome.error.message}",
+        outcome.error.http_status,
+    )
+    return Failed(error, retryable=False, extra=outcome.extra, maybe_applied=maybe_applied)

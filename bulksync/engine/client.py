@@ -1,0 +1,178 @@
+"""The client the engine lends to connectors: one paced, authenticated, measured request."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from urllib.parse import urlsplit
+
+import anyio
+
+from bulksync.engine._breaker import CircuitBreaker, what_to_check
+from bulksync.engine.auth import Authenticator
+from bulksync.engine.budget import RateBudget
+from bulksync.engine.retry import RetryPolicy
+from bulksync.engine.transport import Transport
+from bulksync.spi._connector import RETRYABLE_STATUSES, RequestFailed
+from bulksync.spi._errors import (
+    AuthError,
+    ErrorClass,
+    ErrorInfo,
+    LocalFileError,
+    TargetUnreachable,
+    TransportError,
+)
+from bulksync.spi._http import HttpRequest, HttpResponse, parse_retry_after
+from bulksync.spi._redact import redacted_excerpt
+from bulksync.store.results import RunStats
+
+
+@dataclass(slots=True)
+class Target:
+    """Everything the engine needs to reach one target."""
+
+    base_url: str
+    transport: Transport
+    budget: RateBudget
+    auth: Authenticator
+
+
+class EngineClient:
+    """Charges the budget, adds auth, refreshes once on 401, counts and times every request.
+
+    It never retries an item: that is the engine's per-item loop. It only repeats a request
+    once after a 401 with a refreshed token, and retries the login itself on transient errors.
+    A redirect is never followed (the transport does not either): it fails the item, or the
+    login, naming where it pointed.
+    """
+
+    def __init__(
+        self,
+        target: Target,
+        stats: RunStats,
+        retry: RetryPolicy,
+        breaker: CircuitBreaker | None = None,
+        timeout_cap_s: float | None = None,
+    ) -> None:
+        self._target = target
+        self._stats = stats
+        self._retry = retry
+        # Shared by every request of the run: a dead target stops it (see bulksync.engine._breaker).
+        self.breaker = breaker or CircuitBreaker()
+        self._timeout_cap_s = timeout_cap_s  # the preflight's short leash, logins included
+
+    def _absolute(self, request: HttpRequest) -> HttpRequest:
+        if request.url.startswith(("http://", "https://")):
+            return request
+        url = self._target.base_url.rstrip("/") + "/" + request.url.lstrip("/")
+        return replace(request, url=url)
+
+    async def send(self, request: HttpRequest) -> HttpResponse:
+        request = self._absolute(request)
+        response, headers = await self._send_once(request)
+        if response.status == 401 and request.authenticated:
+            await self._target.auth.refresh(self._send_for_auth, headers)
+            response, _ = await self._send_once(request)
+            if response.status == 401:
+                raise AuthError(f"{request.method} refused with 401 even after a fresh login")
+        if is_redirect(response):
+            # The same for every connector: a connector reading a 3xx as "not 404" could take
+            # it for a found object, or for a success.
+            error = ErrorInfo("Redirected", redirect_message(response), response.status)
+            raise RequestFailed(error, ErrorClass.ITEM)
+        return response
+
+    async def _send_once(self, request: HttpRequest) -> tuple[HttpResponse, Mapping[str, str]]:
+        await self._target.budget.acquire()
+        # The token is taken after the budget wait, so a long queue cannot make it stale.
+        headers: Mapping[str, str] = {}
+        if request.authenticated:
+            headers = await self._target.auth.headers(self._send_for_auth)
+        if self._timeout_cap_s is not None:
+            cap = min(request.timeout_s or self._timeout_cap_s, self._timeout_cap_s)
+            request = replace(request, timeout_s=cap)
+        breaker = self.breaker
+        breaker.check()
+        self._stats.requests += 1
+        started = time.monotonic()
+        breaker.sent()
+        try:
+            response = await self._target.transport.send(request.with_headers(headers))
+        except LocalFileError as exc:
+            breaker.cancelled()
+            if not exc.sent:  # refused before anything went on the wire
+                self._stats.requests -= 1
+            raise
+        except TransportError as exc:
+            breaker.failed(exc)  # raises TargetUnreachable when the target is gone
+            raise
+        except BaseException:
+            breaker.cancelled()
+            raise
+        breaker.answered(request, response)
+        self._stats.latency.add(time.monotonic() - started)
+        if response.status == 429:
+            self._stats.throttled += 1
+            self._target.budget.on_throttled(parse_retry_after(response.header("retry-after")))
+        return response, headers
+
+    async def _send_for_auth(self, request: HttpRequest) -> HttpResponse:
+        """Logins are retried here on transient failures: without a token nothing can move."""
+        request = self._absolute(request)
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            retry_after: float | None = None
+            try:
+                response, _ = await self._send_once(request)
+                if is_redirect(response):
+                    raise AuthError(f"login {redirect_message(response)}")
+                if response.status == 404 and self.breaker.no_route(response):
+                    # Nothing answers logins there: a wrong address, not wrong credentials.
+                    path = urlsplit(request.url).path
+                    raise TargetUnreachable(
+                        f"login URL looks wrong: {request.method} {path} answered 404: "
+                        "is base_url (or the token URL) right?"
+                    )
+                if response.status not in RETRYABLE_STATUSES:
+                    return response
+                retry_after = parse_retry_after(response.header("retry-after"))
+                failure = f"HTTP {response.status}"
+            except TransportError as exc:
+                failure = str(exc)
+                unreachable = exc.cause or ("timeout" if exc.timeout else None)
+                if exc.cause is not None:
+                    failure = what_to_check(exc.cause, exc.host)
+            else:
+                unreachable = None
+            delay = self._retry.delay(attempt, retry_after)
+            if not self._retry.allows(attempt, time.monotonic() - started, delay):
+                if unreachable is not None:
+                    # No answer at all is no verdict on the credentials: the target is out of
+                    # reach, not refusing us (exit 4, not 3).
+                    where = f"{request.method} {urlsplit(request.url).path}"
+                    hint = (
+                        ": is the target up, is base_url (or the token URL) right?"
+                        if unreachable == "timeout"
+                        else ""  # what_to_check already says what to check
+                    )
+                    raise TargetUnreachable(
+                        f"login ({where}) failed after {attempt} attempts: {failure}{hint}"
+                    )
+                raise AuthError(f"login failed after {attempt} attempts: {failure}")
+            self._stats.retries += 1
+            await anyio.sleep(delay)
+
+
+def is_redirect(response: HttpResponse) -> bool:
+    return 300 <= response.status < 400
+
+
+def redirect_message(response: HttpResponse) -> str:
+    """One line naming the Location, which may carry a token in its query: redacted, cut."""
+    location = response.header("location")
+    if not location:
+        return f"answered HTTP {response.status} without a Location; not followed"
+    return f"redirected to {redacted_excerpt(location, 300)}; not followed"

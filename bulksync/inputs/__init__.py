@@ -1,0 +1,1 @@
+"""Streaming readers of the input files: one record, or one bad line, per line."""

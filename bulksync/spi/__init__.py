@@ -1,0 +1,1 @@
+"""The service-provider interface: everything a connector may import, and nothing else."""

@@ -1,0 +1,324 @@
+"""The connector seam: the small interface every target implements.
+
+A connector builds requests, parses responses and classifies errors. It never sleeps, retries
+or rate-limits: the engine owns pacing, retries and authentication refreshes, and a connector
+only says, by raising :class:`RequestFailed` or returning :class:`Failed`, whether trying again
+could help.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import quote
+
+from bulksync.spi._errors import ErrorClass, ErrorInfo
+from bulksync.spi._http import HttpRequest, HttpResponse, parse_retry_after
+from bulksync.spi._records import AssetRecord, Kind, LinkRecord, Record
+from bulksync.spi._redact import body_excerpt
+
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# A stage sets job.state[ABSENT_ON_TARGET] once the target no longer holds the item (the old
+# version of a changed link deleted): if the item then fails, the state forgets the old push.
+ABSENT_ON_TARGET = "absent_on_target"
+
+
+@dataclass(slots=True, eq=False)
+class Job:
+    """One item on its way through the stages, with what its steps learned so far."""
+
+    record: Record
+    # Step-to-step data of the connector's stages. The engine sets "exists" to True when the
+    # state store (or the --full listing) shows the item on the target, so a stage can update
+    # rather than create; to False when the --full listing lacks it (evidence of absence; the
+    # state's silence is none); and leaves it unset otherwise.
+    state: dict[str, Any] = field(default_factory=dict)
+    attempts: int = 0  # requests attempts over all stages, for the result line
+    stage_attempts: int = 0  # attempts in the current stage, for backoff
+    started_at: float | None = None  # monotonic time of the first attempt
+    maybe_applied: bool = False  # the previous attempt's answer was lost after sending
+    # An earlier run was pushing this item when it stopped: every stage looks before creating.
+    resumed: bool = False
+    intent: tuple[str, str | None] | None = None  # what the state holds in flight: hash, file
+    stage: str | None = None  # the stage the job is in, for interrupted results
+    remote_id: str | None = None  # the id the target gave the item
+    extra: dict[str, Any] = field(default_factory=dict)  # connector fields for the result line
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """The stage succeeded for this item."""
+
+    remote_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The stage failed for this item; ``retryable`` lets the engine try it again."""
+
+    error: ErrorInfo
+    retryable: bool = False
+    retry_after: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    isolate: bool = False  # a whole batch failed: retry it in halves to find the bad items
+    maybe_applied: bool = False  # a write for this item may have happened: verify, don't repeat
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    reason: str
+
+
+Outcome = Done | Failed | Skipped
+
+
+class RequestFailed(Exception):
+    """A whole request failed; raised by a connector after classifying the response.
+
+    ``maybe_applied`` says the failed request was a write the server may have carried out
+    (its answer was a 500, 502 or 504, or an unreadable 2xx): the engine marks the items, and
+    a stage that creates looks the object up on its next attempt instead of creating again.
+    """
+
+    def __init__(
+        self,
+        error: ErrorInfo,
+        error_class: ErrorClass,
+        retry_after: float | None = None,
+        *,
+        maybe_applied: bool = False,
+    ) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.error_class = error_class
+        self.retry_after = retry_after
+        self.maybe_applied = maybe_applied
+
+
+class Client(Protocol):
+    """What the engine lends a stage: one paced, authenticated request, no retry."""
+
+    async def send(self, request: HttpRequest) -> HttpResponse: ...
+
+
+class Stage(Protocol):
+    """One step of an item's journey (upload, create, link...), run by a pool of workers.
+
+    ``run`` gets up to ``batch_size`` jobs and returns one outcome per job, in order. A stage
+    whose ``group_key`` returns a key gets batches of jobs sharing that key (one request per
+    group, such as Quable's v4 links of one document and link type).
+    """
+
+    name: str
+    batch_size: int
+    grouped: bool
+
+    def applies(self, job: Job) -> bool: ...
+
+    def group_key(self, job: Job) -> Hashable: ...
+
+    async def run(self, jobs: Sequence[Job], client: Client) -> Sequence[Outcome]: ...
+
+
+class BaseStage:
+    """Defaults for a stage: one item at a time, every item, no grouping."""
+
+    name = "stage"
+    batch_size = 1
+    grouped = False
+
+    def applies(self, job: Job) -> bool:
+        return True
+
+    def group_key(self, job: Job) -> Hashable:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteItem:
+    """One object the target holds, as a listing reports it (``--full`` compares with it)."""
+
+    kind: Kind
+    key: str  # the key an input record for the same object has (``Record.key``)
+    remote_id: str | None = None  # what a delete of this object needs
+    fields: Mapping[str, Any] = field(default_factory=dict)  # what `matches` reads; JSON-able
+
+
+@dataclass(frozen=True, slots=True)
+class RemotePage:
+    """One page of a listing and the request for the next (``None`` on the last page)."""
+
+    items: Sequence[RemoteItem]
+    next: HttpRequest | None = None
+
+
+class RemoteLister(Protocol):
+    """How a connector lists the target for ``--full``: it builds page requests and reads
+    pages; the engine pages through them, paces and retries."""
+
+    def listing_requests(self, kind: Kind, records: Iterable[Record]) -> Sequence[HttpRequest]:
+        """The first page of each part of the target the job's records touch (one scope each).
+
+        ``records`` is a separate pass over the job's valid input, read only to find scopes.
+        """
+        ...
+
+    def read_page(self, kind: Kind, request: HttpRequest, response: HttpResponse) -> RemotePage:
+        """The items of one page and the next page's request; raises :class:`RequestFailed`
+        for an error answer."""
+        ...
+
+    def matches(self, record: Record, remote: RemoteItem) -> bool:
+        """Whether the target already holds what this record would push (then it is skipped)."""
+        ...
+
+    def compares_all(self, record: Record) -> bool:
+        """Whether ``matches`` sees all this record would push (a file's bytes may not be in a
+        listing): only then may the state take a match as a confirmed push."""
+        ...
+
+
+BOTH_KINDS: frozenset[Kind] = frozenset({"asset", "link"})
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a target supports, declared by its connector. Runs and dry runs check the job
+    against it before the first request: a job the target cannot carry out stops at once
+    with one line, not after the whole sync (or item by item)."""
+
+    kinds: frozenset[Kind] = BOTH_KINDS  # the kinds of input it takes
+    prune: frozenset[Kind] = frozenset()  # the kinds --prune can delete there
+    # The kinds --full can list and compare with; others are pushed again in full.
+    listing: frozenset[Kind] = frozenset()
+    batch: bool = False  # several items per request (informative: the stages decide)
+
+
+class Connector(Protocol):
+    """A target: the stages that carry each kind of record there."""
+
+    name: str
+    capabilities: Capabilities
+    # ``None`` when the target documents no way to list what it holds: ``--full`` then
+    # pushes every item again.
+    lister: RemoteLister | None
+
+    # Optional: ``identity(record) -> str``, what the target keys an item by, when that is
+    # not the record's key (Propeller keeps one link per from/to pair, whatever its type).
+    # Two input lines with one identity would overwrite each other: the later one fails.
+    # Optional: ``refuse(record) -> str | None``, why the target cannot take a line whatever
+    # it answers (a value its documents rule out): the line is invalid at read time.
+    # Optional: ``preflight_request() -> HttpRequest | None``, one cheap documented GET that
+    # the run sends (after the login) before the first item; 2xx, 429 or a 404 of the API's
+    # own prove the target usable, a refused connection, a bad certificate, a "no route" 404
+    # or silence stop the run with exit 4 (bulksync.engine._preflight). None: no preflight.
+    # Optional: ``no_route(response) -> bool``, whether a 404 says the path has no API behind
+    # it (a wrong base_url) rather than that one object is missing; default: a 404 whose body
+    # is not a JSON object. So many in a row stop the run (bulksync.engine._breaker).
+
+    def stages(self, kind: Kind) -> Sequence[Stage]: ...
+
+    def delete_stages(self, kind: Kind) -> Sequence[Stage]:
+        """Stages that delete :class:`~bulksync.spi._records.Removal` records (for --prune)."""
+        ...
+
+
+def classify_status(status: int) -> ErrorClass | None:
+    """The default reading of an HTTP status; ``None`` means success.
+
+    A 3xx is no success: nothing here follows redirects, so the request was not served.
+    """
+    if status < 300:
+        return None
+    if status < 400:
+        return ErrorClass.ITEM
+    if status == 401:
+        return ErrorClass.AUTH
+    if status in RETRYABLE_STATUSES:
+        return ErrorClass.RETRYABLE
+    return ErrorClass.ITEM
+
+
+# RFC 9110 defines 408, 429 (RFC 6585) and 503 as the server not handling the request: a
+# refusal before any work. 500, 502 and 504 promise nothing of the kind: the origin may have
+# failed after writing, or a gateway may have lost or timed out on an answer it was owed. A
+# write answered with one of these may have been applied (see the README's "Retries and
+# ambiguous outcomes").
+MAYBE_APPLIED_STATUSES = frozenset({500, 502, 504})
+
+
+def maybe_applied(status: int, write: bool) -> bool:
+    """Whether a write answered ``status`` may have been applied all the same."""
+    return write and status in MAYBE_APPLIED_STATUSES
+
+
+def response_error(
+    response: HttpResponse, message: str | None = None, *, write: bool = False
+) -> RequestFailed:
+    """Turn a non-2xx response into a classified :class:`RequestFailed`.
+
+    ``write`` tells that the request was a write, so that an ambiguous status marks it as
+    maybe applied.
+    """
+    error_class = classify_status(response.status) or ErrorClass.ITEM
+    text = message or body_excerpt(response.body) or f"HTTP {response.status}"
+    return RequestFailed(
+        ErrorInfo(type=f"HTTP{response.status}", message=text, http_status=response.status),
+        error_class,
+        retry_after=parse_retry_after(response.header("retry-after")),
+        maybe_applied=maybe_applied(response.status, write),
+    )
+
+
+def target_identity(connector: Connector, record: AssetRecord | LinkRecord) -> str:
+    """The item's identity on the target: the connector's ``identity``, else its key."""
+    identity = getattr(connector, "identity", None)
+    return record.key if identity is None else str(identity(record))
+
+
+def capabilities_of(connector: Connector) -> Capabilities:
+    """The connector's declared capabilities; a connector that declares none (written before
+    they existed, or a test's) is taken to support every kind, prune, and --full when it
+    has a lister."""
+    declared = getattr(connector, "capabilities", None)
+    if isinstance(declared, Capabilities):
+        return declared
+    listed = BOTH_KINDS if getattr(connector, "lister", None) is not None else frozenset()
+    return Capabilities(prune=BOTH_KINDS, listing=listed)
+
+
+def read_time_refusal(connector: Connector, record: AssetRecord | LinkRecord) -> str | None:
+    """The connector's ``refuse``, if it has one: why this line cannot be sent at all."""
+    refuse = getattr(connector, "refuse", None)
+    return None if refuse is None else refuse(record)
+
+
+UNSAFE_SEGMENTS = frozenset({"", ".", ".."})
+
+
+def path_segment(value: str) -> str:
+    """Untrusted text (an input id, an id a server gave) as one percent-encoded path segment.
+
+    "", "." and ".." are refused: a URL library drops or climbs them, so the request would go
+    to another resource (``PUT /api/assets/..`` is ``PUT /api/``) and a 404 there could be read
+    as "already gone". Everything else, "/", "?", "#" and "%" included, is encoded whole.
+    """
+    if value in UNSAFE_SEGMENTS:
+        error = ErrorInfo("UnsafeId", f"'{value}' cannot be used as an id in a URL path")
+        raise RequestFailed(error, ErrorClass.ITEM)
+    return quote(value, safe="")
+
+
+def json_object_404(response: HttpResponse) -> bool:
+    """The default reading of a 404 for a connector without ``no_route``: the API answers in
+    JSON, so a 404 whose body is not a JSON object came from something else (a proxy, a web
+    server) that has no route there."""
+    if response.status != 404:
+        return False
+    try:
+        return not isinstance(json.loads(response.body or b"null"), dict)
+    except ValueError:
+        return True

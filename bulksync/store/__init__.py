@@ -1,0 +1,1 @@
+"""What a run keeps: the state store, the remote index, the result lines."""

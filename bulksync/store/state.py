@@ -1,0 +1,423 @@
+"""What bulksync last confirmed on a target: the memory behind resume, resync and prune.
+
+An embedded SQLite database (WAL) keyed by target, kind and item key holds the content hash of
+what was last pushed, the id the target gave it, the run that last saw it and the item's last
+result, failures included. Confirmations are written in small batched transactions: often
+enough that a crash repeats at most a few hundred milliseconds of work, never one commit per
+item.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+import orjson
+
+from bulksync.spi._errors import ConfigError
+from bulksync.spi._records import AssetRecord, LinkRecord, Record
+from bulksync.store._state_lock import StateLock
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    target    TEXT NOT NULL,
+    kind      TEXT NOT NULL,
+    key       TEXT NOT NULL,
+    hash      TEXT NOT NULL,  -- of what was last pushed; '' while nothing ever was
+    remote_id TEXT,
+    run_id    TEXT NOT NULL,
+    pushed_at REAL NOT NULL,
+    result    TEXT,  -- the last result: "succeeded (created)", "failed: HTTP422: ..."
+    PRIMARY KEY (target, kind, key)
+) WITHOUT ROWID;
+-- Items a run was pushing and has not settled: written before the first request is sent,
+-- so after a crash the next run knows the target may hold them whatever the results file says.
+CREATE TABLE IF NOT EXISTS intents (
+    target  TEXT NOT NULL,
+    kind    TEXT NOT NULL,
+    key     TEXT NOT NULL,
+    hash    TEXT NOT NULL,  -- of what was being pushed
+    file_id TEXT,           -- an upload already made for it, reused on resume
+    run_id  TEXT NOT NULL,
+    PRIMARY KEY (target, kind, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS seen (
+    run_id TEXT NOT NULL,
+    kind   TEXT NOT NULL,
+    key    TEXT NOT NULL,
+    PRIMARY KEY (run_id, kind, key)
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmed:
+    hash: str
+    remote_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """An item on its way to the target: it may be there once its first request is sent."""
+
+    hash: str
+    file_id: str | None = None
+
+
+def content_hash(record: Record) -> str:
+    """A hash of what would be pushed for this record (not where it was read from).
+
+    For a file, its path, size and modification time stand for its bytes: hashing every file
+    of a large catalogue on each resync would cost more than the resync saves.
+    """
+    if isinstance(record, AssetRecord):
+        stamp: object = None
+        if record.file is not None:
+            try:
+                info = record.file.stat()
+                stamp = [str(record.file), info.st_size, info.st_mtime_ns]
+            except (OSError, ValueError):  # ValueError: a path no system call takes (NUL)
+                stamp = [str(record.file), None, None]
+        doc: object = [
+            record.id,
+            stamp,
+            record.remote_path,
+            record.classification,
+            record.attributes,
+        ]
+    else:
+        assert isinstance(record, LinkRecord)
+        doc = [
+            record.from_,
+            record.to,
+            record.type,
+            record.sequence,
+            record.subtype,
+            record.priority,
+            record.is_default,
+            record.is_active,
+            record.attributes,
+        ]
+    raw = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    return hashlib.blake2b(raw, digest_size=16).hexdigest()
+
+
+class StateStore:
+    """One target's confirmed items; writes are buffered and committed in batches."""
+
+    def __init__(
+        self,
+        path: Path,
+        target: str,
+        *,
+        flush_every: int = 256,
+        flush_interval_s: float = 0.2,
+        exclusive: bool = False,
+    ) -> None:
+        """``exclusive``: hold the state for this run alone (see :mod:`._state_lock`); a
+        second run then stops at once. Off for readers (a dry run) and for tests that reopen
+        a store to play a crash."""
+        self.path = path
+        self.target = target
+        self.run_id = uuid.uuid4().hex
+        self._flush_every = flush_every
+        self.flush_interval_s = flush_interval_s
+        # Confirmed, not yet committed; by (kind, key) so a lookup sees them too.
+        self._pending: dict[tuple[str, str], tuple[str, str | None, str]] = {}
+        self._failures: dict[tuple[str, str], str] = {}
+        self._seen: list[tuple[str, str]] = []
+        # Absent on the target now (a changed link deleted, its new version refused).
+        self._absent: set[tuple[str, str]] = set()
+        self._intents: dict[tuple[str, str], Intent] = {}  # recorded, not yet committed
+        self._settled: set[tuple[str, str]] = set()  # intents to drop with the next flush
+        self._intent_commits = 0
+        self._stale_uploads: set[tuple[str, str]] = set()
+        self._last_flush = time.monotonic()
+        self._lock: StateLock | None = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot open the state database {path}: {exc}") from None
+        if exclusive:
+            self._lock = StateLock.acquire(path)  # before SQLite: no run writes beside another
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(items)")}
+            if "result" not in columns:  # a database made before results were kept
+                self._db.execute("ALTER TABLE items ADD COLUMN result TEXT")
+            # What earlier runs left in flight: small (at most their in-flight windows).
+            self._in_flight = {
+                (kind, key): Intent(digest, file_id)
+                for kind, key, digest, file_id in self._db.execute(
+                    "SELECT kind, key, hash, file_id FROM intents WHERE target = ?", (target,)
+                )
+            }
+        except sqlite3.Error as exc:
+            if self._lock is not None:
+                self._lock.release()
+            raise ConfigError(f"cannot open the state database {path}: {exc}") from None
+        # Keys with an intent recorded and not settled: bounded by the in-flight window.
+        self._open: set[tuple[str, str]] = set(self._in_flight)
+
+    def in_flight(self, kind: str, key: str) -> Intent | None:
+        """An earlier run was pushing this item and never settled it: it may be on the target."""
+        return self._in_flight.get((kind, key))
+
+    async def intend(self, intents: Mapping[tuple[str, str], Intent]) -> None:
+        """Make these pushes durable before their first request is sent.
+
+        Workers calling at about the same time share one transaction: each adds its own, lets
+        the others add theirs, and the first back commits them all (a group commit).
+        """
+        if not intents:
+            return
+        self._intents.update(intents)
+        self._settled.difference_update(intents)
+        self._open.update(intents)
+        commits = self._intent_commits
+        await anyio.lowlevel.checkpoint()
+        if self._intent_commits == commits and self._intents:
+            self._commit_intents()
+
+    def settle(self, kind: str, key: str) -> None:
+        """The item's push is over (confirmed, refused for sure, or not needed): forget it."""
+        if (kind, key) not in self._open:
+            return  # nothing in flight was recorded for it
+        self._open.discard((kind, key))
+        self._intents.pop((kind, key), None)
+        self._settled.add((kind, key))
+
+    def _commit_intents(self) -> None:
+        rows = [
+            (self.target, kind, key, intent.hash, intent.file_id, self.run_id)
+            for (kind, key), intent in self._intents.items()
+        ]
+        self._intents.clear()
+        self._intent_commits += 1
+        with self._guard(), self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT INTO intents (target, kind, key, hash, file_id, run_id) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (target, kind, key) DO UPDATE SET "
+                "hash = excluded.hash, file_id = excluded.file_id, run_id = excluded.run_id",
+                rows,
+            )
+
+    def lookup(self, kind: str, key: str) -> Confirmed | None:
+        """What was last confirmed pushed, or ``None`` when nothing ever was."""
+        pending = self._pending.get((kind, key))
+        if pending is not None:
+            return Confirmed(pending[0], pending[1])
+        with self._guard():
+            row = self._db.execute(
+                "SELECT hash, remote_id FROM items "
+                "WHERE target = ? AND kind = ? AND key = ? AND hash != ''",
+                (self.target, kind, key),
+            ).fetchone()
+        return None if row is None else Confirmed(row[0], row[1])
+
+    def last_result(self, kind: str, key: str) -> str | None:
+        self.flush()
+        with self._guard():
+            row = self._db.execute(
+                "SELECT result FROM items WHERE target = ? AND kind = ? AND key = ?",
+                (self.target, kind, key),
+            ).fetchone()
+        return None if row is None else row[0]
+
+    def saw(self, kind: str, key: str) -> None:
+        """The input of this run holds this key (what prune keeps)."""
+        self._seen.append((kind, key))
+        self._maybe_flush()
+
+    def confirm(
+        self,
+        kind: str,
+        key: str,
+        digest: str,
+        remote_id: str | None,
+        result: str = "succeeded",
+    ) -> None:
+        earlier = self._pending.get((kind, key))
+        if remote_id is None and earlier is not None:
+            remote_id = earlier[1]  # as the upsert's COALESCE does for committed rows
+        self._failures.pop((kind, key), None)
+        self._absent.discard((kind, key))
+        self._pending[(kind, key)] = (digest, remote_id, result)
+        self.settle(kind, key)
+        self._maybe_flush()
+
+    def failed(
+        self,
+        kind: str,
+        key: str,
+        result: str,
+        *,
+        absent: bool = False,
+        settled: bool = True,
+        refused: bool = False,
+    ) -> None:
+        """The item's last result is a failure: kept, without touching what was last pushed,
+        unless the target no longer holds that (``absent``: the next run creates it again).
+        A push that may still have been applied is not ``settled``: the next run looks first.
+        """
+        self._failures[(kind, key)] = result
+        if absent:
+            self._absent.add((kind, key))
+        if settled:
+            self.settle(kind, key)
+        elif refused and (kind, key) in self._open:
+            # The target refused what was sent: a kept upload id may be why (an expired
+            # file), so the next run uploads again rather than fail the same way forever.
+            self._stale_uploads.add((kind, key))
+        self._maybe_flush()
+
+    def forget(self, kind: str, key: str) -> None:
+        self.flush()
+        with self._guard(), self._db:
+            self._db.execute("BEGIN")
+            for table in ("items", "intents"):
+                self._db.execute(
+                    f"DELETE FROM {table} WHERE target = ? AND kind = ? AND key = ?",
+                    (self.target, kind, key),
+                )
+        self._in_flight.pop((kind, key), None)
+        self._open.discard((kind, key))
+
+    def _maybe_flush(self) -> None:
+        if (
+            len(self._pending) + len(self._seen) + len(self._failures) >= self._flush_every
+            or time.monotonic() - self._last_flush >= self.flush_interval_s
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        self._last_flush = time.monotonic()
+        if self._intents:
+            self._commit_intents()
+        writes = (self._pending, self._seen, self._failures, self._settled, self._stale_uploads)
+        if not any(writes):
+            return
+        now = time.time()
+        with self._guard(), self._db:  # one transaction for the whole batch
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT INTO items (target, kind, key, hash, remote_id, run_id, pushed_at, "
+                "result) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (target, kind, key) DO "
+                "UPDATE SET hash = excluded.hash, "
+                "remote_id = COALESCE(excluded.remote_id, items.remote_id), "
+                "run_id = excluded.run_id, pushed_at = excluded.pushed_at, "
+                "result = excluded.result",
+                [
+                    (self.target, kind, key, digest, remote_id, self.run_id, now, result)
+                    for (kind, key), (digest, remote_id, result) in self._pending.items()
+                ],
+            )
+            # A failure keeps the hash and id of the last push: the next run compares with
+            # those. An item never pushed gets a row with an empty hash, which lookups skip.
+            self._db.executemany(
+                "INSERT INTO items (target, kind, key, hash, remote_id, run_id, pushed_at, "
+                "result) VALUES (?, ?, ?, '', NULL, ?, 0, ?) ON CONFLICT (target, kind, key) "
+                "DO UPDATE SET result = excluded.result",
+                [
+                    (self.target, kind, key, self.run_id, result)
+                    for (kind, key), result in self._failures.items()
+                ],
+            )
+            self._db.executemany(
+                "UPDATE items SET hash = '', remote_id = NULL "
+                "WHERE target = ? AND kind = ? AND key = ?",
+                [(self.target, kind, key) for kind, key in self._absent],
+            )
+            self._db.executemany(
+                "INSERT OR IGNORE INTO seen (run_id, kind, key) VALUES (?, ?, ?)",
+                [(self.run_id, kind, key) for kind, key in self._seen],
+            )
+            self._db.executemany(
+                "DELETE FROM intents WHERE target = ? AND kind = ? AND key = ?",
+                [(self.target, kind, key) for kind, key in self._settled],
+            )
+            self._db.executemany(
+                "UPDATE intents SET file_id = NULL WHERE target = ? AND kind = ? AND key = ?",
+                [(self.target, kind, key) for kind, key in self._stale_uploads],
+            )
+        for settled in self._settled:
+            self._in_flight.pop(settled, None)
+        self._pending.clear()
+        self._failures.clear()
+        self._absent.clear()
+        self._seen.clear()
+        self._settled.clear()
+        self._stale_uploads.clear()
+
+    def unseen(self, kind: str) -> Iterator[tuple[str, str | None]]:
+        """Items of this target that this run's input did not hold: prune candidates. Those
+        confirmed, and those a killed run was pushing (the target may hold them too)."""
+        self.flush()
+        with self._guard():
+            rows = self._db.execute(
+                "SELECT i.key, i.remote_id FROM items i WHERE i.target = ? AND i.kind = ? "
+                "AND i.hash != '' "
+                "AND NOT EXISTS (SELECT 1 FROM seen s "
+                "WHERE s.run_id = ? AND s.kind = i.kind AND s.key = i.key) "
+                "UNION ALL "
+                "SELECT n.key, NULL FROM intents n WHERE n.target = ? AND n.kind = ? "
+                "AND NOT EXISTS (SELECT 1 FROM seen s "
+                "WHERE s.run_id = ? AND s.kind = n.kind AND s.key = n.key) "
+                "AND NOT EXISTS (SELECT 1 FROM items i WHERE i.target = n.target "
+                "AND i.kind = n.kind AND i.key = n.key AND i.hash != '')",
+                (self.target, kind, self.run_id, self.target, kind, self.run_id),
+            ).fetchall()
+        yield from rows
+
+    def in_flight_count(self, kind: str) -> int:
+        """Items earlier runs left in flight and never settled (part of a prune's scope)."""
+        return sum(1 for k, _ in self._in_flight if k == kind)
+
+    def keys(self, kind: str) -> Iterator[str]:
+        """Every confirmed key of this kind, streamed."""
+        self.flush()
+        with self._guard():
+            cursor = self._db.execute(
+                "SELECT key FROM items WHERE target = ? AND kind = ? AND hash != ''",
+                (self.target, kind),
+            )
+            for (key,) in cursor:
+                yield key
+
+    def count(self, kind: str) -> int:
+        self.flush()
+        with self._guard():
+            row = self._db.execute(
+                "SELECT COUNT(*) FROM items WHERE target = ? AND kind = ? AND hash != ''",
+                (self.target, kind),
+            ).fetchone()
+        return int(row[0])
+
+    def close(self) -> None:
+        try:
+            self.flush()
+            with self._guard():
+                self._db.execute("DELETE FROM seen WHERE run_id = ?", (self.run_id,))
+        finally:
+            self._db.close()
+            if self._lock is not None:
+                self._lock.release()
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """A locked or broken state database stops the run with one line, not a traceback."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise ConfigError(f"state database {self.path}: {exc}") from None
