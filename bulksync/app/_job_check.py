@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from bulksync.app._config_errors import did_you_mean
+from bulksync.spi._config_errors import did_you_mean
 from bulksync.spi._connector import Capabilities, Connector, capabilities_of
 from bulksync.spi._errors import ConfigError
 from bulksync.spi._records import Kind

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from bulksync.spi._errors import ErrorClass, ErrorInfo
+from bulksync.spi._errors import ConfigError, ErrorClass, ErrorInfo
 from bulksync.spi._http import HttpRequest, HttpResponse, parse_retry_after
 from bulksync.spi._records import AssetRecord, Kind, LinkRecord, Record
 from bulksync.spi._redact import body_excerpt
@@ -224,6 +224,48 @@ class Connector(Protocol):
     def delete_stages(self, kind: Kind) -> Sequence[Stage]:
         """Stages that delete :class:`~bulksync.spi._records.Removal` records (for --prune)."""
         ...
+
+
+class BaseConnector:
+    """Defaults for a connector: subclass it and override what the target does differently.
+
+    Every member the engine may call is declared here, so nothing is found by guessing.
+    """
+
+    name = "connector"
+    capabilities = Capabilities()
+    # ``None`` when the target documents no way to list what it holds: ``--full`` then
+    # pushes every item again.
+    lister: RemoteLister | None = None
+
+    def stages(self, kind: Kind) -> Sequence[Stage]:
+        raise NotImplementedError  # every connector carries at least one kind
+
+    def delete_stages(self, kind: Kind) -> Sequence[Stage]:
+        """Stages that delete :class:`~bulksync.spi._records.Removal` records (for --prune)."""
+        raise ConfigError(f"--prune is not supported for {self.name}")
+
+    def identity(self, record: AssetRecord | LinkRecord) -> str:
+        """What the target keys an item by, when that is not the record's key (Propeller keeps
+        one link per from/to pair, whatever its type). Two input lines with one identity would
+        overwrite each other: the later one fails."""
+        return record.key
+
+    def refuse(self, record: AssetRecord | LinkRecord) -> str | None:
+        """Why the target cannot take a line whatever it answers (a value its documents rule
+        out): the line is invalid at read time and costs no request."""
+        return None
+
+    def preflight_request(self) -> HttpRequest | None:
+        """One cheap documented GET that the run sends (after the login) before the first item;
+        2xx, 429 or a 404 of the API's own prove the target usable (bulksync.engine._preflight).
+        None: no preflight."""
+        return None
+
+    def no_route(self, response: HttpResponse) -> bool:
+        """Whether a 404 says the path has no API behind it (a wrong base_url) rather than that
+        one object is missing; so many in a row stop the run (bulksync.engine._breaker)."""
+        return json_object_404(response)
 
 
 def classify_status(status: int) -> ErrorClass | None:
