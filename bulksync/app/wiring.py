@@ -135,8 +135,10 @@ def build_connector(config: Config) -> Connector:
     return spec.connector(_options(config, spec))
 
 
-def config_schema() -> dict[str, Any]:
-    """The JSON schema of a job file, every table included, for editors' completion."""
+def config_schema(broken: list[str] | None = None) -> dict[str, Any]:
+    """The JSON schema of a job file, every table included, for editors' completion. A kind
+    whose plug-in does not load is left out, its one-line error appended to ``broken``: it
+    fails the jobs that use it, not the schema of all the others."""
     fields: dict[str, Any] = {
         "target": (TargetConfig, None),
         "inputs": (InputsConfig, None),
@@ -144,9 +146,14 @@ def config_schema() -> dict[str, Any]:
         "output": (OutputConfig, None),
         "state": (StateConfig, None),
     }
-    kinds = registry.kinds()
-    for kind in kinds:
-        fields[kind] = (settings_model(kind) | None, None)
+    kinds = []
+    for kind in registry.kinds():
+        try:
+            fields[kind] = (settings_model(kind) | None, None)
+        except ConfigError as exc:
+            (broken if broken is not None else []).append(str(exc))
+            continue
+        kinds.append(kind)
     model = create_model("BulksyncJob", __config__=None, **fields)
     schema: dict[str, Any] = model.model_json_schema()
     schema["additionalProperties"] = False
