@@ -149,7 +149,7 @@ def test_a_typo_gets_a_did_you_mean(
 
 def test_a_kind_typo_names_the_kinds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     line = refused(capsys, ["run", "--config", str(job(tmp_path, "", kind="quabel"))])
-    assert "[target] kind: expected one of fake, quable, propeller, ocapi, got 'quabel'" in line
+    assert "[target] kind: expected one of fake, ocapi, propeller, quable, got 'quabel'" in line
     assert "did you mean 'quable'?" in line
 
 
@@ -185,7 +185,7 @@ def test_config_schema_describes_every_table(capsys: pytest.CaptureFixture[str])
     assert schema["additionalProperties"] is False
     target = schema["$defs"]["TargetConfig"]
     assert target["additionalProperties"] is False
-    assert target["properties"]["kind"]["enum"] == ["fake", "quable", "propeller", "ocapi"]
+    assert target["properties"]["kind"]["enum"] == ["fake", "ocapi", "propeller", "quable"]
     assert target["required"] == ["kind"]
     assert schema["$defs"]["OcapiOptions"]["properties"]["batch"]["type"] == "boolean"
 

@@ -17,6 +17,7 @@ from bulksync.engine.auth import NoAuth
 from bulksync.engine.budget import RateBudget
 from bulksync.engine.client import Target
 from bulksync.engine.retry import RetryPolicy
+from bulksync.spi import BaseConnector
 from bulksync.spi._connector import BaseStage, Client, Done, Failed, Job, Outcome, Skipped
 from bulksync.spi._errors import ErrorInfo
 from bulksync.spi._records import AssetRecord, BadRecord, LinkRecord, Origin
@@ -139,7 +140,7 @@ class RecordingCreate(BaseStage):
         return [Done(remote_id=jobs[0].record.key)]
 
 
-class StagedConnector:
+class StagedConnector(BaseConnector):
     name = "staged"
 
     def __init__(self, stages: list[object]) -> None:

@@ -507,11 +507,7 @@ def test_the_fake_target_has_no_preflight_and_the_dry_run_sends_nothing(
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    assert preflight_request_of(FakeConnector()) is None
-
-
-def preflight_request_of(connector: object) -> object:
-    return getattr(connector, "preflight_request", None)
+    assert FakeConnector().preflight_request() is None
 
 
 @pytest.mark.anyio

@@ -19,7 +19,6 @@ import pytest
 from bulksync.app import runner
 from bulksync.app.cli import main
 from bulksync.connectors.fake import _fake as fake
-from bulksync.engine import _engine as engine
 from bulksync.inputs import _csv, readers
 from bulksync.spi._redact import register_secret
 from bulksync.store import results, verdict
@@ -82,7 +81,7 @@ LAYERS: list[tuple[str, Any, str, bool]] = [
     ("validator", readers, "record_key", False),  # replaced below: the validator's _link
     ("content hash", verdict, "content_hash", False),
     ("judge", verdict.Judge, "judge", False),
-    ("identity", engine, "target_identity", False),
+    ("identity", fake.FakeConnector, "identity", False),
     ("a stage", fake._WriteStage, "run", False),
 ]
 

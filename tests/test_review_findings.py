@@ -24,6 +24,7 @@ from bulksync.engine.auth import NoAuth
 from bulksync.engine.budget import RateBudget
 from bulksync.engine.client import Target
 from bulksync.engine.retry import RetryPolicy
+from bulksync.spi import BaseConnector
 from bulksync.spi._connector import BaseStage, Client, Done, Failed, Job, Outcome
 from bulksync.spi._errors import BulksyncError, ErrorInfo
 from bulksync.spi._http import HttpRequest, HttpResponse
@@ -70,7 +71,7 @@ def links(count: int) -> list[LinkRecord]:
     ]
 
 
-class OneStageConnector:
+class OneStageConnector(BaseConnector):
     name = "one"
 
     def __init__(self, stage: object) -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from bulksync.app._config_errors import did_you_mean
-from bulksync.spi._connector import Capabilities, Connector, capabilities_of
+from bulksync.spi._config_errors import did_you_mean
+from bulksync.spi._connector import Capabilities, Connector
 from bulksync.spi._errors import ConfigError
 from bulksync.spi._records import Kind
 
@@ -31,7 +31,7 @@ def check_job(
 ) -> list[str]:
     """Raise :class:`ConfigError` for what the target cannot do; return notes for what it
     does differently (``--full`` on a target that cannot be listed pushes everything)."""
-    caps: Capabilities = capabilities_of(connector)
+    caps: Capabilities = connector.capabilities
     target = connector.name
     for kind in kinds:
         if kind not in caps.kinds:
@@ -63,7 +63,7 @@ def check_stage_names(connector: Connector, names: Mapping[str, int]) -> None:
     """``[limits] stage_concurrency`` keys are stage names: a typo (``uplaod``) would leave
     that stage at the default worker count without a word."""
     known: set[str] = set()
-    for kind in capabilities_of(connector).kinds:
+    for kind in connector.capabilities.kinds:
         for stages in (connector.stages, connector.delete_stages):
             try:
                 known.update(stage.name for stage in stages(kind))

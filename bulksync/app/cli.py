@@ -237,7 +237,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "config-schema":
             from bulksync.app.wiring import config_schema
 
-            sys.stdout.write(orjson.dumps(config_schema(), option=orjson.OPT_INDENT_2).decode())
+            broken: list[str] = []
+            schema = config_schema(broken)
+            for message in broken:
+                sys.stderr.write(f"bulksync: {message}\n")
+            sys.stdout.write(orjson.dumps(schema, option=orjson.OPT_INDENT_2).decode())
             sys.stdout.write("\n")
             return 0
         write_report(args.results, sys.stdout, failed_only=args.failed)

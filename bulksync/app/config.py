@@ -8,24 +8,29 @@ Relative paths resolve against the config file's folder.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, TypeVar
-from urllib.parse import SplitResult, urlsplit, urlunsplit
+from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import AfterValidator as After
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError
+from pydantic import BaseModel, BeforeValidator, Field, Strict, ValidationError
 from pydantic_core import PydanticCustomError
 
-from bulksync.app._config_errors import close_match, describe
+from bulksync.app import registry
+from bulksync.spi._config_errors import close_match, describe
 from bulksync.spi._errors import ConfigError
-from bulksync.spi._redact import register_secret
 
-KINDS = ("fake", "quable", "propeller", "ocapi")
-CONNECTOR_SECTIONS = KINDS  # each target's own table: [fake], [quable], ...
+# Re-exported: the core's tables and a connector's options share one base and one URL rule.
+from bulksync.spi._options import PositiveSeconds as PositiveSeconds
+from bulksync.spi._options import Seconds as Seconds
+from bulksync.spi._options import Section as Section
+from bulksync.spi._options import check_base_url as check_base_url
+from bulksync.spi._options import refuse_userinfo as refuse_userinfo
+from bulksync.spi._options import split_url as split_url
+from bulksync.spi._redact import register_secret
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -57,37 +62,28 @@ def _no_empty(value: Any) -> Any:
     return None if value == "" else value  # `assets = ""` means no assets, not the folder
 
 
+def _installed_kind(value: str) -> str:
+    # The installed targets, not a list written here: a plug-in adds its kind by installing.
+    if not registry.known(value):
+        expected = ", ".join(f"'{kind}'" for kind in registry.kinds())
+        raise PydanticCustomError(
+            "literal_error", "must be an installed target kind", {"expected": expected}
+        )
+    return value
+
+
 EnvName = Annotated[str, After(_env_name)]
+TargetKind = Annotated[str, After(_installed_kind)]
 # Paths come from TOML as strings; only a string (or a Path from code) is a path, never 5.
 FilePath = Annotated[Path, Strict(False)]
 OptionalPath = Annotated[FilePath | None, BeforeValidator(_no_empty)]
 Workers = Annotated[int, Field(ge=1, le=1024)]
-# Finite: an infinite timeout or stall limit would silently switch that guard off.
-Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-PositiveSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 RateWindows = Annotated[list[tuple[int, float]] | None, BeforeValidator(_pairs), After(_windows)]
-
-
-class Section(BaseModel):
-    """One config table. Built in code, a wrong value raises ConfigError with its path too."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-    table: ClassVar[str] = ""  # its name in the TOML file, for messages
-
-    def __init__(self, /, **data: Any) -> None:
-        # pydantic calls this for nested tables and model_validate too: every path to a
-        # model gets the one-line message, never pydantic's multi-line text with the value.
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            table = type(self).table
-            known = {table: list(type(self).model_fields)}
-            raise ConfigError(describe(exc, table or None, known)) from None
 
 
 class TargetConfig(Section):
     table = "target"
-    kind: Literal["fake", "quable", "propeller", "ocapi"] = "fake"
+    kind: TargetKind = "fake"  # a bulksync.targets entry point (bulksync.app.registry)
     base_url: str = ""
     token_env: EnvName | None = None  # static bearer token
     user_env: EnvName | None = None  # login: user name ...
@@ -229,7 +225,7 @@ def _build(raw: dict[str, Any], overrides: dict[str, Any]) -> Config:
     for name, values in raw.items():
         if name in _SECTIONS:
             core[name] = values
-        elif name in CONNECTOR_SECTIONS:
+        elif registry.known(name):
             if not isinstance(values, dict):
                 raise ConfigError(f"[{name}]: expected a table")
             sections[name] = values
@@ -237,9 +233,9 @@ def _build(raw: dict[str, Any], overrides: dict[str, Any]) -> Config:
             raise ConfigError(_unknown_section(name))
     target = raw.get("target", {})
     if isinstance(target, dict) and target.get("kind") is None:
+        real = ", ".join(kind for kind in registry.kinds() if kind != "fake")
         raise ConfigError(
-            "[target] kind is required (quable, propeller, ocapi, or fake for the built-in "
-            "in-memory target)"
+            f"[target] kind is required ({real}, or fake for the built-in in-memory target)"
         )
     config = Config.model_validate(core)  # Section.__init__ words its errors
     for name, values in sections.items():
@@ -247,15 +243,14 @@ def _build(raw: dict[str, Any], overrides: dict[str, Any]) -> Config:
             raise ConfigError(
                 f"[{name}] is for kind '{name}'; this job's kind is '{config.target.kind}'"
             )
-        from bulksync.app.wiring import settings_model  # the registry imports this module
-
         config.sections[name] = values
-        config.settings(name, settings_model(name))  # refuse its mistakes now, not mid-build
+        # Refuse its mistakes now, not mid-build.
+        config.settings(name, registry.target_spec(name).options)
     return config
 
 
 def _unknown_section(name: str) -> str:
-    tables = [*_SECTIONS, *CONNECTOR_SECTIONS]
+    tables = [*_SECTIONS, *registry.kinds()]
     for table, model in _SECTIONS.items():
         if name in model.model_fields:  # `kind = "quable"` written above any table
             return f"unknown config section [{name}]; did you mean '{name}' under [{table}]?"
@@ -276,13 +271,8 @@ def _resolve_paths(config: Config, base: Path) -> None:
 
 
 def validate(config: Config) -> None:
-    from bulksync.app.wiring import BUILDERS  # the registry imports this module
-
     target = config.target
-    if target.kind not in BUILDERS:
-        kinds = ", ".join(sorted(BUILDERS))
-        raise ConfigError(f"unknown target kind '{target.kind}' (available: {kinds})")
-    if target.kind != "fake":
+    if registry.target_spec(target.kind).needs_base_url:
         check_base_url(target.base_url, target.allow_http)
     elif target.base_url:
         # The fake sends nothing, but the state names its target by this URL.
@@ -314,55 +304,3 @@ def normalize_base_url(url: str) -> str:
     userinfo = parts.netloc.rpartition("@")[0]
     netloc = f"{userinfo}@{host}" if userinfo else host
     return urlunsplit((scheme, netloc, parts.path.rstrip("/"), parts.query, parts.fragment))
-
-
-def check_base_url(url: str, allow_http: bool, what: str = "base_url") -> None:
-    """Only https, or plain http to loopback (the sandbox) unless explicitly allowed."""
-    if not url:
-        raise ConfigError("[target] base_url is required (or --base-url)")
-    refuse_userinfo(url, what)
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 -- raises on a port that is no number
-    except ValueError:
-        raise ConfigError(f"{what} must be an http(s) URL, got '{url}'") from None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{what} must be an http(s) URL, got '{url}'")
-    if parts.scheme.lower() == "http" and not allow_http and not _is_loopback(parts.hostname):
-        raise ConfigError(
-            f"refusing plain http:// to {parts.hostname}: use https, or set allow_http = true"
-        )
-
-
-def split_url(url: str, what: str) -> SplitResult:
-    """``urlsplit``, whose ValueError (a broken IPv6 bracket, a bad port) is a config
-    mistake (exit 2), not a bug (exit 5)."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 -- raises on a port that is no number
-    except ValueError as exc:
-        raise ConfigError(f"{what} is not a valid URL ({exc})") from None
-    return parts
-
-
-def refuse_userinfo(url: str, what: str) -> None:
-    """No ``user:password@`` in a URL: bulksync would send it and keep it (the state names its
-    target by URL). The message never repeats the URL, which holds the password."""
-    # By hand, not urlsplit: urlsplit raises on a broken IPv6 bracket, and the caller's
-    # "got '<url>'" message would then repeat the password.
-    rest = url.split("//", 1)[1] if "//" in url else ""
-    netloc = re.split(r"[/?#]", rest, maxsplit=1)[0]
-    if "@" in netloc:
-        raise ConfigError(
-            f"{what} must not carry a user name or password (user:password@...); "
-            "give credentials through the environment variables the [target] table names"
-        )
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -8,7 +8,7 @@ from typing import Any
 
 from bulksync.app.prune import doomed_items, max_delete_limit, scope_size
 from bulksync.engine._identities import IdentityIndex
-from bulksync.spi._connector import Connector, read_time_refusal, target_identity
+from bulksync.spi._connector import Connector
 from bulksync.spi._records import AssetRecord, BadRecord, Kind, LinkRecord, Record
 from bulksync.store.verdict import Judge
 
@@ -91,11 +91,11 @@ def _plan_kind(
             plan.add("invalid", f"{record.origin}: {record.reason}")
             continue
         assert isinstance(record, AssetRecord | LinkRecord)
-        refusal = None if connector is None else read_time_refusal(connector, record)
+        refusal = None if connector is None else connector.refuse(record)
         if refusal is not None:
             plan.add("invalid", f"{record.origin}: {refusal}")
             continue
-        identity = record.key if connector is None else target_identity(connector, record)
+        identity = record.key if connector is None else connector.identity(record)
         first = identities.claim(kind, identity, record.origin.line)
         if first is not None:
             plan.add("invalid", f"{record.origin}: duplicate of line {first}")

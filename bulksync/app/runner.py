@@ -26,7 +26,7 @@ from bulksync.engine._preflight import preflight, stall_limit
 from bulksync.engine.client import EngineClient
 from bulksync.engine.retry import RetryPolicy
 from bulksync.inputs.readers import read_records
-from bulksync.spi._connector import Connector, RemoteLister, capabilities_of
+from bulksync.spi._connector import Connector, RemoteLister
 from bulksync.spi._errors import AuthError, BulksyncError, ConfigError, first_bulksync_error
 from bulksync.spi._http import HttpRequest
 from bulksync.spi._records import AssetRecord, Kind, LinkRecord
@@ -247,7 +247,7 @@ def _retry_policy(config: Config) -> RetryPolicy:
 
 def _lister_of(built: BuiltTarget) -> RemoteLister | None:
     # The declared capability decides: a connector may hold a lister for one kind only.
-    listed = capabilities_of(built.connector).listing
+    listed = built.connector.capabilities.listing
     return built.connector.lister if listed else None
 
 
@@ -272,7 +272,7 @@ async def _list_target(
     assert lister is not None
     retry = _retry_policy(config)
     for kind in reversed(_prune_kinds(config)):  # assets, then links
-        if kind not in capabilities_of(built.connector).listing:
+        if kind not in built.connector.capabilities.listing:
             continue  # pushed again in full, as check_job noted
         path = config.inputs.assets if kind == "asset" else config.inputs.links
         assert path is not None

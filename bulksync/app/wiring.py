@@ -1,13 +1,18 @@
-"""Build a runnable target (connector, transport, budget, auth) from the configuration."""
+"""Build a runnable target (connector, transport, budget, auth) from the configuration.
+
+The one place where a target's spec meets the engine: secrets are read here, the login is
+wrapped in the engine's session, the pool is sized from the engine's own worker counts and the
+budget from the documented windows. A connector package supplies only the spec.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, create_model
 
+from bulksync.app import registry
 from bulksync.app.config import (
     Config,
     InputsConfig,
@@ -16,12 +21,17 @@ from bulksync.app.config import (
     StateConfig,
     TargetConfig,
 )
-from bulksync.connectors.fake._fake import FakeConnector, FakeServer, FakeSettings, FakeTokenSource
 from bulksync.engine.auth import Authenticator, NoAuth, SessionAuth, StaticTokenAuth
 from bulksync.engine.budget import RateBudget
 from bulksync.engine.client import Target
+from bulksync.engine.transport import AiohttpTransport, Transport
 from bulksync.spi._connector import Connector
 from bulksync.spi._errors import ConfigError
+from bulksync.spi._spec import CREDENTIAL_ENV, Credentials, Site, TargetSpec
+
+# Connections beyond the stage workers' own: a login, a listing page or the preflight may be
+# in flight while every worker waits on its answer.
+SPARE_CONNECTIONS = 4
 
 
 @dataclass(slots=True)
@@ -37,65 +47,98 @@ def budget_for(config: Config, documented: list[tuple[int, float]] | None = None
     return RateBudget(windows, pace=config.limits.pace, max_pause_s=config.limits.max_elapsed_s)
 
 
-def build_fake(config: Config) -> BuiltTarget:
-    settings = config.settings("fake", FakeSettings)
-    server = FakeServer(settings)
-    auth: Authenticator = NoAuth()
-    if config.target.token_env:
-        auth = StaticTokenAuth(config.secret(config.target.token_env, "fake target token"))
-    elif settings.token_lifetime_s is not None:
-        auth = SessionAuth(FakeTokenSource())
-    target = Target(config.target.base_url, server, budget_for(config), auth)
-    return BuiltTarget(FakeConnector(), target)
-
-
-def build_quable(config: Config) -> BuiltTarget:
-    from bulksync.connectors.quable import build_quable as build
-
-    return build(config)
-
-
-def build_propeller(config: Config) -> BuiltTarget:
-    from bulksync.connectors.propeller import build_propeller as build
-
-    return build(config)
-
-
-def build_ocapi(config: Config) -> BuiltTarget:
-    from bulksync.connectors.ocapi import build_ocapi as build
-
-    return build(config)
-
-
-BUILDERS: dict[str, Callable[[Config], BuiltTarget]] = {
-    "fake": build_fake,
-    "quable": build_quable,
-    "propeller": build_propeller,
-    "ocapi": build_ocapi,
-}
-
-
 def settings_model(kind: str) -> type[BaseModel]:
-    """The model of the [kind] table; connectors are imported only when asked for."""
-    if kind == "fake":
-        return FakeSettings
-    if kind == "quable":
-        from bulksync.connectors.quable import QuableOptions
-
-        return QuableOptions
-    if kind == "propeller":
-        from bulksync.connectors.propeller import PropellerOptions
-
-        return PropellerOptions
-    if kind == "ocapi":
-        from bulksync.connectors.ocapi import OcapiOptions
-
-        return OcapiOptions
-    raise ConfigError(f"unknown target kind '{kind}' (available: {', '.join(sorted(BUILDERS))})")
+    """The model of the [kind] table."""
+    return registry.target_spec(kind).options
 
 
-def config_schema() -> dict[str, Any]:
-    """The JSON schema of a job file, every table included, for editors' completion."""
+def _options(config: Config, spec: TargetSpec) -> Any:
+    return config.settings(spec.name, spec.options)
+
+
+def _site(config: Config) -> Site:
+    return Site(config.target.base_url, config.target.allow_http)
+
+
+def read_credentials(config: Config, spec: TargetSpec) -> Credentials:
+    """The first accepted form whose [target] keys are all set, its secrets read (and so
+    registered for redaction); the spec's message, or the missing key's, when none is."""
+    target = config.target
+    for kind in spec.credentials:
+        keys = CREDENTIAL_ENV[kind]
+        if all(getattr(target, key) for key in keys):
+            break
+    else:
+        if spec.missing_credentials is not None:
+            raise ConfigError(spec.missing_credentials)
+        kind = spec.credentials[-1]  # reading it names the key that is not configured
+        keys = CREDENTIAL_ENV[kind]
+    values = [config.secret(getattr(target, key), spec.label(key)) for key in keys]
+    if kind == "token":
+        return Credentials(kind, token=values[0])
+    if kind == "login":
+        return Credentials(kind, user=values[0], password=values[1])
+    if kind == "client_credentials":
+        return Credentials(kind, client_id=values[0], client_secret=values[1])
+    return Credentials(kind)
+
+
+def authenticator(config: Config, spec: TargetSpec, options: Any) -> Authenticator:
+    credentials = read_credentials(config, spec)
+    if credentials.kind == "token":
+        assert credentials.token is not None
+        return StaticTokenAuth(credentials.token)
+    source = None if spec.login is None else spec.login(credentials, options, _site(config))
+    if source is None:
+        return NoAuth()
+    if spec.session_margin_s is None:
+        return SessionAuth(source)
+    return SessionAuth(source, margin_s=spec.session_margin_s)
+
+
+def pool_size(config: Config, connector: Connector) -> int:
+    """One connection per stage worker the engine may run at once, plus spares: each stage of
+    each kind the target takes has its own pool (``[limits] stage_concurrency`` or
+    ``concurrency`` workers)."""
+    limits = config.limits
+    workers = 0
+    for kind in sorted(connector.capabilities.kinds):
+        try:
+            stages = connector.stages(kind)
+        except ConfigError:
+            continue
+        workers += sum(limits.stage_concurrency.get(s.name, limits.concurrency) for s in stages)
+    return max(workers, limits.concurrency) + SPARE_CONNECTIONS
+
+
+def build_target(config: Config) -> BuiltTarget:
+    spec = registry.target_spec(config.target.kind)
+    options = _options(config, spec)
+    if spec.check is not None:
+        spec.check(options, _site(config))  # before any secret is read
+    auth = authenticator(config, spec, options)
+    connector = spec.connector(options)
+    transport: Transport
+    if spec.transport is not None:
+        transport = spec.transport(options)
+    else:
+        size = pool_size(config, connector)
+        transport = AiohttpTransport(max_connections=size, timeout_s=config.target.timeout_s)
+    budget = budget_for(config, list(spec.rate_windows))
+    return BuiltTarget(connector, Target(config.target.base_url, transport, budget, auth))
+
+
+def build_connector(config: Config) -> Connector:
+    """The target's connector alone: its options, no secrets, no transport. What the job
+    check and a dry run need (a plan is made without credentials)."""
+    spec = registry.target_spec(config.target.kind)
+    return spec.connector(_options(config, spec))
+
+
+def config_schema(broken: list[str] | None = None) -> dict[str, Any]:
+    """The JSON schema of a job file, every table included, for editors' completion. A kind
+    whose plug-in does not load is left out, its one-line error appended to ``broken``: it
+    fails the jobs that use it, not the schema of all the others."""
     fields: dict[str, Any] = {
         "target": (TargetConfig, None),
         "inputs": (InputsConfig, None),
@@ -103,47 +146,26 @@ def config_schema() -> dict[str, Any]:
         "output": (OutputConfig, None),
         "state": (StateConfig, None),
     }
-    for kind in BUILDERS:
-        fields[kind] = (settings_model(kind) | None, None)
+    kinds = []
+    for kind in registry.kinds():
+        try:
+            fields[kind] = (settings_model(kind) | None, None)
+        except ConfigError as exc:
+            (broken if broken is not None else []).append(str(exc))
+            continue
+        kinds.append(kind)
     model = create_model("BulksyncJob", __config__=None, **fields)
     schema: dict[str, Any] = model.model_json_schema()
     schema["additionalProperties"] = False
+    tables = ", ".join(f"[{kind}]" for kind in kinds)
     schema["description"] = (
         "A bulksync job file (TOML). [target] kind is required; only the table of that kind "
-        "([fake], [quable], [propeller] or [ocapi]) may be present."
+        f"({tables}) may be present."
     )
     schema["required"] = ["target"]
     # Code may build a TargetConfig without a kind (the fake); a job file must name it.
     target = schema["$defs"]["TargetConfig"]
     target["required"] = ["kind"]
     target["properties"]["kind"].pop("default", None)
+    target["properties"]["kind"]["enum"] = kinds
     return schema
-
-
-def build_target(config: Config) -> BuiltTarget:
-    builder = BUILDERS.get(config.target.kind)
-    if builder is None:
-        kinds = ", ".join(sorted(BUILDERS))
-        raise ConfigError(f"unknown target kind '{config.target.kind}' (available: {kinds})")
-    return builder(config)
-
-
-def build_connector(config: Config) -> Connector:
-    """The target's connector alone: its options, no secrets, no transport. What the job
-    check and a dry run need (a plan is made without credentials)."""
-    kind = config.target.kind
-    if kind == "fake":
-        return FakeConnector()
-    if kind == "quable":
-        from bulksync.connectors.quable._connector import QuableConnector, QuableOptions
-
-        return QuableConnector(config.settings("quable", QuableOptions))
-    if kind == "propeller":
-        from bulksync.connectors.propeller._connector import PropellerConnector, PropellerOptions
-
-        return PropellerConnector(config.settings("propeller", PropellerOptions))
-    if kind == "ocapi":
-        from bulksync.connectors.ocapi._connector import OcapiConnector, OcapiOptions
-
-        return OcapiConnector(config.settings("ocapi", OcapiOptions))
-    return build_target(config).connector  # unknown kinds fail there, with the list

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import anyio
 
-from bulksync.spi._connector import json_object_404
+from bulksync.spi._connector import Connector, json_object_404
 from bulksync.spi._errors import DNS, REFUSED, TLS, TargetUnreachable, TransportError
 from bulksync.spi._http import HttpRequest, HttpResponse
 
@@ -26,10 +26,9 @@ DEFAULT_UNREACHABLE_AFTER = 20
 NoRoute = Callable[[HttpResponse], bool]
 
 
-def no_route_of(connector: object) -> NoRoute:
-    """The connector's optional ``no_route(response)``, else :func:`json_object_404`."""
-    hook: NoRoute | None = getattr(connector, "no_route", None)
-    return hook if hook is not None else json_object_404
+def no_route_of(connector: Connector) -> NoRoute:
+    """The connector's ``no_route(response)`` (BaseConnector's: :func:`json_object_404`)."""
+    return connector.no_route
 
 
 def what_to_check(cause: str, host: str) -> str:

@@ -28,8 +28,6 @@ from bulksync.spi._connector import (
     Job,
     Skipped,
     Stage,
-    read_time_refusal,
-    target_identity,
 )
 from bulksync.spi._errors import ErrorInfo, first_bulksync_error
 from bulksync.spi._records import AssetRecord, BadRecord, Kind, LinkRecord, Origin, Record
@@ -106,7 +104,7 @@ class Engine(ItemSink):
         self._deleting = deleting
         options = self.options
         if not deleting and (options.state is not None or options.full):
-            lister = getattr(self.connector, "lister", None)
+            lister = self.connector.lister
             judge = Judge(options.state, options.remote, lister, options.full)
             if options.state is not None:
                 # A first migration has nothing to look up: skip a query per item.
@@ -279,14 +277,14 @@ class Engine(ItemSink):
     def _refusal(self, record: Record) -> BadRecord | None:
         if self._deleting or not isinstance(record, AssetRecord | LinkRecord):
             return None
-        reason = read_time_refusal(self.connector, record)
+        reason = self.connector.refuse(record)
         return None if reason is None else BadRecord(record.origin, record.kind, reason, record.key)
 
     def _first_claim(self, record: Record) -> int | None:
         """The earlier line of this input with the same identity on the target, if any."""
         if self._identities is None or not isinstance(record, AssetRecord | LinkRecord):
             return None
-        identity = target_identity(self.connector, record)
+        identity = self.connector.identity(record)
         return self._identities.claim(record.kind, identity, record.origin.line)
 
     def _finish_duplicate(self, record: AssetRecord | LinkRecord, first: int) -> None:

@@ -36,8 +36,7 @@ async def preflight(
 ) -> None:
     """Raise :class:`TargetUnreachable` (exit 4) or :class:`AuthError` (exit 3) when the
     target cannot serve this run; return when it answered like the API it should be."""
-    build = getattr(connector, "preflight_request", None)
-    request: HttpRequest | None = build() if build is not None else None
+    request: HttpRequest | None = connector.preflight_request()
     if request is None:
         return
     leash = min(timeout_s, PREFLIGHT_TIMEOUT_S)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from bulksync.spi._errors import ErrorClass, ErrorInfo
+from bulksync.spi._errors import ConfigError, ErrorClass, ErrorInfo
 from bulksync.spi._http import HttpRequest, HttpResponse, parse_retry_after
 from bulksync.spi._records import AssetRecord, Kind, LinkRecord, Record
 from bulksync.spi._redact import body_excerpt
@@ -206,24 +206,71 @@ class Connector(Protocol):
     # pushes every item again.
     lister: RemoteLister | None
 
-    # Optional: ``identity(record) -> str``, what the target keys an item by, when that is
-    # not the record's key (Propeller keeps one link per from/to pair, whatever its type).
-    # Two input lines with one identity would overwrite each other: the later one fails.
-    # Optional: ``refuse(record) -> str | None``, why the target cannot take a line whatever
-    # it answers (a value its documents rule out): the line is invalid at read time.
-    # Optional: ``preflight_request() -> HttpRequest | None``, one cheap documented GET that
-    # the run sends (after the login) before the first item; 2xx, 429 or a 404 of the API's
-    # own prove the target usable, a refused connection, a bad certificate, a "no route" 404
-    # or silence stop the run with exit 4 (bulksync.engine._preflight). None: no preflight.
-    # Optional: ``no_route(response) -> bool``, whether a 404 says the path has no API behind
-    # it (a wrong base_url) rather than that one object is missing; default: a 404 whose body
-    # is not a JSON object. So many in a row stop the run (bulksync.engine._breaker).
+    # Subclass BaseConnector for the defaults of every member below but ``stages``.
 
     def stages(self, kind: Kind) -> Sequence[Stage]: ...
 
     def delete_stages(self, kind: Kind) -> Sequence[Stage]:
         """Stages that delete :class:`~bulksync.spi._records.Removal` records (for --prune)."""
         ...
+
+    def identity(self, record: AssetRecord | LinkRecord) -> str:
+        """What the target keys an item by (default: the record's key)."""
+        ...
+
+    def refuse(self, record: AssetRecord | LinkRecord) -> str | None:
+        """Why the target cannot take a line at all (invalid at read time), or None."""
+        ...
+
+    def preflight_request(self) -> HttpRequest | None:
+        """One cheap documented GET sent before the first item, or None."""
+        ...
+
+    def no_route(self, response: HttpResponse) -> bool:
+        """Whether a 404 says the path has no API behind it (a wrong base_url)."""
+        ...
+
+
+class BaseConnector:
+    """Defaults for a connector: subclass it and override what the target does differently.
+
+    Every member the engine may call is declared here, so nothing is found by guessing.
+    """
+
+    name = "connector"
+    capabilities = Capabilities()
+    # ``None`` when the target documents no way to list what it holds: ``--full`` then
+    # pushes every item again.
+    lister: RemoteLister | None = None
+
+    def stages(self, kind: Kind) -> Sequence[Stage]:
+        raise NotImplementedError  # every connector carries at least one kind
+
+    def delete_stages(self, kind: Kind) -> Sequence[Stage]:
+        """Stages that delete :class:`~bulksync.spi._records.Removal` records (for --prune)."""
+        raise ConfigError(f"--prune is not supported for {self.name}")
+
+    def identity(self, record: AssetRecord | LinkRecord) -> str:
+        """What the target keys an item by, when that is not the record's key (Propeller keeps
+        one link per from/to pair, whatever its type). Two input lines with one identity would
+        overwrite each other: the later one fails."""
+        return record.key
+
+    def refuse(self, record: AssetRecord | LinkRecord) -> str | None:
+        """Why the target cannot take a line whatever it answers (a value its documents rule
+        out): the line is invalid at read time and costs no request."""
+        return None
+
+    def preflight_request(self) -> HttpRequest | None:
+        """One cheap documented GET that the run sends (after the login) before the first item;
+        2xx, 429 or a 404 of the API's own prove the target usable (bulksync.engine._preflight).
+        None: no preflight."""
+        return None
+
+    def no_route(self, response: HttpResponse) -> bool:
+        """Whether a 404 says the path has no API behind it (a wrong base_url) rather than that
+        one object is missing; so many in a row stop the run (bulksync.engine._breaker)."""
+        return json_object_404(response)
 
 
 def classify_status(status: int) -> ErrorClass | None:
@@ -271,29 +318,6 @@ def response_error(
         retry_after=parse_retry_after(response.header("retry-after")),
         maybe_applied=maybe_applied(response.status, write),
     )
-
-
-def target_identity(connector: Connector, record: AssetRecord | LinkRecord) -> str:
-    """The item's identity on the target: the connector's ``identity``, else its key."""
-    identity = getattr(connector, "identity", None)
-    return record.key if identity is None else str(identity(record))
-
-
-def capabilities_of(connector: Connector) -> Capabilities:
-    """The connector's declared capabilities; a connector that declares none (written before
-    they existed, or a test's) is taken to support every kind, prune, and --full when it
-    has a lister."""
-    declared = getattr(connector, "capabilities", None)
-    if isinstance(declared, Capabilities):
-        return declared
-    listed = BOTH_KINDS if getattr(connector, "lister", None) is not None else frozenset()
-    return Capabilities(prune=BOTH_KINDS, listing=listed)
-
-
-def read_time_refusal(connector: Connector, record: AssetRecord | LinkRecord) -> str | None:
-    """The connector's ``refuse``, if it has one: why this line cannot be sent at all."""
-    refuse = getattr(connector, "refuse", None)
-    return None if refuse is None else refuse(record)
 
 
 UNSAFE_SEGMENTS = frozenset({"", ".", ".."})

@@ -13,7 +13,8 @@ import orjson
 import pytest
 
 from bulksync.app.config import Config, TargetConfig
-from bulksync.connectors.ocapi import OcapiConnector, OcapiOptions, build_ocapi
+from bulksync.app.wiring import build_target
+from bulksync.connectors.ocapi import OcapiConnector, OcapiOptions
 from bulksync.connectors.ocapi._auth import OcapiClientCredentials
 from bulksync.connectors.ocapi._batch import BatchLinkStage, split_multipart
 from bulksync.connectors.ocapi._links import CategoryLinkStage
@@ -512,25 +513,25 @@ def config(ocapi: dict[str, Any] | None = None, **target: Any) -> Config:
     )
 
 
-def test_build_ocapi(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_build_target_ocapi(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OCAPI_UNIT_ID", "client")
     monkeypatch.setenv("OCAPI_UNIT_SECRET", "secret")
-    built = build_ocapi(config())
+    built = build_target(config())
     assert isinstance(built.connector, OcapiConnector)
     single: Sequence[Any] = built.connector.stages("link")
     assert isinstance(single[0], CategoryLinkStage)
-    built = build_ocapi(config({"batch": True, "batch_size": 20, "token_url": "/dw/token"}))
+    built = build_target(config({"batch": True, "batch_size": 20, "token_url": "/dw/token"}))
     batched: Sequence[Any] = built.connector.stages("link")
     assert isinstance(batched[0], BatchLinkStage) and batched[0].batch_size == 20
     with pytest.raises(ConfigError, match="unknown key"):
-        build_ocapi(config({"batch_sise": 10}))
+        build_target(config({"batch_sise": 10}))
     with pytest.raises(ConfigError, match="plain http"):
-        build_ocapi(config({"token_url": "http://account.example.com/token"}))
+        build_target(config({"token_url": "http://account.example.com/token"}))
     with pytest.raises(ConfigError, match="client_id_env and client_secret_env"):
-        build_ocapi(config(client_secret_env=None))
+        build_target(config(client_secret_env=None))
     monkeypatch.delenv("OCAPI_UNIT_SECRET")
     with pytest.raises(ConfigError, match="OCAPI_UNIT_SECRET is not set"):
-        build_ocapi(config())
+        build_target(config())
 
 
 async def test_assets_fail_with_a_clear_reason() -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from bulksync.app.config import Config, InputsConfig, LimitsConfig, OutputConfig, TargetConfig
 from bulksync.app.runner import run_job_async
-from bulksync.connectors.propeller import build_propeller
+from bulksync.app.wiring import build_target
 from bulksync.connectors.propeller._auth import PropellerLogin, resolve_token_url
 from bulksync.connectors.propeller._links import BulkLinkStage
 from bulksync.engine.auth import SessionAuth
@@ -292,7 +292,7 @@ def test_an_absolute_token_url_is_checked_like_the_base_url(token_url: str) -> N
 
 def test_the_session_renews_the_token_five_minutes_before_it_expires() -> None:
     config = sandbox_config(Path("/nonexistent"), "https://api.helice.cloud/v2", [], write=False)
-    auth = build_propeller(config).target.auth
+    auth = build_target(config).target.auth
     assert isinstance(auth, SessionAuth)
     now = [0.0]
     auth._clock = lambda: now[0]  # the renewal moment, read from a fake clock

@@ -20,30 +20,41 @@ import anyio
 import orjson
 from pydantic import Field
 
-from bulksync.app.config import Seconds, Section
-from bulksync.spi._answers import bad_response, json_object
-from bulksync.spi._auth import Token
-from bulksync.spi._connector import (
+from bulksync.spi import (
     BOTH_KINDS,
+    AssetRecord,
+    BaseConnector,
     BaseStage,
     Capabilities,
     Client,
+    ConfigError,
+    Credentials,
     Done,
+    ErrorInfo,
     Failed,
+    FilePart,
+    HttpRequest,
+    HttpResponse,
     Job,
+    Kind,
+    Options,
     Outcome,
     RemoteLister,
+    Seconds,
+    Site,
     Stage,
+    TargetSpec,
+    Token,
+    TransportError,
+    bad_response,
+    json_object,
     response_error,
 )
-from bulksync.spi._errors import ConfigError, ErrorInfo, TransportError
-from bulksync.spi._http import FilePart, HttpRequest, HttpResponse
-from bulksync.spi._records import AssetRecord, Kind
 
 Share = Annotated[float, Field(ge=0, le=1)]
 
 
-class FakeSettings(Section):
+class FakeSettings(Options):
     """The [fake] table of a job config."""
 
     table: ClassVar[str] = "fake"
@@ -246,10 +257,13 @@ class _UploadStage(BaseStage):
         return [Done()]
 
 
-class FakeConnector:
+CAPABILITIES = Capabilities(kinds=BOTH_KINDS, prune=BOTH_KINDS)
+
+
+class FakeConnector(BaseConnector):
     name = "fake"
     lister: RemoteLister | None = None
-    capabilities = Capabilities(kinds=BOTH_KINDS, prune=BOTH_KINDS)
+    capabilities = CAPABILITIES
 
     def stages(self, kind: Kind) -> Sequence[Stage]:
         if kind == "link":
@@ -260,3 +274,27 @@ class FakeConnector:
 
     def delete_stages(self, kind: Kind) -> Sequence[Stage]:
         return [_WriteStage("delete", "deletions")]
+
+
+def _connector(settings: FakeSettings) -> FakeConnector:
+    return FakeConnector()
+
+
+def _login(credentials: Credentials, settings: FakeSettings, site: Site) -> FakeTokenSource | None:
+    # No token configured: a session only when the fake is told its tokens expire.
+    return FakeTokenSource() if settings.token_lifetime_s is not None else None
+
+
+SPEC = TargetSpec(
+    name="fake",
+    title="fake target",
+    description="the in-process fake target of the tests and the quick examples",
+    options=FakeSettings,
+    connector=_connector,
+    capabilities=CAPABILITIES,
+    credentials=("token", "none"),
+    secret_labels={"token_env": "fake target token"},
+    login=_login,
+    transport=FakeServer,  # in-process: nothing is sent over the network
+    needs_base_url=False,
+)

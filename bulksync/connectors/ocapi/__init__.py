@@ -1,6 +1,6 @@
 """The Salesforce B2C Commerce OCAPI connector: category links by PUT or through the batch API,
 OAuth client credentials."""
 
-from ._connector import OcapiConnector, OcapiOptions, build_ocapi
+from ._connector import SPEC, OcapiConnector, OcapiOptions
 
-__all__ = ["OcapiConnector", "OcapiOptions", "build_ocapi"]
+__all__ = ["SPEC", "OcapiConnector", "OcapiOptions"]

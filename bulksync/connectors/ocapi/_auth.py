@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import base64
 
-from bulksync.spi._auth import Token
-from bulksync.spi._errors import AuthError
-from bulksync.spi._http import HttpRequest, HttpResponse
-from bulksync.spi._redact import register_secret
+from bulksync.spi import AuthError, HttpRequest, HttpResponse, Token, register_secret
 
 DEFAULT_TOKEN_URL = "https://account.demandware.com/dwsso/oauth2/access_token"
 DOCUMENTED_LIFETIME_S = 1799.0

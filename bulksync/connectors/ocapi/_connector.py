@@ -4,28 +4,37 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import orjson
 from pydantic import Field
 
-from bulksync.app.config import Section, check_base_url, refuse_userinfo, split_url
-from bulksync.engine.auth import SessionAuth
-from bulksync.engine.transport import AiohttpTransport
-from bulksync.spi._connector import (
+from bulksync.spi import (
+    AssetRecord,
+    BaseConnector,
     BaseStage,
     Capabilities,
     Client,
+    ConfigError,
+    Credentials,
+    ErrorInfo,
     Failed,
+    HttpRequest,
+    HttpResponse,
     Job,
+    Kind,
+    LinkRecord,
+    Options,
     Outcome,
     RemoteLister,
+    Site,
     Stage,
+    TargetSpec,
+    check_base_url,
     json_object_404,
+    refuse_userinfo,
+    split_url,
 )
-from bulksync.spi._errors import ConfigError, ErrorInfo
-from bulksync.spi._http import HttpRequest, HttpResponse
-from bulksync.spi._records import AssetRecord, Kind, LinkRecord
 
 from ._auth import DEFAULT_TOKEN_URL, OcapiClientCredentials
 from ._batch import MAX_PARTS, BatchLinkStage
@@ -33,16 +42,11 @@ from ._delete import DeleteLinkStage
 from ._links import CategoryLinkStage, category_link
 from ._listing import MAX_COUNT, OcapiLister
 
-if TYPE_CHECKING:
-    from bulksync.app.config import Config
-    from bulksync.app.wiring import BuiltTarget
-
-
 # The catalog and category of the preflight's read: no real one is known before the input.
 PREFLIGHT_ID = "bulksync-preflight"
 
 
-class OcapiOptions(Section):
+class OcapiOptions(Options):
     """The [ocapi] table of a job config."""
 
     table: ClassVar[str] = "ocapi"
@@ -77,12 +81,15 @@ class AssetsUnsupportedStage(BaseStage):
         return [Failed(ErrorInfo("Unsupported", message)) for _ in jobs]
 
 
-class OcapiConnector:
+# Category links only: put, deleted (seed 003) and listed per category.
+_LINKS: frozenset[Kind] = frozenset({"link"})
+CAPABILITIES = Capabilities(kinds=_LINKS, prune=_LINKS, listing=_LINKS)
+
+
+class OcapiConnector(BaseConnector):
     name = "ocapi"
     lister: RemoteLister | None = None
-    # Category links only: put, deleted (seed 003) and listed per category.
-    _LINKS: frozenset[Kind] = frozenset({"link"})
-    capabilities = Capabilities(kinds=_LINKS, prune=_LINKS, listing=_LINKS)
+    capabilities = CAPABILITIES
 
     def __init__(self, options: OcapiOptions | None = None) -> None:
         self.options = options or OcapiOptions()
@@ -135,31 +142,34 @@ class OcapiConnector:
         return [DeleteLinkStage(self.options.data_path)]
 
 
-def build_ocapi(config: Config) -> BuiltTarget:
-    from bulksync.app.wiring import BuiltTarget, budget_for
-    from bulksync.engine.client import Target
-
-    options = config.settings("ocapi", OcapiOptions)
-    target_config = config.target
-    if not (target_config.client_id_env and target_config.client_secret_env):
-        raise ConfigError(
-            "OCAPI needs [target] client_id_env and client_secret_env "
-            "(the API client's id and secret, for OAuth client credentials)"
-        )
+def _check(options: OcapiOptions, site: Site) -> None:
     refuse_userinfo(options.token_url, "[ocapi] token_url")
     if split_url(options.token_url, "[ocapi] token_url").scheme:
         # The secret travels to this URL in the Basic header: same rule as base_url.
-        check_base_url(options.token_url, target_config.allow_http, "[ocapi] token_url")
-    source = OcapiClientCredentials(
-        config.secret(target_config.client_id_env, "OCAPI client id"),
-        config.secret(target_config.client_secret_env, "OCAPI client secret"),
-        options.token_url,
+        check_base_url(options.token_url, site.allow_http, "[ocapi] token_url")
+
+
+def _login(credentials: Credentials, options: OcapiOptions, site: Site) -> OcapiClientCredentials:
+    assert credentials.client_id is not None and credentials.client_secret is not None
+    return OcapiClientCredentials(
+        credentials.client_id, credentials.client_secret, options.token_url
     )
-    transport = AiohttpTransport(
-        max_connections=config.limits.concurrency + 4, timeout_s=target_config.timeout_s
-    )
+
+
+SPEC = TargetSpec(
+    name="ocapi",
+    title="OCAPI",
+    description="Salesforce B2C Commerce OCAPI: category links by PUT or the batch API",
+    options=OcapiOptions,
+    connector=OcapiConnector,
+    capabilities=CAPABILITIES,
     # REFERENCE.md: "No documented request rate for OCAPI" -- no windows unless configured;
     # the budget still slows down on 429 and honours Retry-After.
-    budget = budget_for(config, None)
-    target = Target(target_config.base_url, transport, budget, SessionAuth(source))
-    return BuiltTarget(OcapiConnector(options), target)
+    credentials=("client_credentials",),
+    missing_credentials=(
+        "OCAPI needs [target] client_id_env and client_secret_env "
+        "(the API client's id and secret, for OAuth client credentials)"
+    ),
+    check=_check,
+    login=_login,
+)

@@ -1,5 +1,5 @@
 """The Propeller connector: bulk links by lookup key, with per-item results, and OAuth."""
 
-from ._connector import PropellerConnector, PropellerOptions, build_propeller
+from ._connector import SPEC, PropellerConnector, PropellerOptions
 
-__all__ = ["PropellerConnector", "PropellerOptions", "build_propeller"]
+__all__ = ["SPEC", "PropellerConnector", "PropellerOptions"]

@@ -9,11 +9,16 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from bulksync.app.config import check_base_url, split_url
-from bulksync.spi._auth import Token
-from bulksync.spi._errors import AuthError, ConfigError
-from bulksync.spi._http import HttpRequest, HttpResponse
-from bulksync.spi._redact import register_secret
+from bulksync.spi import (
+    AuthError,
+    ConfigError,
+    HttpRequest,
+    HttpResponse,
+    Token,
+    check_base_url,
+    register_secret,
+    split_url,
+)
 
 TOKEN_PATH = "/oauth2/token"
 # The lifetime the docs give ("valid for 30 minutes") when an answer carries none.

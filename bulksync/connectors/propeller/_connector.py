@@ -3,28 +3,35 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Annotated, ClassVar
+from typing import Annotated, ClassVar
 
 import orjson
 from pydantic import Field
 
-from bulksync.app.config import Section
-from bulksync.engine.auth import SessionAuth
-from bulksync.engine.transport import AiohttpTransport
-from bulksync.spi._connector import Capabilities, RemoteLister, Stage, json_object_404
-from bulksync.spi._errors import ConfigError
-from bulksync.spi._http import HttpRequest, HttpResponse
-from bulksync.spi._records import AssetRecord, Kind, LinkRecord, endpoint_text
+from bulksync.spi import (
+    AssetRecord,
+    BaseConnector,
+    Capabilities,
+    ConfigError,
+    Credentials,
+    HttpRequest,
+    HttpResponse,
+    Kind,
+    LinkRecord,
+    Options,
+    RemoteLister,
+    Site,
+    Stage,
+    TargetSpec,
+    endpoint_text,
+    json_object_404,
+)
 
 from ._auth import RENEWAL_MARGIN_S, PropellerLogin, resolve_token_url
 from ._links import BulkLinkStage, link_refusal
 
-if TYPE_CHECKING:
-    from bulksync.app.config import Config
-    from bulksync.app.wiring import BuiltTarget
 
-
-class PropellerOptions(Section):
+class PropellerOptions(Options):
     """The [propeller] table of a job config."""
 
     table: ClassVar[str] = "propeller"
@@ -36,12 +43,15 @@ class PropellerOptions(Section):
     token_url: str | None = None
 
 
-class PropellerConnector:
+# Links only, in bulk chunks; no documented delete or listing of links.
+CAPABILITIES = Capabilities(kinds=frozenset({"link"}), batch=True)
+
+
+class PropellerConnector(BaseConnector):
     name = "propeller"
     # The seeds document no way to list links: --full upserts every item again.
     lister: RemoteLister | None = None
-    # Links only, in bulk chunks; no documented delete or listing of links.
-    capabilities = Capabilities(kinds=frozenset({"link"}), batch=True)
+    capabilities = CAPABILITIES
 
     def __init__(self, options: PropellerOptions | None = None) -> None:
         self.options = options or PropellerOptions()
@@ -90,21 +100,21 @@ class PropellerConnector:
         return record.key
 
 
-def build_propeller(config: Config) -> BuiltTarget:
-    from bulksync.app.wiring import BuiltTarget, budget_for
-    from bulksync.engine.client import Target
+def _login(credentials: Credentials, options: PropellerOptions, site: Site) -> PropellerLogin:
+    assert credentials.client_id is not None and credentials.client_secret is not None
+    token_url = resolve_token_url(site.base_url, options.token_url, site.allow_http)
+    return PropellerLogin(credentials.client_id, credentials.client_secret, token_url)
 
-    options = config.settings("propeller", PropellerOptions)
-    target_config = config.target
-    login = PropellerLogin(
-        config.secret(target_config.client_id_env, "Propeller client id"),
-        config.secret(target_config.client_secret_env, "Propeller client secret"),
-        resolve_token_url(target_config.base_url, options.token_url, target_config.allow_http),
-    )
-    transport = AiohttpTransport(
-        max_connections=config.limits.concurrency, timeout_s=target_config.timeout_s
-    )
+
+SPEC = TargetSpec(
+    name="propeller",
+    title="Propeller",
+    description="Propeller: bulk links by lookup key, with per-item results, and OAuth",
+    options=PropellerOptions,
+    connector=PropellerConnector,
+    capabilities=CAPABILITIES,
     # Propeller documents no request rate: none unless the job sets one.
-    auth = SessionAuth(login, margin_s=RENEWAL_MARGIN_S)
-    target = Target(target_config.base_url, transport, budget_for(config), auth)
-    return BuiltTarget(PropellerConnector(options), target)
+    credentials=("client_credentials",),
+    login=_login,
+    session_margin_s=RENEWAL_MARGIN_S,
+)

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bulksync.spi._auth import Token
-from bulksync.spi._errors import AuthError
-from bulksync.spi._http import HttpRequest, HttpResponse
-from bulksync.spi._redact import register_secret
+from bulksync.spi import AuthError, HttpRequest, HttpResponse, Token, register_secret
 
 SESSIONS_PATH = "api_1.php/sessions"  # v4 paths are below /api_1.php, not at the host root
 DOCUMENTED_LIFETIME_S = 3600.0

@@ -4,17 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from bulksync.app.config import Section
-from bulksync.engine.auth import Authenticator, SessionAuth, StaticTokenAuth
-from bulksync.engine.transport import AiohttpTransport
-from bulksync.spi._connector import BOTH_KINDS, Capabilities, RemoteLister, Stage, json_object_404
-from bulksync.spi._errors import ConfigError
-from bulksync.spi._http import HttpRequest, HttpResponse
-from bulksync.spi._records import Kind
+from bulksync.spi import (
+    BOTH_KINDS,
+    BaseConnector,
+    Capabilities,
+    Credentials,
+    HttpRequest,
+    HttpResponse,
+    Kind,
+    Options,
+    RemoteLister,
+    Site,
+    Stage,
+    TargetSpec,
+    json_object_404,
+)
 
 from ._assets import CreateStage, DeleteStage, UploadStage
 from ._auth import QuableLogin
@@ -22,15 +30,11 @@ from ._links import V4LinkStage, V5LinkStage, find_removed_link
 from ._listing import QuableLister
 from ._v4links import V4PruneStage
 
-if TYPE_CHECKING:
-    from bulksync.app.config import Config
-    from bulksync.app.wiring import BuiltTarget
-
 # Documented per instance: 6,000 requests per sliding 10 minutes and 300,000 per 24 hours.
-QUABLE_WINDOWS = [(6000, 600.0), (300000, 86400.0)]
+QUABLE_WINDOWS = ((6000, 600.0), (300000, 86400.0))
 
 
-class QuableOptions(Section):
+class QuableOptions(Options):
     """The [quable] table of a job config."""
 
     table: ClassVar[str] = "quable"
@@ -46,11 +50,14 @@ class QuableOptions(Section):
     remember_me: bool = False
 
 
-class QuableConnector:
+# Assets and links, both deletable and both listed; v4 sends a group of links per call.
+CAPABILITIES = Capabilities(kinds=BOTH_KINDS, prune=BOTH_KINDS, listing=BOTH_KINDS)
+
+
+class QuableConnector(BaseConnector):
     name = "quable"
     lister: RemoteLister | None = None
-    # Assets and links, both deletable and both listed; v4 sends a group of links per call.
-    capabilities = Capabilities(kinds=BOTH_KINDS, prune=BOTH_KINDS, listing=BOTH_KINDS)
+    capabilities = CAPABILITIES
 
     def __init__(self, options: QuableOptions | None = None) -> None:
         self.options = options or QuableOptions()
@@ -85,28 +92,22 @@ class QuableConnector:
         return [DeleteStage("api/links/{remote_id}", find_removed_link)]
 
 
-def build_quable(config: Config) -> BuiltTarget:
-    from bulksync.app.wiring import BuiltTarget, budget_for
-    from bulksync.engine.client import Target
+def _login(credentials: Credentials, options: QuableOptions, site: Site) -> QuableLogin:
+    assert credentials.user is not None and credentials.password is not None
+    return QuableLogin(credentials.user, credentials.password, remember=options.remember_me)
 
-    options = config.settings("quable", QuableOptions)
-    target_config = config.target
-    auth: Authenticator
-    if target_config.token_env:
-        auth = StaticTokenAuth(config.secret(target_config.token_env, "Quable API token"))
-    elif target_config.user_env and target_config.password_env:
-        login = QuableLogin(
-            config.secret(target_config.user_env, "Quable user"),
-            config.secret(target_config.password_env, "Quable password"),
-            remember=options.remember_me,
-        )
-        auth = SessionAuth(login)
-    else:
-        raise ConfigError(
-            "Quable needs [target] token_env (an API token) or user_env and password_env (a login)"
-        )
-    workers = config.limits.concurrency * 3 + sum(config.limits.stage_concurrency.values())
-    transport = AiohttpTransport(max_connections=workers, timeout_s=target_config.timeout_s)
-    budget = budget_for(config, QUABLE_WINDOWS)
-    target = Target(target_config.base_url, transport, budget, auth)
-    return BuiltTarget(QuableConnector(options), target)
+
+SPEC = TargetSpec(
+    name="quable",
+    title="Quable",
+    description="Quable PIM: v5 assets (two steps or remotePath), v5 or v4 links, sessions",
+    options=QuableOptions,
+    connector=QuableConnector,
+    capabilities=CAPABILITIES,
+    rate_windows=QUABLE_WINDOWS,
+    credentials=("token", "login"),
+    missing_credentials=(
+        "Quable needs [target] token_env (an API token) or user_env and password_env (a login)"
+    ),
+    login=_login,
+)
