@@ -214,6 +214,8 @@ class StagePool:
         self.counters.done += 1
         if outcome is not None:
             job.extra.update(outcome.extra)
+            if outcome.action is not None:
+                job.action = outcome.action
             if outcome.remote_id is not None:
                 job.remote_id = outcome.remote_id
         job.stage_attempts = 0

@@ -32,7 +32,7 @@ TOKEN_ENV = "BULKSYNC_TEST_QUABLE_V4_TOKEN"
 def link(to: str, sequence: int | None, *, changed: bool = False) -> Job:
     job = Job(LinkRecord(Origin("links.jsonl", 1), DOC, to, TYPE, sequence))
     if changed:  # what the engine sets for an item pushed before with another content
-        job.state["exists"] = True
+        job.exists = True
     return job
 
 
@@ -58,7 +58,7 @@ def listing(links: dict[str, int], next_page: str | None = None) -> HttpResponse
 
 
 def actions(outcomes: Sequence[Outcome]) -> list[Any]:
-    return [o.extra.get("action") if isinstance(o, Done) else o for o in outcomes]
+    return [o.action if isinstance(o, Done) else o for o in outcomes]
 
 
 # Request shapes, against a scripted client.

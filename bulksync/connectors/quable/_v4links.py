@@ -223,5 +223,5 @@ class V4PruneStage(BaseStage):
                 await post_group(client, document, link_type, "replace", ordered_items(remaining))
         return fill_gaps(
             outcomes,
-            (Done(extra={"action": "deleted" if t in present else "gone"}) for t in doomed),
+            (Done(action="deleted" if t in present else "gone") for t in doomed),
         )
