@@ -156,12 +156,15 @@ class Stage(Protocol):
     ``run`` gets up to ``batch_size`` jobs and returns one outcome per job, in order; what a
     :class:`Job` carries in and out is described there. A ``grouped`` stage gets batches of
     jobs sharing one ``group_key`` (one request per group, such as Quable's v4 links of one
-    document and link type).
+    document and link type). With ``serial_groups`` as well, the engine never runs two
+    batches of one group at once: a read-modify-write of a whole group (list it, change it,
+    send it back) cannot then undo another batch's write. A stage never locks by itself.
     """
 
     name: str
     batch_size: int
     grouped: bool
+    serial_groups: bool
 
     def applies(self, job: Job) -> bool: ...
 
@@ -176,6 +179,7 @@ class BaseStage:
     name = "stage"
     batch_size = 1
     grouped = False
+    serial_groups = False
 
     def applies(self, job: Job) -> bool:
         return True

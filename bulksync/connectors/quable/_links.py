@@ -31,7 +31,6 @@ from ._errors import quable_error
 from ._listing import relation_id
 from ._v4links import (
     BadListing,
-    GroupLocks,
     fill_gaps,
     group_links,
     ordered_items,
@@ -121,10 +120,12 @@ class V4LinkStage(BaseStage):
 
     name = "link"
     grouped = True
+    # Both paths need it: an update landing between a replace's listing and its write would
+    # be undone by that replace.
+    serial_groups = True
 
     def __init__(self, batch_size: int = 200) -> None:
         self.batch_size = batch_size
-        self._locks = GroupLocks()
 
     def group_key(self, job: Job) -> Hashable:
         record = job.record
@@ -146,22 +147,18 @@ class V4LinkStage(BaseStage):
             outcomes.append(None)
         if not wanted:
             return [outcome or Done() for outcome in outcomes]
-        changed = any(job.exists for job, _, _ in wanted)
-        # Both paths take the group's lock: an update landing between a replace's listing
-        # and its write would be undone by that replace.
-        async with self._locks.hold((document, link_type)):
-            if changed:
-                try:
-                    await self._replace(client, document, link_type, wanted)
-                except BadListing as exc:
-                    failed = Failed(ErrorInfo("BadListing", str(exc)))
-                    return [outcome or failed for outcome in outcomes]
-            else:
-                items: list[dict[str, Any]] = []
-                for _, target, sequence in wanted:
-                    place = sequence if sequence is not None else len(items) + 1
-                    items.append({"target_code": target, "sequence": place})
-                await post_group(client, document, link_type, "update", items)
+        if any(job.exists for job, _, _ in wanted):
+            try:
+                await self._replace(client, document, link_type, wanted)
+            except BadListing as exc:
+                failed = Failed(ErrorInfo("BadListing", str(exc)))
+                return [outcome or failed for outcome in outcomes]
+        else:
+            items: list[dict[str, Any]] = []
+            for _, target, sequence in wanted:
+                place = sequence if sequence is not None else len(items) + 1
+                items.append({"target_code": target, "sequence": place})
+            await post_group(client, document, link_type, "update", items)
         return fill_gaps(
             outcomes,
             (Done(action="updated" if job.exists else "linked") for job, _, _ in wanted),
