@@ -69,7 +69,7 @@ async def test_a_quable_asset_id_is_one_segment(
 ) -> None:
     engine_client, paths = client
     job = Job(AssetRecord(Origin("assets.jsonl", 1), raw, remote_path="https://i.example.com/a"))
-    job.state["exists"] = True
+    job.exists = True
     await CreateStage().run([job], engine_client)
     removal = Removal(Origin("state", 0), "asset", raw)
     await DeleteStage("api/assets/{key}").run([Job(removal)], engine_client)

@@ -27,7 +27,7 @@ class Recording(BaseStage):
 
     async def run(self, jobs: Sequence[Job], client: Client) -> Sequence[Outcome]:
         self.seen.append((jobs[0].record.key, jobs[0].maybe_applied))
-        return [Done(remote_id="r", extra={"action": "updated"})]
+        return [Done(remote_id="r", action="updated")]
 
 
 async def _run(tmp_path: Path, state: StateStore, record: LinkRecord, stage: Recording) -> list:
@@ -133,7 +133,7 @@ async def test_an_asset_recreated_after_a_put_404_needs_a_readable_answer() -> N
     from bulksync.spi._records import AssetRecord
 
     record = AssetRecord(Origin("a.jsonl", 1), "shirt", remote_path="https://x.test/a.jpg")
-    job = Job(record, state={"exists": True})
+    job = Job(record, exists=True)
     client = Scripted([(404, b""), (200, b"<html>proxy says hi</html>")])
     with pytest.raises(RequestFailed) as failure:
         await CreateStage().run([job], client)  # type: ignore[arg-type]
@@ -150,7 +150,7 @@ async def test_an_asset_recreate_answered_500_after_a_put_404_is_maybe_applied()
     from bulksync.spi._records import AssetRecord
 
     record = AssetRecord(Origin("a.jsonl", 1), "shirt", remote_path="https://x.test/a.jpg")
-    job = Job(record, state={"exists": True})
+    job = Job(record, exists=True)
     client = Scripted([(404, b""), (500, b"oops")])
     with pytest.raises(RequestFailed) as failure:
         await CreateStage().run([job], client)  # type: ignore[arg-type]
@@ -167,7 +167,7 @@ async def test_a_changed_v5_link_without_a_kept_id_replaces_the_old_link() -> No
     from bulksync.connectors.quable._links import V5LinkStage
 
     record = LinkRecord(Origin("l.jsonl", 1), "d", "t", "x", 2)
-    job = Job(record, state={"exists": True})  # remote_id None: the first create gave none
+    job = Job(record, exists=True)  # remote_id None: the first create gave none
     client = Scripted(
         [
             (200, b'{"hydra:member": [{"id": 7, "origin": "d", "target": "t", "linkType": "x"}]}'),

@@ -22,7 +22,6 @@ from bulksync.engine._stages import ItemSink, StageCounters, StagePool, group_jo
 from bulksync.engine.client import EngineClient, Target
 from bulksync.engine.retry import RetryPolicy
 from bulksync.spi._connector import (
-    ABSENT_ON_TARGET,
     Connector,
     Failed,
     Job,
@@ -310,10 +309,10 @@ class Engine(ItemSink):
     # ItemSink: where jobs leave the stage pools.
     def succeed(self, job: Job) -> None:
         state = self.options.state
-        if state is not None and "hash" in job.state:
-            action = job.extra.get("action")
+        if state is not None and job.digest is not None:
+            action = job.action
             result = f"succeeded ({action})" if action else "succeeded"
-            state.confirm(job.record.kind, job.record.key, job.state["hash"], job.remote_id, result)
+            state.confirm(job.record.kind, job.record.key, job.digest, job.remote_id, result)
         if self._deleting:
             self.succeeded_keys.append(job.record.key)
         self._finish(job, "succeeded", remote_id=job.remote_id)
@@ -351,7 +350,7 @@ class Engine(ItemSink):
             attempts=job.attempts,
             step=step if record.kind == "asset" and status == "failed" else None,
             reason=reason,
-            extra=job.extra,
+            extra=job.extra if job.action is None else {**job.extra, "action": job.action},
         )
         self._live.discard(job)
         state = self.options.state
@@ -369,7 +368,7 @@ class Engine(ItemSink):
                 record.kind,
                 record.key,
                 redacted_excerpt(f"failed{where}: {what}", 500),
-                absent=bool(job.state.get(ABSENT_ON_TARGET)),
+                absent=job.absent_on_target,
                 settled=job.intent is None or not unsure,
                 refused=bool(error and error.http_status and 400 <= error.http_status < 500),
             )

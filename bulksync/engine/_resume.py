@@ -28,12 +28,12 @@ class ResumeGate:
             return False
         verdict = self._resumed_verdict(self._judge.judge(record), job)
         if verdict.digest is not None:
-            job.state["hash"] = verdict.digest
+            job.digest = verdict.digest
         if verdict.action == "create":
             if verdict.absent:
                 # Not the default opposite of True: a stage may tell "created" from "updated"
                 # only with evidence, and a missing key means there was none.
-                job.state["exists"] = False
+                job.exists = False
             return False
         if verdict.action == "skip":
             state = self._state
@@ -44,7 +44,7 @@ class ResumeGate:
                 state.confirm(record.kind, record.key, digest, verdict.remote_id, place)
             return True
         # Changed since its last push: the target has it, so a connector can update directly.
-        job.state["exists"] = True
+        job.exists = True
         job.remote_id = verdict.remote_id
         return False
 
@@ -65,7 +65,7 @@ class ResumeGate:
             verdict = Verdict("update", verdict.digest, verdict.remote_id)
         job.resumed = job.maybe_applied = True
         if intent.file_id is not None and intent.hash == verdict.digest:
-            job.state["file_id"] = intent.file_id  # the same content: its upload is reused
+            job.file_id = intent.file_id  # the same content: its upload is reused
         return verdict
 
 
@@ -73,10 +73,10 @@ async def record_intents(state: StateStore, jobs: Sequence[Job]) -> None:
     """Make the jobs' pushes durable in one transaction before a request of theirs is sent."""
     intents: dict[tuple[str, str], Intent] = {}
     for job in jobs:
-        digest = job.state.get("hash")
+        digest = job.digest
         if digest is None:
             continue
-        wanted = (digest, job.state.get("file_id"))
+        wanted = (digest, job.file_id)
         if job.intent != wanted:  # once per job, and again when a stage adds a file id
             job.intent = wanted
             intents[(job.record.kind, job.record.key)] = Intent(*wanted)

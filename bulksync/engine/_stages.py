@@ -16,6 +16,7 @@ from typing import Protocol
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from bulksync.engine._serial import SerialGroups
 from bulksync.engine.client import EngineClient
 from bulksync.engine.retry import RetryPolicy
 from bulksync.spi._connector import Done, Failed, Job, Outcome, RequestFailed, Skipped, Stage
@@ -68,6 +69,7 @@ class StagePool:
         linger_s: float,
     ) -> None:
         self.stage = stage
+        self._serial = SerialGroups(stage)  # one batch per group at a time, if it asks
         self.counters = counters
         self._client = client
         self._retry = retry
@@ -162,7 +164,7 @@ class StagePool:
             job.stage_attempts += 1
             job.started_at = job.started_at or now
         try:
-            outcomes = await self.stage.run(jobs, self._client)
+            outcomes = await self._serial.run(jobs, self._client)
         except RequestFailed as exc:
             if exc.error_class is ErrorClass.FATAL:
                 raise FatalTargetError(exc.error.message) from None
@@ -214,6 +216,8 @@ class StagePool:
         self.counters.done += 1
         if outcome is not None:
             job.extra.update(outcome.extra)
+            if outcome.action is not None:
+                job.action = outcome.action
             if outcome.remote_id is not None:
                 job.remote_id = outcome.remote_id
         job.stage_attempts = 0

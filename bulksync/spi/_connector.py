@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, cast
 from urllib.parse import quote
 
 from bulksync.spi._errors import ConfigError, ErrorClass, ErrorInfo
@@ -20,38 +20,84 @@ from bulksync.spi._records import AssetRecord, Kind, LinkRecord, Record
 from bulksync.spi._redact import body_excerpt
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-# A stage sets job.state[ABSENT_ON_TARGET] once the target no longer holds the item (the old
-# version of a changed link deleted): if the item then fails, the state forgets the old push.
-ABSENT_ON_TARGET = "absent_on_target"
+
+StepData = TypeVar("StepData")
 
 
 @dataclass(slots=True, eq=False)
 class Job:
-    """One item on its way through the stages, with what its steps learned so far."""
+    """One item on its way through the stages: the contract between the engine and a stage.
+
+    The engine sets, before a stage runs (a stage reads them):
+
+    - ``digest``: the content digest the state store keeps for the item; ``None`` when the run
+      keeps no state. The engine's, not a stage's.
+    - ``exists``: whether the target holds the item already. ``True`` when the state store (or
+      the ``--full`` listing) shows it there, so a stage may update rather than create;
+      ``False`` only with evidence of absence (the ``--full`` listing lacks it: the state's
+      silence is none); ``None`` when nothing is known. Never take ``None`` for ``False``. A
+      stage that learns better (it created the item, or re-read it) may set it.
+    - ``maybe_applied``: an earlier attempt's write may have landed although its answer was
+      lost (or a run that stopped was pushing the item: ``resumed``). A stage that creates
+      must look the object up before creating again. Sticky until the stage succeeds.
+    - ``remote_id``: the id the target gave the item (from the state, or an earlier stage).
+
+    A stage sets, for the engine:
+
+    - ``file_id``: what an upload made that a later stage refers to. The engine makes it
+      durable before the item waits for its next stage, and a rerun of the same content gets
+      it back here, so the file is not uploaded twice.
+    - ``absent_on_target``: the target no longer holds any version of the item (a changed
+      link whose old version was deleted before the new one is created). If the item then
+      fails, the state forgets the old push rather than keep claiming it is there.
+
+    What a stage says of its success (``Done.action``, ``Done.remote_id``) it returns in its
+    :class:`Done`; anything else it needs from one attempt to the next (or from one of its
+    stages to another) it keeps in its own dataclass, through :meth:`step`.
+    """
 
     record: Record
-    # Step-to-step data of the connector's stages. The engine sets "exists" to True when the
-    # state store (or the --full listing) shows the item on the target, so a stage can update
-    # rather than create; to False when the --full listing lacks it (evidence of absence; the
-    # state's silence is none); and leaves it unset otherwise.
-    state: dict[str, Any] = field(default_factory=dict)
+    digest: str | None = None
+    exists: bool | None = None
+    maybe_applied: bool = False
+    # An earlier run was pushing this item when it stopped: every stage looks before creating.
+    resumed: bool = False
+    remote_id: str | None = None
+    file_id: str | None = None
+    absent_on_target: bool = False
+    # The engine's own bookkeeping; a stage has no use for these.
+    action: str | None = None  # the last Done.action, for the result line and the state
     attempts: int = 0  # requests attempts over all stages, for the result line
     stage_attempts: int = 0  # attempts in the current stage, for backoff
     started_at: float | None = None  # monotonic time of the first attempt
-    maybe_applied: bool = False  # the previous attempt's answer was lost after sending
-    # An earlier run was pushing this item when it stopped: every stage looks before creating.
-    resumed: bool = False
     intent: tuple[str, str | None] | None = None  # what the state holds in flight: hash, file
     stage: str | None = None  # the stage the job is in, for interrupted results
-    remote_id: str | None = None  # the id the target gave the item
     extra: dict[str, Any] = field(default_factory=dict)  # connector fields for the result line
+    _steps: dict[type[Any], Any] = field(default_factory=dict, init=False, repr=False)
+
+    def step(self, kind: type[StepData]) -> StepData:
+        """The connector's own step data of this item, an instance of ``kind`` made once (with
+        no arguments) and the same on every later call: a retry of the stage, or a later stage
+        of the same connector, finds what an earlier attempt left there. The engine never
+        reads it, and it lives only as long as the job (a rerun starts afresh)."""
+        data = self._steps.get(kind)
+        if data is None:
+            data = self._steps[kind] = kind()
+        return cast(StepData, data)
 
 
 @dataclass(frozen=True, slots=True)
 class Done:
-    """The stage succeeded for this item."""
+    """The stage succeeded for this item.
+
+    ``action`` says what happened on the target ("created", "updated", "deleted", "gone"...):
+    the result line's ``action`` field and the text the state keeps ("succeeded (created)").
+    A later stage's action replaces an earlier one's; ``None`` leaves it as it was.
+    ``extra`` holds other connector fields for the result line.
+    """
 
     remote_id: str | None = None
+    action: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -107,14 +153,18 @@ class Client(Protocol):
 class Stage(Protocol):
     """One step of an item's journey (upload, create, link...), run by a pool of workers.
 
-    ``run`` gets up to ``batch_size`` jobs and returns one outcome per job, in order. A stage
-    whose ``group_key`` returns a key gets batches of jobs sharing that key (one request per
-    group, such as Quable's v4 links of one document and link type).
+    ``run`` gets up to ``batch_size`` jobs and returns one outcome per job, in order; what a
+    :class:`Job` carries in and out is described there. A ``grouped`` stage gets batches of
+    jobs sharing one ``group_key`` (one request per group, such as Quable's v4 links of one
+    document and link type). With ``serial_groups`` as well, the engine never runs two
+    batches of one group at once: a read-modify-write of a whole group (list it, change it,
+    send it back) cannot then undo another batch's write. A stage never locks by itself.
     """
 
     name: str
     batch_size: int
     grouped: bool
+    serial_groups: bool
 
     def applies(self, job: Job) -> bool: ...
 
@@ -129,6 +179,7 @@ class BaseStage:
     name = "stage"
     batch_size = 1
     grouped = False
+    serial_groups = False
 
     def applies(self, job: Job) -> bool:
         return True

@@ -136,7 +136,7 @@ async def test_an_asset_lookup_answered_with_a_page_that_is_not_the_asset_proves
     with pytest.raises(RequestFailed) as caught:
         await CreateStage().run([job], ScriptedClient(GARBAGE["html"]))
     assert caught.value.error.type == "BadResponse" and not caught.value.maybe_applied
-    assert "exists" not in job.state
+    assert job.exists is None
 
 
 @pytest.mark.parametrize("kind", sorted(GARBAGE))
@@ -167,7 +167,7 @@ def test_the_unreadable_body_is_named_with_its_type_and_an_excerpt() -> None:
 
 async def test_the_documented_bodiless_201_of_a_link_create_is_a_success() -> None:
     outcomes = await V5LinkStage().run([link()], ScriptedClient(reply(201)))
-    assert outcomes == [Done(remote_id=None, extra={"action": "created"})]
+    assert outcomes == [Done(remote_id=None, action="created")]
 
 
 @pytest.mark.parametrize("kind", sorted(GARBAGE))
@@ -183,7 +183,7 @@ async def test_an_unreadable_2xx_to_an_asset_create_or_upload_is_no_success(
     with pytest.raises(RequestFailed) as caught:
         await UploadStage().run([upload], ScriptedClient(GARBAGE[kind]))
     assert caught.value.error_class is ErrorClass.RETRYABLE
-    assert "file_id" not in upload.state
+    assert upload.file_id is None
 
 
 async def test_an_upload_answer_without_a_file_id_is_no_success(tmp_path: Path) -> None:
@@ -213,7 +213,7 @@ async def test_an_unreadable_2xx_to_a_v4_group_is_retried(kind: str) -> None:
     assert caught.value.error_class is ErrorClass.RETRYABLE
     # The v4 success body is not documented: an empty one is no reason to fail.
     assert await V4LinkStage().run([link()], ScriptedClient(GARBAGE["empty"])) == [
-        Done(extra={"action": "linked"})
+        Done(action="linked")
     ]
 
 
@@ -249,7 +249,7 @@ async def test_an_unreadable_part_of_an_ocapi_batch_fails_only_its_own_link(body
         return HttpResponse(200, {"content-type": content_type}, b"".join(chunks) + closing)
 
     outcomes = await stage.run([ocapi_job(), ocapi_job()], ScriptedClient(respond))
-    assert outcomes[0] == Done(remote_id="https://h/x", extra={"action": "upserted"})
+    assert outcomes[0] == Done(remote_id="https://h/x", action="upserted")
     assert isinstance(outcomes[1], Failed) and outcomes[1].retryable
     assert outcomes[1].error.type == "BadResponse"
 

@@ -114,10 +114,10 @@ async def test_put_answers_are_done_with_the_link_url(
 ) -> None:
     job = sample_job()
     if exists is not None:
-        job.state["exists"] = exists
+        job.exists = exists
     outcomes = await CategoryLinkStage(DATA).run([job], ScriptedClient(response("ocapi", fixture)))
     link = load("ocapi", fixture)["response"]["json"]["link"]
-    assert outcomes == [Done(remote_id=link, extra={"action": action})]
+    assert outcomes == [Done(remote_id=link, action=action)]
 
 
 # -- faults -------------------------------------------------------------------------------
@@ -146,14 +146,14 @@ async def test_delete_of_a_documented_link_and_its_gone_answer() -> None:
         client = ScriptedClient(response("ocapi", "category_link_delete_204"))
         removal = Removal(Origin("state", 0), "link", key, remote_id)
         assert await DeleteLinkStage(DATA).run([Job(removal)], client) == [
-            Done(remote_id=remote_id, extra={"action": "deleted"})
+            Done(remote_id=remote_id, action="deleted")
         ]
         [sent] = client.requests
         assert (sent.method, "/" + sent.url) == (documented["method"], documented["path"])
     gone = ScriptedClient(response("ocapi", "fault_category_link_not_found"))
     removal = Removal(Origin("state", 0), "link", key, None)
     [outcome] = await DeleteLinkStage(DATA).run([Job(removal)], gone)
-    assert outcome == Done(remote_id=None, extra={"action": "gone"})
+    assert outcome == Done(remote_id=None, action="gone")
 
 
 # -- listing ------------------------------------------------------------------------------

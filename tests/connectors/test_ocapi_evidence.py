@@ -33,11 +33,9 @@ async def test_put_action_comes_from_evidence(
 ) -> None:
     item = job()
     if exists is not None:
-        item.state["exists"] = exists
+        item.exists = exists
     client = ScriptedClient(reply(status, {"link": "L"}))
-    assert await CategoryLinkStage(DATA).run([item], client) == [
-        Done(remote_id="L", extra={"action": action})
-    ]
+    assert await CategoryLinkStage(DATA).run([item], client) == [Done(remote_id="L", action=action)]
 
 
 @pytest.mark.parametrize(("reread", "action"), [("found", "updated"), ("gone", "created")])
@@ -50,18 +48,18 @@ async def test_the_conflict_reread_is_the_evidence(reread: str, action: str) -> 
         reply(200, {"link": "L"}),
     )
     item = job()
-    item.state["exists"] = reread == "gone"  # what was known before is overruled
+    item.exists = reread == "gone"  # what was known before is overruled
     outcomes = await CategoryLinkStage(DATA).run([item], client)
-    assert outcomes == [Done(remote_id="L", extra={"action": action})]
+    assert outcomes == [Done(remote_id="L", action=action)]
 
 
 async def test_batch_parts_take_the_action_from_each_jobs_evidence() -> None:
     jobs = [to_category(name) for name in ("known", "absent", "unknown")]
-    jobs[0].state["exists"] = True
-    jobs[1].state["exists"] = False
+    jobs[0].exists = True
+    jobs[1].exists = False
     client = ScriptedClient(batch_reply(lambda doc: (200, {"link": doc["target_category_id"]}, {})))
     outcomes = await BatchLinkStage(DATA, "s/-/dw/batch").run(jobs, client)
-    assert [o.extra["action"] for o in outcomes if isinstance(o, Done)] == [
+    assert [o.action for o in outcomes if isinstance(o, Done)] == [
         "updated",
         "created",
         "upserted",
@@ -160,7 +158,7 @@ async def test_delete_path_from_the_link_url_else_from_the_key(
     removal = Removal(Origin("target", 0), "link", KEY, remote_id)
     outcomes = await DeleteLinkStage(DATA).run([Job(removal)], client)
     assert [(r.method, r.url) for r in client.requests] == [("DELETE", path)]
-    assert outcomes == [Done(remote_id=remote_id, extra={"action": "deleted"})]
+    assert outcomes == [Done(remote_id=remote_id, action="deleted")]
 
 
 async def test_delete_without_a_path_or_an_ocapi_key_sends_nothing() -> None:

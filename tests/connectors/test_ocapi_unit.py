@@ -114,7 +114,7 @@ async def test_put_url_method_and_document() -> None:
         "type": "cross_selling",
     }
     assert isinstance(request.json["position"], float)
-    assert outcomes == [Done(remote_id=LINK_URL, extra={"action": "created"})]
+    assert outcomes == [Done(remote_id=LINK_URL, action="created")]
 
 
 async def test_put_200_without_evidence_is_upserted_and_no_sequence_sends_no_position() -> None:
@@ -122,7 +122,7 @@ async def test_put_200_without_evidence_is_upserted_and_no_sequence_sends_no_pos
     client = ScriptedClient(reply(200, {"_type": "category_link", "position": 4.0}))
     outcomes = await CategoryLinkStage(DATA).run([job(sequence=None)], client)
     assert "position" not in client.requests[0].json
-    assert outcomes == [Done(remote_id=None, extra={"action": "upserted"})]
+    assert outcomes == [Done(remote_id=None, action="upserted")]
 
 
 @pytest.mark.parametrize(
@@ -227,7 +227,7 @@ async def test_conflict_rereads_and_retries_once_with_the_resource_state() -> No
     ]
     assert "_resource_state" not in client.requests[0].json
     assert client.requests[2].json == {**client.requests[0].json, "_resource_state": "86ab"}
-    assert outcomes == [Done(remote_id=LINK_URL, extra={"action": "updated"})]
+    assert outcomes == [Done(remote_id=LINK_URL, action="updated")]
 
 
 async def test_conflict_state_may_come_from_the_body() -> None:
@@ -262,7 +262,7 @@ async def test_conflict_on_a_link_deleted_since_puts_again_without_state() -> No
     )
     outcomes = await CategoryLinkStage(DATA).run([job()], client)
     assert "_resource_state" not in client.requests[2].json
-    assert outcomes == [Done(extra={"action": "created"})]
+    assert outcomes == [Done(action="created")]
 
 
 async def test_a_409_that_is_not_a_state_conflict_is_not_reread() -> None:
@@ -363,7 +363,7 @@ async def test_batch_request_shape() -> None:
             "target_category_id": f"cat-{i}",
             "type": "other",
         }
-    assert outcomes == [Done(remote_id=f"cat-{i}", extra={"action": "created"}) for i in range(3)]
+    assert outcomes == [Done(remote_id=f"cat-{i}", action="created") for i in range(3)]
     # A fresh random boundary per batch.
     second = ScriptedClient(batch_reply(created))
     await stage().run(jobs, second)
@@ -383,12 +383,12 @@ async def test_parts_answered_out_of_order_are_matched_by_content_id() -> None:
     names = list(verdicts)
     client = ScriptedClient(batch_reply(lambda doc: verdicts[doc["target_category_id"]]))
     jobs = [to_category(name) for name in names]
-    jobs[names.index("old")].state["exists"] = True  # what the engine sets from the state
+    jobs[names.index("old")].exists = True  # what the engine sets from the state
     outcomes = await stage().run(jobs, client)
     by_name = dict(zip(names, outcomes, strict=True))
-    assert by_name["new"] == Done(remote_id="new", extra={"action": "created"})
-    assert by_name["old"] == Done(remote_id="old", extra={"action": "updated"})
-    assert by_name["unknown"] == Done(remote_id="unknown", extra={"action": "upserted"})
+    assert by_name["new"] == Done(remote_id="new", action="created")
+    assert by_name["old"] == Done(remote_id="old", action="updated")
+    assert by_name["unknown"] == Done(remote_id="unknown", action="upserted")
     gone = by_name["gone"]
     assert isinstance(gone, Failed) and not gone.retryable
     assert (gone.error.type, gone.error.http_status) == ("CategoryNotFoundException", 404)
@@ -435,7 +435,7 @@ async def test_a_conflicting_part_is_reread_and_put_once_more() -> None:
     assert client.requests[2].url.endswith("/category_links/OtherCatalog/raced/other")
     assert client.requests[2].json is not None
     assert client.requests[2].json["_resource_state"] == "st"
-    assert outcomes[1] == Done(remote_id="raced", extra={"action": "updated"})
+    assert outcomes[1] == Done(remote_id="raced", action="updated")
 
 
 async def test_no_batch_carries_more_than_50_parts() -> None:
@@ -443,7 +443,7 @@ async def test_no_batch_carries_more_than_50_parts() -> None:
     client = ScriptedClient(*[batch_reply(created)] * 3)
     outcomes = await stage().run(jobs, client)
     assert [len(sent_parts(r)) for r in client.requests] == [50, 50, 20]
-    assert outcomes == [Done(remote_id=f"c{i}", extra={"action": "created"}) for i in range(120)]
+    assert outcomes == [Done(remote_id=f"c{i}", action="created") for i in range(120)]
     assert stage().batch_size == 50 and stage().grouped
     # One group for all links, so the engine fills every batch.
     assert stage().group_key(jobs[0]) == stage().group_key(to_category("other"))

@@ -92,7 +92,7 @@ async def test_remote_path_asset_is_the_documented_create() -> None:
     client = ScriptedClient(response(VENDOR, "asset_remote_path_response"))
     outcomes = await CreateStage().run([Job(record)], client)
     assert_same_request(client.requests[0], "asset_remote_path_request")
-    assert outcomes == [Done(remote_id="myAssetIdentifier", extra={"action": "created"})]
+    assert outcomes == [Done(remote_id="myAssetIdentifier", action="created")]
 
 
 async def test_two_step_asset_is_the_documented_upload_then_create(tmp_path: Path) -> None:
@@ -107,23 +107,23 @@ async def test_two_step_asset_is_the_documented_upload_then_create(tmp_path: Pat
     assert (upload.method, "/" + upload.url) == (doc["method"], doc["path"])
     assert upload.fields == doc["form"]
     assert [(part.name, part.filename) for part in upload.files] == list(doc["files"].items())
-    assert job.state["file_id"] == "c52c1695-a303-4d7f-9bc5-c50142843325"
+    assert job.file_id == "c52c1695-a303-4d7f-9bc5-c50142843325"
     # The page's create names its file "theFileIdentifier": the id the upload answered.
-    job.state["file_id"] = create["file"]["id"]
+    job.file_id = create["file"]["id"]
     client = ScriptedClient(response(VENDOR, "asset_file_response"))
     outcomes = await CreateStage().run([job], client)
     assert_same_request(client.requests[0], "asset_file_request")
-    assert outcomes == [Done(remote_id="blueshirt", extra={"action": "created"})]
+    assert outcomes == [Done(remote_id="blueshirt", action="created")]
 
 
 async def test_a_changed_asset_is_the_documented_put() -> None:
     body = documented("asset_update_request")["json"]
     job = Job(_record(id=body["id"], attributes=body["attributes"]))
-    job.state["exists"] = True
+    job.exists = True
     client = ScriptedClient(response(VENDOR, "asset_update_response"))
     outcomes = await CreateStage().run([job], client)
     assert_same_request(client.requests[0], "asset_update_request")
-    assert outcomes == [Done(remote_id=body["id"], extra={"action": "updated"})]
+    assert outcomes == [Done(remote_id=body["id"], action="updated")]
 
 
 async def test_prune_of_an_asset_is_the_documented_delete() -> None:
@@ -131,7 +131,7 @@ async def test_prune_of_an_asset_is_the_documented_delete() -> None:
     client = ScriptedClient(response(VENDOR, "asset_delete_response"))
     outcomes = await DeleteStage("api/assets/{key}").run([Job(removal)], client)
     assert_same_request(client.requests[0], "asset_delete_response")
-    assert outcomes == [Done(remote_id=removal.key, extra={"action": "deleted"})]
+    assert outcomes == [Done(remote_id=removal.key, action="deleted")]
 
 
 async def test_a_link_is_the_documented_v5_create() -> None:
@@ -147,7 +147,7 @@ async def test_a_link_is_the_documented_v5_create() -> None:
     outcomes = await V5LinkStage().run([Job(record)], client)
     assert_same_request(client.requests[0], "link_request")
     # 201 with no body: created, and no id to keep (prune then finds it by its filters).
-    assert outcomes == [Done(remote_id=None, extra={"action": "created"})]
+    assert outcomes == [Done(remote_id=None, action="created")]
 
 
 async def test_grouped_links_are_the_documented_v4_call() -> None:

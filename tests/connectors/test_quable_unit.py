@@ -43,7 +43,7 @@ async def test_upload_streams_the_file_as_multipart(tmp_path: Path) -> None:
     assert [(p.name, p.path, p.filename, p.content_type) for p in request.files] == [
         ("file", path, "shirt.jpg", "image/jpeg")
     ]
-    assert isinstance(outcomes[0], Done) and job.state["file_id"] == "c52c1695"
+    assert isinstance(outcomes[0], Done) and job.file_id == "c52c1695"
 
 
 async def test_upload_of_a_missing_file_fails_without_a_request(tmp_path: Path) -> None:
@@ -57,7 +57,7 @@ async def test_create_posts_the_documented_body() -> None:
     job = asset(
         id="blueshirt", file=Path("/x/shirt.jpg"), classification="dam_sort", attributes={"a": 1}
     )
-    job.state["file_id"] = "c52c1695"
+    job.file_id = "c52c1695"
     client = ScriptedClient(reply(201, {"@id": "/api/assets/blueshirt", "id": "blueshirt"}))
     outcomes = await CreateStage().run([job], client)
     request = client.requests[0]
@@ -68,7 +68,7 @@ async def test_create_posts_the_documented_body() -> None:
         "attributes": {"a": 1},
         "file": {"id": "c52c1695"},
     }
-    assert outcomes == [Done(remote_id="blueshirt", extra={"action": "created"})]
+    assert outcomes == [Done(remote_id="blueshirt", action="created")]
 
 
 async def test_remote_path_asset_is_one_step() -> None:
@@ -90,7 +90,7 @@ async def test_an_existing_asset_is_updated_with_put() -> None:
         ("POST", "api/assets"),
         ("PUT", "api/assets/a%2Fb"),
     ]
-    assert outcomes == [Done(remote_id="a/b", extra={"action": "updated"})]
+    assert outcomes == [Done(remote_id="a/b", action="updated")]
     # A retry of that item goes straight to the PUT.
     client = ScriptedClient(reply(200, {"id": "a/b"}))
     await CreateStage().run([job], client)
@@ -146,7 +146,7 @@ async def test_v5_link_body_and_lost_answer_lookup() -> None:
         "attributes": {"note": "x"},
         "sequence": 1,
     }
-    assert outcomes == [Done(remote_id="l-1", extra={"action": "created"})]
+    assert outcomes == [Done(remote_id="l-1", action="created")]
     job.maybe_applied = True
     client = ScriptedClient(reply(200, {"hydra:member": [{"id": "l-1"}], "hydra:totalItems": 1}))
     outcomes = await V5LinkStage().run([job], client)
@@ -156,7 +156,7 @@ async def test_v5_link_body_and_lost_answer_lookup() -> None:
         "target.id": "blue_shoe",
         "linkType.id": "ref_refCol",
     }
-    assert outcomes == [Done(remote_id="l-1", extra={"action": "created"})]
+    assert outcomes == [Done(remote_id="l-1", action="created")]
 
 
 async def test_v5_link_that_exists_already_is_not_an_error() -> None:
@@ -164,7 +164,7 @@ async def test_v5_link_that_exists_already_is_not_an_error() -> None:
         reply(409, {"hydra:description": "exists"}), reply(200, {"hydra:member": [{"id": "l-9"}]})
     )
     outcomes = await V5LinkStage().run([link()], client)
-    assert outcomes == [Done(remote_id="l-9", extra={"action": "exists"})]
+    assert outcomes == [Done(remote_id="l-9", action="exists")]
 
 
 async def test_object_endpoints_are_refused_for_quable_links() -> None:
@@ -280,7 +280,7 @@ async def test_prune_finds_a_link_whose_create_gave_no_id_by_its_filters() -> No
         "target.id": "doc-2",
         "linkType.id": "ref",
     }
-    assert outcomes == [Done(remote_id="L9", extra={"action": "deleted"})]
+    assert outcomes == [Done(remote_id="L9", action="deleted")]
 
 
 async def test_prune_of_a_link_not_found_by_its_filters_is_gone_after_one_lookup() -> None:
@@ -290,7 +290,7 @@ async def test_prune_of_a_link_not_found_by_its_filters_is_gone_after_one_lookup
         [Job(removal)], client
     )
     assert [r.method for r in client.requests] == ["GET"]
-    assert outcomes == [Done(extra={"action": "gone"})]
+    assert outcomes == [Done(action="gone")]
 
 
 @pytest.mark.parametrize("key", ["a:b->c:ref", "a->b->c:ref", "a->b", "->b:ref"])

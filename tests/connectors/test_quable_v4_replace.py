@@ -16,7 +16,8 @@ from bulksync.app.config import Config, InputsConfig, LimitsConfig, OutputConfig
 from bulksync.app.runner import RunOptions, run_job_async
 from bulksync.connectors.quable._connector import QuableConnector, QuableOptions
 from bulksync.connectors.quable._links import V4LinkStage
-from bulksync.connectors.quable._v4links import MAX_PAGES, GroupLocks, V4PruneStage
+from bulksync.connectors.quable._v4links import MAX_PAGES, V4PruneStage
+from bulksync.engine._serial import GroupLocks, SerialGroups
 from bulksync.sandbox import SandboxSettings, running_sandbox
 from bulksync.spi._connector import Done, Failed, Job, Outcome
 from bulksync.spi._http import HttpRequest, HttpResponse
@@ -32,7 +33,7 @@ TOKEN_ENV = "BULKSYNC_TEST_QUABLE_V4_TOKEN"
 def link(to: str, sequence: int | None, *, changed: bool = False) -> Job:
     job = Job(LinkRecord(Origin("links.jsonl", 1), DOC, to, TYPE, sequence))
     if changed:  # what the engine sets for an item pushed before with another content
-        job.state["exists"] = True
+        job.exists = True
     return job
 
 
@@ -58,7 +59,7 @@ def listing(links: dict[str, int], next_page: str | None = None) -> HttpResponse
 
 
 def actions(outcomes: Sequence[Outcome]) -> list[Any]:
-    return [o.extra.get("action") if isinstance(o, Done) else o for o in outcomes]
+    return [o.action if isinstance(o, Done) else o for o in outcomes]
 
 
 # Request shapes, against a scripted client.
@@ -247,19 +248,28 @@ class GatedClient:
 @pytest.mark.parametrize("second_changed", [True, False])
 async def test_batches_of_one_group_run_one_after_the_other(second_changed: bool) -> None:
     stage = V4LinkStage(batch_size=2)
+    serial = SerialGroups(stage)  # what the engine runs each attempt of a stage through
     client = GatedClient({"a": 1, "b": 2})
     second = [link("b", 20, changed=True)] if second_changed else [link("new", 9)]
     async with anyio.create_task_group() as group:
-        group.start_soon(stage.run, [link("a", 10, changed=True)], client)
+        group.start_soon(serial.run, [link("a", 10, changed=True)], client)
         await anyio.wait_all_tasks_blocked()
-        group.start_soon(stage.run, second, client)
+        group.start_soon(serial.run, second, client)
         await anyio.wait_all_tasks_blocked()
         assert client.log == ["GET"]  # the second batch waits for the group's lock
         client.gate.set()
     # The second batch read the group after the first one's replace: nothing was undone.
     expected = {"a": 10, "b": 20} if second_changed else {"a": 10, "b": 2, "new": 9}
     assert client.links == expected
-    assert len(stage._locks) == 0  # no lock is kept for a group nobody works on
+    assert serial.locks is not None
+    assert len(serial.locks) == 0  # no lock is kept for a group nobody works on
+
+
+def test_both_v4_stages_ask_the_engine_to_serialise_their_groups() -> None:
+    # The stages no longer lock by themselves: without the flag two batches of one group
+    # would read and replace it at once.
+    for stage in (V4LinkStage(), V4PruneStage()):
+        assert stage.grouped and stage.serial_groups
 
 
 async def test_a_cancelled_waiter_leaves_no_lock_behind() -> None:

@@ -223,8 +223,8 @@ class _WriteStage(BaseStage):
     async def run(self, jobs: Sequence[Job], client: Client) -> Sequence[Outcome]:
         job = jobs[0]
         body: dict[str, Any] = {"key": job.record.key}
-        if "file_id" in job.state:
-            body["fileId"] = job.state["file_id"]
+        if job.file_id is not None:
+            body["fileId"] = job.file_id
         response = await client.send(HttpRequest("POST", self._path, json=body))
         if not response.ok:
             raise response_error(response, write=True)
@@ -253,7 +253,7 @@ class _UploadStage(BaseStage):
         file_id = json_object(response, f"upload of {path.name}", write=True).get("id")
         if not isinstance(file_id, str):
             raise bad_response(f"upload of {path.name}", "no file id", response.status, True)
-        job.state["file_id"] = file_id
+        job.file_id = file_id
         return [Done()]
 
 

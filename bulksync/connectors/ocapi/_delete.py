@@ -44,10 +44,10 @@ class DeleteLinkStage(BaseStage):
         if response.status == 404:
             fault = read_fault(response.body)
             if fault is not None and fault.type == CATEGORY_LINK_NOT_FOUND:
-                return [Done(remote_id=record.remote_id, extra={"action": "gone"})]
+                return [Done(remote_id=record.remote_id, action="gone")]
         if not response.ok:
             raise ocapi_error(response, f"delete of {record.key}")
-        return [Done(remote_id=record.remote_id, extra={"action": "deleted"})]
+        return [Done(remote_id=record.remote_id, action="deleted")]
 
     def _recorded_path(self, remote_id: str | None) -> str | None:
         path = urlsplit(remote_id or "").path

@@ -138,13 +138,12 @@ def put_outcome(status: int, body: bytes, exists: bool | None = None) -> Done:
         action = "updated"
     else:
         action = "upserted"
-    return Done(remote_id=_link_url(body), extra={"action": action})
+    return Done(remote_id=_link_url(body), action=action)
 
 
 def known_existence(job: Job) -> bool | None:
-    """What the engine learned before sending: see ``Job.state``."""
-    exists = job.state.get("exists")
-    return exists if isinstance(exists, bool) else None
+    """What the engine learned before sending (``Job.exists``): True, False or unknown."""
+    return job.exists
 
 
 def _link_url(body: bytes) -> str | None:

@@ -32,11 +32,7 @@ class UploadStage(BaseStage):
     def applies(self, job: Job) -> bool:
         record = job.record
         # A resumed item whose upload was kept with its intent reuses it: no orphan file.
-        return (
-            isinstance(record, AssetRecord)
-            and record.file is not None
-            and ("file_id" not in job.state)
-        )
+        return isinstance(record, AssetRecord) and record.file is not None and job.file_id is None
 
     async def run(self, jobs: Sequence[Job], client: Client) -> Sequence[Outcome]:
         job = jobs[0]
@@ -61,7 +57,7 @@ class UploadStage(BaseStage):
         file_id = _field(json_object(response, what, write=True), "id")
         if file_id is None:
             raise bad_response(what, "no file id in its body", response.status, write=True)
-        job.state["file_id"] = file_id
+        job.file_id = file_id
         return [Done()]
 
 
@@ -75,8 +71,8 @@ class CreateStage(BaseStage):
         record = job.record
         assert isinstance(record, AssetRecord)
         path = f"api/assets/{path_segment(record.id)}"
-        body = asset_body(record, job.state.get("file_id"))
-        if job.state.get("exists"):
+        body = asset_body(record, job.file_id)
+        if job.exists:
             return [await self._update(client, path, body, record.id)]
         if job.maybe_applied:
             # The last create may have happened with its answer lost: look before creating.
@@ -86,19 +82,19 @@ class CreateStage(BaseStage):
                 # Only the asset itself is evidence it exists; a page that is not (a proxy's)
                 # would send a PUT to an asset that may not be there.
                 json_object(found, what, write=False)
-                job.state["exists"] = True
+                job.exists = True
                 return [await self._update(client, path, body, record.id)]
             if found.status != 404:
                 raise quable_error(found, what)
         what = f"create of asset {record.id}"
         response = await client.send(HttpRequest("POST", "api/assets", json=body))
         if response.status == 409:
-            job.state["exists"] = True
+            job.exists = True
             return [await self._update(client, path, body, record.id)]
         if not response.ok:
             raise quable_error(response, what, write=True)
         created = _field(json_object(response, what, write=True), "id") or record.id
-        return [Done(remote_id=created, extra={"action": "created"})]
+        return [Done(remote_id=created, action="created")]
 
     async def _update(
         self, client: Client, path: str, body: dict[str, Any], asset_id: str
@@ -112,12 +108,12 @@ class CreateStage(BaseStage):
                     response, f"create of asset {asset_id} (gone from the target)", write=True
                 )
             json_object(response, f"create of asset {asset_id}", write=True)
-            return Done(remote_id=asset_id, extra={"action": "created"})
+            return Done(remote_id=asset_id, action="created")
         if not response.ok:
             raise quable_error(response, f"update of asset {asset_id}")
         # An upsert: repeating it is safe, and the stage needs nothing from its body.
         json_or_empty(response, f"update of asset {asset_id}", write=True)
-        return Done(remote_id=asset_id, extra={"action": "updated"})
+        return Done(remote_id=asset_id, action="updated")
 
 
 def asset_body(record: AssetRecord, file_id: str | None) -> dict[str, Any]:
@@ -159,13 +155,13 @@ class DeleteStage(BaseStage):
             # A create that answered no id: the item is found by what identifies it instead.
             ident = await self._find(client, record)
             if ident is None:
-                return [Done(extra={"action": "gone"})]  # looked up: the target has none
+                return [Done(action="gone")]  # looked up: the target has none
         if not ident:
             return [Failed(ErrorInfo("NoRemoteId", "no remote id was recorded for this item"))]
         path = self._path.format(key=path_segment(record.key), remote_id=path_segment(ident))
         response = await client.send(HttpRequest("DELETE", path))
         if response.status == 404:
-            return [Done(remote_id=ident, extra={"action": "gone"})]
+            return [Done(remote_id=ident, action="gone")]
         if not response.ok:
             raise quable_error(response, f"delete of {record.kind} {record.key}", write=True)
-        return [Done(remote_id=ident, extra={"action": "deleted"})]
+        return [Done(remote_id=ident, action="deleted")]

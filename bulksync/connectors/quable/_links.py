@@ -9,11 +9,11 @@ link again is harmless. A changed v4 link needs the group sent again with mode `
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from bulksync.spi._answers import bad_response, json_object
 from bulksync.spi._connector import (
-    ABSENT_ON_TARGET,
     BaseStage,
     Client,
     Done,
@@ -31,7 +31,6 @@ from ._errors import quable_error
 from ._listing import relation_id
 from ._v4links import (
     BadListing,
-    GroupLocks,
     fill_gaps,
     group_links,
     ordered_items,
@@ -48,6 +47,14 @@ def _codes(job: Job) -> tuple[LinkRecord, str, str] | Failed:
     return record, record.from_, record.to
 
 
+@dataclass(slots=True)
+class _Replacement:
+    """A changed v5 link's progress, kept across attempts: once its old version is deleted a
+    retry must not delete again (it would find the new one), and its success is an update."""
+
+    old_deleted: bool = False
+
+
 class V5LinkStage(BaseStage):
     """`POST /api/links` with `origin`, `target`, `linkType`, `sequence`, `attributes`."""
 
@@ -59,21 +66,22 @@ class V5LinkStage(BaseStage):
         if isinstance(codes, Failed):
             return [codes]
         record, origin, target = codes
-        if job.state.get("exists") and not job.state.get("old_link_deleted"):
+        replacement = job.step(_Replacement)
+        if job.exists and not replacement.old_deleted:
             # Changed since its last push (a new sequence or attributes). v5 documents no PUT
             # for links, so the old link goes and the new one is created. Its id is the one
             # kept from its create, or found by the filters (a create may answer no id).
             old_id = job.remote_id or await find_link(client, origin, target, record.type)
             if old_id is not None:
                 await self._delete(client, old_id, f"{origin} -> {target}")
-            job.state["old_link_deleted"] = True
-            job.state[ABSENT_ON_TARGET] = True  # until the new one is created
+            replacement.old_deleted = True
+            job.absent_on_target = True  # until the new one is created
         if job.maybe_applied:
             # The last create may have happened with its answer lost: look before creating.
             existing = await find_link(client, origin, target, record.type)
             if existing is not None:
-                action = "updated" if job.state.get("old_link_deleted") else "created"
-                return [Done(remote_id=existing, extra={"action": action})]
+                action = "updated" if replacement.old_deleted else "created"
+                return [Done(remote_id=existing, action=action)]
         body: dict[str, Any] = {
             "origin": {"id": origin},
             "target": {"id": target},
@@ -87,13 +95,13 @@ class V5LinkStage(BaseStage):
             # Linked already (a rerun): that is the state we want, not an error.
             existing = await find_link(client, origin, target, record.type)
             if existing is not None:
-                return [Done(remote_id=existing, extra={"action": "exists"})]
+                return [Done(remote_id=existing, action="exists")]
         what = f"link {origin} -> {target} ({record.type})"
         if not response.ok:
             raise quable_error(response, what, write=True)
         link_id = _created_id(response, what)
-        action = "updated" if job.state.get("old_link_deleted") else "created"
-        return [Done(remote_id=link_id, extra={"action": action})]
+        action = "updated" if replacement.old_deleted else "created"
+        return [Done(remote_id=link_id, action=action)]
 
     async def _delete(self, client: Client, link_id: str, what: str) -> None:
         response = await client.send(HttpRequest("DELETE", f"api/links/{path_segment(link_id)}"))
@@ -112,10 +120,12 @@ class V4LinkStage(BaseStage):
 
     name = "link"
     grouped = True
+    # Both paths need it: an update landing between a replace's listing and its write would
+    # be undone by that replace.
+    serial_groups = True
 
     def __init__(self, batch_size: int = 200) -> None:
         self.batch_size = batch_size
-        self._locks = GroupLocks()
 
     def group_key(self, job: Job) -> Hashable:
         record = job.record
@@ -137,28 +147,21 @@ class V4LinkStage(BaseStage):
             outcomes.append(None)
         if not wanted:
             return [outcome or Done() for outcome in outcomes]
-        changed = any(job.state.get("exists") for job, _, _ in wanted)
-        # Both paths take the group's lock: an update landing between a replace's listing
-        # and its write would be undone by that replace.
-        async with self._locks.hold((document, link_type)):
-            if changed:
-                try:
-                    await self._replace(client, document, link_type, wanted)
-                except BadListing as exc:
-                    failed = Failed(ErrorInfo("BadListing", str(exc)))
-                    return [outcome or failed for outcome in outcomes]
-            else:
-                items: list[dict[str, Any]] = []
-                for _, target, sequence in wanted:
-                    place = sequence if sequence is not None else len(items) + 1
-                    items.append({"target_code": target, "sequence": place})
-                await post_group(client, document, link_type, "update", items)
+        if any(job.exists for job, _, _ in wanted):
+            try:
+                await self._replace(client, document, link_type, wanted)
+            except BadListing as exc:
+                failed = Failed(ErrorInfo("BadListing", str(exc)))
+                return [outcome or failed for outcome in outcomes]
+        else:
+            items: list[dict[str, Any]] = []
+            for _, target, sequence in wanted:
+                place = sequence if sequence is not None else len(items) + 1
+                items.append({"target_code": target, "sequence": place})
+            await post_group(client, document, link_type, "update", items)
         return fill_gaps(
             outcomes,
-            (
-                Done(extra={"action": "updated" if job.state.get("exists") else "linked"})
-                for job, _, _ in wanted
-            ),
+            (Done(action="updated" if job.exists else "linked") for job, _, _ in wanted),
         )
 
     async def _replace(

@@ -8,17 +8,13 @@ the documented v5 filters, change what this batch changes, send the result back.
 
 A read-modify-write computed from a stale read would undo another batch's work (drop a link
 it just added), and the engine may run several batches of one group at once. So each stage
-serialises its requests per group with :class:`GroupLocks`.
+declares ``serial_groups``: the engine then runs one batch per group at a time.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Hashable, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any
-
-import anyio
 
 from bulksync.spi._answers import json_object, json_or_empty
 from bulksync.spi._connector import BaseStage, Client, Done, Failed, Job, Outcome, path_segment
@@ -36,41 +32,6 @@ MAX_PAGES = 1000
 
 class BadListing(Exception):
     """The group listing could not be read or trusted: no replace may be computed from it."""
-
-
-@dataclass(slots=True)
-class _Entry:
-    lock: anyio.Lock = field(default_factory=anyio.Lock)
-    users: int = 0  # holders and waiters: the entry goes when the last one leaves
-
-
-class GroupLocks:
-    """One lock per group key, kept only while someone holds or waits for it.
-
-    A run may touch millions of groups: keeping one lock per group ever seen would grow
-    without bound, so each entry is counted and dropped when its last user leaves.
-    """
-
-    def __init__(self) -> None:
-        self._entries: dict[Hashable, _Entry] = {}
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    @asynccontextmanager
-    async def hold(self, key: Hashable) -> AsyncIterator[None]:
-        entry = self._entries.get(key)
-        if entry is None:
-            entry = self._entries[key] = _Entry()
-        entry.users += 1
-        try:
-            async with entry.lock:
-                yield
-        finally:
-            # Also reached when cancelled while waiting, so a cancelled waiter never leaks.
-            entry.users -= 1
-            if entry.users == 0:
-                del self._entries[key]
 
 
 def fill_gaps(decided: Sequence[Outcome | None], rest: Iterable[Outcome]) -> list[Outcome]:
@@ -182,10 +143,10 @@ class V4PruneStage(BaseStage):
 
     name = "delete"
     grouped = True
+    serial_groups = True  # a replace computed from a stale listing would undo a write
 
     def __init__(self, batch_size: int = 200) -> None:
         self.batch_size = batch_size
-        self._locks = GroupLocks()
 
     def group_key(self, job: Job) -> Hashable:
         record = job.record
@@ -211,17 +172,16 @@ class V4PruneStage(BaseStage):
             outcomes.append(None)
         if not doomed:
             return [outcome or Done() for outcome in outcomes]
-        async with self._locks.hold((document, link_type)):
-            try:
-                current = await group_links(client, document, link_type)
-            except BadListing as exc:
-                failed = Failed(ErrorInfo("BadListing", str(exc)))
-                return [outcome or failed for outcome in outcomes]
-            present = set(doomed) & current.keys()
-            if present:  # nothing of ours is left in the group: no write at all
-                remaining = {t: s for t, s in current.items() if t not in present}
-                await post_group(client, document, link_type, "replace", ordered_items(remaining))
+        try:
+            current = await group_links(client, document, link_type)
+        except BadListing as exc:
+            failed = Failed(ErrorInfo("BadListing", str(exc)))
+            return [outcome or failed for outcome in outcomes]
+        present = set(doomed) & current.keys()
+        if present:  # nothing of ours is left in the group: no write at all
+            remaining = {t: s for t, s in current.items() if t not in present}
+            await post_group(client, document, link_type, "replace", ordered_items(remaining))
         return fill_gaps(
             outcomes,
-            (Done(extra={"action": "deleted" if t in present else "gone"}) for t in doomed),
+            (Done(action="deleted" if t in present else "gone") for t in doomed),
         )
