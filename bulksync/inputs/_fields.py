@@ -33,8 +33,6 @@ def required_str(obj: Mapping[str, Any], name: str) -> str:
     return value
 
 
-# Optional fields treat an explicit null like an absent field: exporters often write null
-# for "no value", and refusing it would fail whole files for no benefit.
 def required_id(obj: Mapping[str, Any], name: str) -> str:
     """A required string that ends up as a URL path segment on some target: "." and ".."
     would be dropped or climbed by the URL, sending the request to another resource."""
@@ -50,6 +48,8 @@ def required_id(obj: Mapping[str, Any], name: str) -> str:
     return value
 
 
+# Optional fields treat an explicit null like an absent field: exporters often write null
+# for "no value", and refusing it would fail whole files for no benefit.
 def optional_str(obj: Mapping[str, Any], name: str) -> str | None:
     value = obj.get(name)
     if value is None or isinstance(value, str):

@@ -2,6 +2,8 @@
 
 Both readers funnel into ``build_record`` so that a field means the same thing, and fails with
 the same words, whichever file format it came from.
+What a link line may hold beyond the generic fields comes from the target's InputShape
+(:mod:`._shape_rules`); nothing here knows a vendor.
 """
 
 from __future__ import annotations
