@@ -303,15 +303,12 @@ def test_link_all_fields(tmp_path: Path) -> None:
         to="A1",
         type="media",
         sequence=3,
-        subtype="main",
-        priority=-1,
-        is_default=True,
-        is_active=False,
+        extra={"subtype": "main", "priority": -1, "isDefault": True, "isActive": False},
         attributes={"alt": "x"},
     )
     assert full.origin.line == 1
     assert isinstance(minimal, LinkRecord)
-    assert (minimal.sequence, minimal.subtype, minimal.is_default) == (None, None, None)
+    assert (minimal.sequence, minimal.extra) == (None, {})
     assert minimal.attributes == {}
 
 
@@ -398,10 +395,7 @@ def test_csv_links_json_cells_and_conversions(tmp_path: Path) -> None:
         to="A1",
         type="image",
         sequence=2,
-        priority=-3,
-        is_default=True,
-        is_active=False,
-        subtype="main",
+        extra={"priority": -3, "isDefault": True, "isActive": False, "subtype": "main"},
         attributes={"a": [1]},
     )
     assert first.origin.line == 2
@@ -418,7 +412,7 @@ def test_csv_links_json_cells_and_conversions(tmp_path: Path) -> None:
 def test_csv_bool_words(tmp_path: Path, word: str, value: bool) -> None:
     path = write(tmp_path / "l.csv", f"from,to,type,isDefault\nP,A,t,{word}\n")
     item = only(read(path, "link"))
-    assert isinstance(item, LinkRecord) and item.is_default is value
+    assert isinstance(item, LinkRecord) and item.extra["isDefault"] is value
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from typing import Any
 
 import anyio
 
+from bulksync.app._input_shapes import input_shape
 from bulksync.app._job_check import check_job, check_stage_names
 from bulksync.app._retry_select import RetrySelection
 from bulksync.app.config import Config, normalize_base_url
@@ -214,6 +215,7 @@ def _open_inputs(
             fmt=fmt,
             strict_fields=strict_fields,
             csv_delimiter=_csv_delimiter(config),
+            shape=input_shape(config.target.kind),
         )
         stack.callback(stream.close)
         if keys is not None:
@@ -294,6 +296,7 @@ def _listing_scopes(
         media_root=config.inputs.media_root,
         fmt=config.inputs.format,
         csv_delimiter=_csv_delimiter(config),
+        shape=input_shape(config.target.kind),
     )
     try:
         valid = (r for r in stream if isinstance(r, AssetRecord | LinkRecord))

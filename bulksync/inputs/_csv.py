@@ -15,8 +15,8 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from bulksync.inputs._shape_rules import ShapeRules
 from bulksync.inputs._validate import (
-    KNOWN_FIELDS,
     Item,
     MediaRoot,
     UnknownFields,
@@ -39,8 +39,6 @@ _REQUIRED: dict[Kind, tuple[tuple[str, ...], ...]] = {
     "link": (("from",), ("to",), ("type",)),
 }
 _JSON_CELLS = frozenset({"from", "to", "attributes"})
-_INT_CELLS = frozenset({"sequence", "priority"})
-_BOOL_CELLS = frozenset({"isDefault", "isActive"})
 _BOOL_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 _INT_RE = re.compile(r"[+-]?[0-9]+")
 
@@ -84,6 +82,7 @@ def read_header(
     raw: BinaryIO,
     path: Path,
     kind: Kind,
+    rules: ShapeRules,
     delimiter: str | None = None,
     strict_fields: bool = False,
 ) -> tuple[_DecodedLines, Iterator[list[str]], Columns]:
@@ -100,7 +99,7 @@ def read_header(
     if first is None:
         raise InputFileError(f"{path}: CSV file has no header row")
     if delimiter is None:
-        delimiter = _detect_delimiter(first, kind)
+        delimiter = _detect_delimiter(first, kind, rules)
     rows = csv.reader(itertools.chain([first], lines), delimiter=delimiter, strict=True)
     try:
         header = next((row for row in rows if not _is_blank(row)), None)
@@ -112,7 +111,7 @@ def read_header(
         lineno, detail = next(iter(lines.bad.items()))
         raise InputFileError(f"{path}: CSV header line {lineno} is not valid UTF-8 ({detail})")
     lines.texts.clear()
-    columns = _canonical(header, kind)
+    columns = _canonical(header, kind, rules)
     read = f"(header read: {_shown(header)}, delimiter {delimiter!r})"
     duplicates = sorted({c for c in columns if c and columns.count(c) > 1})
     if duplicates:
@@ -122,7 +121,7 @@ def read_header(
         raise InputFileError(
             f"{path}: CSV header lacks required column(s) {', '.join(missing)} for {kind}s {read}"
         )
-    fields = UnknownFields(kind, strict=False)
+    fields = UnknownFields(kind, False, rules)
     unknown = [c for c in columns if c and c not in fields.known]
     fate = (
         "the rows that fill it fail (--strict-fields)"
@@ -134,20 +133,24 @@ def read_header(
             f"bulksync: warning: {path}:{lines.lineno}: unknown CSV column "
             f"{describe_unknown(column, fields.known)} {fate}"
         )
-    return lines, rows, Columns(columns, delimiter, frozenset(unknown))
+    return lines, rows, Columns(columns, delimiter, frozenset(unknown), rules)
 
 
 class Columns(list[str]):
-    """The header's column names, with the delimiter they were read with."""
+    """The header's column names, with the delimiter they were read with and the rules of the
+    target's shape their cells are read by."""
 
-    def __init__(self, names: list[str], delimiter: str, unknown: frozenset[str]) -> None:
+    def __init__(
+        self, names: list[str], delimiter: str, unknown: frozenset[str], rules: ShapeRules
+    ) -> None:
         super().__init__(names)
         self.delimiter = delimiter
         self.unknown = unknown
+        self.rules = rules
 
 
-def _canonical(header: list[str], kind: Kind) -> list[str]:
-    names = {name.lower(): name for name in KNOWN_FIELDS[kind]}
+def _canonical(header: list[str], kind: Kind, rules: ShapeRules) -> list[str]:
+    names = {name.lower(): name for name in rules.known[kind]}
     return [names.get(cell.strip().lower(), cell.strip()) for cell in header]
 
 
@@ -164,7 +167,7 @@ def _shown(header: list[str]) -> str:
     return repr(text if len(text) <= 200 else text[:200] + "...")
 
 
-def _detect_delimiter(line: str, kind: Kind) -> str:
+def _detect_delimiter(line: str, kind: Kind, rules: ShapeRules) -> str:
     """The delimiter that makes the header line hold the required columns; failing that,
     the one that splits it most (the error then shows the header as it was read)."""
     best, best_cells = ",", 0
@@ -173,14 +176,14 @@ def _detect_delimiter(line: str, kind: Kind) -> str:
             cells = next(csv.reader([line], delimiter=candidate), [])
         except csv.Error:
             continue
-        if not _missing(_canonical(cells, kind), kind):
+        if not _missing(_canonical(cells, kind, rules), kind):
             return candidate
         if len(cells) > best_cells:
             best, best_cells = candidate, len(cells)
     return best
 
 
-def _cell_value(name: str, cell: str) -> Any:
+def _cell_value(name: str, cell: str, rules: ShapeRules) -> Any:
     """Convert one non-empty cell to the value its field would have in JSON."""
     if name in _JSON_CELLS:
         if cell.lstrip().startswith("{"):
@@ -191,11 +194,11 @@ def _cell_value(name: str, cell: str) -> Any:
         if name == "attributes":
             raise ValueError("field 'attributes' must be a JSON object")
         return cell
-    if name in _INT_CELLS:
+    if name in rules.int_cells:
         if _INT_RE.fullmatch(cell.strip()):
             return int(cell)
         raise ValueError(f"field '{name}' must be an integer, got '{cell}'")
-    if name in _BOOL_CELLS:
+    if name in rules.bool_cells:
         try:
             return _BOOL_WORDS[cell.strip().lower()]
         except KeyError:
@@ -205,14 +208,14 @@ def _cell_value(name: str, cell: str) -> Any:
     return cell
 
 
-def _row_object(columns: list[str], row: list[str]) -> tuple[dict[str, Any], str | None]:
+def _row_object(columns: Columns, row: list[str]) -> tuple[dict[str, Any], str | None]:
     obj: dict[str, Any] = {}
     error: str | None = None
     for name, cell in zip(columns, row, strict=True):
         if not name or not cell.strip():
             continue
         try:
-            obj[name] = _cell_value(name, cell)
+            obj[name] = _cell_value(name, cell, columns.rules)
         except ValueError as exc:
             error = error or str(exc)
     return obj, error
@@ -311,9 +314,9 @@ def _row_records(
         filled = [c for c in columns.unknown if c in obj]
         if filled:
             error = "; ".join(
-                f"unknown field {describe_unknown(c, KNOWN_FIELDS[kind])}" for c in filled
+                f"unknown field {describe_unknown(c, columns.rules.known[kind])}" for c in filled
             )
-    record = build_record(kind, obj, origin, root, error=error)
+    record = build_record(kind, obj, origin, root, columns.rules, error=error)
     if decode_error is not None and record.key is not None and "\ufffd" in record.key:
         # The key was read through a repaired byte: it names nothing the user wrote.
         record = BadRecord(origin=origin, kind=kind, reason=decode_error)
@@ -331,7 +334,7 @@ def _swallowed(
         try:
             cells = next(csv.reader([text], delimiter=columns.delimiter), [])
             if len(cells) == len(columns):
-                key = record_key(kind, _row_object(columns, cells)[0])
+                key = record_key(kind, _row_object(columns, cells)[0], columns.rules)
         except Exception:
             # No row of its own either (or a bug naming it): named by its line only, but it
             # keeps its one result.

@@ -2,6 +2,8 @@
 
 Both readers funnel into ``build_record`` so that a field means the same thing, and fails with
 the same words, whichever file format it came from.
+What a link line may hold beyond the generic fields comes from the target's InputShape
+(:mod:`._shape_rules`); nothing here knows a vendor.
 """
 
 from __future__ import annotations
@@ -17,160 +19,23 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from bulksync.spi._answers import type_name
-from bulksync.spi._records import (
-    AssetRecord,
-    BadRecord,
-    Endpoint,
-    Kind,
-    LinkRecord,
-    Origin,
-    link_key,
+from bulksync.inputs._fields import (
+    FieldError,
+    attributes,
+    optional_int,
+    optional_str,
+    required_id,
+    required_str,
 )
+from bulksync.inputs._shape_rules import ShapeRules
+from bulksync.spi._answers import type_name
+from bulksync.spi._records import AssetRecord, BadRecord, Kind, LinkRecord, Origin, link_key
 from bulksync.spi._redact import redact, redacted_excerpt
 
 Item = AssetRecord | LinkRecord | BadRecord
 
-# The key sets an endpoint object may have; anything else is most likely a typo, and guessing
-# which platform shape was meant would only move the error to the target's answer.
-_ENDPOINT_SHAPES: tuple[frozenset[str], ...] = (
-    frozenset({"class", "id"}),
-    frozenset({"class", "source", "sourceId"}),
-    frozenset({"class", "source", "sourceId", "language"}),
-    frozenset({"catalog", "category"}),
-)
-_SHAPES_TEXT = "{class, id}, {class, source, sourceId[, language]} or {catalog, category}"
-# `sequence` and `priority` go to targets as a GraphQL Int (Propeller) or a database integer
-# column (Quable): signed 32 bits is what all of them take. Numeric endpoint ids are identities
-# only, so they get the 64 bits every JSON library and the state's hash can carry.
-INT32 = (-(2**31), 2**31 - 1)
-# Ids go into URL paths and the state: no target takes an id of thousands of characters.
-MAX_ID_CHARS = 1000
-INT64 = (-(2**63), 2**63 - 1)
-KNOWN_FIELDS: dict[Kind, frozenset[str]] = {
-    "asset": frozenset({"id", "file", "remotePath", "classification", "attributes"}),
-    "link": frozenset(
-        {"from", "to", "type", "sequence", "subtype", "priority", "isDefault", "isActive"}
-        | {"attributes"}
-    ),
-}
 # What a header field value cannot hold (RFC 9110 section 5.5): the controls but tab.
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-
-
-class FieldError(Exception):
-    """One field of a record is missing or wrong; the message is the record's reason."""
-
-
-def _required_str(obj: Mapping[str, Any], name: str) -> str:
-    if name not in obj:
-        raise FieldError(f"missing field '{name}'")
-    value = obj[name]
-    if not isinstance(value, str) or not value:
-        raise FieldError(f"field '{name}' must be a non-empty string, got {type_name(value)}")
-    return value
-
-
-# Optional fields treat an explicit null like an absent field: exporters often write null
-# for "no value", and refusing it would fail whole files for no benefit.
-def _id(obj: Mapping[str, Any], name: str) -> str:
-    """A required string that ends up as a URL path segment on some target: "." and ".."
-    would be dropped or climbed by the URL, sending the request to another resource."""
-    value = _required_str(obj, name)
-    if value in (".", ".."):
-        raise FieldError(f"field '{name}' cannot be '{value}': it would change the request's path")
-    if len(value) > MAX_ID_CHARS:
-        raise FieldError(f"field '{name}' is {len(value)} characters, over {MAX_ID_CHARS}")
-    if "\x00" in value:
-        # Servers written in C, and most databases, cut a text at a NUL: the target would
-        # store another id than the one sent, or refuse it only after the request.
-        raise FieldError(f"field '{name}' contains a NUL byte")
-    return value
-
-
-def _optional_str(obj: Mapping[str, Any], name: str) -> str | None:
-    value = obj.get(name)
-    if value is None or isinstance(value, str):
-        return value
-    raise FieldError(f"field '{name}' must be a string, got {type_name(value)}")
-
-
-def _optional_int(obj: Mapping[str, Any], name: str) -> int | None:
-    value = obj.get(name)
-    if value is None:
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        if not INT32[0] <= value <= INT32[1]:
-            check_int_range(name, value, INT32)
-        return value
-    if isinstance(value, float) and abs(value) > INT64[1]:
-        # The JSON parser turns an integer too big for 64 bits into a float.
-        raise FieldError(f"field '{name}' is out of range: {INT32[0]} to {INT32[1]}")
-    raise FieldError(f"field '{name}' must be an integer, got {type_name(value)}")
-
-
-def check_int_range(name: str, value: int, bounds: tuple[int, int]) -> None:
-    """Integers must fit what every target stores (a GraphQL Int is signed 32-bit)."""
-    low, high = bounds
-    if not low <= value <= high:
-        raise FieldError(f"field '{name}' is out of range: {low} to {high}, got {value}")
-
-
-def _optional_bool(obj: Mapping[str, Any], name: str) -> bool | None:
-    value = obj.get(name)
-    if value is None or isinstance(value, bool):
-        return value
-    raise FieldError(f"field '{name}' must be a boolean, got {type_name(value)}")
-
-
-def _attributes(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    value = obj.get("attributes")
-    if value is None:
-        return {}
-    if isinstance(value, dict):
-        return value
-    raise FieldError(f"field 'attributes' must be an object, got {type_name(value)}")
-
-
-def _endpoint(obj: Mapping[str, Any], name: str) -> Endpoint:
-    if name not in obj:
-        raise FieldError(f"missing field '{name}'")
-    value = obj[name]
-    if isinstance(value, str) and value:
-        return _id(obj, name)
-    if not isinstance(value, dict):
-        raise FieldError(
-            f"field '{name}' must be a non-empty string or an object, got {type_name(value)}"
-        )
-    keys = frozenset(value)
-    if keys not in _ENDPOINT_SHAPES:
-        raise FieldError(
-            f"field '{name}' must be an object with keys {_SHAPES_TEXT}, "
-            f"got keys {{{', '.join(sorted(keys))}}}"
-        )
-    for key, item in value.items():
-        if key == "id":
-            if isinstance(item, int) and not isinstance(item, bool):
-                check_int_range(f"{name}.id", item, INT64)
-                continue
-            if isinstance(item, str) and item:
-                continue
-            raise FieldError(
-                f"field '{name}.id' must be an integer or a non-empty string, got {type_name(item)}"
-            )
-        if not isinstance(item, str) or not item:
-            raise FieldError(
-                f"field '{name}.{key}' must be a non-empty string, got {type_name(item)}"
-            )
-        if item in (".", ".."):
-            raise FieldError(
-                f"field '{name}.{key}' cannot be '{item}': it would change the request's path"
-            )
-        if "\x00" in item:
-            raise FieldError(f"field '{name}.{key}' contains a NUL byte")
-        if len(item) > MAX_ID_CHARS:
-            raise FieldError(f"field '{name}.{key}' is {len(item)} characters, over {MAX_ID_CHARS}")
-    return dict(value)
 
 
 class MediaRoot:
@@ -267,7 +132,7 @@ def _check_media_file(value: str, path: Path) -> None:
 
 
 def _asset(obj: Mapping[str, Any], origin: Origin, root: MediaRoot) -> AssetRecord:
-    id_ = _id(obj, "id")
+    id_ = required_id(obj, "id")
     file = obj.get("file")
     remote = obj.get("remotePath")
     if file is not None and remote is not None:
@@ -303,23 +168,20 @@ def _asset(obj: Mapping[str, Any], origin: Origin, root: MediaRoot) -> AssetReco
         id=id_,
         file=path,
         remote_path=remote,
-        classification=_optional_str(obj, "classification"),
-        attributes=_attributes(obj),
+        classification=optional_str(obj, "classification"),
+        attributes=attributes(obj),
     )
 
 
-def _link(obj: Mapping[str, Any], origin: Origin) -> LinkRecord:
+def _link(obj: Mapping[str, Any], origin: Origin, rules: ShapeRules) -> LinkRecord:
     return LinkRecord(
         origin=origin,
-        from_=_endpoint(obj, "from"),
-        to=_endpoint(obj, "to"),
-        type=_id(obj, "type"),
-        sequence=_optional_int(obj, "sequence"),
-        subtype=_optional_str(obj, "subtype"),
-        priority=_optional_int(obj, "priority"),
-        is_default=_optional_bool(obj, "isDefault"),
-        is_active=_optional_bool(obj, "isActive"),
-        attributes=_attributes(obj),
+        from_=rules.endpoint(obj, "from"),
+        to=rules.endpoint(obj, "to"),
+        type=required_id(obj, "type"),
+        sequence=optional_int(obj, "sequence"),
+        extra=rules.extra(obj),
+        attributes=attributes(obj),
     )
 
 
@@ -330,8 +192,8 @@ class UnknownFields:
     """Fields no record has (a typo such as ``sequnce``): warned once per name, or with
     ``strict`` the line's failure reason."""
 
-    def __init__(self, kind: Kind, strict: bool) -> None:
-        self.known = KNOWN_FIELDS[kind]
+    def __init__(self, kind: Kind, strict: bool, rules: ShapeRules) -> None:
+        self.known = rules.known[kind]
         self.strict = strict
         self._warned: set[str] = set()
 
@@ -384,12 +246,13 @@ def note(message: str) -> None:
     print(redact(message), file=sys.stderr, flush=True)
 
 
-def record_key(kind: Kind, obj: Mapping[str, Any]) -> str | None:
+def record_key(kind: Kind, obj: Mapping[str, Any], rules: ShapeRules) -> str | None:
     """The record's key if its identifying fields are readable, so a bad line is still named."""
     try:
         if kind == "asset":
-            return _required_str(obj, "id")
-        return link_key(_endpoint(obj, "from"), _endpoint(obj, "to"), _required_str(obj, "type"))
+            return required_str(obj, "id")
+        from_, to = rules.endpoint(obj, "from"), rules.endpoint(obj, "to")
+        return link_key(from_, to, required_str(obj, "type"))
     except FieldError:
         return None
 
@@ -399,6 +262,7 @@ def build_record(
     obj: Mapping[str, Any],
     origin: Origin,
     root: MediaRoot,
+    rules: ShapeRules,
     *,
     error: str | None = None,
 ) -> Item:
@@ -408,6 +272,7 @@ def build_record(
             raise FieldError(error)
         if kind == "asset":
             return _asset(obj, origin, root)
-        return _link(obj, origin)
+        return _link(obj, origin, rules)
     except FieldError as exc:
-        return BadRecord(origin=origin, kind=kind, reason=str(exc), key=record_key(kind, obj))
+        key = record_key(kind, obj, rules)
+        return BadRecord(origin=origin, kind=kind, reason=str(exc), key=key)

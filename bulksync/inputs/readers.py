@@ -18,6 +18,7 @@ from typing import Any, BinaryIO, Literal
 import orjson
 
 from bulksync.inputs._csv import BOM, csv_records, read_header, utf8_detail
+from bulksync.inputs._shape_rules import ShapeRules, rules_for
 from bulksync.inputs._validate import (
     Item,
     MediaRoot,
@@ -29,6 +30,7 @@ from bulksync.inputs._validate import (
 from bulksync.spi._answers import type_name
 from bulksync.spi._errors import InputFileError
 from bulksync.spi._records import AssetRecord, BadRecord, Kind, LinkRecord, Origin
+from bulksync.spi._shapes import InputShape
 
 __all__ = ["RecordStream", "read_records"]
 
@@ -78,6 +80,7 @@ def read_records(
     fmt: Format = "auto",
     strict_fields: bool = False,
     csv_delimiter: str | None = None,
+    shape: InputShape | None = None,
 ) -> RecordStream:
     """Stream the records of an assets or links file.
 
@@ -87,6 +90,8 @@ def read_records(
     resolved against ``media_root``, or the input file's folder, and may not leave it.
     An unknown field is warned about once per name, or with ``strict_fields`` fails its line.
     ``csv_delimiter`` is one of ``, ; | \\t``; None detects it from the header line.
+    Lines are checked against ``shape``, the run's target's (None, no target named: what any
+    built-in target takes).
     """
     if kind not in ("asset", "link"):
         raise ValueError(f"unknown record kind {kind!r}")
@@ -103,12 +108,13 @@ def read_records(
     except OSError as exc:
         raise InputFileError(f"cannot open {path}: {exc.strerror or exc}") from None
     name = str(path)
+    rules = rules_for(shape)
     if fmt == "jsonl":
-        fields = UnknownFields(kind, strict_fields)
-        records = _jsonl_records(file, name, kind, root, fields)
+        fields = UnknownFields(kind, strict_fields, rules)
+        records = _jsonl_records(file, name, kind, root, fields, rules)
         return RecordStream(file, _guarded(file, path, records))
     try:
-        lines, rows, columns = read_header(file, path, kind, csv_delimiter, strict_fields)
+        lines, rows, columns = read_header(file, path, kind, rules, csv_delimiter, strict_fields)
     except OSError as exc:
         file.close()
         raise InputFileError(f"cannot read {path}: {exc.strerror or exc}") from None
@@ -130,7 +136,12 @@ def _guarded(file: BinaryIO, path: Path, records: Iterator[Item]) -> Iterator[It
 
 
 def _jsonl_records(
-    file: BinaryIO, name: str, kind: Kind, root: MediaRoot, fields: UnknownFields
+    file: BinaryIO,
+    name: str,
+    kind: Kind,
+    root: MediaRoot,
+    fields: UnknownFields,
+    rules: ShapeRules,
 ) -> Iterator[Item]:
     known = fields.known
     for lineno, raw in enumerate(file, 1):
@@ -177,9 +188,9 @@ def _jsonl_records(
             if not known.issuperset(obj):
                 unknown = fields.check(obj, origin)
                 if unknown is not None:
-                    yield BadRecord(origin, kind, unknown, record_key(kind, obj))
+                    yield BadRecord(origin, kind, unknown, record_key(kind, obj, rules))
                     continue
-            record = build_record(kind, obj, origin, root)
+            record = build_record(kind, obj, origin, root, rules)
         except Exception as exc:
             # A bug on one line (not a mistake in it) fails that line; the file goes on.
             record = internal_error(Origin(name, lineno), kind, exc)

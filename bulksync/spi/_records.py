@@ -6,8 +6,8 @@ point the user back at the exact input line.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,7 +15,7 @@ import orjson
 
 Kind = Literal["asset", "link"]
 
-# An endpoint of a link: a plain code (Quable) or an object (Propeller, OCAPI).
+# An endpoint of a link: a plain id, or an object of a form the target's InputShape declares.
 Endpoint = str | Mapping[str, Any]
 
 
@@ -53,10 +53,9 @@ class LinkRecord:
     to: Endpoint
     type: str
     sequence: int | None = None
-    subtype: str | None = None
-    priority: int | None = None
-    is_default: bool | None = None
-    is_active: bool | None = None
+    # The target's own link fields (its InputShape's link_fields) the line gave, by their
+    # input name ("subtype"); an absent or null field has no entry.
+    extra: Mapping[str, Any] = field(default_factory=dict)
     attributes: Mapping[str, Any] = field(default_factory=dict)
 
     kind: Kind = field(default="link", init=False)
@@ -89,6 +88,40 @@ class Removal:
 
 
 Record = AssetRecord | LinkRecord | Removal
+
+
+# The extra fields that had a place of their own in the first layout of the content hash,
+# in that order. Frozen: the hashes in existing state files depend on it (a resync after an
+# upgrade must not push everything again); fields of any other target hash by name instead.
+_HASH_V1_SLOTS = ("subtype", "priority", "isDefault", "isActive")
+_UNHASHED = frozenset({"origin", "kind"})  # where a record was read is not what it pushes
+
+
+def canonical_form(
+    record: AssetRecord | LinkRecord, path_form: Callable[[Path], object] = str
+) -> list[object]:
+    """What a record would push, as plain JSON values in its fields' order: the content hash
+    hashes this. ``path_form`` stands for a local file (the state uses its size and mtime)."""
+    doc: list[object] = []
+    for spec in fields(record):
+        if spec.name in _UNHASHED:
+            continue
+        value = getattr(record, spec.name)
+        if isinstance(value, Path):
+            doc.append(path_form(value))
+        elif spec.name == "extra":
+            doc.extend(_extra_form(value))
+        else:
+            doc.append(value)
+    return doc
+
+
+def _extra_form(extra: Mapping[str, Any]) -> list[object]:
+    slots: list[object] = [extra.get(name) for name in _HASH_V1_SLOTS]
+    others = {name: value for name, value in extra.items() if name not in _HASH_V1_SLOTS}
+    if others:
+        slots.append(others)  # absent for every record the v1 layout could hash
+    return slots
 
 
 def endpoint_text(endpoint: Endpoint) -> str:

@@ -22,7 +22,7 @@ import anyio
 import orjson
 
 from bulksync.spi._errors import ConfigError
-from bulksync.spi._records import AssetRecord, LinkRecord, Record
+from bulksync.spi._records import AssetRecord, LinkRecord, Record, canonical_form
 from bulksync.store._state_lock import StateLock
 
 _SCHEMA = """
@@ -77,36 +77,18 @@ def content_hash(record: Record) -> str:
     For a file, its path, size and modification time stand for its bytes: hashing every file
     of a large catalogue on each resync would cost more than the resync saves.
     """
-    if isinstance(record, AssetRecord):
-        stamp: object = None
-        if record.file is not None:
-            try:
-                info = record.file.stat()
-                stamp = [str(record.file), info.st_size, info.st_mtime_ns]
-            except (OSError, ValueError):  # ValueError: a path no system call takes (NUL)
-                stamp = [str(record.file), None, None]
-        doc: object = [
-            record.id,
-            stamp,
-            record.remote_path,
-            record.classification,
-            record.attributes,
-        ]
-    else:
-        assert isinstance(record, LinkRecord)
-        doc = [
-            record.from_,
-            record.to,
-            record.type,
-            record.sequence,
-            record.subtype,
-            record.priority,
-            record.is_default,
-            record.is_active,
-            record.attributes,
-        ]
+    assert isinstance(record, AssetRecord | LinkRecord)
+    doc = canonical_form(record, _file_stamp)
     raw = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
     return hashlib.blake2b(raw, digest_size=16).hexdigest()
+
+
+def _file_stamp(path: Path) -> object:
+    try:
+        info = path.stat()
+        return [str(path), info.st_size, info.st_mtime_ns]
+    except (OSError, ValueError):  # ValueError: a path no system call takes (NUL)
+        return [str(path), None, None]
 
 
 class StateStore:

@@ -278,7 +278,7 @@ async def test_a_propeller_bulk_answer_that_is_not_data_fails_its_links_retryabl
                 {"class": "product", "id": n},
                 {"class": "product", "id": 9},
                 "accessories",
-                subtype="x",
+                extra={"subtype": "x"},
             )
         )
         for n in (1, 2)

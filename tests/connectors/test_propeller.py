@@ -34,7 +34,8 @@ def product(pid: int) -> dict[str, Any]:
 def link_job(
     line: int, frm: Any, to: Any, type_: str = "accessories", subtype: str | None = "x"
 ) -> Job:
-    return Job(LinkRecord(Origin("links.jsonl", line), frm, to, type_, subtype=subtype))
+    extra = {} if subtype is None else {"subtype": subtype}
+    return Job(LinkRecord(Origin("links.jsonl", line), frm, to, type_, extra=extra))
 
 
 def entry(
@@ -56,10 +57,7 @@ async def test_bulk_request_shape_and_per_item_results_matched_by_from_and_to() 
             product(1),
             product(2),
             "accessories",
-            subtype="x",
-            priority=3,
-            is_default=True,
-            is_active=False,
+            extra={"subtype": "x", "priority": 3, "isDefault": True, "isActive": False},
         )
     )
     # Answered out of order, with ids echoed as text: matched by from/to, not by position.

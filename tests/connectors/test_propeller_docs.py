@@ -83,7 +83,7 @@ async def test_the_documented_invalid_client_answer_stops_the_login() -> None:
 
 def jobs_for(entries: list[dict[str, Any]], type_: str) -> list[Job]:
     return [
-        Job(LinkRecord(Origin("links.jsonl", n), e["from"], e["to"], type_, subtype="x"))
+        Job(LinkRecord(Origin("links.jsonl", n), e["from"], e["to"], type_, extra={"subtype": "x"}))
         for n, e in enumerate(entries, 1)
     ]
 

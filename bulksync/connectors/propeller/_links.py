@@ -63,8 +63,9 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def subtype_of(record: LinkRecord, default_subtype: str | None) -> str | None:
-    if record.subtype is not None:
-        return record.subtype
+    subtype = record.extra.get("subtype")
+    if isinstance(subtype, str):
+        return subtype
     # The configured default is meant for product links; an account link has one subtype.
     return ACCOUNT_SUBTYPE if record.type == "account" else default_subtype
 
@@ -150,13 +151,9 @@ class BulkLinkStage(BaseStage):
             "from": _plain(record.from_),
             "to": _plain(record.to),
         }
-        for name, value in (
-            ("isDefault", record.is_default),
-            ("isActive", record.is_active),
-            ("priority", record.priority),
-        ):
-            if value is not None:
-                link[name] = value
+        for name in ("isDefault", "isActive", "priority"):
+            if record.extra.get(name) is not None:
+                link[name] = record.extra[name]
         return link
 
     def _fields(
