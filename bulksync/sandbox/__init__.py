@@ -29,21 +29,25 @@ Inspection needs no auth: ``GET /_sandbox/stats``, ``GET /_sandbox/export``,
 ``POST /_sandbox/reset``.
 """
 
-from ._server import Sandbox, build_app, main, running_sandbox
-from ._settings import (
+from bulksync.sandbox._server import Sandbox, build_app, main, running_sandbox
+from bulksync.sandbox._settings import (
     FaultSettings,
     LatencySettings,
-    OcapiSettings,
-    PropellerSettings,
-    QuableSettings,
     RateLimitSettings,
     RateWindow,
     SandboxSettings,
     SettingsError,
 )
-from ._state import SandboxState
+from bulksync.sandbox._state import SandboxState
+from bulksync.sandbox._vendor import ErrorShapes, SandboxVendor
+from bulksync.sandbox._vendors import ENTRY_POINT_GROUP, vendors
+from bulksync.sandbox.ocapi import OcapiSettings
+from bulksync.sandbox.propeller import PropellerSettings
+from bulksync.sandbox.quable import QuableSettings
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
+    "ErrorShapes",
     "FaultSettings",
     "LatencySettings",
     "OcapiSettings",
@@ -54,8 +58,10 @@ __all__ = [
     "Sandbox",
     "SandboxSettings",
     "SandboxState",
+    "SandboxVendor",
     "SettingsError",
     "build_app",
     "main",
     "running_sandbox",
+    "vendors",
 ]
