@@ -27,6 +27,17 @@ From Python (tests, the demo)::
 
 Inspection needs no auth: ``GET /_sandbox/stats``, ``GET /_sandbox/export``,
 ``POST /_sandbox/reset``.
+
+Layout
+------
+A shared core (``_server``, ``_middleware``, ``_faults``, ``_ratelimit``, ``_stats``,
+``_store``, ``_tokens``, ``_seed``, ``_settings``/``_knobs``, ``_http``, ``_errors``,
+``_inspect``, ``_cli``) that names no vendor, and one sub-package per emulated API
+(``quable/``, ``propeller/``, ``ocapi/``). Each sub-package exports a :class:`SandboxVendor`
+as ``VENDOR``: its name (the ``[name]`` settings table), settings dataclass, store, seed,
+which paths are its, routes, bearer check, error shapes and a few optional hooks. The list is
+``_vendors.BUILTIN``; a plug-in package adds its own under the ``bulksync.sandboxes``
+entry-point group (``name = "module:VENDOR"``) and edits nothing here.
 """
 
 from bulksync.sandbox._server import Sandbox, build_app, main, running_sandbox
