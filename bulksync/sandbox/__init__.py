@@ -37,9 +37,14 @@ A shared core (``_server``, ``_middleware``, ``_faults``, ``_ratelimit``, ``_sta
 as ``VENDOR``: its name (the ``[name]`` settings table), settings dataclass, store, seed,
 which paths are its, routes, bearer check, error shapes and a few optional hooks. The list is
 ``_vendors.BUILTIN``; a plug-in package adds its own under the ``bulksync.sandboxes``
-entry-point group (``name = "module:VENDOR"``) and edits nothing here.
+entry-point group (``name = "module:VENDOR"``) and edits nothing here; what a vendor's
+code needs (``knob``, ``STATE``, ``Reply``, ``json_response``, ``read_body``,
+``bearer_token``, the shared tables) is exported here.
 """
 
+from bulksync.sandbox._errors import Reply, json_response
+from bulksync.sandbox._http import bearer_token, read_body
+from bulksync.sandbox._knobs import knob
 from bulksync.sandbox._server import Sandbox, build_app, main, running_sandbox
 from bulksync.sandbox._settings import (
     FaultSettings,
@@ -49,7 +54,7 @@ from bulksync.sandbox._settings import (
     SandboxSettings,
     SettingsError,
 )
-from bulksync.sandbox._state import SandboxState
+from bulksync.sandbox._state import STATE, SandboxState
 from bulksync.sandbox._vendor import ErrorShapes, SandboxVendor
 from bulksync.sandbox._vendors import ENTRY_POINT_GROUP, vendors
 from bulksync.sandbox.ocapi import OcapiSettings
@@ -58,6 +63,7 @@ from bulksync.sandbox.quable import QuableSettings
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "STATE",
     "ErrorShapes",
     "FaultSettings",
     "LatencySettings",
@@ -66,13 +72,18 @@ __all__ = [
     "QuableSettings",
     "RateLimitSettings",
     "RateWindow",
+    "Reply",
     "Sandbox",
     "SandboxSettings",
     "SandboxState",
     "SandboxVendor",
     "SettingsError",
+    "bearer_token",
     "build_app",
+    "json_response",
+    "knob",
     "main",
+    "read_body",
     "running_sandbox",
     "vendors",
 ]

@@ -18,11 +18,16 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from bulksync.sandbox import ErrorShapes, LatencySettings, RateLimitSettings, SandboxVendor
-from bulksync.sandbox._errors import json_response
-from bulksync.sandbox._http import bearer_token
-from bulksync.sandbox._knobs import knob
-from bulksync.sandbox._state import STATE
+from bulksync.sandbox import (
+    STATE,
+    ErrorShapes,
+    LatencySettings,
+    RateLimitSettings,
+    SandboxVendor,
+    bearer_token,
+    json_response,
+    knob,
+)
 
 
 @dataclass(frozen=True, slots=True)
