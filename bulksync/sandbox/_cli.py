@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._settings import RateWindow, SandboxSettings, knobs
+from bulksync.sandbox._settings import RateWindow, SandboxSettings, knobs
+from bulksync.sandbox._vendors import vendors
 
 _PREFIX = "knob:"
 
@@ -33,10 +34,15 @@ def _show(value: Any) -> str:
     return str(value) if value != "" else "(none)"
 
 
+def _titles() -> str:
+    titles = [v.title for v in vendors()]
+    return ", ".join(titles[:-1]) + " and " + titles[-1] if len(titles) > 1 else titles[0]
+
+
 def build_parser(prog: str = "bulksync sandbox") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
-        description="Run a local emulator of the Quable, Propeller and OCAPI APIs.",
+        description=f"Run a local emulator of the {_titles()} APIs.",
         epilog="Every knob can also be set in the TOML file given to --config "
         "(see config/sandbox.example.toml); flags override the file. Lists are "
         "comma-separated; rate windows are LIMIT/SECONDS pairs, or 'off'.",

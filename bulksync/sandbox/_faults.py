@@ -16,7 +16,7 @@ from typing import Literal
 
 from aiohttp import web
 
-from ._settings import FaultSettings, LatencySettings
+from bulksync.sandbox._settings import FaultSettings, LatencySettings
 
 FaultKind = Literal[
     "error",

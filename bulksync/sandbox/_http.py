@@ -1,5 +1,5 @@
-"""Request-side helpers shared by every route module: which API a path belongs to, body
-reading under the per-API size limit, and form/JSON decoding."""
+"""Request-side helpers shared by every route module: route labels, body reading under the
+per-API size limit, form/JSON decoding and the bearer token."""
 
 from __future__ import annotations
 
@@ -9,34 +9,11 @@ from urllib.parse import parse_qsl
 import orjson
 from aiohttp import web
 
-from ._errors import Api, Reply, too_large
-from ._state import STATE
+from bulksync.sandbox._errors import Reply
+from bulksync.sandbox._state import STATE
+from bulksync.sandbox._vendors import by_name
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-OCAPI_DATA = "/s/-/dw/data/v23_2"
-OCAPI_BATCH = "/s/-/dw/batch"
-# Propeller's REST resources live under /v2; its token endpoint is at the host root.
-PROPELLER_V2 = "/v2"
-PROPELLER_TOKEN = "/oauth2/token"
-# Routes that hand out tokens cannot demand one.
-PUBLIC_PATHS = frozenset(
-    {
-        "/api_1.php/sessions",
-        "/oauth2/token",
-        "/dwsso/oauth2/access_token",
-        "/dw/oauth2/access_token",
-    }
-)
-
-
-def api_of(path: str) -> Api | None:
-    if path.startswith(("/api/", "/api_1.php/")) or path == "/api":
-        return "quable"
-    if path.startswith(("/s/-/dw/", "/dw/", "/dwsso/")):
-        return "ocapi"
-    if path in (PROPELLER_TOKEN, PROPELLER_V2) or path.startswith(PROPELLER_V2 + "/"):
-        return "propeller"
-    return None
 
 
 def route_of(request: web.Request) -> str:
@@ -47,14 +24,15 @@ def route_of(request: web.Request) -> str:
     return f"{request.method} {resource.canonical}"
 
 
-async def read_body(request: web.Request, api: Api) -> bytes:
+async def read_body(request: web.Request, api: str) -> bytes:
+    """The body, or the API's own 413 past its ``max_body_bytes``."""
     limit = request.app[STATE].settings.api(api).max_body_bytes
     try:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge as exc:
-        raise Reply(too_large(api, limit)) from exc
+        raise Reply(by_name()[api].errors.too_large(limit)) from exc
     if len(body) > limit:
-        raise Reply(too_large(api, limit))
+        raise Reply(by_name()[api].errors.too_large(limit))
     return body
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ._errors import json_response
-from ._state import STATE
+from bulksync.sandbox._errors import json_response
+from bulksync.sandbox._state import STATE
 
 
 async def stats(request: web.Request) -> web.Response:

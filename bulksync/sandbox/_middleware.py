@@ -9,7 +9,8 @@
 5. authentication and the route handler, then a slow answer, a write-then-drop, a
    write-then-5xx, a garbage 200 in place of the real answer, or a mark on the
    connection to close it after this answer;
-6. ``Quable-Digest`` on every Quable answer, and the per-route counters.
+6. the vendor's last touch on its answers (Quable's digest header), and the per-route
+   counters.
 
 ``close_after_response`` closes lazily, when the next request arrives on the connection: the
 client then meets what it meets when a server's keep-alive close crosses its next request,
@@ -24,29 +25,18 @@ throughput benchmark, and makes the order above explicit.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from . import _auth
-from ._errors import (
-    Api,
-    Reply,
-    injected,
-    no_route,
-    ocapi_fault,
-    propeller_error,
-    quable_error,
-    reason,
-    too_large,
-    too_many_requests,
-)
-from ._faults import garbage_response
-from ._http import OCAPI_BATCH, PUBLIC_PATHS, WRITE_METHODS, api_of, route_of
-from ._ratelimit import retry_after_header
-from ._state import STATE, SandboxState
+from bulksync.sandbox._errors import Reply
+from bulksync.sandbox._faults import garbage_response
+from bulksync.sandbox._http import WRITE_METHODS, route_of
+from bulksync.sandbox._ratelimit import retry_after_header
+from bulksync.sandbox._state import STATE, SandboxState
+from bulksync.sandbox._vendor import SandboxVendor
+from bulksync.sandbox._vendors import vendor_of
 
 log = logging.getLogger("bulksync.sandbox")
 
@@ -54,23 +44,25 @@ log = logging.getLogger("bulksync.sandbox")
 @web.middleware
 async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse:
     state = request.app[STATE]
-    api = api_of(request.path)
+    vendor = vendor_of(request.path)
     route = route_of(request)
     if state.faults.closing(request.transport):
         state.stats.request(route, "closed")
         return _hang_up(request)
-    if api is None:
+    if vendor is None:
         plain = await _plain(request, handler)
         state.stats.request(route, str(plain.status))
         return plain
 
+    api = vendor.name
+    errors = vendor.errors
     is_write = request.method in WRITE_METHODS
     knobs = state.settings.api(api)
     decision = state.faults.decide(
         is_write, state.faults.applies_to(api), jitter=knobs.latency.jitter_ms > 0
     )
     # A login answered with garbage would stop the run before any item: spared.
-    garbage = decision.fault == "garbage" and request.path not in PUBLIC_PATHS
+    garbage = decision.fault == "garbage" and request.path not in vendor.public_paths
     delay = decision.delay_seconds(knobs.latency)
     if delay > 0:
         await asyncio.sleep(delay)
@@ -79,17 +71,19 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
     if (
         request.content_length is not None
         and request.content_length > limit
-        and request.path != OCAPI_BATCH  # the batch API answers this with its own 400
+        and request.path not in vendor.own_body_limit  # e.g. a batch API's own 400
     ):
-        response: web.StreamResponse = too_large(api, limit)
+        response: web.StreamResponse = errors.too_large(limit)
     elif (wait := state.limiters[api].acquire(state.clock())) is not None:
         state.stats.rate_limited[api] += 1
         retry = retry_after_header(wait) if knobs.rate_limit.retry_after else None
-        response = too_many_requests(api, retry)
+        response = errors.too_many_requests()
+        if retry is not None:
+            response.headers["Retry-After"] = str(retry)
     elif decision.fault == "error":
         assert decision.status is not None
         state.stats.fault(decision.number, route, "error", decision.status)
-        response = injected(api, decision.status)
+        response = errors.injected(decision.status)
     elif decision.fault == "redirect":
         state.stats.fault(decision.number, route, "redirect", 307)
         response = _redirect(request, state.settings.faults.redirect_location)
@@ -102,7 +96,7 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
         state.stats.fault(decision.number, route, "garbage", 200)
         response = garbage_response(decision.garbage, None)
     else:
-        response = await _guarded(request, handler, api, state, is_write)
+        response = await _guarded(request, handler, vendor, state, is_write)
         if decision.fault == "slow":
             # Slow after the work is done: a client that times out has still written.
             state.stats.fault(decision.number, route, "slow", None)
@@ -117,38 +111,40 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
         elif decision.fault == "applied_error":
             assert decision.status is not None
             state.stats.fault(decision.number, route, "applied_error", decision.status)
-            response = injected(api, decision.status)
+            response = errors.injected(decision.status)
         elif garbage:
             state.stats.fault(decision.number, route, "garbage", 200)
             response = garbage_response(decision.garbage, response)
 
-    if api == "quable":
-        body = response.body if isinstance(response, web.Response) else None
-        digest = hashlib.sha256(body if isinstance(body, bytes) else b"").hexdigest()
-        response.headers["Quable-Digest"] = digest
+    if vendor.finish is not None:
+        vendor.finish(response)
     state.stats.request(route, str(response.status))
     return response
 
 
 async def _guarded(
-    request: web.Request, handler: Handler, api: Api, state: SandboxState, is_write: bool
+    request: web.Request,
+    handler: Handler,
+    vendor: SandboxVendor,
+    state: SandboxState,
+    is_write: bool,
 ) -> web.StreamResponse:
-    if request.path not in PUBLIC_PATHS:
-        refusal = _auth.check(state, api, request, is_write)
+    if request.path not in vendor.public_paths:
+        refusal = vendor.authenticate(state, request, is_write)
         if refusal is not None:
-            state.stats.auth_failures[api] += 1
+            state.stats.auth_failures[vendor.name] += 1
             return refusal
     try:
         return await handler(request)
     except Reply as reply:
         return reply.response
     except web.HTTPException as exc:
-        return _reshape(api, request, exc)
+        return _reshape(vendor, request, exc)
     except ConnectionResetError:  # the client left while we read its body: nobody to answer
         return web.Response(status=499)
     except Exception:
         log.exception("sandbox bug while serving %s %s", request.method, request.path)
-        return injected(api, 500)
+        return vendor.errors.injected(500)
 
 
 async def _plain(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -160,18 +156,15 @@ async def _plain(request: web.Request, handler: Handler) -> web.StreamResponse:
         return exc
 
 
-def _reshape(api: Api, request: web.Request, exc: web.HTTPException) -> web.Response:
+def _reshape(vendor: SandboxVendor, request: web.Request, exc: web.HTTPException) -> web.Response:
     """Router and framework errors, re-dressed in the API's own error shape."""
     status = exc.status
     if status in (404, 405):
-        return no_route(api, request.method, request.path, status)
+        return vendor.errors.no_route(request.method, request.path, status)
     if status == 413:
-        return too_large(api, request.app[STATE].settings.api(api).max_body_bytes)
-    if api == "quable":
-        return quable_error(status, reason(status))
-    if api == "propeller":
-        return propeller_error(status, status, reason(status).replace(" ", ""), [reason(status)])
-    return ocapi_fault(status, reason(status).replace(" ", "") + "Exception", reason(status))
+        limit = request.app[STATE].settings.api(vendor.name).max_body_bytes
+        return vendor.errors.too_large(limit)
+    return vendor.errors.error(status)
 
 
 def _hang_up(request: web.Request) -> web.Response:

@@ -11,7 +11,7 @@ import math
 from collections import deque
 from collections.abc import Sequence
 
-from ._settings import RateWindow
+from bulksync.sandbox._knobs import RateWindow
 
 
 class SlidingWindowLimiter:

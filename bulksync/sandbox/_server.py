@@ -12,22 +12,12 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from . import (
-    _auth,
-    _cli,
-    _inspect,
-    _ocapi,
-    _ocapi_batch,
-    _propeller,
-    _quable,
-    _quable_documents,
-    _quable_links,
-    _quable_v4,
-)
-from ._http import PROPELLER_V2
-from ._middleware import pipeline
-from ._settings import APIS, SandboxSettings, SettingsError
-from ._state import STATE, SandboxState
+from bulksync.sandbox._cli import Options, parse
+from bulksync.sandbox._inspect import add_routes as inspect_routes
+from bulksync.sandbox._middleware import pipeline
+from bulksync.sandbox._settings import SandboxSettings, SettingsError
+from bulksync.sandbox._state import STATE, SandboxState
+from bulksync.sandbox._vendors import by_name
 
 # Connections still busy after this long at shutdown are cut: SIGTERM must end us within 2 s.
 SHUTDOWN_TIMEOUT = 1.0
@@ -38,21 +28,13 @@ def build_app(settings: SandboxSettings | None = None) -> web.Application:
     settings = settings or SandboxSettings()
     # aiohttp's own cap only guards against unbounded bodies; each API's limit is checked
     # by the middleware and the body readers, so that the 413 comes in the API's own shape.
-    largest = max(settings.api(api).max_body_bytes for api in APIS)
+    state = SandboxState(settings)
+    largest = max(settings.api(v.name).max_body_bytes for v in state.vendors)
     app = web.Application(middlewares=[pipeline], client_max_size=largest + 1)
-    app[STATE] = SandboxState(settings)
-    for module in (
-        _auth,
-        _quable,
-        _quable_documents,
-        _quable_links,
-        _quable_v4,
-        _propeller,
-        _ocapi,
-        _ocapi_batch,
-        _inspect,
-    ):
-        module.add_routes(app)
+    app[STATE] = state
+    for vendor in state.vendors:
+        vendor.add_routes(app)
+    inspect_routes(app)
     return app
 
 
@@ -66,11 +48,15 @@ class Sandbox:
     state: SandboxState
     app: web.Application
 
+    def base_url(self, vendor: str) -> str:
+        """Where the resources of API ``vendor`` start (its ``base_path`` below ``url``)."""
+        return self.url + by_name()[vendor].base_path
+
     @property
     def propeller_url(self) -> str:
         """The Propeller base URL, like ``https://api.helice.cloud/v2``; the token endpoint
         is at the root of ``url``."""
-        return self.url + PROPELLER_V2
+        return self.base_url("propeller")
 
     def reset(self) -> None:
         self.state.reset()
@@ -96,7 +82,7 @@ async def running_sandbox(
         await runner.cleanup()
 
 
-async def _serve(options: _cli.Options) -> int:
+async def _serve(options: Options) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -120,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     """``bulksync sandbox [--host H] [--port P] [--config FILE] [knobs...]``; returns the exit
     code: 0 after SIGINT/SIGTERM, 1 if the address cannot be bound, 2 for bad settings."""
     try:
-        options = _cli.parse(argv)
+        options = parse(argv)
     except SettingsError as exc:
         print(f"bulksync sandbox: {exc}", file=sys.stderr)
         return 2

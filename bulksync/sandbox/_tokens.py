@@ -1,4 +1,4 @@
-"""Who holds which token, and until when.
+"""Who holds which bearer token, and until when (a vendor's own sessions are its own).
 
 Lifetimes are API seconds divided by ``time_scale``; ``expires_in`` reports the real remaining
 seconds (floored, at least 1) so a client that trusts it refreshes in time, sandbox or not.
@@ -10,12 +10,11 @@ import math
 import secrets
 import string
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from ._settings import SandboxSettings
+from bulksync.sandbox._settings import SandboxSettings
 
 Verdict = Literal["ok", "read_only", "expired", "invalid"]
 _ALNUM = string.ascii_letters + string.digits
@@ -28,13 +27,18 @@ class Grant:
     refresh_token: str = ""
 
 
-@dataclass(slots=True)
-class _Session:
-    user: str
-    expires_at: float
+def lifetime(settings: SandboxSettings, seconds: float) -> tuple[float, int]:
+    real = settings.scaled(seconds)
+    return real, max(1, math.floor(real))
+
+
+def random_token(length: int) -> str:
+    return "".join(secrets.choice(_ALNUM) for _ in range(length))
 
 
 class TokenRegistry:
+    """Bearer tokens of the client-credential APIs, by API name."""
+
     def __init__(
         self, settings: SandboxSettings, clock: Callable[[], float] = time.monotonic
     ) -> None:
@@ -43,80 +47,19 @@ class TokenRegistry:
         self.reset()
 
     def reset(self) -> None:
-        self._quable_sessions: dict[str, _Session] = {}
-        self._quable_live: dict[str, list[str]] = {}  # user -> live access tokens
-        self._quable_remember: dict[str, _Session] = {}  # remember-me token -> owner
-        self._quable_user_remember: dict[str, str] = {}
-        self._bearer: dict[str, dict[str, float]] = {"propeller": {}, "ocapi": {}}
+        self._bearer: dict[str, dict[str, float]] = {}
 
-    def _lifetime(self, seconds: float) -> tuple[float, int]:
-        real = self._settings.scaled(seconds)
-        return real, max(1, math.floor(real))
-
-    # -- Quable sessions ----------------------------------------------------------------------
-
-    def quable_login(self, user: str) -> Grant:
-        """A new login replaces the user's previous access and remember-me tokens."""
-        old_remember = self._quable_user_remember.pop(user, None)
-        if old_remember is not None:
-            self._quable_remember.pop(old_remember, None)
-        remember = secrets.token_hex(16)
-        real, _ = self._lifetime(self._settings.quable.remember_lifetime_s)
-        self._quable_remember[remember] = _Session(user, self._clock() + real)
-        self._quable_user_remember[user] = remember
-        return self._quable_issue(user, remember)
-
-    def quable_refresh(self, remember: str) -> Grant | None:
-        """A new access token for the remember-me token's owner. The docs only say a *login*
-        invalidates the previous token; whether a refresh does too is the
-        ``quable.refresh_invalidates_previous`` knob."""
-        session = self._quable_remember.get(remember)
-        if session is None or session.expires_at <= self._clock():
-            return None
-        invalidate = self._settings.quable.refresh_invalidates_previous
-        return self._quable_issue(session.user, remember, invalidate=invalidate)
-
-    def _quable_issue(self, user: str, remember: str, *, invalidate: bool = True) -> Grant:
-        live = self._quable_live.setdefault(user, [])
-        if invalidate:
-            for previous in live:
-                self._quable_sessions.pop(previous, None)
-            live.clear()
-        else:  # forget tokens that expired on their own
-            now = self._clock()
-            live[:] = [
-                t
-                for t in live
-                if t in self._quable_sessions and self._quable_sessions[t].expires_at > now
-            ]
-        token = secrets.token_hex(16)
-        real, reported = self._lifetime(self._settings.quable.session_lifetime_s)
-        self._quable_sessions[token] = _Session(user, self._clock() + real)
-        live.append(token)
-        return Grant(token, reported, remember)
-
-    def quable_check(self, token: str, is_write: bool) -> Verdict:
-        knobs = self._settings.quable
-        if token in knobs.tokens:
-            return "ok"
-        if token in knobs.read_only_tokens:
-            return "read_only" if is_write else "ok"
-        session = self._quable_sessions.get(token)
-        if session is None:
-            return "invalid"
-        return "ok" if session.expires_at > self._clock() else "expired"
+    def lifetime(self, seconds: float) -> tuple[float, int]:
+        """Real seconds an API lifetime lasts, and the ``expires_in`` to report for it."""
+        return lifetime(self._settings, seconds)
 
     # -- client-credential APIs ---------------------------------------------------------------
 
-    def issue(self, api: Literal["propeller", "ocapi"]) -> Grant:
-        knobs = self._settings.propeller if api == "propeller" else self._settings.ocapi
-        if api == "propeller":
-            token = "".join(secrets.choice(_ALNUM) for _ in range(28))
-        else:
-            token = str(uuid.uuid4())
-        real, reported = self._lifetime(knobs.token_lifetime_s)
+    def issue(self, api: str, token: str, lifetime_s: float) -> Grant:
+        """Register ``token`` (made in the API's own format) for ``lifetime_s`` API seconds."""
+        real, reported = self.lifetime(lifetime_s)
         now = self._clock()
-        tokens = self._bearer[api]
+        tokens = self._bearer.setdefault(api, {})
         if len(tokens) > 1000:
             # Keep recently expired tokens (to answer "expired", not "invalid"), drop the rest.
             horizon = now - 3600.0
@@ -125,11 +68,11 @@ class TokenRegistry:
         tokens[token] = now + real
         return Grant(token, reported)
 
-    def check(self, api: Literal["propeller", "ocapi"], token: str) -> Verdict:
-        knobs = self._settings.propeller if api == "propeller" else self._settings.ocapi
-        if token in knobs.tokens:
+    def check(self, api: str, token: str, static: tuple[str, ...] = ()) -> Verdict:
+        """``static`` tokens never expire; the others are those :meth:`issue` handed out."""
+        if token in static:
             return "ok"
-        expires_at = self._bearer[api].get(token)
+        expires_at = self._bearer.get(api, {}).get(token)
         if expires_at is None:
             return "invalid"
         return "ok" if expires_at > self._clock() else "expired"

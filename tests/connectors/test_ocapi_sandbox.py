@@ -295,7 +295,7 @@ async def test_prune_deletes_the_category_links_that_left_the_input(
 async def test_prune_works_with_listings_that_omit_the_optional_link(
     tmp_path: Path, full: bool
 ) -> None:
-    from bulksync.sandbox._store import now_ocapi
+    from bulksync.sandbox.ocapi._store import now_ocapi
 
     links = write_links(tmp_path, 30)
     settings = sandbox_settings({"ocapi.list_link_property": "false"})

@@ -17,7 +17,7 @@ from bulksync.sandbox import (
     SettingsError,
     running_sandbox,
 )
-from bulksync.sandbox._imagemeta import exif_size, human_size, inspect
+from bulksync.sandbox.quable._imagemeta import exif_size, human_size, inspect
 
 
 async def test_seed_files_for_all_three_apis(tmp_path: Path):

@@ -21,10 +21,14 @@ from urllib.parse import parse_qsl, urlsplit
 from aiohttp import web
 from multidict import CIMultiDict
 
-from ._errors import dumps, ocapi_fault, ocapi_fault_body
-from ._ocapi import dispatch, route_label
-from ._ocapi_request import Call, Result
-from ._state import STATE, SandboxState
+from bulksync.sandbox._errors import dumps
+from bulksync.sandbox._state import STATE, SandboxState
+from bulksync.sandbox.ocapi._errors import ocapi_fault, ocapi_fault_body
+from bulksync.sandbox.ocapi._request import Call, Result
+from bulksync.sandbox.ocapi._routes import dispatch, route_label
+from bulksync.sandbox.ocapi._settings import OcapiSettings
+
+OCAPI_BATCH = "/s/-/dw/batch"
 
 _TOKEN = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
@@ -166,7 +170,7 @@ def _execute(state: SandboxState, call: Call) -> Result:
 
 async def batch(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    knobs = state.settings.ocapi
+    knobs = state.settings.of(OcapiSettings)
     try:
         boundary = boundary_of(request.headers.get("Content-Type", ""))
         if boundary is None:
@@ -210,4 +214,4 @@ async def batch(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_post("/s/-/dw/batch", batch)
+    app.router.add_post(OCAPI_BATCH, batch)

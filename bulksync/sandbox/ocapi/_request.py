@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _ocapi_select
-from ._errors import OCAPI_VERSION, ocapi_fault_body
-from ._http import parse_json
+from bulksync.sandbox._http import parse_json
+from bulksync.sandbox.ocapi._errors import OCAPI_VERSION, ocapi_fault_body
+from bulksync.sandbox.ocapi._select import Selector, parse
 
 _WRITABLE = frozenset({"position", "_resource_state", "_v"})
 _READ_ONLY = frozenset(
@@ -81,12 +81,12 @@ def resource_state(key: tuple[str, ...], record: dict[str, Any]) -> str:
     return hashlib.sha256(material.encode()).hexdigest()
 
 
-def selector(call: Call) -> _ocapi_select.Selector:
+def selector(call: Call) -> Selector:
     text = call.query.get("select")
     if text is None:
         return None
     try:
-        return _ocapi_select.parse(text)
+        return parse(text)
     except ValueError as exc:
         raise Fault(
             400,

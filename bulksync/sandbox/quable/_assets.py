@@ -16,11 +16,13 @@ from urllib.parse import urlparse
 
 from aiohttp import web
 
-from ._errors import Reply, json_response, quable_error, too_large
-from ._hydra import Violations, json_object, knobs, ld, page
-from ._imagemeta import exif_size, human_size, inspect
-from ._state import STATE
-from ._store import now_iso
+from bulksync.sandbox._errors import Reply, json_response
+from bulksync.sandbox._state import STATE
+from bulksync.sandbox._store import now_iso
+from bulksync.sandbox.quable._errors import ERRORS, quable_error
+from bulksync.sandbox.quable._hydra import Violations, json_object, knobs, ld, page
+from bulksync.sandbox.quable._imagemeta import exif_size, human_size, inspect
+from bulksync.sandbox.quable._store import QuableStore
 
 FILE_TYPES = ("asset", "import")
 _ASSET_FIELDS = (
@@ -130,7 +132,7 @@ async def upload_file(request: web.Request) -> web.Response:
     try:
         form = await request.post()
     except web.HTTPRequestEntityTooLarge as exc:
-        raise Reply(too_large("quable", settings.max_body_bytes)) from exc
+        raise Reply(ERRORS.too_large(settings.max_body_bytes)) from exc
     violations = Violations()
     file_type = form.get("fileType")
     upload = form.get("file")
@@ -144,7 +146,7 @@ async def upload_file(request: web.Request) -> web.Response:
     assert isinstance(upload, web.FileField) and isinstance(file_type, str)
     data = upload.file.read()
     if len(data) > settings.max_body_bytes:
-        raise Reply(too_large("quable", settings.max_body_bytes))
+        raise Reply(ERRORS.too_large(settings.max_body_bytes))
     info = inspect(data, upload.filename, upload.content_type)
     stamp = now_iso()
     file_id = str(uuid.uuid4())
@@ -162,7 +164,7 @@ async def upload_file(request: web.Request) -> web.Response:
         "dateCreated": stamp,
         "dateModified": stamp,
     }
-    state.store.quable.files[file_id] = record
+    state.store.of(QuableStore).files[file_id] = record
     state.stats.write("quable")
     return json_response(201, render_file(settings.instance, record))
 
@@ -238,7 +240,7 @@ def _validate(
 ) -> tuple[dict[str, str] | None, str | None, dict[str, Any] | None]:
     """Check an asset body; returns (binary source, classification, attributes)."""
     settings = knobs(request)
-    store = request.app[STATE].store.quable
+    store = request.app[STATE].store.of(QuableStore)
     v = Violations()
     file_id = v.ref(data, "file", required=False)
     remote = v.string(data, "remotePath", required=False)
@@ -295,7 +297,7 @@ async def create_asset(request: web.Request) -> web.Response:
     asset_id = v.string(data, "id", required=settings.require_asset_id)
     v.check(request)
     binary, classification, attributes = _validate(request, data, creating=True)
-    store = state.store.quable
+    store = state.store.of(QuableStore)
     asset_id = asset_id or str(uuid.uuid4())
     if asset_id in store.assets:
         state.stats.duplicate("asset")
@@ -324,7 +326,7 @@ async def create_asset(request: web.Request) -> web.Response:
 
 def _asset_or_404(request: web.Request) -> dict[str, Any]:
     asset_id = request.match_info["id"]
-    asset = request.app[STATE].store.quable.assets.get(asset_id)
+    asset = request.app[STATE].store.of(QuableStore).assets.get(asset_id)
     if asset is None:
         raise Reply(quable_error(404, f'Asset "{asset_id}" not found.', "Not Found"))
     return asset
@@ -344,7 +346,7 @@ async def update_asset(request: web.Request) -> web.Response:
         v.add("id", "The identifier cannot be changed.")
         v.check(request)
     binary, classification, attributes = _validate(request, data, creating=False)
-    _apply_binary(settings.instance, asset, binary, state.store.quable.files)
+    _apply_binary(settings.instance, asset, binary, state.store.of(QuableStore).files)
     if attributes:
         asset["attributes"] = {**asset["attributes"], **attributes}
     if classification is not None:
@@ -361,7 +363,7 @@ async def update_asset(request: web.Request) -> web.Response:
 async def delete_asset(request: web.Request) -> web.Response:
     state = request.app[STATE]
     asset = _asset_or_404(request)
-    store = state.store.quable
+    store = state.store.of(QuableStore)
     del store.assets[asset["id"]]
     store.remove_links_touching(asset["id"])
     state.stats.write("quable")
@@ -370,7 +372,7 @@ async def delete_asset(request: web.Request) -> web.Response:
 
 async def list_assets(request: web.Request) -> web.Response:
     instance = knobs(request).instance
-    assets = list(request.app[STATE].store.quable.assets.values())
+    assets = list(request.app[STATE].store.of(QuableStore).assets.values())
     return page(
         request,
         assets,

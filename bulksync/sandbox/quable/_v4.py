@@ -17,12 +17,14 @@ from typing import Any
 
 from aiohttp import web
 
-from ._errors import Reply, json_response, quable_v4_error
-from ._http import parse_json, read_body
-from ._hydra import knobs
-from ._quable_links import unknown_link_type
-from ._state import STATE
-from ._store import now_iso
+from bulksync.sandbox._errors import Reply, json_response
+from bulksync.sandbox._http import parse_json, read_body
+from bulksync.sandbox._state import STATE
+from bulksync.sandbox._store import now_iso
+from bulksync.sandbox.quable._errors import quable_v4_error
+from bulksync.sandbox.quable._hydra import knobs
+from bulksync.sandbox.quable._links import unknown_link_type
+from bulksync.sandbox.quable._store import QuableStore
 
 MODES = ("update", "replace")
 
@@ -75,7 +77,7 @@ async def document_links(request: web.Request) -> web.Response:
     doc_code = request.match_info["document_code"]
     link_type = request.match_info["link_type_code"]
     mode, wanted = _items(await _body(request))
-    store = state.store.quable
+    store = state.store.of(QuableStore)
     if doc_code not in store.documents:
         return quable_v4_error(404, f"Document '{doc_code}' not found.")
     if unknown_link_type(request, link_type):

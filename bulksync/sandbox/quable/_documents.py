@@ -9,10 +9,12 @@ from typing import Any
 
 from aiohttp import web
 
-from ._errors import Reply, quable_error
-from ._hydra import Violations, json_object, knobs, ld, page
-from ._state import STATE
-from ._store import now_iso
+from bulksync.sandbox._errors import Reply
+from bulksync.sandbox._state import STATE
+from bulksync.sandbox._store import now_iso
+from bulksync.sandbox.quable._errors import quable_error
+from bulksync.sandbox.quable._hydra import Violations, json_object, knobs, ld, page
+from bulksync.sandbox.quable._store import QuableStore
 
 
 def render_document(doc: dict[str, Any]) -> dict[str, Any]:
@@ -67,7 +69,7 @@ async def create_document(request: web.Request) -> web.Response:
     active = v.boolean(data, "active")
     v.check(request)
     assert doc_id is not None and doc_type is not None
-    store = state.store.quable
+    store = state.store.of(QuableStore)
     if doc_id in store.documents:
         state.stats.duplicate("document")
         return quable_error(
@@ -93,7 +95,7 @@ async def create_document(request: web.Request) -> web.Response:
 
 def _document_or_404(request: web.Request) -> dict[str, Any]:
     doc_id = request.match_info["id"]
-    doc = request.app[STATE].store.quable.documents.get(doc_id)
+    doc = request.app[STATE].store.of(QuableStore).documents.get(doc_id)
     if doc is None:
         raise Reply(quable_error(404, f'Document "{doc_id}" not found.', "Not Found"))
     return doc
@@ -131,7 +133,7 @@ async def update_document(request: web.Request) -> web.Response:
 async def delete_document(request: web.Request) -> web.Response:
     state = request.app[STATE]
     doc = _document_or_404(request)
-    store = state.store.quable
+    store = state.store.of(QuableStore)
     del store.documents[doc["id"]]
     store.remove_links_touching(doc["id"])
     state.stats.write("quable")
@@ -139,7 +141,7 @@ async def delete_document(request: web.Request) -> web.Response:
 
 
 async def list_documents(request: web.Request) -> web.Response:
-    docs = list(request.app[STATE].store.quable.documents.values())
+    docs = list(request.app[STATE].store.of(QuableStore).documents.values())
     return page(
         request,
         docs,

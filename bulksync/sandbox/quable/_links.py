@@ -10,9 +10,11 @@ from typing import Any
 
 from aiohttp import web
 
-from ._errors import Reply, quable_error
-from ._hydra import Violations, json_object, knobs, ld, page
-from ._state import STATE
+from bulksync.sandbox._errors import Reply
+from bulksync.sandbox._state import STATE
+from bulksync.sandbox.quable._errors import quable_error
+from bulksync.sandbox.quable._hydra import Violations, json_object, knobs, ld, page
+from bulksync.sandbox.quable._store import QuableStore
 
 _IRI = {"document": ("/api/documents", "Document"), "asset": ("/api/assets", "Asset")}
 
@@ -61,7 +63,7 @@ async def create_link(request: web.Request) -> web.Response:
         v.add("attributes", "This value should be of type array or object.")
     v.check(request)
     assert origin is not None and target is not None and link_type is not None
-    store = state.store.quable
+    store = state.store.of(QuableStore)
     status = settings.unknown_reference_status
     if unknown_link_type(request, link_type):
         return quable_error(status, f'linkType: Item not found for "/api/link_types/{link_type}".')
@@ -92,7 +94,7 @@ async def create_link(request: web.Request) -> web.Response:
 
 
 async def list_links(request: web.Request) -> web.Response:
-    store = request.app[STATE].store.quable
+    store = request.app[STATE].store.of(QuableStore)
     query = request.query
     origin, link_type, target = (
         query.get("origin.id"),
@@ -121,7 +123,7 @@ async def list_links(request: web.Request) -> web.Response:
 
 def _link_or_404(request: web.Request) -> dict[str, Any]:
     link_id = request.match_info["id"]
-    link = request.app[STATE].store.quable.links.get(link_id)
+    link = request.app[STATE].store.of(QuableStore).links.get(link_id)
     if link is None:
         raise Reply(quable_error(404, f'Link "{link_id}" not found.', "Not Found"))
     return link
@@ -134,7 +136,7 @@ async def get_link(request: web.Request) -> web.Response:
 async def delete_link(request: web.Request) -> web.Response:
     state = request.app[STATE]
     link = _link_or_404(request)
-    state.store.quable.remove_link(link["id"])
+    state.store.of(QuableStore).remove_link(link["id"])
     state.stats.write("quable")
     return web.Response(status=204)
 

@@ -9,16 +9,17 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from ._errors import JSONLD, Reply, json_response, quable_error, quable_violations
-from ._http import is_json_type, parse_json, read_body
-from ._settings import QuableSettings
-from ._state import STATE
+from bulksync.sandbox._errors import JSONLD, Reply, json_response
+from bulksync.sandbox._http import is_json_type, parse_json, read_body
+from bulksync.sandbox._state import STATE
+from bulksync.sandbox.quable._errors import quable_error, quable_violations
+from bulksync.sandbox.quable._settings import QuableSettings
 
 T = TypeVar("T")
 
 
 def knobs(request: web.Request) -> QuableSettings:
-    return request.app[STATE].settings.quable
+    return request.app[STATE].settings.of(QuableSettings)
 
 
 def ld(status: int, payload: Any) -> web.Response:

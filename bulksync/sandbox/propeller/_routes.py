@@ -20,11 +20,17 @@ from typing import Any
 
 from aiohttp import web
 
-from ._errors import Reply, json_response, propeller_error
-from ._http import PROPELLER_V2, parse_json, read_body
-from ._propeller_schema import LOOKUP_KEYS, check_bulk, check_search
-from ._state import STATE
-from ._store import PropellerStore, now_iso
+from bulksync.sandbox._errors import Reply, json_response
+from bulksync.sandbox._http import parse_json, read_body
+from bulksync.sandbox._state import STATE
+from bulksync.sandbox._store import now_iso
+from bulksync.sandbox.propeller._errors import propeller_error
+from bulksync.sandbox.propeller._schema import LOOKUP_KEYS, check_bulk, check_search
+from bulksync.sandbox.propeller._settings import PropellerSettings
+from bulksync.sandbox.propeller._store import PropellerStore
+
+# Propeller's REST resources live under /v2; its token endpoint is at the host root.
+PROPELLER_V2 = "/v2"
 
 
 async def _json(request: web.Request) -> Any:
@@ -62,7 +68,7 @@ def _resolve(store: PropellerStore, end: dict[str, Any], lookup_key: str) -> int
 
 async def bulk_links(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    knobs = state.settings.propeller
+    knobs = state.settings.of(PropellerSettings)
     lookup_key = request.match_info["lookupKey"]
     if lookup_key not in LOOKUP_KEYS:
         return propeller_error(
@@ -82,7 +88,7 @@ async def bulk_links(request: web.Request) -> web.Response:
         return propeller_error(400, 10007, "SchemaValidationException", schema)
     if lookups:
         return propeller_error(400, 10016, "LookupKeyNotFound", lookups)
-    store = state.store.propeller
+    store = state.store.of(PropellerStore)
     results: list[dict[str, Any]] = []
     writes = 0
     for item in data["links"]:
@@ -102,7 +108,12 @@ async def bulk_links(request: web.Request) -> web.Response:
             continue
         assert isinstance(origin, int) and isinstance(target, int)
         link_id = _upsert(
-            state.store.propeller, item, origin, target, knobs.link_identity, state.stats.duplicate
+            state.store.of(PropellerStore),
+            item,
+            origin,
+            target,
+            knobs.link_identity,
+            state.stats.duplicate,
         )
         writes += 1
         results.append(
@@ -167,7 +178,7 @@ async def get_link(request: web.Request) -> web.Response:
     raw = request.match_info["id"]
     link = None
     if raw.isdigit():
-        link = request.app[STATE].store.propeller.links.get(int(raw))
+        link = request.app[STATE].store.of(PropellerStore).links.get(int(raw))
     if link is None:
         return propeller_error(404, 18003, "LinkNotFound", [f"Link with id [{raw}] not found"])
     return json_response(200, {"data": link, "messages": []})
@@ -212,7 +223,7 @@ def _matches(link: dict[str, Any], data: dict[str, Any]) -> bool:
 
 
 async def search_links(request: web.Request) -> web.Response:
-    store = request.app[STATE].store.propeller
+    store = request.app[STATE].store.of(PropellerStore)
     data = await _json(request)
     errors = check_search(data)
     if errors:

@@ -20,10 +20,11 @@ from urllib.parse import quote, unquote, urlencode
 
 from aiohttp import web
 
-from . import _ocapi_select
-from ._errors import OCAPI_VERSION, json_response
-from ._http import OCAPI_DATA, read_body
-from ._ocapi_request import (
+from bulksync.sandbox._errors import json_response
+from bulksync.sandbox._http import read_body
+from bulksync.sandbox._state import STATE, SandboxState
+from bulksync.sandbox.ocapi._errors import OCAPI_VERSION
+from bulksync.sandbox.ocapi._request import (
     Call,
     Fault,
     Result,
@@ -33,8 +34,11 @@ from ._ocapi_request import (
     resource_state,
     selector,
 )
-from ._state import STATE, SandboxState
-from ._store import now_ocapi
+from bulksync.sandbox.ocapi._select import apply
+from bulksync.sandbox.ocapi._settings import OcapiSettings
+from bulksync.sandbox.ocapi._store import OcapiStore, now_ocapi
+
+OCAPI_DATA = "/s/-/dw/data/v23_2"
 
 LINK_TYPES = ("other", "accessories", "cross_selling", "up_selling", "spare_parts")
 _LIST = re.compile(r"^/catalogs/([^/]+)/categories/([^/]+)/category_links/?$")
@@ -97,7 +101,7 @@ def _dispatch(state: SandboxState, call: Call) -> Result:
 
 
 def _category(state: SandboxState, catalog_id: str, category_id: str) -> dict[str, Any]:
-    catalog = state.store.ocapi.catalogs.get(catalog_id)
+    catalog = state.store.of(OcapiStore).catalogs.get(catalog_id)
     if catalog is None:
         raise Fault(
             404,
@@ -123,14 +127,14 @@ def _render(
     record: dict[str, Any],
     with_link: bool = True,
 ) -> dict[str, Any]:
-    catalogs = state.store.ocapi.catalogs
+    catalogs = state.store.of(OcapiStore).catalogs
     src_cat, src, tgt_cat, tgt, type_ = key
     link = f"{call.base_url}{OCAPI_DATA}/catalogs/" + "/".join(
         quote(part, safe="")
         for part in (src_cat, "categories", src, "category_links", tgt_cat, tgt, type_)
     )
     body: dict[str, Any] = {"_v": OCAPI_VERSION, "_type": "category_link"}
-    if state.settings.ocapi.resource_state_in_body:
+    if state.settings.of(OcapiSettings).resource_state_in_body:
         body["_resource_state"] = resource_state(key, record)
     body["last_modified"] = record["last_modified"]
     if with_link:  # optional in the spec's category_link document
@@ -154,15 +158,15 @@ def _one(
 ) -> Result:
     body = _render(state, call, key, record)
     headers = {"x-dw-resource-state": resource_state(key, record)}
-    return Result(status, _ocapi_select.apply(body, selector(call)), headers)
+    return Result(status, apply(body, selector(call)), headers)
 
 
 def _list(state: SandboxState, call: Call, catalog: str, category: str) -> Result:
-    knobs = state.settings.ocapi
+    knobs = state.settings.of(OcapiSettings)
     start = int_param(call, "start", 0, knobs.max_start)
     count = int_param(call, "count", knobs.default_count, knobs.max_count)
     chosen = selector(call)
-    targets = state.store.ocapi.links.get((catalog, category), {})
+    targets = state.store.of(OcapiStore).links.get((catalog, category), {})
     ordered = sorted(targets.items(), key=lambda kv: (kv[1]["position"], kv[0]))
     chunk = ordered[start : start + count]
     body: dict[str, Any] = {
@@ -183,11 +187,13 @@ def _list(state: SandboxState, call: Call, catalog: str, category: str) -> Resul
         body["select"] = call.query["select"]
     body["start"] = start
     body["total"] = len(ordered)
-    return Result(200, _ocapi_select.apply(body, chosen))
+    return Result(200, apply(body, chosen))
 
 
 def _link(state: SandboxState, key: tuple[str, ...]) -> dict[str, Any]:
-    record = state.store.ocapi.links.get((key[0], key[1]), {}).get((key[2], key[3], key[4]))
+    record = (
+        state.store.of(OcapiStore).links.get((key[0], key[1]), {}).get((key[2], key[3], key[4]))
+    )
     if record is None:
         raise Fault(
             404,
@@ -212,7 +218,7 @@ def _get(state: SandboxState, call: Call, key: tuple[str, ...]) -> Result:
 
 def _put(state: SandboxState, call: Call, key: tuple[str, ...]) -> Result:
     doc = document(call, key)
-    targets = state.store.ocapi.links.setdefault((key[0], key[1]), {})
+    targets = state.store.of(OcapiStore).links.setdefault((key[0], key[1]), {})
     existing = targets.get((key[2], key[3], key[4]))
     if existing is not None:
         check_state(call, doc, key, existing)
@@ -228,7 +234,7 @@ def _put(state: SandboxState, call: Call, key: tuple[str, ...]) -> Result:
     record = {"position": float(position), "last_modified": now_ocapi()}
     targets[(key[2], key[3], key[4])] = record
     state.stats.write("ocapi")
-    return _one(state, call, key, record, state.settings.ocapi.put_created_status)
+    return _one(state, call, key, record, state.settings.of(OcapiSettings).put_created_status)
 
 
 def _patch(state: SandboxState, call: Call, key: tuple[str, ...]) -> Result:
@@ -245,10 +251,10 @@ def _patch(state: SandboxState, call: Call, key: tuple[str, ...]) -> Result:
 def _delete(state: SandboxState, call: Call, key: tuple[str, ...]) -> Result:
     record = _link(state, key)
     check_state(call, {}, key, record)
-    targets = state.store.ocapi.links[(key[0], key[1])]
+    targets = state.store.of(OcapiStore).links[(key[0], key[1])]
     del targets[(key[2], key[3], key[4])]
     if not targets:
-        del state.store.ocapi.links[(key[0], key[1])]
+        del state.store.of(OcapiStore).links[(key[0], key[1])]
     state.stats.write("ocapi")
     return Result(204, None)
 
