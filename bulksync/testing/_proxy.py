@@ -34,10 +34,12 @@ class Faults:
     drop_after_write: float = 0.0  # forwarded, then the connection closes unanswered
     error_after_write: float = 0.0  # forwarded, then answered 500: applied, said failed
     html_after_write: float = 0.0  # forwarded, then answered with a 200 HTML page
+    disconnect: float = 0.0  # closed unanswered before forwarding: nothing was written
     # The faults of the first forwarded writes, in order, whatever the draw: a run of a few
     # batched writes still meets each one. Names: drop_after_write, error_after_write, ...
     opening: tuple[str, ...] = ()
     refuse_status: int | None = None  # every write answered so, never forwarded
+    refuse_html: bool = False  # every write answered with a 200 HTML page, never forwarded
     retry_after: str | None = "0"  # sent with a refusal (429 and 503 name one)
     spare: tuple[str, ...] = ()  # path fragments never faulted, nor counted as writes
 
@@ -93,6 +95,12 @@ class FaultProxy:
                 headers = {"Retry-After": faults.retry_after} if faults.retry_after else {}
                 body = {"error": "refused by the fault proxy", "status": faults.refuse_status}
                 return web.json_response(body, status=faults.refuse_status, headers=headers)
+            if faults.refuse_html:
+                self.stats.faults["refused:html"] += 1
+                return web.Response(status=200, body=_HTML, content_type="text/html")
+            if faults.disconnect and self._random.random() < faults.disconnect:
+                self.stats.faults["disconnect"] += 1
+                return _hang_up(request)
         answer = await self._forward(request)
         if not write:
             return answer
@@ -105,9 +113,7 @@ class FaultProxy:
         edge = faults.drop_after_write
         if forced == "drop_after_write" or draw < edge:
             self.stats.faults["drop_after_write"] += 1
-            if request.transport is not None:
-                request.transport.abort()
-            return web.Response(status=499)  # never sent: the connection is gone
+            return _hang_up(request)
         edge += faults.error_after_write
         if forced == "error_after_write" or draw < edge:
             self.stats.faults["error_after_write"] += 1
@@ -130,6 +136,12 @@ class FaultProxy:
             kept = {k: v for k, v in upstream.headers.items() if k.lower() not in _DROPPED}
             kept.pop("Content-Encoding", None)  # aiohttp has decoded the body already
             return web.Response(status=upstream.status, body=content, headers=kept)
+
+
+def _hang_up(request: web.Request) -> web.Response:
+    if request.transport is not None:
+        request.transport.abort()
+    return web.Response(status=499)  # never sent: the connection is gone
 
 
 @asynccontextmanager

@@ -179,6 +179,7 @@ def conformance_tests(subject: Subject) -> type:
                     drop_after_write=0.1,
                     error_after_write=0.1,
                     html_after_write=0.1,
+                    disconnect=0.05,
                 )
                 report = await bench.run(rows, attempts=12)
                 met = bench.proxy.stats.faults
@@ -231,6 +232,26 @@ def conformance_tests(subject: Subject) -> type:
                 again = await bench.run(rows)
                 assert again.exit_code == 0, again.summary
                 assert_exactly_once(bench, rows)
+
+            drive(tmp_path, monkeypatch, body)
+
+        def test_a_gateway_page_is_never_a_success(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+        ) -> None:
+            async def body(bench: Bench) -> None:
+                rows = subject.rows(subject.items)
+                bench.proxy.faults = faults(refuse_html=True)
+                report = await bench.run(rows, attempts=3)
+                assert report.exit_code == 1, report.summary
+                lines = bench.results
+                assert sorted(r["line"] for r in lines) == list(range(1, len(rows) + 1))
+                for line in lines:
+                    assert line["status"] == "failed", line
+                    error = line["error"]
+                    assert error["type"] in ("BadResponse", "BadBatchResponse"), line
+                    assert "HTTP 200 with " in error["message"], line
+                    assert "\n" not in error["message"]
+                assert bench.held() == Counter()
 
             drive(tmp_path, monkeypatch, body)
 
