@@ -205,38 +205,3 @@ async def test_ocapi_garbage_on_every_answer_is_no_success(
     report, _ = await run_against(settings, lambda url: ocapi_config(tmp_path, url, batch))
     assert report.exit_code == 1
     assert_no_success(tmp_path, 12, caplog, capsys)
-
-
-async def test_propeller_garbage_on_every_answer_is_no_success(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
-) -> None:
-    caplog.set_level(logging.INFO)
-    links = [
-        {
-            "from": {"class": "product", "id": a},
-            "to": {"class": "product", "id": b},
-            "type": "parts",
-        }
-        for a in range(1, 4)
-        for b in range(4, 8)
-    ]
-    write_jsonl(tmp_path / "links.jsonl", links)
-
-    def config_of(url: str) -> Config:
-        return Config(
-            target=TargetConfig(
-                kind="propeller",
-                base_url=url + "/v2",  # the documented REST base; the token is at the root
-                client_id_env="BULKSYNC_TEST_ID",
-                client_secret_env="BULKSYNC_TEST_SECRET",
-            ),
-            inputs=InputsConfig(links=tmp_path / "links.jsonl"),
-            limits=LimitsConfig(concurrency=4, max_attempts=3),
-            output=OutputConfig(results=tmp_path / "results.jsonl", progress=False),
-            sections={"propeller": {"subtype": "bulksync", "chunk": 5}},
-        )
-
-    settings = SandboxSettings().with_overrides({**ALL_GARBAGE, "propeller.seed_products": "10"})
-    report, _ = await run_against(settings, config_of)
-    assert report.exit_code == 1
-    assert_no_success(tmp_path, len(links), caplog, capsys)

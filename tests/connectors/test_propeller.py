@@ -346,41 +346,6 @@ async def test_ten_thousand_links_take_at_most_a_hundred_bulk_requests(tmp_path:
     assert all(set(x) >= SEED_FIELDS and x["success"] and x["lookupKey"] == "id" for x in lines)
 
 
-async def test_faults_lose_and_duplicate_no_link(tmp_path: Path) -> None:
-    links = product_links(1_500, 40)
-    links.append({"from": product(1), "to": product(99_999), "type": "related"})  # unknown
-    settings = SandboxSettings().with_overrides(
-        {
-            "propeller.seed_products": "40",
-            "propeller.token_lifetime_s": "2",
-            "faults.seed": "5",
-            "faults.error_rate": "0.05",
-            "faults.disconnect_rate": "0.03",
-            "faults.drop_after_write_rate": "0.03",
-        }
-    )
-    async with running_sandbox(settings) as sandbox:
-        config = sandbox_config(tmp_path, sandbox.propeller_url, links)
-        config.sections["propeller"]["chunk"] = 25
-        with anyio.fail_after(120):
-            report = await run_job_async(config, quiet=True)
-        store = sandbox.state.store.propeller
-        faults = sandbox.state.stats.snapshot()["faults_injected"]
-    assert faults["total"] > 5
-    lines = {
-        x["line"]: x
-        for x in map(orjson.loads, (tmp_path / "results.jsonl").read_bytes().splitlines())
-    }
-    assert len(lines) == len(links)
-    assert report.exit_code == 1  # the unknown product, and only it
-    failed = [x for x in lines.values() if x["status"] == "failed"]
-    assert [x["line"] for x in failed] == [len(links)] and "not found" in failed[0]["error"][
-        "message"
-    ]
-    assert failed[0]["error"]["type"] == "LinkFailed"  # an item failure, not a transport one
-    assert len(store.links) == len(links) - 1
-
-
 async def test_logs_in_at_the_root_with_base_url_v2_and_no_token_setting(tmp_path: Path) -> None:
     # As documented: base_url http://HOST:PORT/v2, the token at http://HOST:PORT/oauth2/token.
     links = [
