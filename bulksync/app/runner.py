@@ -13,13 +13,13 @@ from typing import Any
 
 import anyio
 
-from bulksync.app._input_shapes import input_shape
 from bulksync.app._job_check import check_job, check_stage_names
 from bulksync.app._retry_select import RetrySelection
 from bulksync.app.config import Config, normalize_base_url
 from bulksync.app.plan import format_plan, make_plan, plan_json
 from bulksync.app.progress import RunProgress, count_lines, note
 from bulksync.app.prune import PruneGuardError, PruneSkipped, max_delete_limit, prune
+from bulksync.app.registry import target_spec
 from bulksync.app.wiring import BuiltTarget, build_connector, build_target
 from bulksync.engine._breaker import CircuitBreaker, no_route_of
 from bulksync.engine._engine import Engine, EngineOptions, Input
@@ -215,7 +215,7 @@ def _open_inputs(
             fmt=fmt,
             strict_fields=strict_fields,
             csv_delimiter=_csv_delimiter(config),
-            shape=input_shape(config.target.kind),
+            shape=target_spec(config.target.kind).input_shape,
         )
         stack.callback(stream.close)
         if keys is not None:
@@ -296,7 +296,7 @@ def _listing_scopes(
         media_root=config.inputs.media_root,
         fmt=config.inputs.format,
         csv_delimiter=_csv_delimiter(config),
-        shape=input_shape(config.target.kind),
+        shape=target_spec(config.target.kind).input_shape,
     )
     try:
         valid = (r for r in stream if isinstance(r, AssetRecord | LinkRecord))

@@ -9,7 +9,6 @@ import ...``); the private modules behind it may move.
 from bulksync.spi._answers import bad_response, excerpt, json_object, json_or_empty, read_object
 from bulksync.spi._auth import Token, TokenSource
 from bulksync.spi._connector import (
-    ABSENT_ON_TARGET,
     BOTH_KINDS,
     MAYBE_APPLIED_STATUSES,
     RETRYABLE_STATUSES,
@@ -69,7 +68,6 @@ from bulksync.spi._shapes import FieldType, InputShape
 from bulksync.spi._spec import CredentialKind, Credentials, Site, TargetSpec, Transport
 
 __all__ = [
-    "ABSENT_ON_TARGET",
     "BOTH_KINDS",
     "MAYBE_APPLIED_STATUSES",
     "RETRYABLE_STATUSES",

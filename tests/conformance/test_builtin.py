@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
-from bulksync.connectors.ocapi import OcapiConnector
-from bulksync.connectors.propeller import PropellerConnector
-from bulksync.connectors.quable import QuableConnector
+from bulksync.connectors.ocapi import SPEC as OCAPI_SPEC
+from bulksync.connectors.propeller import SPEC as PROPELLER_SPEC
+from bulksync.connectors.quable import SPEC as QUABLE_SPEC
 from bulksync.sandbox import Sandbox, SandboxSettings, running_sandbox
 from bulksync.testing import Subject, conformance_tests
 
@@ -63,7 +63,7 @@ def quable(links_api: str) -> Subject:
         rows=quable_rows,
         held=quable_held,
         identity=lambda row: (row["from"], row["type"], row["to"]),
-        capabilities=QuableConnector.capabilities,
+        spec=QUABLE_SPEC,
         groups=links_api == "v4",  # v4 sends a document's links in one request
         env=ENV,
         spare=LOGINS,
@@ -102,7 +102,7 @@ PROPELLER = Subject(
     rows=propeller_rows,
     held=propeller_held,
     identity=lambda row: (row["from"]["id"], row["to"]["id"]),
-    capabilities=PropellerConnector.capabilities,
+    spec=PROPELLER_SPEC,
     env=ENV,
     spare=LOGINS,
 )
@@ -149,7 +149,7 @@ OCAPI = Subject(
     rows=ocapi_rows,
     held=ocapi_held,
     identity=lambda row: (*ocapi_identity(row), row["type"]),
-    capabilities=OcapiConnector.capabilities,
+    spec=OCAPI_SPEC,
     env=ENV,
     spare=LOGINS,
 )

@@ -21,17 +21,9 @@ from bulksync.app.cli import main as bulksync_main
 from bulksync.spi._spec import TargetSpec
 from bulksync.testing import Subject, conformance_tests
 
-from ._interim_registry import core_knows, registered
-
 TOKEN_ENV = "NOTES_TEST_TOKEN"
 [ENTRY] = entry_points(group="bulksync.targets", name="notes")
 SPEC = ENTRY.load()
-
-
-@pytest.fixture(autouse=True)
-def _notes_registered() -> Iterator[None]:
-    with registered(SPEC):
-        yield
 
 
 def rows(n: int) -> list[dict[str, Any]]:
@@ -176,7 +168,6 @@ def test_a_wrong_token_exits_3_with_one_line(
     assert "Traceback" not in err and "not-the-token" not in err
 
 
-@pytest.mark.skipif(not core_knows("notes"), reason="the core registry is not merged yet")
 def test_the_command_line_in_a_child_process_runs_the_notes_kind(tmp_path: Path) -> None:
     # Only the entry point connects the two: no test-process patching reaches a child.
     with NotesInThread() as notes:

@@ -51,6 +51,8 @@ from bulksync.spi import (
     response_error,
 )
 
+from ._shape import FAKE_SHAPE
+
 Share = Annotated[float, Field(ge=0, le=1)]
 
 
@@ -297,4 +299,5 @@ SPEC = TargetSpec(
     login=_login,
     transport=FakeServer,  # in-process: nothing is sent over the network
     needs_base_url=False,
+    input_shape=FAKE_SHAPE,
 )

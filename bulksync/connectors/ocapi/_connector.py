@@ -41,6 +41,7 @@ from ._batch import MAX_PARTS, BatchLinkStage
 from ._delete import DeleteLinkStage
 from ._links import CategoryLinkStage, category_link
 from ._listing import MAX_COUNT, OcapiLister
+from ._shape import OCAPI_SHAPE
 
 # The catalog and category of the preflight's read: no real one is known before the input.
 PREFLIGHT_ID = "bulksync-preflight"
@@ -172,4 +173,5 @@ SPEC = TargetSpec(
     ),
     check=_check,
     login=_login,
+    input_shape=OCAPI_SHAPE,
 )

@@ -29,6 +29,7 @@ from bulksync.spi import (
 
 from ._auth import RENEWAL_MARGIN_S, PropellerLogin, resolve_token_url
 from ._links import BulkLinkStage, link_refusal
+from ._shape import PROPELLER_SHAPE
 
 
 class PropellerOptions(Options):
@@ -117,4 +118,5 @@ SPEC = TargetSpec(
     credentials=("client_credentials",),
     login=_login,
     session_margin_s=RENEWAL_MARGIN_S,
+    input_shape=PROPELLER_SHAPE,
 )

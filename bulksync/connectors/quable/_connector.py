@@ -28,6 +28,7 @@ from ._assets import CreateStage, DeleteStage, UploadStage
 from ._auth import QuableLogin
 from ._links import V4LinkStage, V5LinkStage, find_removed_link
 from ._listing import QuableLister
+from ._shape import QUABLE_SHAPE
 from ._v4links import V4PruneStage
 
 # Documented per instance: 6,000 requests per sliding 10 minutes and 300,000 per 24 hours.
@@ -110,4 +111,5 @@ SPEC = TargetSpec(
         "Quable needs [target] token_env (an API token) or user_env and password_env (a login)"
     ),
     login=_login,
+    input_shape=QUABLE_SHAPE,
 )
