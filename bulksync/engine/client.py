@@ -144,16 +144,14 @@ class EngineClient:
 
         def give_up(attempts: int, last: TryAgain) -> BulksyncError:
             cause = last.__cause__
-            if not isinstance(cause, TransportError):
+            if not isinstance(cause, TransportError) or (cause.cause is None and not cause.timeout):
                 return AuthError(f"login failed after {attempts} attempts: {last.failure}")
             # No answer at all is no verdict on the credentials: the target is out of reach,
-            # not refusing us (exit 4, not 3).
+            # not refusing us (exit 4, not 3). what_to_check already says what to check.
+            hint = ": is the target up, is base_url (or the token URL) right?"
+            if cause.cause is not None:
+                hint = ""
             where = f"{request.method} {urlsplit(request.url).path}"
-            hint = ""  # what_to_check already says what to check
-            if cause.cause is None:
-                if not cause.timeout:
-                    return AuthError(f"login failed after {attempts} attempts: {last.failure}")
-                hint = ": is the target up, is base_url (or the token URL) right?"
             return TargetUnreachable(
                 f"login ({where}) failed after {attempts} attempts: {last.failure}{hint}"
             )
