@@ -13,12 +13,13 @@ from bulksync.app.prune import doomed_items, scope_size
 from bulksync.engine.auth import NoAuth
 from bulksync.engine.budget import RateBudget
 from bulksync.engine.client import EngineClient, Target
+from bulksync.engine.listing import list_remote
 from bulksync.engine.retry import RetryPolicy
 from bulksync.spi._connector import RemoteItem, RemotePage, response_error
 from bulksync.spi._errors import AuthError, FatalTargetError, TransportError
 from bulksync.spi._http import HttpRequest, HttpResponse
 from bulksync.spi._records import AssetRecord, Kind, LinkRecord, Origin, Record
-from bulksync.store.remote import RemoteIndex, list_remote
+from bulksync.store.remote import RemoteIndex
 from bulksync.store.results import RunStats
 from bulksync.store.state import StateStore, content_hash
 from bulksync.store.verdict import Judge
@@ -120,7 +121,7 @@ def client_for(server: PageServer) -> EngineClient:
 
 async def _list(server: PageServer, lister: PagedLister, index: RemoteIndex) -> tuple[int, int]:
     return await list_remote(
-        client_for(server), lister, "link", [HttpRequest("GET", "page/1")], index, FAST
+        client_for(server), lister, "link", [HttpRequest("GET", "page/1")], index
     )
 
 
@@ -245,3 +246,23 @@ def test_prune_keeps_the_state_id_when_the_listing_gave_none(
     index.add([RemoteItem("link", "k", None, {})])
     assert [(r.key, r.remote_id) for r in doomed_items("link", state, index)] == [("k", "state-id")]
     state.close()
+
+
+@pytest.mark.anyio
+async def test_listing_retries_count_in_the_run_stats_like_an_items(index: RemoteIndex) -> None:
+    server = PageServer(
+        {
+            1: [HttpResponse(429, {"retry-after": "0"}, b"slow down")],
+            2: [HttpResponse(503, {}, b"busy"), TransportError("reset", maybe_applied=False)],
+        }
+    )
+    stats = RunStats()
+    client = EngineClient(Target(BASE, server, RateBudget(), NoAuth()), stats, FAST)
+    pages, _ = await list_remote(
+        client, PagedLister(3), "link", [HttpRequest("GET", "page/1")], index
+    )
+    assert pages == 3
+    # One request per page plus one per retry, and each retry counted once.
+    assert stats.requests == 6
+    assert stats.retries == 3
+    assert stats.throttled == 1

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import random
+import time
 
 import pytest
 
-from bulksync.engine.retry import RetryPolicy
+from bulksync.engine.retry import Retrier, RetryPolicy, TryAgain
 
 
 def policy(seed: int = 1, **kwargs: float) -> RetryPolicy:
@@ -119,3 +120,73 @@ def test_defaults() -> None:
     assert retry.max_attempts == 8
     assert retry.max_elapsed_s == 300.0
     assert 0.0 <= retry.delay(1) <= retry.base_s
+
+
+# --- the one loop ---------------------------------------------------------------------------
+
+FAST = dict(max_attempts=3, max_elapsed_s=10.0, base_s=0.001, cap_s=0.001)
+
+
+class Counter:
+    retries = 0
+
+
+@pytest.mark.anyio
+async def test_retrier_runs_until_success_and_counts_each_retry() -> None:
+    stats = Counter()
+    calls: list[int] = []
+
+    async def attempt() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise TryAgain("busy")
+        return "ok"
+
+    retrier = Retrier(policy(**FAST), stats)
+    assert await retrier.run(attempt, lambda n, last: RuntimeError(last.failure)) == "ok"
+    assert len(calls) == 3 and stats.retries == 2
+
+
+@pytest.mark.anyio
+async def test_retrier_gives_up_at_max_attempts_with_the_last_failure() -> None:
+    stats = Counter()
+    calls: list[int] = []
+
+    async def attempt() -> str:
+        calls.append(1)
+        raise TryAgain(f"busy {len(calls)}")
+
+    retrier = Retrier(policy(**FAST), stats)
+    with pytest.raises(RuntimeError, match="3 tries: busy 3"):
+        await retrier.run(attempt, lambda n, last: RuntimeError(f"{n} tries: {last.failure}"))
+    assert len(calls) == 3 and stats.retries == 2
+
+
+@pytest.mark.anyio
+async def test_retrier_lets_other_errors_through_at_once() -> None:
+    stats = Counter()
+
+    async def attempt() -> str:
+        raise ValueError("not retryable")
+
+    with pytest.raises(ValueError, match="not retryable"):
+        await Retrier(policy(**FAST), stats).run(attempt, lambda n, last: RuntimeError())
+    assert stats.retries == 0
+
+
+@pytest.mark.anyio
+async def test_retrier_waits_at_least_retry_after_and_stops_at_max_elapsed() -> None:
+    stats = Counter()
+    calls: list[int] = []
+
+    async def attempt() -> str:
+        calls.append(1)
+        raise TryAgain("throttled", retry_after=0.2)
+
+    # Elapsed 0 + 0.2 fits in 0.3 s; a second wait would not: two tries, one retry.
+    retrier = Retrier(policy(max_attempts=50, max_elapsed_s=0.3, base_s=0.001, cap_s=0.001), stats)
+    started = time.monotonic()
+    with pytest.raises(RuntimeError):
+        await retrier.run(attempt, lambda n, last: RuntimeError())
+    assert len(calls) == 2 and stats.retries == 1
+    assert time.monotonic() - started >= 0.2

@@ -3,6 +3,10 @@
 The scope is what earlier runs confirmed (the state store) and, with ``--full``, also what the
 target's listing shows. Nothing is deleted when the count goes above ``--max-delete``: a
 truncated input file must never empty a catalogue.
+
+Prune is a flow, not an engine mode: the doomed items become :class:`Removal` records that
+the engine's ordinary pipeline runs through the connector's delete stages; this module
+forgets in the state what was deleted.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from bulksync.engine._engine import Engine
 from bulksync.spi._errors import BulksyncError, ConfigError
 from bulksync.spi._records import Kind, Origin, Removal
 from bulksync.store.remote import RemoteIndex
-from bulksync.store.results import ResultWriter
+from bulksync.store.results import ItemResult, ResultWriter
 from bulksync.store.state import StateStore
 
 
@@ -29,6 +33,20 @@ class PruneSkipped(BulksyncError):
     deleted (exit 1, the same as those failed lines give)."""
 
     exit_code = 1
+
+
+class _DeletedKeys:
+    """Passes every result on to the run's writer and notes the keys deleted, which the
+    state may then forget (a removal that failed or was skipped stays in the state)."""
+
+    def __init__(self, writer: ResultWriter) -> None:
+        self._writer = writer
+        self.keys: list[str] = []
+
+    def write(self, result: ItemResult) -> None:
+        self._writer.write(result)
+        if result.status == "succeeded" and result.key is not None:
+            self.keys.append(result.key)
 
 
 def max_delete_limit(value: str, known: int) -> int:
@@ -118,15 +136,16 @@ async def prune(
         if any(e.stop.is_set() for e in engines):
             break  # stopped between two kinds
         options = replace(engine.options, state=None, full=False, remote=None)
+        deletions = _DeletedKeys(writer)
         # The same stats: deletions count in the summary and a failed one in the exit code.
-        pruner = Engine(built.connector, built.target, writer, options, stats=engine.stats)
+        pruner = Engine(built.connector, built.target, deletions, options, stats=engine.stats)
         engines.append(pruner)  # so that Ctrl-C reaches it
         try:
-            await pruner.run([(kind, iter(removals))], deleting=True)
+            await pruner.run([(kind, iter(removals))], stages_of=built.connector.delete_stages)
         finally:
-            for key in pruner.succeeded_keys:
+            for key in deletions.keys:
                 state.forget(kind, key)
-            deleted += len(pruner.succeeded_keys)
+            deleted += len(deletions.keys)
         if pruner.interrupted:
             break
     return deleted

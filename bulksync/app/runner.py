@@ -25,6 +25,7 @@ from bulksync.engine._breaker import CircuitBreaker, no_route_of
 from bulksync.engine._engine import Engine, EngineOptions, Input
 from bulksync.engine._preflight import preflight, stall_limit
 from bulksync.engine.client import EngineClient
+from bulksync.engine.listing import list_remote
 from bulksync.engine.retry import RetryPolicy
 from bulksync.inputs.readers import read_records
 from bulksync.spi._connector import Connector, RemoteLister
@@ -33,7 +34,7 @@ from bulksync.spi._http import HttpRequest
 from bulksync.spi._records import AssetRecord, Kind, LinkRecord
 from bulksync.spi._redact import redact
 from bulksync.store._state_lock import holder as state_holder
-from bulksync.store.remote import RemoteIndex, list_remote
+from bulksync.store.remote import RemoteIndex
 from bulksync.store.results import (
     ResultWriter,
     RunStats,
@@ -272,7 +273,6 @@ async def _list_target(
     """Page through the part of the target each input touches, into ``index``."""
     lister = _lister_of(built)
     assert lister is not None
-    retry = _retry_policy(config)
     for kind in reversed(_prune_kinds(config)):  # assets, then links
         if kind not in built.connector.capabilities.listing:
             continue  # pushed again in full, as check_job noted
@@ -281,7 +281,7 @@ async def _list_target(
         scopes = _listing_scopes(config, path, kind, lister)
         if not quiet:
             note(f"bulksync: --full: listing the target's {kind}s ({len(scopes)} scope(s))...")
-        pages, items = await list_remote(client, lister, kind, scopes, index, retry)
+        pages, items = await list_remote(client, lister, kind, scopes, index)
         if not quiet:
             note(f"bulksync: --full: the target holds {items} {kind}(s) ({pages} page(s) read)")
 

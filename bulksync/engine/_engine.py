@@ -9,7 +9,7 @@ leaves the engine through exactly one result line.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import anyio
@@ -32,7 +32,7 @@ from bulksync.spi._errors import ErrorInfo, first_bulksync_error
 from bulksync.spi._records import AssetRecord, BadRecord, Kind, LinkRecord, Origin, Record
 from bulksync.spi._redact import redacted_excerpt
 from bulksync.store.remote import RemoteIndex
-from bulksync.store.results import ItemResult, ResultWriter, RunStats, Status
+from bulksync.store.results import ItemResult, ResultSink, RunStats, Status
 from bulksync.store.state import StateStore
 from bulksync.store.verdict import Judge
 
@@ -43,7 +43,10 @@ Input = tuple[Kind, Iterable[Record | BadRecord]]
 # them is sent (fewer when the first stage's queue is smaller).
 FEED_BATCH = 64
 
-__all__ = ["Engine", "EngineOptions", "Input", "StageCounters"]
+# The stages a kind's records go through: the connector's own unless a flow names others.
+StagesOf = Callable[[Kind], Sequence[Stage]]
+
+__all__ = ["Engine", "EngineOptions", "Input", "StageCounters", "StagesOf"]
 
 
 @dataclass(slots=True)
@@ -69,7 +72,7 @@ class Engine(ItemSink):
         self,
         connector: Connector,
         target: Target,
-        writer: ResultWriter,
+        writer: ResultSink,
         options: EngineOptions | None = None,
         stats: RunStats | None = None,
     ) -> None:
@@ -86,23 +89,20 @@ class Engine(ItemSink):
         self._live: set[Job] = set()  # read from the input, result not yet written
         self._failed_assets: dict[str, str] = {}  # asset id -> why, for dependent links
         self._pipeline = anyio.CancelScope()
-        self._deleting = False
-        self.succeeded_keys: list[str] = []  # only while deleting: what prune may forget
         self._gate: ResumeGate | None = None
         self._identities: IdentityIndex | None = None
         self.unreadable = 0  # input lines the reader could not turn into a record
         self.first_unreadable: Origin | None = None
 
-    async def run(self, inputs: Sequence[Input], *, deleting: bool = False) -> RunStats:
+    async def run(self, inputs: Sequence[Input], *, stages_of: StagesOf | None = None) -> RunStats:
         """Run every input to the end, or until :attr:`stop` is set and the grace period ends.
 
-        With ``deleting``, the inputs are :class:`Removal` records run through the connector's
-        delete stages (prune).
+        Each kind's records go through ``stages_of(kind)``, the connector's stages unless a
+        flow names others (prune runs removals through the delete stages).
         """
-        stages_of = self.connector.delete_stages if deleting else self.connector.stages
-        self._deleting = deleting
+        stages_of = stages_of or self.connector.stages
         options = self.options
-        if not deleting and (options.state is not None or options.full):
+        if options.state is not None or options.full:
             lister = self.connector.lister
             judge = Judge(options.state, options.remote, lister, options.full)
             if options.state is not None:
@@ -110,7 +110,7 @@ class Engine(ItemSink):
                 judge.empty_kinds = {k for k, _ in inputs if options.state.count(k) == 0}
             self._gate = ResumeGate(judge, options.state, options.full)
         flows = [(kind, records, list(stages_of(kind))) for kind, records in inputs]
-        self._identities = None if deleting else IdentityIndex()
+        self._identities = IdentityIndex()
         for kind, _, stages in flows:
             self.read[kind] = 0
             self.counters.extend(StageCounters(kind, stage.name) for stage in stages)
@@ -274,7 +274,7 @@ class Engine(ItemSink):
             await send.send(job)
 
     def _refusal(self, record: Record) -> BadRecord | None:
-        if self._deleting or not isinstance(record, AssetRecord | LinkRecord):
+        if not isinstance(record, AssetRecord | LinkRecord):
             return None
         reason = self.connector.refuse(record)
         return None if reason is None else BadRecord(record.origin, record.kind, reason, record.key)
@@ -294,7 +294,7 @@ class Engine(ItemSink):
 
     async def intend(self, jobs: Sequence[Job]) -> None:
         state = self.options.state
-        if state is not None and not self._deleting:
+        if state is not None:
             await record_intents(state, jobs)
 
     def _failed_dependency(self, record: Record) -> str | None:
@@ -313,8 +313,6 @@ class Engine(ItemSink):
             action = job.action
             result = f"succeeded ({action})" if action else "succeeded"
             state.confirm(job.record.kind, job.record.key, job.digest, job.remote_id, result)
-        if self._deleting:
-            self.succeeded_keys.append(job.record.key)
         self._finish(job, "succeeded", remote_id=job.remote_id)
 
     def end(self, job: Job, outcome: Failed | Skipped, step: str) -> None:
@@ -354,7 +352,7 @@ class Engine(ItemSink):
         )
         self._live.discard(job)
         state = self.options.state
-        if status == "failed" and state is not None and not self._deleting:
+        if status == "failed" and state is not None:
             what = f"{error.type}: {error.message}" if error else "failed"
             where = f" at {step}" if step else ""
             # Settled only when the push surely did not happen: otherwise the next run looks

@@ -18,7 +18,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from bulksync.engine._serial import SerialGroups
 from bulksync.engine.client import EngineClient
-from bulksync.engine.retry import RetryPolicy
+from bulksync.engine.retry import Retrier, RetryPolicy
 from bulksync.spi._connector import Done, Failed, Job, Outcome, RequestFailed, Skipped, Stage
 from bulksync.spi._errors import (
     AuthError,
@@ -72,8 +72,8 @@ class StagePool:
         self._serial = SerialGroups(stage)  # one batch per group at a time, if it asks
         self.counters = counters
         self._client = client
-        self._retry = retry
-        self._stats = stats
+        # The run's one retry loop: its waits, its limits and its count of retries.
+        self._retrier = Retrier(retry, stats)
         self._sink = sink
         self._linger_s = linger_s
 
@@ -130,8 +130,8 @@ class StagePool:
                 if first.retryable:
                     # A timeout: the server may be as overloaded as the batch was big, so the
                     # halves wait like any retry rather than hitting it again at once.
-                    self._stats.retries += len(pending)
-                    await anyio.sleep(self._retry.delay(pending[0].stage_attempts))
+                    wait = self._retrier.policy.delay(pending[0].stage_attempts)
+                    await self._retrier.pause(wait, len(pending))
                 middle = len(pending) // 2
                 await self.process(pending[:middle], downstream)
                 await self.process(pending[middle:], downstream)
@@ -140,9 +140,9 @@ class StagePool:
             waits: list[float] = []
             for job, outcome in zip(pending, outcomes, strict=True):
                 if isinstance(outcome, Failed) and outcome.retryable:
-                    delay = self._retry.delay(job.stage_attempts, outcome.retry_after)
-                    elapsed = time.monotonic() - (job.started_at or time.monotonic())
-                    if self._retry.allows(job.stage_attempts, elapsed, delay):
+                    started = job.started_at or time.monotonic()
+                    delay = self._retrier.wait_for(job.stage_attempts, started, outcome.retry_after)
+                    if delay is not None:
                         retry.append(job)
                         waits.append(delay)
                         continue
@@ -153,8 +153,7 @@ class StagePool:
                     self.counters.failed += isinstance(outcome, Failed)
                     self._sink.end(job, outcome, self.stage.name)
             if retry:
-                self._stats.retries += len(retry)
-                await anyio.sleep(max(waits))
+                await self._retrier.pause(max(waits), len(retry))
             pending = retry
 
     async def _attempt(self, jobs: list[Job]) -> Sequence[Outcome]:

@@ -7,16 +7,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
-import anyio
-
 from bulksync.engine._breaker import CircuitBreaker, what_to_check
 from bulksync.engine.auth import Authenticator
 from bulksync.engine.budget import RateBudget
-from bulksync.engine.retry import RetryPolicy
+from bulksync.engine.retry import Retrier, RetryPolicy, TryAgain
 from bulksync.engine.transport import Transport
 from bulksync.spi._connector import RETRYABLE_STATUSES, RequestFailed
 from bulksync.spi._errors import (
     AuthError,
+    BulksyncError,
     ErrorClass,
     ErrorInfo,
     LocalFileError,
@@ -41,8 +40,9 @@ class Target:
 class EngineClient:
     """Charges the budget, adds auth, refreshes once on 401, counts and times every request.
 
-    It never retries an item: that is the engine's per-item loop. It only repeats a request
-    once after a 401 with a refreshed token, and retries the login itself on transient errors.
+    It never retries an item: stages do, through :attr:`retrier`, the run's one retry loop. It
+    only repeats a request once after a 401 with a refreshed token, and retries the login
+    itself on transient errors through the same loop.
     A redirect is never followed (the transport does not either): it fails the item, or the
     login, naming where it pointed.
     """
@@ -57,7 +57,8 @@ class EngineClient:
     ) -> None:
         self._target = target
         self._stats = stats
-        self._retry = retry
+        # The run's one retry loop, counting into the same stats as every request.
+        self.retrier = Retrier(retry, stats)
         # Shared by every request of the run: a dead target stops it (see bulksync.engine._breaker).
         self.breaker = breaker or CircuitBreaker()
         self._timeout_cap_s = timeout_cap_s  # the preflight's short leash, logins included
@@ -118,52 +119,44 @@ class EngineClient:
         return response, headers
 
     async def _send_for_auth(self, request: HttpRequest) -> HttpResponse:
-        """Logins are retried here on transient failures: without a token nothing can move."""
+        """Logins are retried on transient failures: without a token nothing can move."""
         request = self._absolute(request)
-        started = time.monotonic()
-        attempt = 0
-        while True:
-            attempt += 1
-            retry_after: float | None = None
+
+        async def attempt() -> HttpResponse:
             try:
                 response, _ = await self._send_once(request)
-                if is_redirect(response):
-                    raise AuthError(f"login {redirect_message(response)}")
-                if response.status == 404 and self.breaker.no_route(response):
-                    # Nothing answers logins there: a wrong address, not wrong credentials.
-                    path = urlsplit(request.url).path
-                    raise TargetUnreachable(
-                        f"login URL looks wrong: {request.method} {path} answered 404: "
-                        "is base_url (or the token URL) right?"
-                    )
-                if response.status not in RETRYABLE_STATUSES:
-                    return response
-                retry_after = parse_retry_after(response.header("retry-after"))
-                failure = f"HTTP {response.status}"
             except TransportError as exc:
-                failure = str(exc)
-                unreachable = exc.cause or ("timeout" if exc.timeout else None)
-                if exc.cause is not None:
-                    failure = what_to_check(exc.cause, exc.host)
-            else:
-                unreachable = None
-            delay = self._retry.delay(attempt, retry_after)
-            if not self._retry.allows(attempt, time.monotonic() - started, delay):
-                if unreachable is not None:
-                    # No answer at all is no verdict on the credentials: the target is out of
-                    # reach, not refusing us (exit 4, not 3).
-                    where = f"{request.method} {urlsplit(request.url).path}"
-                    hint = (
-                        ": is the target up, is base_url (or the token URL) right?"
-                        if unreachable == "timeout"
-                        else ""  # what_to_check already says what to check
-                    )
-                    raise TargetUnreachable(
-                        f"login ({where}) failed after {attempt} attempts: {failure}{hint}"
-                    )
-                raise AuthError(f"login failed after {attempt} attempts: {failure}")
-            self._stats.retries += 1
-            await anyio.sleep(delay)
+                failure = str(exc) if exc.cause is None else what_to_check(exc.cause, exc.host)
+                raise TryAgain(failure) from exc
+            if is_redirect(response):
+                raise AuthError(f"login {redirect_message(response)}")
+            if response.status == 404 and self.breaker.no_route(response):
+                # Nothing answers logins there: a wrong address, not wrong credentials.
+                path = urlsplit(request.url).path
+                raise TargetUnreachable(
+                    f"login URL looks wrong: {request.method} {path} answered 404: "
+                    "is base_url (or the token URL) right?"
+                )
+            if response.status in RETRYABLE_STATUSES:
+                retry_after = parse_retry_after(response.header("retry-after"))
+                raise TryAgain(f"HTTP {response.status}", retry_after)
+            return response
+
+        def give_up(attempts: int, last: TryAgain) -> BulksyncError:
+            cause = last.__cause__
+            if not isinstance(cause, TransportError) or (cause.cause is None and not cause.timeout):
+                return AuthError(f"login failed after {attempts} attempts: {last.failure}")
+            # No answer at all is no verdict on the credentials: the target is out of reach,
+            # not refusing us (exit 4, not 3). what_to_check already says what to check.
+            hint = ": is the target up, is base_url (or the token URL) right?"
+            if cause.cause is not None:
+                hint = ""
+            where = f"{request.method} {urlsplit(request.url).path}"
+            return TargetUnreachable(
+                f"login ({where}) failed after {attempts} attempts: {last.failure}{hint}"
+            )
+
+        return await self.retrier.run(attempt, give_up)
 
 
 def is_redirect(response: HttpResponse) -> bool:

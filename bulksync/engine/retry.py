@@ -1,9 +1,21 @@
-"""When to try an item again, and how long to wait first."""
+"""When to try again, how long to wait first, and the one loop that does it.
+
+Items at a stage, logins and listing pages are all retried through :class:`Retrier`, so the
+budget of attempts and time, the Retry-After floor and the run's retry count are the same
+whatever is retried. Connectors never retry: they only classify.
+"""
 
 from __future__ import annotations
 
 import random
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+import anyio
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -32,3 +44,69 @@ class RetryPolicy:
     def allows(self, attempt: int, elapsed_s: float, next_delay: float) -> bool:
         """Whether another attempt may start after ``next_delay`` more seconds."""
         return attempt < self.max_attempts and elapsed_s + next_delay <= self.max_elapsed_s
+
+    def wait_for(self, attempts: int, started_at: float, retry_after: float | None) -> float | None:
+        """The wait before trying again after ``attempts`` tries begun at ``started_at``
+        (monotonic), or None when the policy says stop."""
+        delay = self.delay(attempts, retry_after)
+        if self.allows(attempts, time.monotonic() - started_at, delay):
+            return delay
+        return None
+
+
+class TryAgain(Exception):
+    """Raised by one attempt that may succeed if repeated: the failure, and the server's
+    Retry-After if it gave one. The original error, if any, is its ``__cause__``."""
+
+    def __init__(self, failure: str, retry_after: float | None = None) -> None:
+        super().__init__(failure)
+        self.failure = failure
+        self.retry_after = retry_after
+
+
+class RetryCounter(Protocol):
+    retries: int
+
+
+class Retrier:
+    """The engine's one retry loop: every wait between two tries of the same thing (an item
+    at a stage, a login, a listing page) is decided, counted and slept here.
+
+    ``retries`` in the run's stats counts tries repeated, whatever was tried, so the summary
+    shows the whole load a run put on the target beyond one request per thing.
+    """
+
+    def __init__(self, policy: RetryPolicy, stats: RetryCounter) -> None:
+        self.policy = policy
+        self._stats = stats
+
+    def wait_for(self, attempts: int, started_at: float, retry_after: float | None) -> float | None:
+        return self.policy.wait_for(attempts, started_at, retry_after)
+
+    async def pause(self, delay: float, tries: int = 1) -> None:
+        """Wait ``delay`` before ``tries`` things are tried again (a batch retries together)."""
+        self._stats.retries += tries
+        await anyio.sleep(delay)
+
+    async def run(
+        self,
+        attempt: Callable[[], Awaitable[T]],
+        give_up: Callable[[int, TryAgain], BaseException],
+        on_retry: Callable[[TryAgain, float], None] | None = None,
+    ) -> T:
+        """``attempt()`` until it returns, raises anything but :class:`TryAgain`, or the policy
+        stops it: then ``give_up(attempts, last)`` is raised."""
+        started = time.monotonic()
+        tries = 0
+        while True:  # bounded by the policy: no wait is allowed after max_attempts tries
+            tries += 1
+            try:
+                return await attempt()
+            except TryAgain as again:
+                last = again
+            delay = self.wait_for(tries, started, last.retry_after)
+            if delay is None:
+                raise give_up(tries, last) from None
+            if on_retry is not None:
+                on_retry(last, delay)
+            await self.pause(delay)

@@ -1,32 +1,23 @@
-"""`--full`: what the target holds, listed through its paging and kept on disk, not in memory.
+"""`--full`: what the target holds, kept on disk, not in memory.
 
 A full resync compares every input item with the target itself rather than with the state
-store. The listing can run to millions of objects, so it goes into a throwaway SQLite file
-(one transaction per page); the engine looks each input item up there, marks it seen, and
-prune reads back what the input did not hold.
+store. The listing (paged by :mod:`bulksync.engine.listing`) can run to millions of objects,
+so it goes into a throwaway SQLite file (one transaction per page); the engine looks each
+input item up there, marks it seen, and prune reads back what the input did not hold.
 """
 
 from __future__ import annotations
 
-import logging
 import shutil
 import sqlite3
 import tempfile
-import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import anyio
 import orjson
 
-from bulksync.engine.client import EngineClient
-from bulksync.engine.retry import RetryPolicy
-from bulksync.spi._connector import RemoteItem, RemoteLister, RemotePage, RequestFailed
-from bulksync.spi._errors import AuthError, ErrorClass, FatalTargetError, TransportError
-from bulksync.spi._http import HttpRequest
+from bulksync.spi._connector import RemoteItem
 from bulksync.spi._records import Kind
-
-log = logging.getLogger("bulksync.store.remote")
 
 _SCHEMA = """
 CREATE TABLE remote (
@@ -38,8 +29,6 @@ CREATE TABLE remote (
     PRIMARY KEY (kind, key)
 ) WITHOUT ROWID;
 """
-
-MAX_PAGES = 10_000_000  # a bound on one scope's paging, far above any real catalogue
 
 
 class RemoteIndex:
@@ -118,66 +107,3 @@ class RemoteIndex:
 
 def _kind(kind: str) -> Kind:
     return "asset" if kind == "asset" else "link"
-
-
-async def list_remote(
-    client: EngineClient,
-    lister: RemoteLister,
-    kind: Kind,
-    first_pages: Iterable[HttpRequest],
-    index: RemoteIndex,
-    retry: RetryPolicy,
-) -> tuple[int, int]:
-    """Page through every scope into ``index``; returns (pages, items) read.
-
-    A page that keeps failing stops the run: a full resync that could not see part of the
-    target would create what exists or, with prune, delete what it should keep.
-    """
-    pages = items = 0
-    for first in first_pages:
-        request: HttpRequest | None = first
-        seen_urls: set[str] = set()
-        while request is not None:
-            if request.url in seen_urls or len(seen_urls) >= MAX_PAGES:
-                raise FatalTargetError(f"listing {kind}s: the paging of {first.url} loops")
-            seen_urls.add(request.url)
-            page = await _read_page(client, lister, kind, request, retry)
-            index.add(page.items)
-            pages += 1
-            items += len(page.items)
-            request = page.next
-    return pages, items
-
-
-async def _read_page(
-    client: EngineClient,
-    lister: RemoteLister,
-    kind: Kind,
-    request: HttpRequest,
-    retry: RetryPolicy,
-) -> RemotePage:
-    started = time.monotonic()
-    attempt = 0
-    while True:
-        attempt += 1
-        retry_after: float | None = None
-        try:
-            response = await client.send(request)
-            return lister.read_page(kind, request, response)
-        except RequestFailed as exc:
-            if exc.error_class is ErrorClass.AUTH:
-                raise AuthError(exc.error.message) from None
-            if exc.error_class is not ErrorClass.RETRYABLE:
-                raise FatalTargetError(f"listing {kind}s failed: {exc.error.message}") from None
-            failure, retry_after = exc.error.message, exc.retry_after
-        except TransportError as exc:
-            failure = str(exc)
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise FatalTargetError(
-                f"listing {kind}s: unreadable answer to {request.url}: {exc}"
-            ) from None
-        delay = retry.delay(attempt, retry_after)
-        if not retry.allows(attempt, time.monotonic() - started, delay):
-            raise FatalTargetError(f"listing {kind}s failed after {attempt} attempts: {failure}")
-        log.info("listing page %s failed (%s); retrying in %.1f s", request.url, failure, delay)
-        await anyio.sleep(delay)

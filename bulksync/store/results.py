@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, Protocol
 
 import orjson
 
@@ -74,6 +74,13 @@ class ResultWriter:
             self._file.flush()
             os.fsync(self._file.fileno())
             self._file.close()
+
+
+class ResultSink(Protocol):
+    """Where the engine writes each item's one result: a :class:`ResultWriter`, or one wrapped
+    by a flow that watches what succeeded (prune forgets what it deleted)."""
+
+    def write(self, result: ItemResult) -> None: ...
 
 
 def read_results(path: Path) -> Iterator[dict[str, Any]]:
