@@ -117,7 +117,7 @@ def test_flags_override_the_config(tmp_path: Path) -> None:
     [
         (
             "[target]\nkind = 'nope'\n[inputs]\nlinks = 'l.jsonl'\n",
-            "[target] kind: expected one of fake, ocapi, propeller, quable, got 'nope'",
+            "[target] kind: expected one of ",  # then the installed kinds, and the value
         ),
         ("[target]\nkind = 'fake'\nbogus = 1\n", "unknown key 'bogus' in [target]"),
         (

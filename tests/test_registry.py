@@ -80,7 +80,8 @@ def job(tmp_path: Path, kind: str, links: int = 3) -> Path:
 
 
 def test_the_built_in_kinds_are_entry_points() -> None:
-    assert registry.kinds() == ["fake", "ocapi", "propeller", "quable"]
+    # Other installed plug-ins (the example "notes") may be listed too.
+    assert {"fake", "ocapi", "propeller", "quable"} <= set(registry.kinds())
     for kind in registry.kinds():
         spec = registry.target_spec(kind)
         assert isinstance(spec, TargetSpec) and spec.name == kind
@@ -97,7 +98,7 @@ def test_an_unknown_kind_names_the_installed_ones() -> None:
     with pytest.raises(ConfigError) as caught:
         registry.target_spec("quabel")
     assert str(caught.value) == (
-        "unknown target kind 'quabel' (available: fake, ocapi, propeller, quable)"
+        f"unknown target kind 'quabel' (available: {', '.join(registry.kinds())})"
     )
 
 

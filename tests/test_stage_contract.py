@@ -19,7 +19,7 @@ from bulksync.engine.auth import NoAuth
 from bulksync.engine.budget import RateBudget
 from bulksync.engine.client import Target
 from bulksync.engine.retry import RetryPolicy
-from bulksync.spi._connector import BaseStage, Client, Done, Job, Outcome, Stage
+from bulksync.spi._connector import BaseConnector, BaseStage, Client, Done, Job, Outcome, Stage
 from bulksync.spi._records import AssetRecord, LinkRecord, Origin, Record
 from bulksync.store.results import ResultWriter, read_results
 from bulksync.store.state import StateStore
@@ -27,7 +27,7 @@ from bulksync.store.state import StateStore
 FAST_RETRY = RetryPolicy(max_attempts=5, base_s=0.0005, cap_s=0.002, rng=random.Random(3))
 
 
-class OneStage:
+class OneStage(BaseConnector):
     name = "one"
 
     def __init__(self, stage: Stage) -> None:

@@ -5,8 +5,7 @@ A worked example of a target that lives outside bulksync: this package's entry p
 See docs/writing-a-connector.md in the bulksync repository for the walk-through.
 """
 
-from bulksync.spi._shapes import InputShape
-from bulksync.spi._spec import TargetSpec
+from bulksync.spi import InputShape, TargetSpec
 from bulksync_notes._connector import NotesConnector, NotesOptions
 
 SPEC = TargetSpec(

@@ -17,37 +17,45 @@ paces. It says whether trying again can help, and the engine does the rest.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from bulksync.spi._answers import bad_response, json_object
-from bulksync.spi._connector import (
+from bulksync.spi import (
+    AssetRecord,
+    BaseConnector,
     BaseStage,
     Capabilities,
     Client,
     Done,
+    HttpRequest,
+    HttpResponse,
     Job,
+    Kind,
+    LinkRecord,
+    Options,
     Outcome,
+    Record,
     RemoteItem,
-    RemoteLister,
     RemotePage,
+    Removal,
     Stage,
+    bad_response,
+    json_object,
+    link_key,
     path_segment,
     response_error,
 )
-from bulksync.spi._http import HttpRequest, HttpResponse
-from bulksync.spi._records import Kind, LinkRecord, Record, Removal, link_key
 
 PINS = "v1/pins"
 LINKS: frozenset[Kind] = frozenset({"link"})
 
 
-class NotesOptions(BaseModel):
+class NotesOptions(Options):
     """The job file's ``[notes]`` table."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    table: ClassVar[str] = "notes"
     # --full lists a board's pins in pages of this many; the API serves at most 200.
     list_page_size: Annotated[int, Field(ge=1, le=200)] = 100
 
@@ -106,7 +114,7 @@ class PinStage(BaseStage):
         assert isinstance(record, LinkRecord)
         # The target may hold it already: an earlier push (the state or --full says so), a
         # create whose answer was lost, or a run that stopped while pushing it.
-        if job.maybe_applied or job.resumed or job.state.get("exists"):
+        if job.maybe_applied or job.resumed or job.exists:
             found = await find_pin(client, record)
             if found is not None:
                 return [await self._update(client, record, found)]
@@ -116,22 +124,22 @@ class PinStage(BaseStage):
             raise response_error(response, what, write=True)
         body = json_object(response, what, write=True)
         return [
-            Done(remote_id=pin_id(body, response, what, write=True), extra={"action": "created"})
+            Done(remote_id=pin_id(body, response, what, write=True), action="created")
         ]
 
     async def _update(self, client: Client, record: LinkRecord, found: dict[str, Any]) -> Done:
         ident = found.get("id")
         if not isinstance(ident, str) or not ident:
-            return Done(extra={"action": "exists"})
+            return Done(action="exists")
         wanted = pin_body(record)["position"]
         if found.get("position") == wanted:
-            return Done(remote_id=ident, extra={"action": "exists"})
+            return Done(remote_id=ident, action="exists")
         what = f"update of pin {record.key}"
         request = HttpRequest("PUT", f"{PINS}/{path_segment(ident)}", json={"position": wanted})
         response = await client.send(request)
         if not response.ok:
             raise response_error(response, what, write=True)
-        return Done(remote_id=ident, extra={"action": "updated"})
+        return Done(remote_id=ident, action="updated")
 
 
 class DeletePinStage(BaseStage):
@@ -142,13 +150,13 @@ class DeletePinStage(BaseStage):
         assert isinstance(record, Removal)
         ident = record.remote_id
         if not ident:
-            return [Done(extra={"action": "gone"})]  # never created: nothing to delete
+            return [Done(action="gone")]  # never created: nothing to delete
         response = await client.send(HttpRequest("DELETE", f"{PINS}/{path_segment(ident)}"))
         if response.status == 404:
-            return [Done(remote_id=ident, extra={"action": "gone"})]  # deleted already
+            return [Done(remote_id=ident, action="gone")]  # deleted already
         if not response.ok:
             raise response_error(response, f"delete of pin {record.key}", write=True)
-        return [Done(remote_id=ident, extra={"action": "deleted"})]
+        return [Done(remote_id=ident, action="deleted")]
 
 
 class NotesLister:
@@ -202,14 +210,14 @@ def _remote_item(item: Any) -> RemoteItem | None:
     return RemoteItem("link", key, str(ident), {"position": item.get("position")})
 
 
-class NotesConnector:
+class NotesConnector(BaseConnector):
     name = "notes"
     # Pins are links: created one by one, deletable, and listable board by board.
     capabilities = Capabilities(kinds=LINKS, prune=LINKS, listing=LINKS)
 
     def __init__(self, options: NotesOptions | None = None) -> None:
         self.options = options or NotesOptions()
-        self.lister: RemoteLister | None = NotesLister(self.options.list_page_size)
+        self.lister = NotesLister(self.options.list_page_size)
 
     def stages(self, kind: Kind) -> Sequence[Stage]:
         return [PinStage()] if kind == "link" else []
@@ -217,8 +225,8 @@ class NotesConnector:
     def delete_stages(self, kind: Kind) -> Sequence[Stage]:
         return [DeletePinStage()] if kind == "link" else []
 
-    def refuse(self, record: LinkRecord) -> str | None:
-        return refuse(record)
+    def refuse(self, record: AssetRecord | LinkRecord) -> str | None:
+        return refuse(record) if isinstance(record, LinkRecord) else None
 
     def preflight_request(self) -> HttpRequest:
         return HttpRequest("GET", PINS, params={"limit": "1"})
