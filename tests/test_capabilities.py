@@ -85,12 +85,17 @@ def test_prune_without_a_state_exits_2_before_the_sync(
     assert not (tmp_path / "results.jsonl").exists()
 
 
-def test_full_on_a_target_without_listing_says_everything_is_pushed_again(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_full_on_a_target_without_listing_stops_before_any_request(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], dry_run: bool
 ) -> None:
-    config = job(tmp_path, "fake")
-    assert main(["run", "--config", str(config), "--full"]) == 0
-    assert "documents no listing of links" in capsys.readouterr().err
+    config = job(tmp_path, "fake")  # the fake target declares no listing
+    args = ["run", "--config", str(config), "--full", *(["--dry-run"] if dry_run else [])]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "--full is not supported for fake links" in err[0] and "--no-state" in err[0]
+    assert not (tmp_path / "results.jsonl").exists()  # nothing was sent, nothing answered
 
 
 def test_dry_run_counts_links_propeller_refuses_as_invalid_without_credentials(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import anyio
@@ -169,6 +170,36 @@ async def test_a_refused_token_is_an_auth_error(index: RemoteIndex) -> None:
 async def test_a_listing_that_never_ends_is_stopped(index: RemoteIndex) -> None:
     with pytest.raises(FatalTargetError, match="loops"):
         await _list(PageServer(), PagedLister(3, loop=True), index)
+
+
+class CursorServer(PageServer):
+    """One URL, the page in the query (``?after=N``), as many APIs page."""
+
+    async def send(self, request: HttpRequest) -> HttpResponse:
+        after = int((request.params or {}).get("after", "0"))
+        self.sent.append(f"{request.url}?after={after}")
+        await anyio.lowlevel.checkpoint()
+        return HttpResponse(200, {"content-type": "application/json"}, orjson.dumps([after]))
+
+
+class CursorLister(PagedLister):
+    def read_page(self, kind: Kind, request: HttpRequest, response: HttpResponse) -> RemotePage:
+        after = int((request.params or {}).get("after", "0"))
+        items = [item(f"k{key}") for key in orjson.loads(response.body)]
+        last = after + 1 >= self.pages
+        return RemotePage(
+            items, None if last else replace(request, params={"after": str(after + 1)})
+        )
+
+
+@pytest.mark.anyio
+async def test_a_cursor_in_the_query_is_a_new_page_not_a_loop(index: RemoteIndex) -> None:
+    server = CursorServer()
+    pages, _ = await list_remote(
+        client_for(server), CursorLister(4), "link", [HttpRequest("GET", "pins")], index
+    )
+    assert pages == 4
+    assert [url.rsplit("/", 1)[1] for url in server.sent] == [f"pins?after={n}" for n in range(4)]
 
 
 @pytest.mark.anyio

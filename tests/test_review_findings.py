@@ -165,11 +165,12 @@ def test_dry_run_with_full_and_prune_plans_what_the_real_run_does(
     assert main(["run", "--config", str(config)]) == 0
     capsys.readouterr()
     args = ["run", "--config", str(config), "--full", "--prune", "--max-delete", "100%"]
-    assert main([*args, "--dry-run"]) == 0
-    plan = capsys.readouterr().out
-    assert main(args) == 0
-    assert summary_of(tmp_path)["deleted"] == 0  # the real run deletes nothing ...
-    assert "links: 20 create, 0 update, 0 skip, 0 invalid, 0 delete" in plan, plan  # says 20
+    # The fake cannot be listed: the dry run refuses --full exactly as the real run does.
+    assert main([*args, "--dry-run"]) == 2
+    planned = capsys.readouterr().err
+    assert main(args) == 2
+    assert capsys.readouterr().err == planned and "--full is not supported" in planned
+    assert summary_of(tmp_path)["succeeded"] == 20  # still the first run's: nothing ran since
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """The job against the target's declared capabilities, before the first request.
 
 Everything here is known from the config and the command line alone, so a job the target
-cannot carry out (assets for a links-only API, --prune where nothing can be deleted, --prune
-without a state) stops at once with one line and exit 2: runs and dry runs alike.
+cannot carry out (assets for a links-only API, --prune where nothing can be deleted, --full
+where nothing can be listed, --prune without a state) stops at once with one line and exit 2:
+runs and dry runs alike.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ def check_job(
     prune: bool,
     full: bool,
     state: bool,
-) -> list[str]:
-    """Raise :class:`ConfigError` for what the target cannot do; return notes for what it
-    does differently (``--full`` on a target that cannot be listed pushes everything)."""
+) -> None:
+    """Raise :class:`ConfigError` for what the target cannot do: a kind it does not take,
+    ``--prune`` where it cannot delete, ``--full`` where it cannot list."""
     caps: Capabilities = connector.capabilities
     target = connector.name
     for kind in kinds:
@@ -49,14 +50,14 @@ def check_job(
                     f"--prune is not supported for {target} {kind}s {can}".rstrip()
                     + ": the API documents no delete for them; run without --prune"
                 )
-    notes = []
     unlisted = [kind for kind in kinds if kind not in caps.listing]
     if full and unlisted:
-        notes.append(
-            f"bulksync: --full: the {target} API documents no listing of {_names(unlisted)} "
-            "to compare with, so every one is pushed again"
+        # Refused rather than quietly turned into "push everything": --no-state says that.
+        raise ConfigError(
+            f"--full is not supported for {target} {_names(unlisted)}: the API documents no "
+            "listing to compare with; run without --full (the state decides what to push) "
+            "or with --no-state (every item is pushed again)"
         )
-    return notes
 
 
 def check_stage_names(connector: Connector, names: Mapping[str, int]) -> None:

@@ -89,8 +89,7 @@ async def run_job_async(
     # What the target cannot do fails now, before the state, the inputs or any request.
     checked = build_connector(config)
     kinds, enabled = _prune_kinds(config), config.state.enabled
-    for message in check_job(checked, kinds, prune=mode.prune, full=mode.full, state=enabled):
-        note(message)
+    check_job(checked, kinds, prune=mode.prune, full=mode.full, state=enabled)
     check_stage_names(checked, config.limits.stage_concurrency)
     with ExitStack() as stack:
         state = _open_state(config, stack, exclusive=not mode.dry_run)
@@ -261,7 +260,7 @@ def _remote_index(
     if not mode.full:
         return None
     if _lister_of(built) is None:
-        return None  # check_job said so: every item is pushed again
+        return None  # check_job refuses --full where nothing can be listed
     index = RemoteIndex(config.output.results.parent)
     stack.callback(index.close)
     return index
@@ -275,7 +274,7 @@ async def _list_target(
     assert lister is not None
     for kind in reversed(_prune_kinds(config)):  # assets, then links
         if kind not in built.connector.capabilities.listing:
-            continue  # pushed again in full, as check_job noted
+            continue  # check_job refuses --full for a kind the target cannot list
         path = config.inputs.assets if kind == "asset" else config.inputs.links
         assert path is not None
         scopes = _listing_scopes(config, path, kind, lister)

@@ -39,11 +39,13 @@ async def list_remote(
     pages = items = 0
     for first in first_pages:
         request: HttpRequest | None = first
-        seen_urls: set[str] = set()
+        # A page is its URL and its query: a cursor may travel in either.
+        seen_urls: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
         while request is not None:
-            if request.url in seen_urls or len(seen_urls) >= MAX_PAGES:
+            where = (request.url, tuple(sorted((request.params or {}).items())))
+            if where in seen_urls or len(seen_urls) >= MAX_PAGES:
                 raise FatalTargetError(f"listing {kind}s: the paging of {first.url} loops")
-            seen_urls.add(request.url)
+            seen_urls.add(where)
             page = await _read_page(client, lister, kind, request)
             index.add(page.items)
             pages += 1
