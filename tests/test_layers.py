@@ -152,6 +152,18 @@ def test_a_layer_imports_only_what_it_may(layer: str, allowed: str) -> None:
     assert sorted(outside) == []
 
 
+def test_connectors_import_the_public_spi_not_its_private_modules() -> None:
+    # What bulksync.spi exports is the contract; its private modules may move.
+    private = {
+        f"{module} -> {target}"
+        for module, targets in GRAPH.items()
+        if module.startswith("bulksync.connectors.")
+        for target in targets
+        if target.startswith("bulksync.spi.")
+    }
+    assert sorted(private) == []
+
+
 def _package_of(module: str, layer: str) -> str:
     """``bulksync.connectors.quable`` for any module of that connector."""
     rest = module[len(layer) :].split(".")[0]

@@ -64,13 +64,24 @@ from bulksync.spi._records import (
     link_key,
 )
 from bulksync.spi._redact import body_excerpt, redact, redacted_excerpt, register_secret
-from bulksync.spi._shapes import FieldType, InputShape
+from bulksync.spi._shapes import (
+    BOOLEAN,
+    INT32,
+    STRING,
+    EndpointForm,
+    FieldType,
+    InputShape,
+    LinkField,
+)
 from bulksync.spi._spec import CredentialKind, Credentials, Site, TargetSpec, Transport
 
 __all__ = [
+    "BOOLEAN",
     "BOTH_KINDS",
+    "INT32",
     "MAYBE_APPLIED_STATUSES",
     "RETRYABLE_STATUSES",
+    "STRING",
     "UNSAFE_SEGMENTS",
     "AssetRecord",
     "AuthError",
@@ -85,6 +96,7 @@ __all__ = [
     "Credentials",
     "Done",
     "Endpoint",
+    "EndpointForm",
     "ErrorClass",
     "ErrorInfo",
     "Failed",
@@ -96,6 +108,7 @@ __all__ = [
     "InputShape",
     "Job",
     "Kind",
+    "LinkField",
     "LinkRecord",
     "Options",
     "Origin",

@@ -3,7 +3,7 @@ of them runs on it (tests check this equals the union of their shapes)."""
 
 from __future__ import annotations
 
-from bulksync.spi._shapes import BOOLEAN, INT32, STRING, EndpointForm, InputShape
+from bulksync.spi import BOOLEAN, INT32, STRING, EndpointForm, InputShape
 
 FAKE_SHAPE = InputShape(
     endpoint_objects=(

@@ -17,10 +17,22 @@ from dataclasses import dataclass
 
 import orjson
 
-from bulksync.spi._answers import bad_response, excerpt, read_object
-from bulksync.spi._connector import BaseStage, Client, Failed, Job, Outcome, RequestFailed
-from bulksync.spi._errors import ErrorClass, ErrorInfo
-from bulksync.spi._http import HttpRequest, HttpResponse, parse_retry_after
+from bulksync.spi import (
+    BaseStage,
+    Client,
+    ErrorClass,
+    ErrorInfo,
+    Failed,
+    HttpRequest,
+    HttpResponse,
+    Job,
+    Outcome,
+    RequestFailed,
+    bad_response,
+    excerpt,
+    parse_retry_after,
+    read_object,
+)
 
 from ._errors import as_failed, classify, error_info, ocapi_error
 from ._links import (

@@ -7,10 +7,18 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from bulksync.spi._connector import UNSAFE_SEGMENTS, BaseStage, Client, Done, Failed, Job, Outcome
-from bulksync.spi._errors import ErrorInfo
-from bulksync.spi._http import HttpRequest
-from bulksync.spi._records import Removal
+from bulksync.spi import (
+    UNSAFE_SEGMENTS,
+    BaseStage,
+    Client,
+    Done,
+    ErrorInfo,
+    Failed,
+    HttpRequest,
+    Job,
+    Outcome,
+    Removal,
+)
 
 from ._errors import CATEGORY_LINK_NOT_FOUND, ocapi_error, read_fault
 from ._links import _ENDPOINT_KEYS, LINK_TYPES, CategoryLink

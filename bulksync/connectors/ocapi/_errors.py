@@ -14,10 +14,16 @@ from typing import Any
 
 import orjson
 
-from bulksync.spi._connector import Failed, RequestFailed, classify_status
-from bulksync.spi._errors import ErrorClass, ErrorInfo
-from bulksync.spi._http import HttpResponse, parse_retry_after
-from bulksync.spi._redact import body_excerpt
+from bulksync.spi import (
+    ErrorClass,
+    ErrorInfo,
+    Failed,
+    HttpResponse,
+    RequestFailed,
+    body_excerpt,
+    classify_status,
+    parse_retry_after,
+)
 
 RESOURCE_STATE_CONFLICT = "ResourceStateConflictException"
 CATEGORY_LINK_NOT_FOUND = "CategoryLinkNotFoundException"

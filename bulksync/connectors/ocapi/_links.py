@@ -13,11 +13,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bulksync.spi._answers import json_object, read_object
-from bulksync.spi._connector import BaseStage, Client, Done, Failed, Job, Outcome, path_segment
-from bulksync.spi._errors import ErrorInfo
-from bulksync.spi._http import HttpRequest, HttpResponse
-from bulksync.spi._records import LinkRecord, endpoint_text
+from bulksync.spi import (
+    BaseStage,
+    Client,
+    Done,
+    ErrorInfo,
+    Failed,
+    HttpRequest,
+    HttpResponse,
+    Job,
+    LinkRecord,
+    Outcome,
+    endpoint_text,
+    json_object,
+    path_segment,
+    read_object,
+)
 
 from ._errors import CATEGORY_LINK_NOT_FOUND, RESOURCE_STATE_CONFLICT, ocapi_error, read_fault
 

@@ -13,10 +13,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from bulksync.spi._answers import json_object
-from bulksync.spi._connector import RemoteItem, RemotePage, path_segment
-from bulksync.spi._http import HttpRequest, HttpResponse
-from bulksync.spi._records import Endpoint, Kind, LinkRecord, Record, link_key
+from bulksync.spi import (
+    Endpoint,
+    HttpRequest,
+    HttpResponse,
+    Kind,
+    LinkRecord,
+    Record,
+    RemoteItem,
+    RemotePage,
+    json_object,
+    link_key,
+    path_segment,
+)
 
 from ._errors import ocapi_error, read_fault
 from ._links import _ENDPOINT_KEYS

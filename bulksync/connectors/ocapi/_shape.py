@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bulksync.spi._shapes import EndpointForm, InputShape
+from bulksync.spi import EndpointForm, InputShape
 
 # A category link joins two categories, each named by its catalog. A plain id is read too
 # (every shape takes one), and refused by the connector at read time with its own words.

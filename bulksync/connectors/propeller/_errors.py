@@ -5,10 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bulksync.spi._connector import RequestFailed, classify_status
-from bulksync.spi._errors import ErrorClass, ErrorInfo
-from bulksync.spi._http import HttpResponse, parse_retry_after
-from bulksync.spi._redact import body_excerpt
+from bulksync.spi import (
+    ErrorClass,
+    ErrorInfo,
+    HttpResponse,
+    RequestFailed,
+    body_excerpt,
+    classify_status,
+    parse_retry_after,
+)
 
 
 @dataclass(frozen=True, slots=True)

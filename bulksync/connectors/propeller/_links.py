@@ -12,11 +12,21 @@ import re
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
-from bulksync.spi._answers import bad_response, json_object
-from bulksync.spi._connector import BaseStage, Client, Done, Failed, Job, Outcome, RequestFailed
-from bulksync.spi._errors import ErrorInfo
-from bulksync.spi._http import HttpRequest, HttpResponse
-from bulksync.spi._records import LinkRecord
+from bulksync.spi import (
+    BaseStage,
+    Client,
+    Done,
+    ErrorInfo,
+    Failed,
+    HttpRequest,
+    HttpResponse,
+    Job,
+    LinkRecord,
+    Outcome,
+    RequestFailed,
+    bad_response,
+    json_object,
+)
 
 from ._errors import envelope, propeller_error
 

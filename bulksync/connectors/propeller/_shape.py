@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bulksync.spi._shapes import BOOLEAN, INT32, STRING, EndpointForm, InputShape
+from bulksync.spi import BOOLEAN, INT32, STRING, EndpointForm, InputShape
 
 # Both ends of a link are looked up by the same key: a product or category id, or an id in a
 # source system (with the language its text is in).

@@ -12,11 +12,23 @@ import mimetypes
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from bulksync.spi._answers import bad_response, json_object, json_or_empty
-from bulksync.spi._connector import BaseStage, Client, Done, Failed, Job, Outcome, path_segment
-from bulksync.spi._errors import ErrorInfo
-from bulksync.spi._http import FilePart, HttpRequest
-from bulksync.spi._records import AssetRecord, Removal
+from bulksync.spi import (
+    AssetRecord,
+    BaseStage,
+    Client,
+    Done,
+    ErrorInfo,
+    Failed,
+    FilePart,
+    HttpRequest,
+    Job,
+    Outcome,
+    Removal,
+    bad_response,
+    json_object,
+    json_or_empty,
+    path_segment,
+)
 
 from ._errors import quable_error
 

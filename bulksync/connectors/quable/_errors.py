@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from bulksync.spi._connector import RequestFailed, classify_status, maybe_applied
-from bulksync.spi._errors import ErrorClass, ErrorInfo
-from bulksync.spi._http import HttpResponse, parse_retry_after
-from bulksync.spi._redact import body_excerpt
+from bulksync.spi import (
+    ErrorClass,
+    ErrorInfo,
+    HttpResponse,
+    RequestFailed,
+    body_excerpt,
+    classify_status,
+    maybe_applied,
+    parse_retry_after,
+)
 
 # docs.quable.com/reference/erro-codes, word for word.
 PERMISSION_405 = "Method Not Allowed - The user does not have permission to access the resource"

@@ -12,20 +12,24 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bulksync.spi._answers import bad_response, json_object
-from bulksync.spi._connector import (
+from bulksync.spi import (
     BaseStage,
     Client,
     Done,
+    ErrorClass,
+    ErrorInfo,
     Failed,
+    HttpRequest,
+    HttpResponse,
     Job,
+    LinkRecord,
     Outcome,
+    Removal,
     RequestFailed,
+    bad_response,
+    json_object,
     path_segment,
 )
-from bulksync.spi._errors import ErrorClass, ErrorInfo
-from bulksync.spi._http import HttpRequest, HttpResponse
-from bulksync.spi._records import LinkRecord, Removal
 
 from ._errors import quable_error
 from ._listing import relation_id

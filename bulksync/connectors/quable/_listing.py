@@ -16,10 +16,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from bulksync.spi._answers import json_object
-from bulksync.spi._connector import RemoteItem, RemotePage
-from bulksync.spi._http import HttpRequest, HttpResponse, form_escape
-from bulksync.spi._records import AssetRecord, Kind, LinkRecord, Record, link_key
+from bulksync.spi import (
+    AssetRecord,
+    HttpRequest,
+    HttpResponse,
+    Kind,
+    LinkRecord,
+    Record,
+    RemoteItem,
+    RemotePage,
+    form_escape,
+    json_object,
+    link_key,
+)
 
 from ._errors import quable_error
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bulksync.spi._shapes import InputShape
+from bulksync.spi import InputShape
 
 # Links join document or asset codes (plain strings), and carry only the generic fields.
 QUABLE_SHAPE = InputShape()

@@ -16,11 +16,21 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
-from bulksync.spi._answers import json_object, json_or_empty
-from bulksync.spi._connector import BaseStage, Client, Done, Failed, Job, Outcome, path_segment
-from bulksync.spi._errors import ErrorInfo
-from bulksync.spi._http import HttpRequest
-from bulksync.spi._records import Removal, link_key
+from bulksync.spi import (
+    BaseStage,
+    Client,
+    Done,
+    ErrorInfo,
+    Failed,
+    HttpRequest,
+    Job,
+    Outcome,
+    Removal,
+    json_object,
+    json_or_empty,
+    link_key,
+    path_segment,
+)
 
 from ._errors import quable_error
 from ._listing import relation_id
