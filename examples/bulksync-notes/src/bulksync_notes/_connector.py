@@ -123,9 +123,7 @@ class PinStage(BaseStage):
         if not response.ok:
             raise response_error(response, what, write=True)
         body = json_object(response, what, write=True)
-        return [
-            Done(remote_id=pin_id(body, response, what, write=True), action="created")
-        ]
+        return [Done(remote_id=pin_id(body, response, what, write=True), action="created")]
 
     async def _update(self, client: Client, record: LinkRecord, found: dict[str, Any]) -> Done:
         ident = found.get("id")
