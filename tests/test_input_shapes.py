@@ -129,6 +129,27 @@ def test_links_read_now_hash_as_they_did_before_shapes(
     assert [content_hash(item) for item in items if not isinstance(item, BadRecord)] == expected
 
 
+# Lines the Quable and OCAPI readers took before shapes, with the link fields every v1 target
+# read (and these two ignored): computed by the code before InputShape (commit 2350319). A
+# state written then must find them unchanged, or a resync after the upgrade pushes them all.
+V1_CODE_LINK_HASHES = [
+    (
+        {"from": "A", "to": "B", "type": "rel", "priority": 3, "isActive": True},
+        "396da50512a47edcd9be56959ddd358e",
+    ),
+]
+
+
+@pytest.mark.parametrize("shape", [QUABLE_SHAPE, OCAPI_SHAPE], ids=["quable", "ocapi"])
+def test_code_links_with_v1_link_fields_hash_as_before_shapes(
+    tmp_path: Path, shape: InputShape
+) -> None:
+    items = read(tmp_path, "l.jsonl", jsonl(*(row for row, _ in V1_CODE_LINK_HASHES)), shape=shape)
+    assert [content_hash(item) for item in items if not isinstance(item, BadRecord)] == [
+        digest for _, digest in V1_CODE_LINK_HASHES
+    ]
+
+
 def test_assets_read_now_hash_as_they_did_before_shapes(tmp_path: Path) -> None:
     items = read(tmp_path, "a.jsonl", jsonl(*(row for row, _ in V1_ASSET_HASHES)), "asset")
     assert [content_hash(item) for item in items] == [digest for _, digest in V1_ASSET_HASHES]
@@ -218,25 +239,27 @@ def test_the_message_for_unknown_endpoint_keys_names_every_form_of_the_shape(
     )
 
 
-def test_quable_lines_take_codes_only_and_no_propeller_field(
+def test_quable_lines_take_codes_only_and_the_v1_link_fields_as_before(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     rows = [
         {"from": {"class": "product", "id": 1}, "to": "x", "type": "t"},
         {"from": "P1", "to": "A1", "type": "t", "subtype": "s", "priority": "high"},
+        {"from": "P1", "to": "A2", "type": "t", "subtype": "s", "colour": "red"},
     ]
-    obj, coded = read(tmp_path, "l.jsonl", jsonl(*rows), shape=QUABLE_SHAPE)
+    obj, typed, coded = read(tmp_path, "l.jsonl", jsonl(*rows), shape=QUABLE_SHAPE)
     assert isinstance(obj, BadRecord)
     assert obj.reason == "field 'from' must be a non-empty string, got object"
-    # Not a Quable field: ignored with a warning (and its type is nobody's business).
-    assert isinstance(coded, LinkRecord) and coded.extra == {}
-    assert "unknown field 'subtype'" in capsys.readouterr().err
-    _, strict = read(tmp_path, "l.jsonl", jsonl(*rows), shape=QUABLE_SHAPE, strict_fields=True)
+    # The link fields every target read before shapes are read, and checked, as they were.
+    assert isinstance(typed, BadRecord)
+    assert typed.reason == "field 'priority' must be an integer, got string"
+    assert isinstance(coded, LinkRecord) and coded.extra == {"subtype": "s"}
+    # Any other field is no Quable field: ignored with a warning.
+    assert "unknown field 'colour'" in capsys.readouterr().err
+    *_, strict = read(tmp_path, "l.jsonl", jsonl(*rows), shape=QUABLE_SHAPE, strict_fields=True)
     assert isinstance(strict, BadRecord)
-    assert (
-        strict.reason == "unknown field 'subtype' (did you mean 'type'?); unknown field 'priority'"
-    )
-    assert strict.key == "P1->A1:t"
+    assert strict.reason == "unknown field 'colour'"
+    assert strict.key == "P1->A2:t"
 
 
 # --- a third party's shape --------------------------------------------------------------------
