@@ -19,6 +19,8 @@ from bulksync.app.cli import main
 from bulksync.spi import ConfigError, TargetSpec
 
 PLUGIN = """
+from dataclasses import replace
+
 from bulksync.connectors.fake import FakeConnector, FakeServer
 from bulksync.spi import Capabilities, Options, TargetSpec
 
@@ -42,6 +44,23 @@ SPEC = TargetSpec(
     transport=lambda options: SERVER,
     needs_base_url=False,
 )
+
+
+def _fails(options):
+    raise RuntimeError("no such board")
+
+
+# Three plug-in mistakes: a factory that raises, a connector claiming a prune its spec does
+# not declare, options that are no model.
+RAISING = replace(SPEC, name="raising", connector=_fails)
+CLAIMING = replace(
+    SPEC,
+    name="claiming",
+    connector=lambda options: type(
+        "Claiming", (TinyConnector,), {"capabilities": Capabilities(prune=frozenset({"link"}))}
+    )(),
+)
+UNTYPED = replace(SPEC, name="untyped", options=dict)
 """
 
 
@@ -55,6 +74,8 @@ def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tinytarget\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text(
         "[bulksync.targets]\ntiny = tinytarget:SPEC\nbroken = tinytarget:NOPE\n"
+        "raising = tinytarget:RAISING\nclaiming = tinytarget:CLAIMING\n"
+        "untyped = tinytarget:UNTYPED\n"
     )
     monkeypatch.syspath_prepend(str(site))
     registry.target_spec.cache_clear()
@@ -150,3 +171,31 @@ def test_a_plugin_that_fails_to_load_is_one_line(
     assert err.count("\n") == 1
     assert "target kind 'broken' could not be loaded from tinytarget:NOPE" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("raising", "target kind 'raising': its connector failed to build: no such board"),
+        ("claiming", "target kind 'claiming': its connector's capabilities differ from its"),
+        ("untyped", "target kind 'untyped': the spec's options is no pydantic model"),
+    ],
+)
+def test_a_plugins_own_mistake_is_named_in_one_line_before_any_request(
+    plugin: object, tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str, message: str
+) -> None:
+    # Not "internal error" (exit 5, a bug of bulksync's): the plug-in is named, exit 2.
+    assert main(["run", "--config", str(job(tmp_path, kind)), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert plugin.SERVER.counters.requests == 0  # type: ignore[attr-defined]
+
+
+def test_kind_on_the_command_line_takes_an_installed_plugins_kind(
+    plugin: object, tmp_path: Path
+) -> None:
+    job(tmp_path, "tiny")  # writes links.jsonl
+    results = tmp_path / "cli-results.jsonl"
+    args = ["run", "--kind", "tiny", "--links", str(tmp_path / "links.jsonl")]
+    assert main([*args, "--results", str(results), "--no-state"]) == 0
+    assert len(results.read_bytes().splitlines()) == 3

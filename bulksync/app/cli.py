@@ -89,9 +89,9 @@ def _job_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="the job's TOML config file")
     parser.add_argument(
         "--kind",
-        choices=("quable", "propeller", "ocapi", "fake"),
-        help="the target ([target] kind); needed without --config: fake is the built-in "
-        "in-memory target",
+        # No choices: an installed plug-in adds kinds, and the config check lists them all.
+        help="the target ([target] kind): quable, propeller, ocapi, fake (the built-in "
+        "in-memory target) or an installed plug-in's kind; needed without --config",
     )
     parser.add_argument("--base-url", help="the target's base URL ([target] base_url)")
     parser.add_argument("--assets", type=Path, help="assets input file, JSONL or CSV")

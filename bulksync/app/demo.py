@@ -19,8 +19,8 @@ import anyio
 import orjson
 
 from bulksync.app.config import Config, InputsConfig, LimitsConfig, OutputConfig, TargetConfig
+from bulksync.app.registry import target_spec
 from bulksync.app.runner import RunReport, run_job_async
-from bulksync.connectors.quable._connector import QUABLE_WINDOWS
 from bulksync.sandbox import SandboxSettings, running_sandbox
 from bulksync.spi._errors import ConfigError
 
@@ -121,7 +121,7 @@ def demo_config(options: DemoOptions, folder: Path, base_url: str) -> Config:
         ),
         inputs=InputsConfig(assets=folder / "assets.jsonl", links=folder / "links.jsonl"),
         limits=LimitsConfig(
-            rate=[(n, seconds / scale) for n, seconds in QUABLE_WINDOWS],
+            rate=[(n, seconds / scale) for n, seconds in target_spec("quable").rate_windows],
             concurrency=16,
             stage_concurrency={"upload": 8},
             max_elapsed_s=60.0,
