@@ -10,6 +10,9 @@ from __future__ import annotations
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 
+from pydantic import BaseModel
+
+from bulksync.spi._connector import Capabilities
 from bulksync.spi._errors import ConfigError
 from bulksync.spi._spec import TargetSpec
 
@@ -50,4 +53,10 @@ def target_spec(kind: str) -> TargetSpec:
         ) from None
     if not isinstance(spec, TargetSpec) or spec.name != kind:
         raise ConfigError(f"target kind '{kind}': {point.value} is not a TargetSpec named '{kind}'")
+    if not isinstance(spec.capabilities, Capabilities):
+        raise ConfigError(f"target kind '{kind}': the spec's capabilities is no Capabilities")
+    if not (isinstance(spec.options, type) and issubclass(spec.options, BaseModel)):
+        raise ConfigError(f"target kind '{kind}': the spec's options is no pydantic model")
+    if not callable(spec.connector):
+        raise ConfigError(f"target kind '{kind}': the spec's connector cannot be called")
     return spec

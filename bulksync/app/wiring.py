@@ -117,7 +117,7 @@ def build_target(config: Config) -> BuiltTarget:
     if spec.check is not None:
         spec.check(options, _site(config))  # before any secret is read
     auth = authenticator(config, spec, options)
-    connector = spec.connector(options)
+    connector = _connector(spec, options)
     transport: Transport
     if spec.transport is not None:
         transport = spec.transport(options)
@@ -132,7 +132,32 @@ def build_connector(config: Config) -> Connector:
     """The target's connector alone: its options, no secrets, no transport. What the job
     check and a dry run need (a plan is made without credentials)."""
     spec = registry.target_spec(config.target.kind)
-    return spec.connector(_options(config, spec))
+    return _connector(spec, _options(config, spec))
+
+
+def _connector(spec: TargetSpec, options: Any) -> Connector:
+    """The spec's connector; a plug-in whose factory fails, or whose connector claims other
+    kinds, prunes or listings than its spec declares, is named in one line (not taken for a
+    bug of bulksync's, and not checked against the wrong capabilities)."""
+    try:
+        connector = spec.connector(options)
+    except ConfigError:
+        raise
+    except Exception as exc:  # the plug-in's own failure, whatever it is
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        message = f"target kind '{spec.name}': its connector failed to build: {detail}"
+        raise ConfigError(message) from None
+    declared, claimed = spec.capabilities, connector.capabilities
+    if (declared.kinds, declared.prune, declared.listing) != (
+        claimed.kinds,
+        claimed.prune,
+        claimed.listing,
+    ):
+        raise ConfigError(
+            f"target kind '{spec.name}': its connector's capabilities differ from its spec's "
+            "(kinds, prune and listing must be the same)"
+        )
+    return connector
 
 
 def config_schema(broken: list[str] | None = None) -> dict[str, Any]:
