@@ -152,6 +152,41 @@ def test_a_layer_imports_only_what_it_may(layer: str, allowed: str) -> None:
     assert sorted(outside) == []
 
 
+# What each layer builds on; a layer may always import its own modules.
+LAYERS: dict[str, set[str]] = {
+    "spi": set(),
+    "store": {"spi"},
+    "inputs": {"spi"},
+    "connectors": {"spi"},
+    "sandbox": {"spi"},
+    "engine": {"spi", "store"},
+    "app": {"spi", "store", "inputs", "engine", "sandbox", "_version"},
+    "testing": {"spi", "store", "inputs", "engine", "sandbox", "app"},
+}
+
+
+def _layer(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def test_each_layer_imports_only_the_layers_it_builds_on() -> None:
+    upward = {
+        f"{module} -> {target}"
+        for module, targets in GRAPH.items()
+        if _layer(module) in LAYERS
+        for target in targets
+        if _layer(target) != _layer(module) and _layer(target) not in LAYERS[_layer(module)]
+    }
+    assert sorted(upward) == []
+
+
+def test_every_layer_has_a_rule() -> None:
+    # A new top-level package must say what it builds on, or the rule above skips it.
+    packages = {_layer(module) for module in GRAPH} - {"", "__main__", "_version"}
+    assert packages <= set(LAYERS), packages - set(LAYERS)
+
+
 def test_connectors_import_the_public_spi_not_its_private_modules() -> None:
     # What bulksync.spi exports is the contract; its private modules may move.
     private = {
