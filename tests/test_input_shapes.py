@@ -357,3 +357,8 @@ def test_a_dry_run_reads_lines_by_its_target_shape(
     else:  # Quable: codes only, and no 'priority' of its own to check
         assert "links.jsonl:1: field 'from' must be a non-empty string, got object" in out
     assert "0 create, 0 update, 0 skip, 1 invalid" in out
+
+
+def test_a_link_field_of_an_unknown_type_is_refused_when_declared() -> None:
+    with pytest.raises(ValueError, match="not 'int'"):
+        LinkField("int")  # type: ignore[arg-type]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 FieldType = Literal["integer", "string", "boolean"]
 
@@ -33,6 +33,11 @@ class LinkField:
     bounds: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
+        # A plug-in's typo ("int") would otherwise make the field a string without a word.
+        if self.type not in get_args(FieldType):
+            raise ValueError(
+                f"a link field's type is one of {get_args(FieldType)}, not {self.type!r}"
+            )
         if self.bounds is not None and self.type != "integer":
             raise ValueError("only an integer field has bounds")
         if self.bounds is not None and self.bounds[0] > self.bounds[1]:

@@ -18,7 +18,7 @@ import pytest
 from bulksync_notes.sandbox import NotesState, RunningNotes, running_notes
 
 from bulksync.app.cli import main as bulksync_main
-from bulksync.spi._spec import TargetSpec
+from bulksync.spi import TargetSpec
 from bulksync.testing import Subject, conformance_tests
 
 TOKEN_ENV = "NOTES_TEST_TOKEN"
