@@ -61,6 +61,7 @@ CLAIMING = replace(
     )(),
 )
 UNTYPED = replace(SPEC, name="untyped", options=dict)
+NOCREDS = replace(SPEC, name="nocreds", credentials=())
 """
 
 
@@ -75,7 +76,7 @@ def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     (info / "entry_points.txt").write_text(
         "[bulksync.targets]\ntiny = tinytarget:SPEC\nbroken = tinytarget:NOPE\n"
         "raising = tinytarget:RAISING\nclaiming = tinytarget:CLAIMING\n"
-        "untyped = tinytarget:UNTYPED\n"
+        "untyped = tinytarget:UNTYPED\nnocreds = tinytarget:NOCREDS\n"
     )
     monkeypatch.syspath_prepend(str(site))
     registry.target_spec.cache_clear()
@@ -179,6 +180,7 @@ def test_a_plugin_that_fails_to_load_is_one_line(
         ("raising", "target kind 'raising': its connector failed to build: no such board"),
         ("claiming", "target kind 'claiming': its connector's capabilities differ from its"),
         ("untyped", "target kind 'untyped': the spec's options is no pydantic model"),
+        ("nocreds", "target kind 'nocreds': the spec accepts no credentials"),
     ],
 )
 def test_a_plugins_own_mistake_is_named_in_one_line_before_any_request(

@@ -57,6 +57,10 @@ def target_spec(kind: str) -> TargetSpec:
         raise ConfigError(f"target kind '{kind}': the spec's capabilities is no Capabilities")
     if not (isinstance(spec.options, type) and issubclass(spec.options, BaseModel)):
         raise ConfigError(f"target kind '{kind}': the spec's options is no pydantic model")
+    if not spec.credentials:
+        raise ConfigError(
+            f"target kind '{kind}': the spec accepts no credentials (\"none\" for none)"
+        )
     if not callable(spec.connector):
         raise ConfigError(f"target kind '{kind}': the spec's connector cannot be called")
     return spec
