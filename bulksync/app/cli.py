@@ -106,6 +106,16 @@ def _job_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--concurrency", type=int, help="workers per stage ([limits] concurrency)")
     parser.add_argument("--no-progress", action="store_true", help="no live progress display")
     parser.add_argument(
+        "--stats-interval",
+        type=float,
+        metavar="SECONDS",
+        help="off a terminal (or with --no-progress), print a stats line to stderr this often "
+        "(default 60; 0: none) ([output] stats_interval)",
+    )
+    parser.add_argument(
+        "--stats-json", action="store_true", help="print the stats lines as JSON lines"
+    )
+    parser.add_argument(
         "--full",
         action="store_true",
         help="ignore the state: list the target through its API's paging and push what differs",
@@ -163,6 +173,8 @@ def _run(args: argparse.Namespace) -> int:
         "limits.rate": _parse_rate(args.rate),
         "limits.concurrency": args.concurrency,
         "output.progress": False if args.no_progress else None,
+        "output.stats_interval": args.stats_interval,
+        "output.stats_format": "json" if args.stats_json else None,
         "state.path": str(args.state.resolve()) if args.state else None,
         "state.enabled": False if args.no_state else None,
     }

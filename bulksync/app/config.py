@@ -122,6 +122,10 @@ class OutputConfig(Section):
     table = "output"
     results: FilePath = Path("results.jsonl")
     progress: bool = True
+    # Off a terminal (or with progress off), one stats line to stderr every so many seconds;
+    # 0 prints none.
+    stats_interval: Seconds = 60.0
+    stats_format: Literal["text", "json"] = "text"
 
 
 class StateConfig(Section):

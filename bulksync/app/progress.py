@@ -1,15 +1,16 @@
-"""The live progress display of a run: one bar per stage, on stderr, only on a terminal."""
+"""The live progress display of a run, on stderr, only on a terminal."""
 
 from __future__ import annotations
 
 import sys
-import time
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 
 import anyio
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -18,46 +19,69 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
-from bulksync.engine._engine import Engine
+from bulksync.app._stats_lines import status_text
+from bulksync.app._telemetry import Snapshot, format_rate
 from bulksync.spi._records import Kind
+
+# Requests/s and items/s on the display are over this many recent seconds: long enough to be
+# steady, short enough to show a throttled run slowing down.
+RATE_WINDOW_S = 10.0
 
 
 def count_lines(path: Path) -> int:
-    """Lines in an input file, for the progress total; read in 1 MiB blocks, not parsed."""
-    count = 0
+    """Items in an input file, for the progress total; read in 1 MiB blocks, not parsed.
+
+    A CSV file's header is no item; a last line without its newline is one."""
+    count, last = 0, b"\n"
     with open(path, "rb") as fh:
         while block := fh.read(1 << 20):
             count += block.count(b"\n")
+            last = block[-1:]
+    if last != b"\n":
+        count += 1
+    if path.suffix.lower() in (".csv", ".tsv") and count:
+        count -= 1
     return count
 
 
 class RunProgress:
-    """Per stage: done / total, rate, ETA and failures; refreshed by :meth:`watch`."""
+    """One bar per stage (done / total, failed, skipped, items/s, ETA) and a status line for
+    the run (elapsed, requests, pace, in flight, retries, 429s, pauses, token refreshes);
+    refreshed by :meth:`watch` from :func:`bulksync.app._telemetry.take_snapshot`."""
 
-    def __init__(self, engine: Engine, totals: Mapping[Kind, int], enabled: bool) -> None:
-        self._engine = engine
+    def __init__(
+        self, sample: Callable[[], Snapshot], totals: Mapping[Kind, int], enabled: bool
+    ) -> None:
+        self._sample = sample
         self._totals = totals
         self._console = Console(stderr=True)
         self.enabled = enabled and self._console.is_terminal
         self._progress = Progress(
-            TextColumn("{task.description:<14}"),
-            BarColumn(),
+            TextColumn("{task.description:<16}"),
+            BarColumn(bar_width=30),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]:>8} /s"),
+            TextColumn("{task.fields[rate]:>7}/s"),
             TextColumn("[red]{task.fields[failed]} failed"),
+            TextColumn("[yellow]{task.fields[skipped]} skipped"),
+            TextColumn("ETA"),
             TimeRemainingColumn(),
             console=self._console,
+        )
+        self._status = Text()
+        self._live = Live(
+            Group(self._progress, self._status),
+            console=self._console,
+            refresh_per_second=4,
             transient=False,
         )
-        self._tasks: dict[int, TaskID] = {}
-        self._first_seen: dict[int, float] = {}
-        self._last_change: dict[int, float] = {}
-        self._last_count: dict[int, int] = {}
+        self._tasks: dict[str, TaskID] = {}
+        self._window: deque[Snapshot] = deque()
 
     def __enter__(self) -> RunProgress:
         if self.enabled:
-            self._progress.start()
+            self._live.start()
         return self
 
     def __exit__(
@@ -68,29 +92,35 @@ class RunProgress:
     ) -> None:
         if self.enabled:
             self.refresh()
-            self._progress.stop()
+            self._live.stop()
 
     def refresh(self) -> None:
-        now = time.monotonic()
-        for index, counters in enumerate(self._engine.counters):
-            finished = counters.done + counters.failed
-            # Each stage's rate counts from its own first item: links start after assets.
-            if finished and index not in self._first_seen:
-                self._first_seen[index] = now
-            if finished != self._last_count.get(index):
-                self._last_count[index], self._last_change[index] = finished, now
-            # ... and stops counting when the stage stops moving (done, or waiting).
-            elapsed = self._last_change.get(index, now) - self._first_seen.get(index, now)
-            rate = f"{counters.done / elapsed:.1f}" if elapsed > 0.5 else "-"
-            if index not in self._tasks:
-                total = self._totals.get(counters.kind)
-                description = f"{counters.kind}s {counters.name}"
-                self._tasks[index] = self._progress.add_task(
-                    description, total=total, rate=rate, failed=0
+        now = self._sample()
+        self._window.append(now)
+        while self._window and now.at - self._window[0].at > RATE_WINDOW_S:
+            self._window.popleft()
+        before = self._window[0] if self._window[0] is not now else None
+        for index, stage in enumerate(now.stages):
+            rate = "-"
+            if before is not None and index < len(before.stages) and now.at > before.at:
+                moved = stage.finished - before.stages[index].finished
+                rate = format_rate(moved / (now.at - before.at))
+            failed, skipped = f"{stage.failed:,}", f"{stage.skipped:,}"
+            task = self._tasks.get(stage.label)
+            if task is None:
+                task = self._progress.add_task(
+                    stage.label, total=stage.total, rate=rate, failed=failed, skipped=skipped
                 )
+                self._tasks[stage.label] = task
             self._progress.update(
-                self._tasks[index], completed=finished, rate=rate, failed=counters.failed
+                task,
+                completed=stage.finished,
+                total=stage.total,
+                rate=rate,
+                failed=failed,
+                skipped=skipped,
             )
+        self._status.plain = status_text(now, before)
 
     async def watch(self, interval_s: float = 0.25) -> None:
         if not self.enabled:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ import anyio
 
 from bulksync.app._job_check import check_job, check_stage_names
 from bulksync.app._retry_select import RetrySelection
+from bulksync.app._stats_lines import print_stats
+from bulksync.app._telemetry import Snapshot, take_snapshot
 from bulksync.app.config import Config, normalize_base_url
 from bulksync.app.plan import format_plan, make_plan, plan_json
 from bulksync.app.progress import RunProgress, count_lines, note
@@ -93,10 +96,11 @@ async def run_job_async(
     check_stage_names(checked, config.limits.stage_concurrency)
     with ExitStack() as stack:
         state = _open_state(config, stack, exclusive=not mode.dry_run)
-        # The totals are read only for a progress display someone will see.
+        # The totals are read only for a display someone will see: the bars, or stats lines.
         show_progress = config.output.progress and not quiet and sys.stderr.isatty()
+        stats_every = 0.0 if quiet or show_progress else config.output.stats_interval
         inputs, totals = _open_inputs(
-            config, stack, show_progress, mode.strict_fields, keys=mode.only_keys
+            config, stack, show_progress or stats_every > 0, mode.strict_fields, keys=mode.only_keys
         )
         if mode.dry_run:
             return await _dry_run(config, stack, inputs, state, mode, quiet, checked)
@@ -106,8 +110,13 @@ async def run_job_async(
         remote = _remote_index(config, built, mode, stack)
         engine_options = _engine_options(config, state, mode, remote)
         engine = Engine(built.connector, built.target, writer, engine_options)
-        progress = RunProgress(engine, totals, enabled=show_progress)
         started = time.monotonic()
+
+        def sample() -> Snapshot:
+            return take_snapshot(engine, started, totals)
+
+        progress = RunProgress(sample, totals, enabled=show_progress)
+        stats_json = config.output.stats_format == "json"
         failure: BulksyncError | None = None
         engines = [engine]
         deleted: list[int] = []
@@ -127,7 +136,11 @@ async def run_job_async(
 
         try:
             with progress:
-                await _drive(engines, work, progress)
+                watchers: list[Callable[[], Coroutine[Any, Any, None]]] = [
+                    progress.watch,
+                    partial(print_stats, sample, stats_every, stats_json),
+                ]
+                await _drive(engines, work, watchers)
         except BulksyncError as exc:
             failure = exc
         finally:
@@ -358,12 +371,16 @@ async def _dry_run(
 
 
 async def _drive(
-    engines: list[Engine], work: Callable[[], Awaitable[None]], progress: RunProgress
+    engines: list[Engine],
+    work: Callable[[], Awaitable[None]],
+    watchers: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
 ) -> None:
+    """``work`` beside the signal handler and the ``watchers`` (displays), which it ends."""
     try:
         async with anyio.create_task_group() as group:
             group.start_soon(_watch_signals, engines)
-            group.start_soon(progress.watch)
+            for watcher in watchers:
+                group.start_soon(watcher)
             await work()
             group.cancel_scope.cancel()
     except BaseExceptionGroup as group_error:

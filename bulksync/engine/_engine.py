@@ -83,6 +83,7 @@ class Engine(ItemSink):
         self.client = EngineClient(target, self.stats, self.options.retry, breaker)
         self.writer = writer
         self.counters: list[StageCounters] = []
+        self._stages: dict[Kind, list[tuple[Stage, StageCounters]]] = {}
         self.read: dict[Kind, int] = {}
         self.stop = anyio.Event()
         self.interrupted = False
@@ -113,7 +114,9 @@ class Engine(ItemSink):
         self._identities = IdentityIndex()
         for kind, _, stages in flows:
             self.read[kind] = 0
-            self.counters.extend(StageCounters(kind, stage.name) for stage in stages)
+            pairs = [(stage, StageCounters(kind, stage.name)) for stage in stages]
+            self._stages[kind] = pairs
+            self.counters.extend(counters for _, counters in pairs)
         try:
             async with anyio.create_task_group() as outer:
                 outer.start_soon(self._cancel_after_grace)
@@ -168,7 +171,7 @@ class Engine(ItemSink):
         self, kind: Kind, records: Iterable[Record | BadRecord], stages: Sequence[Stage]
     ) -> None:
         options = self.options
-        counters = [c for c in self.counters if c.kind == kind]
+        counters = [c for _, c in self._stages[kind]]
         async with anyio.create_task_group() as group:
             downstream: MemoryObjectSendStream[Job] | None = None
             # Built from the last stage backwards, so each pool knows where its output goes.
@@ -290,6 +293,7 @@ class Engine(ItemSink):
         self.stats.invalid += 1
         message = f"{record.origin}: duplicate of line {first} (the same item on the target)"
         error = ErrorInfo("DuplicateItem", message)
+        self._count_unreached(record.kind, None, "failed")
         self._write(ItemResult(record.kind, record.origin, record.key, "failed", error=error))
 
     async def intend(self, jobs: Sequence[Job]) -> None:
@@ -351,6 +355,7 @@ class Engine(ItemSink):
             extra=job.extra if job.action is None else {**job.extra, "action": job.action},
         )
         self._live.discard(job)
+        self._count_unreached(record.kind, job, status)
         state = self.options.state
         if status == "failed" and state is not None:
             what = f"{error.type}: {error.message}" if error else "failed"
@@ -386,6 +391,7 @@ class Engine(ItemSink):
         self.stats.invalid += 1
         if record.kind == "asset" and key:
             self._failed_assets[key] = f"line {record.origin.line}: {what}"
+        self._count_unreached(record.kind, None, "failed")
         self._write(ItemResult(record.kind, record.origin, key, "failed", error=error))
 
     def _finish_bad(self, record: BadRecord) -> None:
@@ -393,8 +399,32 @@ class Engine(ItemSink):
         error = ErrorInfo(record.error_type, f"{record.origin}: {record.reason}")
         if record.kind == "asset" and record.key:
             self._failed_assets[record.key] = f"line {record.origin.line}: {record.reason}"
+        self._count_unreached(record.kind, None, "failed")
         self._write(ItemResult(record.kind, record.origin, record.key, "failed", error=error))
+
+    def _count_unreached(self, kind: Kind, job: Job | None, status: Status) -> None:
+        """Count an item at every stage of its kind that did not count it, so that each stage's
+        bar reaches its total: the first one as the item ended (a bad line fails at the first
+        stage), the later ones as skipped, or as not applicable when the stage would have had
+        nothing to do for it (an unchanged asset with no file, at the upload)."""
+        stages = self._stages.get(kind, ())
+        first = True
+        for stage, counters in stages[job.passed if job is not None else 0 :]:
+            if job is not None and not _applies(stage, job):
+                counters.not_applicable += 1
+            elif first and status == "failed":
+                counters.failed += 1
+            else:
+                counters.skipped += 1
+            first = False
 
     def _write(self, result: ItemResult) -> None:
         self.writer.write(result)
         self.stats.count(result)
+
+
+def _applies(stage: Stage, job: Job) -> bool:
+    try:
+        return stage.applies(job)
+    except Exception:
+        return True  # the stage would have failed the item: it counts in its total

@@ -37,12 +37,34 @@ log = logging.getLogger("bulksync.engine._engine")
 
 @dataclass(slots=True)
 class StageCounters:
-    """Live figures for the progress display."""
+    """Live figures for the progress display and the timeline.
+
+    Every item of the stage's kind is counted once here: ``done`` and ``failed`` at this stage,
+    ``skipped`` when its result came without it reaching this stage (unchanged, a bad line,
+    failed at an earlier stage, interrupted), ``not_applicable`` when the stage had nothing to
+    do for it (an asset with no file at the upload): that one is outside the stage's total.
+    """
 
     kind: Kind
     name: str
     done: int = 0
     failed: int = 0
+    skipped: int = 0
+    not_applicable: int = 0
+
+    @property
+    def finished(self) -> int:
+        """Items of the stage's own total that are past it, whatever their outcome."""
+        return self.done + self.failed + self.skipped
+
+    @property
+    def label(self) -> str:
+        """What the displays call the stage: "assets: upload", "links: create".
+
+        A stage named after its kind (Quable's "link", OCAPI's "asset") is the one that
+        creates it; its name stays as it is where it is configured (stage_concurrency)."""
+        verb = "create" if self.name == self.kind else self.name
+        return f"{self.kind}s: {verb}"
 
 
 class ItemSink(Protocol):
@@ -119,7 +141,7 @@ class StagePool:
             if applies:
                 pending.append(job)
             else:  # nothing to do here (an asset with no file to upload)
-                await self._advance(job, None, downstream)
+                await self._advance(job, None, downstream, applied=False)
         await self._sink.intend(pending)
         while pending:
             outcomes = await self._attempt(pending)
@@ -150,7 +172,9 @@ class StagePool:
                 if isinstance(outcome, Done):
                     await self._advance(job, outcome, downstream)
                 else:
-                    self.counters.failed += isinstance(outcome, Failed)
+                    if isinstance(outcome, Failed):
+                        self.counters.failed += 1
+                        job.passed += 1
                     self._sink.end(job, outcome, self.stage.name)
             if retry:
                 await self._retrier.pause(max(waits), len(retry))
@@ -210,9 +234,17 @@ class StagePool:
         return outcomes
 
     async def _advance(
-        self, job: Job, outcome: Done | None, downstream: MemoryObjectSendStream[Job] | None
+        self,
+        job: Job,
+        outcome: Done | None,
+        downstream: MemoryObjectSendStream[Job] | None,
+        applied: bool = True,
     ) -> None:
-        self.counters.done += 1
+        if applied:
+            self.counters.done += 1
+        else:
+            self.counters.not_applicable += 1
+        job.passed += 1
         if outcome is not None:
             job.extra.update(outcome.extra)
             if outcome.action is not None:

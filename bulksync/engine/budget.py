@@ -128,6 +128,23 @@ class RateBudget:
         self._recent: deque[float] = deque()  # grant times over the last second
         self.granted = 0
         self.throttled = 0
+        self.pauses = 0  # times everyone was paused (Retry-After, or the first 429 unpaced)
+        self.paused_total_s = 0.0  # how long, overlapping pauses counted once
+        self.pause_reason: str | None = None  # why the current (or last) pause
+
+    def paused_for(self) -> float:
+        """Seconds left of the pause in force (0 when none)."""
+        return max(0.0, self._paused_until - self._clock())
+
+    def _pause(self, now: float, seconds: float, reason: str) -> None:
+        until = now + seconds
+        if until <= self._paused_until:
+            return
+        if self._paused_until <= now:
+            self.pauses += 1
+        self.paused_total_s += until - max(self._paused_until, now)
+        self._paused_until = until
+        self.pause_reason = reason
 
     @property
     def rate(self) -> float | None:
@@ -181,8 +198,7 @@ class RateBudget:
         now = self._clock()
         self.throttled += 1
         if retry_after is not None:
-            pause = min(retry_after, self._max_pause_s)
-            self._paused_until = max(self._paused_until, now + pause)
+            self._pause(now, min(retry_after, self._max_pause_s), "Retry-After")
             return
         if now - self._last_decrease < 1.0:
             return
@@ -197,7 +213,7 @@ class RateBudget:
         if self._reference is None:
             self._reference = current
             if self.base_rate is None:
-                self._paused_until = max(self._paused_until, now + FIRST_THROTTLE_PAUSE_S)
+                self._pause(now, FIRST_THROTTLE_PAUSE_S, "first 429")
 
     def _floor(self) -> float:
         return max(0.1, 0.05 * (self.base_rate or self._reference or 1.0))

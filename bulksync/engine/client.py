@@ -63,6 +63,10 @@ class EngineClient:
         self.breaker = breaker or CircuitBreaker()
         self._timeout_cap_s = timeout_cap_s  # the preflight's short leash, logins included
 
+    @property
+    def target(self) -> Target:
+        return self._target
+
     def _absolute(self, request: HttpRequest) -> HttpRequest:
         if request.url.startswith(("http://", "https://")):
             return request
@@ -98,6 +102,7 @@ class EngineClient:
         self._stats.requests += 1
         started = time.monotonic()
         breaker.sent()
+        self._stats.in_flight += 1
         try:
             response = await self._target.transport.send(request.with_headers(headers))
         except LocalFileError as exc:
@@ -111,8 +116,10 @@ class EngineClient:
         except BaseException:
             breaker.cancelled()
             raise
+        finally:
+            self._stats.in_flight -= 1
         breaker.answered(request, response)
-        self._stats.latency.add(time.monotonic() - started)
+        self._stats.observe(time.monotonic() - started)
         if response.status == 429:
             self._stats.throttled += 1
             self._target.budget.on_throttled(parse_retry_after(response.header("retry-after")))

@@ -72,6 +72,7 @@ class Job:
     started_at: float | None = None  # monotonic time of the first attempt
     intent: tuple[str, str | None] | None = None  # what the state holds in flight: hash, file
     stage: str | None = None  # the stage the job is in, for interrupted results
+    passed: int = 0  # stages that counted the job in their progress (done, failed, n/a)
     extra: dict[str, Any] = field(default_factory=dict)  # connector fields for the result line
     _steps: dict[type[Any], Any] = field(default_factory=dict, init=False, repr=False)
 

@@ -129,7 +129,19 @@ class RunStats:
     retries: int = 0
     throttled: int = 0
     invalid: int = 0  # input lines that could not be read
+    in_flight: int = 0  # requests on the wire now
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    # The latencies since the timeline last took them: one second's percentiles.
+    recent_latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+
+    def observe(self, seconds: float) -> None:
+        """One answered request's latency."""
+        self.latency.add(seconds)
+        self.recent_latency.add(seconds)
+
+    def take_recent_latency(self) -> LatencyHistogram:
+        taken, self.recent_latency = self.recent_latency, LatencyHistogram()
+        return taken
 
     def count(self, result: ItemResult) -> None:
         if result.status == "succeeded":

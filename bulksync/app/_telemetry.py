@@ -1,0 +1,92 @@
+"""What a run is doing right now, read off the engine in one go: the live display, the stats
+lines and the timeline all show the same figures, from the same snapshot."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from bulksync.engine._engine import Engine
+from bulksync.spi._records import Kind
+
+
+@dataclass(frozen=True, slots=True)
+class StageFigures:
+    label: str  # "assets: upload"
+    done: int
+    failed: int
+    skipped: int
+    total: int | None  # None: the input was not counted (no display asked for it)
+
+    @property
+    def finished(self) -> int:
+        return self.done + self.failed + self.skipped
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    at: float  # monotonic
+    elapsed_s: float
+    requests: int
+    retries: int
+    throttled: int
+    in_flight: int
+    pace: float | None  # the budget's pace in force, requests per second (None: unpaced)
+    limit: float | None  # the pace the configured windows allow (None: none configured)
+    paused_s: float  # left of the pause in force
+    pause_reason: str | None
+    pauses: int
+    paused_total_s: float
+    token_refreshes: int
+    stages: tuple[StageFigures, ...]
+
+
+def take_snapshot(engine: Engine, started: float, totals: Mapping[Kind, int]) -> Snapshot:
+    """The run's figures now; ``totals`` are the input lines per kind, where counted."""
+    now = time.monotonic()
+    stats, target = engine.stats, engine.client.target
+    budget, auth = target.budget, target.auth
+    stages = []
+    for counters in engine.counters:
+        total = totals.get(counters.kind)
+        if total is not None:
+            # Lines counted up front may be off (blank lines): never show more done than all.
+            total = max(total - counters.not_applicable, counters.finished)
+        figures = StageFigures(
+            counters.label, counters.done, counters.failed, counters.skipped, total
+        )
+        stages.append(figures)
+    # A login after the first one is a refresh of the session too (expired, or a 401).
+    logins = int(getattr(auth, "logins", 0))
+    refreshes = int(getattr(auth, "refreshes", 0)) + max(0, logins - 1)
+    return Snapshot(
+        at=now,
+        elapsed_s=now - started,
+        requests=stats.requests,
+        retries=stats.retries,
+        throttled=stats.throttled,
+        in_flight=stats.in_flight,
+        pace=budget.rate,
+        limit=budget.base_rate,
+        paused_s=budget.paused_for(),
+        pause_reason=budget.pause_reason if budget.paused_for() > 0 else None,
+        pauses=budget.pauses,
+        paused_total_s=budget.paused_total_s,
+        token_refreshes=refreshes,
+        stages=tuple(stages),
+    )
+
+
+def format_duration(seconds: float) -> str:
+    """``1:02:03`` (or ``2:03``): elapsed times and ETAs, short enough for a status line."""
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def format_rate(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.0f}" if value >= 100 else f"{value:,.1f}"
