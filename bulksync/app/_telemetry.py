@@ -90,3 +90,12 @@ def format_rate(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value:,.0f}" if value >= 100 else f"{value:,.1f}"
+
+
+def run_figures(engine: Engine) -> dict[str, object]:
+    """What the summary adds of the budget and the session, from the same counters."""
+    snapshot = take_snapshot(engine, time.monotonic(), {})
+    return {
+        "pauses": {"count": snapshot.pauses, "total_s": round(snapshot.paused_total_s, 3)},
+        "token_refreshes": snapshot.token_refreshes,
+    }
