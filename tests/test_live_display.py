@@ -224,8 +224,10 @@ def test_off_a_terminal_a_run_prints_a_stats_line_every_interval(
     lines = [x for x in done.stderr.decode().splitlines() if x.startswith("bulksync stats:")]
     summary = orjson.loads((tmp_path / "out" / "results.summary.json").read_bytes())
     assert len(lines) >= 4, done.stderr.decode()
-    assert len(lines) <= summary["elapsed_s"] / 0.5 + 1
+    # One a interval, and the last at the end, with the final figures.
+    assert len(lines) <= summary["elapsed_s"] / 0.5 + 2
     last = lines[-1]
+    assert f"requests {summary['requests']:,} " in last, last
     for label in ("assets: upload", "assets: create", "links: create"):
         assert label in last, last
     requests = [int(re.search(r"requests ([\d,]+)", x).group(1).replace(",", "")) for x in lines]  # type: ignore[union-attr]

@@ -109,17 +109,27 @@ async def print_stats(
     as_json: bool = False,
     out: TextIO | None = None,
 ) -> None:
-    """One line every ``interval_s`` until cancelled (the run's task group ends it)."""
+    """One line every ``interval_s`` until cancelled (the run's task group ends it), and a
+    last one then, for a run that lasted longer than one interval: a log then ends with the
+    run's final figures. A shorter run prints none (its summary says it all)."""
     if interval_s <= 0:
         return
     stream = out or sys.stderr
     before: Snapshot | None = None
-    while True:
-        await anyio.sleep(interval_s)
+
+    def emit() -> Snapshot:
         now = sample()
         if as_json:
             stream.write(orjson.dumps(stats_json(now, before)).decode() + "\n")
         else:
             stream.write(stats_line(now, before) + "\n")
         stream.flush()
-        before = now
+        return now
+
+    try:
+        while True:
+            await anyio.sleep(interval_s)
+            before = emit()
+    finally:
+        if before is not None:
+            emit()
