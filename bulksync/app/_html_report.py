@@ -145,6 +145,8 @@ def _header(summary: dict[str, Any]) -> str:
     target = _object(summary, "target")
     status = ", ".join(str(m) for m in summary.get("messages") or []) or "—"
     exit_code = summary.get("exit_code")
+    if exit_code is not None:
+        status += f" · exit {exit_code}"
     ok = exit_code == 0 if exit_code is not None else not summary.get("failed")
     meta = [
         ("target", f"{target.get('kind') or '—'} · {target.get('base_url') or '—'}"),
