@@ -69,11 +69,24 @@ def locate(path: Path) -> ResultsFile:
 
 
 def _is_empty(path: Path) -> bool:
+    """True for a file of blank lines; a binary file (a NUL early on) is refused here, before
+    its first "line" (which may be megabytes long) is read."""
     try:
         with open(path, "rb") as fh:
+            if b"\x00" in fh.read(4096):
+                raise InputFileError(f"{path} is a binary file, not a bulksync results file")
+            fh.seek(0)
             return not any(raw.strip() for raw in fh)
     except OSError as exc:
         raise InputFileError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def write_report(results: Path, out: TextIO, *, failed_only: bool = False) -> int:
@@ -117,7 +130,8 @@ def results_items(results: Path) -> Iterator[dict[str, Any]]:
                 try:
                     item = orjson.loads(raw)
                 except orjson.JSONDecodeError:
-                    raise refused(lineno, "is not a JSON line") from None
+                    why = "is not a JSON line" if _is_utf8(raw) else "is not UTF-8 text"
+                    raise refused(lineno, why) from None
                 if not isinstance(item, dict):
                     raise refused(lineno, "is not a JSON object")
                 if item.get("status") not in STATUSES:
