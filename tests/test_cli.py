@@ -277,11 +277,11 @@ def test_report_prints_the_bulk_response_shape(
     assert main(["run", "--config", str(fake_config(tmp_path))]) == 1
     capsys.readouterr()
     results = tmp_path / "out" / "results.jsonl"
-    assert main(["report", str(results)]) == 0
+    assert main(["report", str(results), "--json"]) == 0
     everything = orjson.loads(capsys.readouterr().out)
     assert everything["total"] == 3 and len(everything["data"]) == 3
     assert everything["messages"] == ["Completed"]
-    assert main(["report", str(results), "--failed"]) == 0
+    assert main(["report", str(results), "--json", "--failed"]) == 0
     failed = orjson.loads(capsys.readouterr().out)
     assert failed["total"] == 1 and failed["data"][0]["line"] == 2
     assert failed["data"][0]["success"] is False

@@ -22,6 +22,7 @@ from bulksync.spi._errors import EXIT_INTERNAL, BulksyncError
 from bulksync.spi._redact import RedactingFilter, redact, redacted_excerpt
 
 EXIT_USAGE = 2
+_HTML_DEFAULT = Path("<default>")  # `--html` with no PATH: report.html in the run folder
 
 
 class _NoTraceback(logging.Filter):
@@ -54,9 +55,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     retry.add_argument("failed_from", type=Path, metavar="RESULTS", help="a results JSONL file")
     _job_arguments(retry)
-    report = commands.add_parser("report", help="print a results file as a bulk response")
-    report.add_argument("results", type=Path, help="a results JSONL file")
-    report.add_argument("--failed", action="store_true", help="only the failed items")
+    _report_arguments(
+        commands.add_parser(
+            "report",
+            help="a run's counts per kind and action and its failures grouped by cause "
+            "(--json: the bulk response, --html: the HTML report)",
+        )
+    )
 
     # Listed here for --help; main() hands its arguments to the sandbox's own parser.
     commands.add_parser(
@@ -81,7 +86,62 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "config-schema", help="print the JSON schema of a job config (for editor completion)"
     )
+    completion = commands.add_parser(
+        "completion", help='print the shell completion script: eval "$(bulksync completion bash)"'
+    )
+    completion.add_argument("shell", choices=("bash", "zsh"))
     return parser
+
+
+def _report_arguments(report: argparse.ArgumentParser) -> None:
+    results = report.add_argument(
+        "results",
+        type=Path,
+        nargs="?",  # `report --html RUN` reads RUN as the folder (see _report)
+        metavar="RESULTS",
+        help="a results JSONL file or a run folder",
+    )
+    results.complete = {"bash": "_shtab_compgen_files", "zsh": "_files"}  # type: ignore[attr-defined]
+    report.add_argument("--failed", action="store_true", help="only the failed items")
+    view = report.add_mutually_exclusive_group()
+    view.add_argument(
+        "--json", action="store_true", help="the results as a bulk response (data, messages, total)"
+    )
+    view.add_argument(
+        "--html",
+        type=Path,
+        nargs="?",
+        const=_HTML_DEFAULT,
+        metavar="PATH",
+        help="write the HTML report (default: report.html in the run folder)",
+    )
+
+
+def _report(args: argparse.Namespace) -> int:
+    from bulksync.app._report_text import write_text_report
+    from bulksync.app.report import locate, write_html
+
+    results: Path | None = args.results
+    html: Path | None = args.html
+    if results is None and html is not None and html != _HTML_DEFAULT:
+        results, html = html, _HTML_DEFAULT  # `report --html RUN`: RUN is what to report on
+    if results is None:
+        raise BulksyncError("report needs a results file or a run folder: bulksync report RESULTS")
+    if args.json:
+        write_report(results, sys.stdout, failed_only=args.failed)
+    elif html is not None:
+        written = write_html(locate(results), None if html == _HTML_DEFAULT else html)
+        print(f"report: {written}")
+    else:
+        write_text_report(locate(results), sys.stdout, failed_only=args.failed)
+    return 0
+
+
+def _completion(shell: str) -> int:
+    import shtab
+
+    sys.stdout.write(shtab.complete(_parser(), shell))
+    return 0
 
 
 def _job_arguments(parser: argparse.ArgumentParser) -> None:
@@ -256,8 +316,9 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write(orjson.dumps(schema, option=orjson.OPT_INDENT_2).decode())
             sys.stdout.write("\n")
             return 0
-        write_report(args.results, sys.stdout, failed_only=args.failed)
-        return 0
+        if args.command == "completion":
+            return _completion(args.shell)
+        return _report(args)
     except BulksyncError as exc:
         print(f"bulksync: {redact(str(exc))}", file=sys.stderr)
         return exc.exit_code if exc.exit_code != 1 else EXIT_USAGE
