@@ -13,6 +13,7 @@ from typing import Any, TextIO
 
 from bulksync.app._error_groups import ErrorGroup, group_errors
 from bulksync.app.report import ResultsFile, results_items
+from bulksync.store.results import action_of
 
 # Actions in the order people read a sync: what was written, what was already there, what
 # was left alone, what went wrong. Others (a plug-in's own words) come after, by name.
@@ -31,23 +32,6 @@ ORDER = (
 MAX_ACTIONS = 30  # distinct action names kept per kind; a plug-in's free text cannot grow it
 OTHER_SKIP = "skipped-other"
 MESSAGE_CHARS = 200
-
-
-def action_of(item: dict[str, Any]) -> str:
-    """What happened to the item, in one word or two: the action a connector named
-    (created, updated, exists, deleted...), the reason of a skip (unchanged, dependency
-    failed), or failed."""
-    status = item.get("status")
-    if status == "failed":
-        return "failed"
-    if status == "skipped":
-        reason = item.get("reason")
-        if not isinstance(reason, str) or not reason.strip():
-            return "skipped"
-        # "dependency failed: asset 'a1' (line 3: ...)" counts as "dependency failed".
-        return reason.split(":", 1)[0].strip()[:40] or "skipped"
-    action = item.get("action")
-    return str(action) if isinstance(action, str) and action else "succeeded"
 
 
 class Tally:

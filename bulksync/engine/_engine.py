@@ -353,6 +353,7 @@ class Engine(ItemSink):
             step=step if record.kind == "asset" and status == "failed" else None,
             reason=reason,
             extra=job.extra if job.action is None else {**job.extra, "action": job.action},
+            started_at=job.started_at,
         )
         self._live.discard(job)
         self._count_unreached(record.kind, job, status)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ class ItemResult:
     step: str | None = None  # for assets: the step that failed (upload or create)
     reason: str | None = None  # for skips: why (unchanged, dependency failed, ...)
     extra: dict[str, Any] = field(default_factory=dict)
+    started_at: float | None = None  # monotonic time of its first request, if it had one
 
     @property
     def success(self) -> bool:
@@ -58,16 +60,38 @@ class ItemResult:
 
 
 class ResultWriter:
-    """Appends one JSON line per result and flushes it, so a crash keeps what finished."""
+    """Appends one JSON line per result and flushes it, so a crash keeps what finished.
+
+    Each line gets ``started_at`` (its first request; its result's time when it had none),
+    ``ended_at`` (its result) in UTC with milliseconds, and ``ms`` between the two.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file: IO[bytes] = open(path, "wb")  # noqa: SIM115 - closed by close()
+        self._wall_offset = time.time() - time.monotonic()  # monotonic -> wall clock
+        self._second = -1
+        self._prefix = ""
 
     def write(self, result: ItemResult) -> None:
-        self._file.write(_masked(orjson.dumps(result.to_json())) + b"\n")
+        doc = result.to_json()
+        ended = time.time()
+        started = ended if result.started_at is None else result.started_at + self._wall_offset
+        started = min(started, ended)
+        doc["started_at"] = self._stamp(started)
+        doc["ended_at"] = self._stamp(ended)
+        doc["ms"] = round((ended - started) * 1000.0, 1)
+        self._file.write(_masked(orjson.dumps(doc)) + b"\n")
         self._file.flush()
+
+    def _stamp(self, moment: float) -> str:
+        # A million results a run: the date part is formatted once a second, not per line.
+        second = int(moment)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._prefix}.{min(int((moment - second) * 1000), 999):03d}Z"
 
     def close(self) -> None:
         if not self._file.closed:
@@ -131,6 +155,7 @@ class RunStats:
     invalid: int = 0  # input lines that could not be read
     in_flight: int = 0  # requests on the wire now
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)  # kind -> action -> n
     # The latencies since the timeline last took them: one second's percentiles.
     recent_latency: LatencyHistogram = field(default_factory=LatencyHistogram)
 
@@ -144,6 +169,11 @@ class RunStats:
         return taken
 
     def count(self, result: ItemResult) -> None:
+        actions = self.counts.setdefault(result.kind, {})
+        action = action_of(
+            {"status": result.status, "reason": result.reason, "action": result.extra.get("action")}
+        )
+        actions[action] = actions.get(action, 0) + 1
         if result.status == "succeeded":
             self.succeeded += 1
         elif result.status == "failed":
@@ -165,6 +195,7 @@ class RunStats:
             "requests": self.requests,
             "retries": self.retries,
             "throttled": self.throttled,
+            "counts": {kind: dict(sorted(n.items())) for kind, n in self.counts.items()},
             "elapsed_s": round(elapsed_s, 3),
             "items_per_s": round(self.total / elapsed_s, 1) if elapsed_s > 0 else 0.0,
             "latency_ms": {
@@ -173,6 +204,23 @@ class RunStats:
                 "p99": self.latency.percentile(0.99),
             },
         }
+
+
+def action_of(item: dict[str, Any]) -> str:
+    """What happened to the item, in one word or two: the action a connector named
+    (created, updated, exists, deleted...), the reason of a skip (unchanged, dependency
+    failed), or failed. The summary's counts and `bulksync report` say the same."""
+    status = item.get("status")
+    if status == "failed":
+        return "failed"
+    if status == "skipped":
+        reason = item.get("reason")
+        if not isinstance(reason, str) or not reason.strip():
+            return "skipped"
+        # "dependency failed: asset 'a1' (line 3: ...)" counts as "dependency failed".
+        return reason.split(":", 1)[0].strip()[:40] or "skipped"
+    action = item.get("action")
+    return str(action) if isinstance(action, str) and action else "succeeded"
 
 
 def summary_path(results: Path) -> Path:
