@@ -8,6 +8,7 @@ lateness, while a sliding log per window is the hard guarantee that no window is
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections import deque
@@ -16,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import anyio
 
 Clock = Callable[[], float]
+log = logging.getLogger("bulksync.budget")
 Sleep = Callable[[float], Awaitable[None]]
 
 # Windows longer than this are quotas (Quable's 300,000 a day): enforced, but not paced, because
@@ -167,6 +169,27 @@ class RateBudget:
         self.granted += 1
 
     def on_throttled(self, retry_after: float | None = None) -> None:
+        """The server said 429: :meth:`_throttle`, and one log line (``-v``) saying what the
+        budget did about it, so the log's 429 lines and the summary's ``throttled`` agree."""
+        rate, paused_until = self._rate, self._paused_until
+        self._throttle(retry_after)
+        now = self._clock()
+        fields: dict[str, object] = {"event": "throttled", "retry_after": retry_after}
+        if self._paused_until > max(paused_until, now):
+            pause = round(self._paused_until - now, 3)
+            fields["pause_s"] = pause
+            what = f"pausing every request for {pause:.1f} s"
+        else:
+            what = "already paused" if paused_until > now else "pace unchanged"
+        if self._rate != rate:
+            fields.update(pace_from=rate, pace=self._rate)
+            what += f"; pace {_pace(rate)} -> {_pace(self._rate)}"
+        elif rate is not None and "pause_s" not in fields and retry_after is None:
+            what += " (lowered less than 1 s ago)"
+        after = "" if retry_after is None else f" (Retry-After {retry_after:g} s)"
+        log.info("HTTP 429%s: %s", after, what, extra=fields)
+
+    def _throttle(self, retry_after: float | None = None) -> None:
         """The server said 429: slow everyone down, not only the worker that saw it.
 
         With ``Retry-After`` the server says exactly when to come back: the whole budget
@@ -213,3 +236,12 @@ class RateBudget:
         if self.base_rate is not None and self._rate >= self.base_rate:
             self._rate = self.base_rate
             self._last_decrease = -math.inf
+            log.info(
+                "pace back to %s req/s, the configured rate",
+                _pace(self._rate),
+                extra={"event": "pace", "pace": self._rate},
+            )
+
+
+def _pace(rate: float | None) -> str:
+    return "unpaced" if rate is None else f"{rate:.1f}"
