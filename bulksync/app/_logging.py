@@ -114,10 +114,7 @@ def setup_logging(
     if log_format not in FORMATS:
         raise BulksyncError(f"--log-format expects text or json, got '{log_format}'")
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, "_bulksync", False):  # ours, from an earlier main() in-process
-            root.removeHandler(handler)
-            handler.close()
+    teardown_logging()  # an earlier main() in this process that did not end its own
     level = bulksync_level(verbosity)
     formatter: logging.Formatter = JsonFormatter() if log_format == "json" else TextFormatter()
     handlers: list[logging.Handler] = []
@@ -136,6 +133,7 @@ def setup_logging(
         to_file.setFormatter(formatter)
         to_file.setLevel(level)
         handlers.append(to_file)
+    _saved.extend((name, logging.getLogger(name).level) for name in ("", "bulksync", "asyncio"))
     for handler in handlers:
         if verbosity <= 0:
             handler.addFilter(NoTraceback())
@@ -151,3 +149,20 @@ def setup_logging(
     # records through the handlers at -v: held at WARNING, unless -vvv asks for everything.
     logging.getLogger("asyncio").setLevel(everything)
     return handlers
+
+
+_saved: list[tuple[str, int]] = []  # the levels setup_logging changed, to put back
+
+
+def teardown_logging() -> None:
+    """Remove and close the handlers :func:`setup_logging` installed and put the levels back,
+    so that ``main()`` called in-process (tests, an embedding program) leaves logging as it
+    found it, and no handler outlives the stream or file it writes to."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_bulksync", False):
+            root.removeHandler(handler)
+            handler.close()
+    while _saved:
+        name, level = _saved.pop()
+        logging.getLogger(name or None).setLevel(level)

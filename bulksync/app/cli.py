@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from bulksync._version import __version__
-from bulksync.app._logging import FORMATS, setup_logging
+from bulksync.app._logging import FORMATS, setup_logging, teardown_logging
 from bulksync.app._retry_select import failed_items
 from bulksync.app.config import load_config
 from bulksync.app.report import write_report
@@ -271,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except Exception as exc:  # ExceptionGroup included: a bug, never a traceback for a user
         return _crashed(exc)
+    finally:
+        teardown_logging()  # flushes and closes --log-file; in-process callers get logging back
 
 
 if __name__ == "__main__":  # pragma: no cover
