@@ -338,3 +338,18 @@ async def test_a_batch_retried_together_is_one_retry_and_one_log_line(
     (line,) = [r for r in caplog.records if r.name == "bulksync.retry"]
     assert line.getMessage().startswith("retry links: link (8 items) in ")
     assert line.__dict__["cause"] == "Busy: try later" and line.__dict__["items"] == 8
+
+
+def test_the_stderr_handler_writes_to_stderr_as_it_is_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The live display swaps sys.stderr for a proxy that prints above its bars: a handler
+    holding the stream it was made with would write through them."""
+    import io
+
+    from bulksync.app._logging import StderrHandler
+
+    handler = StderrHandler()
+    handler.setFormatter(TextFormatter())
+    swapped = io.StringIO()
+    monkeypatch.setattr("sys.stderr", swapped)
+    handler.emit(record("retry a in 1.00 s: HTTP503"))
+    assert swapped.getvalue().endswith(" INFO bulksync.retry: retry a in 1.00 s: HTTP503\n")

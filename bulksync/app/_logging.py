@@ -91,6 +91,23 @@ class JsonFormatter(logging.Formatter):
         return redact(line)
 
 
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record comes, not when the handler was
+    made: the live display swaps it for a proxy that prints above its bars, and a line
+    written to the stream it replaced would tear through them."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass  # always sys.stderr, as it is at the time
+
+
 def bulksync_level(verbosity: int) -> int:
     """-v: the run's events (INFO); -vv: every request too (DEBUG)."""
     return logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
@@ -118,7 +135,7 @@ def setup_logging(
     level = bulksync_level(verbosity)
     formatter: logging.Formatter = JsonFormatter() if log_format == "json" else TextFormatter()
     handlers: list[logging.Handler] = []
-    console = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    console = StderrHandler() if stream is None else logging.StreamHandler(stream)
     console.setFormatter(formatter if log_file is None else TextFormatter())
     console.setLevel(level if log_file is None else logging.WARNING)
     handlers.append(console)
