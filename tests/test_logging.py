@@ -353,3 +353,26 @@ def test_the_stderr_handler_writes_to_stderr_as_it_is_now(monkeypatch: pytest.Mo
     monkeypatch.setattr("sys.stderr", swapped)
     handler.emit(record("retry a in 1.00 s: HTTP503"))
     assert swapped.getvalue().endswith(" INFO bulksync.retry: retry a in 1.00 s: HTTP503\n")
+
+
+def test_each_429_is_one_line_saying_what_the_budget_did(caplog: pytest.LogCaptureFixture) -> None:
+    now = [100.0]
+    budget = RateBudget([(100, 1.0)], clock=lambda: now[0])
+    for _ in range(50):  # 50 requests in the last second: the pace the 429 met
+        budget._grant(now[0])
+    with caplog.at_level(logging.INFO, logger="bulksync.budget"):
+        budget.on_throttled(None)
+        now[0] += 0.2
+        budget.on_throttled(None)  # the same burst: no second decrease
+        budget.on_throttled(2.0)
+        now[0] += 100  # recovered by the next grant's check
+        budget._recover(now[0])
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        "HTTP 429: pace 100.0 -> 35.0 req/s",
+        "HTTP 429: pace unchanged; lowered less than 1 s ago: one burst of 429s is one signal",
+        "HTTP 429 (Retry-After 2 s): pausing every request for 2.0 s",
+        "pace back to 100.0 req/s, the configured rate",
+    ]
+    assert [r.__dict__.get("event") for r in caplog.records].count("throttled") == 3
+    assert caplog.records[0].__dict__["pace_from"] == 100.0

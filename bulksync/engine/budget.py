@@ -171,21 +171,24 @@ class RateBudget:
     def on_throttled(self, retry_after: float | None = None) -> None:
         """The server said 429: :meth:`_throttle`, and one log line (``-v``) saying what the
         budget did about it, so the log's 429 lines and the summary's ``throttled`` agree."""
-        rate, paused_until = self._rate, self._paused_until
+        rate, paused_until, decreased = self._rate, self._paused_until, self._last_decrease
         self._throttle(retry_after)
         now = self._clock()
         fields: dict[str, object] = {"event": "throttled", "retry_after": retry_after}
+        done: list[str] = []
         if self._paused_until > max(paused_until, now):
-            pause = round(self._paused_until - now, 3)
-            fields["pause_s"] = pause
-            what = f"pausing every request for {pause:.1f} s"
-        else:
-            what = "already paused" if paused_until > now else "pace unchanged"
+            fields["pause_s"] = pause = round(self._paused_until - now, 3)
+            done.append(f"pausing every request for {pause:.1f} s")
+        elif paused_until > now:
+            done.append("already paused")
         if self._rate != rate:
             fields.update(pace_from=rate, pace=self._rate)
-            what += f"; pace {_pace(rate)} -> {_pace(self._rate)}"
-        elif rate is not None and "pause_s" not in fields and retry_after is None:
-            what += " (lowered less than 1 s ago)"
+            done.append(f"pace {_pace(rate)} -> {_pace(self._rate)} req/s")
+        if not done:
+            done.append("pace unchanged")
+            if retry_after is None and self._last_decrease == decreased and now - decreased < 1:
+                done.append("lowered less than 1 s ago: one burst of 429s is one signal")
+        what = "; ".join(done)
         after = "" if retry_after is None else f" (Retry-After {retry_after:g} s)"
         log.info("HTTP 429%s: %s", after, what, extra=fields)
 
