@@ -376,3 +376,25 @@ def test_each_429_is_one_line_saying_what_the_budget_did(caplog: pytest.LogCaptu
     ]
     assert [r.__dict__.get("event") for r in caplog.records].count("throttled") == 3
     assert caplog.records[0].__dict__["pace_from"] == 100.0
+
+
+def test_the_breaker_logs_counting_closing_and_opening(caplog: pytest.LogCaptureFixture) -> None:
+    from bulksync.engine._breaker import CircuitBreaker
+    from bulksync.spi._errors import REFUSED, TargetUnreachable, TransportError
+    from bulksync.spi._http import HttpRequest, HttpResponse
+
+    breaker = CircuitBreaker(threshold=3)
+    refused = TransportError("refused", maybe_applied=False, cause=REFUSED, host="h:1")
+    with caplog.at_level(logging.INFO, logger="bulksync.breaker"):
+        for _ in range(2):
+            breaker.sent()
+            breaker.failed(refused)
+        breaker.sent()
+        breaker.answered(HttpRequest("GET", "http://h:1/x"), HttpResponse(200, {}, b"{}"))
+        with pytest.raises(TargetUnreachable):
+            for _ in range(3):
+                breaker.sent()
+                breaker.failed(refused)
+    events = [r.__dict__["event"] for r in caplog.records]
+    assert events == ["breaker_counting", "breaker_closed", "breaker_counting", "breaker_open"]
+    assert "2 request(s) in a row failed" in caplog.records[1].getMessage()
