@@ -12,7 +12,6 @@ file, then come back in line order while the input is read once, merged line by 
 from __future__ import annotations
 
 import csv
-import io
 import sqlite3
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -134,8 +133,8 @@ def _copy_csv(path: Path, failed: Iterator[tuple[int, str]], out: IO[str]) -> in
     with open(path, "rb") as source:
         lines = _NumberedLines(source)
         header_line = next((x for x in lines if x.strip()), "")
-        delimiter = max(_DELIMITERS, key=lambda d: len(next(csv.reader([header_line], delimiter=d))))
-        header = next(csv.reader([header_line], delimiter=delimiter))
+        delimiter = max(_DELIMITERS, key=lambda d: len(_cells(header_line, d)))
+        header = _cells(header_line, delimiter)
         names = [name.strip().lower() for name in header]
         # A failures file fed back and failing again keeps one error column, the latest.
         column = names.index("error") if "error" in names else None
@@ -151,7 +150,7 @@ def _copy_csv(path: Path, failed: Iterator[tuple[int, str]], out: IO[str]) -> in
             except StopIteration:
                 break
             except csv.Error:
-                row = [io.StringIO().getvalue()]  # a malformed row: its error says why
+                row = []  # a malformed row: its error column says why
             if start < wanted[0]:
                 continue
             message = wanted[1]
@@ -165,3 +164,7 @@ def _copy_csv(path: Path, failed: Iterator[tuple[int, str]], out: IO[str]) -> in
             writer.writerow(row)
             count += 1
     return count
+
+
+def _cells(line: str, delimiter: str) -> list[str]:
+    return next(csv.reader([line], delimiter=delimiter), [])

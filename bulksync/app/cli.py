@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import tempfile
@@ -15,27 +14,15 @@ from typing import Any
 import orjson
 
 from bulksync._version import __version__
+from bulksync.app._logging import FORMATS, setup_logging, teardown_logging
 from bulksync.app._retry_select import failed_items
 from bulksync.app.config import load_config
 from bulksync.app.report import write_report
 from bulksync.spi._errors import EXIT_INTERNAL, BulksyncError
-from bulksync.spi._redact import RedactingFilter, redact, redacted_excerpt
+from bulksync.spi._redact import redact, redacted_excerpt
 
 EXIT_USAGE = 2
 _HTML_DEFAULT = Path("<default>")  # `--html` with no PATH: report.html in the run folder
-
-
-class _NoTraceback(logging.Filter):
-    """Without --verbose a logged exception keeps its one line; the traceback is dropped."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and record.exc_info[1] is not None:
-            error = record.exc_info[1]
-            record.msg = f"{record.getMessage()}: {type(error).__name__}: {error}"
-            record.args = None
-            record.exc_info = None
-            record.exc_text = None
-        return True
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Move product catalogues into PIM and commerce APIs, fast, losing no item.",
     )
     parser.add_argument("--version", action="version", version=f"bulksync {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log requests and retries")
+    _log_arguments(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     run = commands.add_parser("run", help="run a sync job from a TOML config")
@@ -83,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
         "--links-api", choices=("v5", "v4"), default="v5", help="Quable links API (v5)"
     )
     demo.add_argument("--workdir", type=Path, help="where to write the catalogue and results")
+    _log_arguments(demo, top=False)
     commands.add_parser(
         "config-schema", help="print the JSON schema of a job config (for editor completion)"
     )
@@ -144,8 +132,37 @@ def _completion(shell: str) -> int:
     return 0
 
 
+def _log_arguments(parser: argparse.ArgumentParser, top: bool = True) -> None:
+    """The logging options, on the top-level parser and again on the commands that run a job
+    (``bulksync run -v`` reads as naturally as ``bulksync -v run``)."""
+    # Below the top level an option left out must not reset what the top level set.
+    unset: dict[str, Any] = {} if top else {"default": argparse.SUPPRESS}
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        help="-v: log each retry, 429, pause, login, batch halving and breaker change; "
+        "-vv: every request too (method, path, status, ms)",
+        **({"default": 0} if top else unset),
+    )
+    parser.add_argument(
+        "--log-file",
+        type=Path,
+        metavar="PATH",
+        help="append the log to PATH; stderr then keeps only warnings and errors",
+        **unset,
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        help="text (one line per event, the default) or json (one JSON object per line)",
+        **({"default": "text"} if top else unset),
+    )
+
+
 def _job_arguments(parser: argparse.ArgumentParser) -> None:
     """The options shared by `run` and `retry-failed`."""
+    _log_arguments(parser, top=False)
     parser.add_argument("--config", type=Path, help="the job's TOML config file")
     parser.add_argument(
         "--kind",
@@ -293,14 +310,11 @@ def main(argv: list[str] | None = None) -> int:
 
         return sandbox_main(argv[1:])
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for handler in logging.getLogger().handlers:
-        if not args.verbose:
-            handler.addFilter(_NoTraceback())
-        handler.addFilter(RedactingFilter())
+    try:
+        setup_logging(args.verbose, args.log_file, args.log_format)
+    except BulksyncError as exc:
+        print(f"bulksync: {redact(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         if args.command in ("run", "retry-failed"):
             return _run(args)
@@ -330,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except Exception as exc:  # ExceptionGroup included: a bug, never a traceback for a user
         return _crashed(exc)
+    finally:
+        teardown_logging()  # flushes and closes --log-file; in-process callers get logging back
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,6 +10,7 @@ per-item 404 is such an answer: only a 404 the connector reads as "no such route
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -19,6 +20,8 @@ import anyio
 from bulksync.spi._connector import Connector, json_object_404
 from bulksync.spi._errors import DNS, REFUSED, TLS, TargetUnreachable, TransportError
 from bulksync.spi._http import HttpRequest, HttpResponse
+
+log = logging.getLogger("bulksync.breaker")
 
 NO_ROUTE = "no route"
 DEFAULT_UNREACHABLE_AFTER = 20
@@ -89,7 +92,7 @@ class CircuitBreaker:
             line = f"base_url path looks wrong: {request.method} {path} answered 404 (no route)"
             self._failed(NO_ROUTE, line)
         else:
-            self._cause, self._count = None, 0
+            self._reset()
 
     def failed(self, error: TransportError) -> None:
         self.in_flight -= 1
@@ -106,15 +109,37 @@ class CircuitBreaker:
     def cancelled(self) -> None:
         self.in_flight -= 1
 
+    def _reset(self) -> None:
+        if self._count:
+            # The breaker closes again: the target answered, the run goes on as before.
+            log.info(
+                "target answering again after %d request(s) in a row failed (%s): breaker closed",
+                self._count,
+                self._cause,
+                extra={"event": "breaker_closed", "cause": self._cause, "count": self._count},
+            )
+        self._cause, self._count = None, 0
+
     def _failed(self, cause: str, line: str) -> None:
         if cause != self._cause:
-            self._cause, self._count = cause, 0
+            self._reset()
+            self._cause = cause
+            # Half open: one more failure of this kind in a row counts towards stopping the run.
+            log.info(
+                "a request failed target-wide (%s): the run stops after %d in a row",
+                line,
+                self.threshold,
+                extra={"event": "breaker_counting", "cause": cause, "threshold": self.threshold},
+            )
         self._count += 1
         if self._count >= self.threshold:
             self._trip(f"{line} ({self._count} requests in a row)")
 
     def _trip(self, line: str) -> None:
         self.tripped = TargetUnreachable(line)
+        log.info(
+            "circuit breaker open, stopping the run: %s", line, extra={"event": "breaker_open"}
+        )
         raise self.tripped
 
     async def watch_stall(self, stall_s: float, poll_s: float = 1.0) -> None:
@@ -124,8 +149,7 @@ class CircuitBreaker:
             await anyio.sleep(min(poll_s, stall_s / 4))
             quiet = time.monotonic() - self.last_answer
             if self.in_flight > 0 and quiet >= stall_s:
-                self.tripped = TargetUnreachable(
+                self._trip(
                     f"no answer of any kind from the target for {quiet:.0f} s with "
                     f"{self.in_flight} request(s) in flight: is the target up and answering?"
                 )
-                raise self.tripped

@@ -14,7 +14,7 @@ import anyio
 
 from bulksync.engine._breaker import CircuitBreaker, no_route_of, what_to_check
 from bulksync.engine.client import EngineClient, Target
-from bulksync.engine.retry import RetryPolicy
+from bulksync.engine.retry import RetryPolicy, count_retry
 from bulksync.spi._connector import RETRYABLE_STATUSES, Connector, RequestFailed
 from bulksync.spi._errors import AuthError, TargetUnreachable, TransportError
 from bulksync.spi._http import HttpRequest
@@ -73,8 +73,9 @@ async def preflight(
             failure = f"HTTP {status}"
         if silent >= attempts or attempt == PREFLIGHT_TRIES:
             break
-        stats.retries += 1
-        await anyio.sleep(retry.delay(attempt))
+        delay = retry.delay(attempt)
+        count_retry(stats, f"preflight (GET {path})", failure, delay)
+        await anyio.sleep(delay)
     raise TargetUnreachable(
         f"the target did not serve GET {path} ({failure}, {attempt} tries, up to "
         f"{leash:g} s each): is it up, is base_url right?"

@@ -30,9 +30,11 @@ from bulksync.spi._errors import (
     TransportError,
 )
 from bulksync.spi._records import Kind
+from bulksync.spi._redact import redacted_excerpt
 from bulksync.store.results import RunStats
 
 log = logging.getLogger("bulksync.engine._engine")
+batch_log = logging.getLogger("bulksync.batch")
 
 
 @dataclass(slots=True)
@@ -149,17 +151,21 @@ class StagePool:
                 # One bad item may have failed the whole batch: halve it until it is found.
                 first = outcomes[0]
                 assert isinstance(first, Failed)
+                middle = len(pending) // 2
+                wait = 0.0
                 if first.retryable:
                     # A timeout: the server may be as overloaded as the batch was big, so the
                     # halves wait like any retry rather than hitting it again at once.
                     wait = self._retrier.policy.delay(pending[0].stage_attempts)
-                    await self._retrier.pause(wait, len(pending))
-                middle = len(pending) // 2
+                self._halving(pending, middle, first, wait)
+                if first.retryable:
+                    await self._retrier.sleep(wait)
                 await self.process(pending[:middle], downstream)
                 await self.process(pending[middle:], downstream)
                 return
             retry: list[Job] = []
             waits: list[float] = []
+            causes: dict[str, None] = {}  # the failures met, in order, each once
             for job, outcome in zip(pending, outcomes, strict=True):
                 if isinstance(outcome, Failed) and outcome.retryable:
                     started = job.started_at or time.monotonic()
@@ -167,6 +173,7 @@ class StagePool:
                     if delay is not None:
                         retry.append(job)
                         waits.append(delay)
+                        causes[_cause(outcome)] = None
                         continue
                     outcome = _gave_up(outcome, job.stage_attempts, job.maybe_applied)
                 if isinstance(outcome, Done):
@@ -177,8 +184,26 @@ class StagePool:
                         job.passed += 1
                     self._sink.end(job, outcome, self.stage.name)
             if retry:
-                await self._retrier.pause(max(waits), len(retry))
+                what = f"{self._what()} ({_items(len(retry))})"
+                await self._retrier.pause(max(waits), what, "; ".join(causes), len(retry))
             pending = retry
+
+    def _what(self) -> str:
+        return f"{self.counters.kind}s: {self.stage.name}"
+
+    def _halving(self, pending: list[Job], middle: int, first: Failed, wait: float) -> None:
+        """Log the halving, and count each half as one request sent again: both carry items
+        the target was already sent."""
+        what, cause = self._what(), _cause(first)
+        batch_log.info(
+            "halving a batch of %d at %s to find the item that failed it: %s",
+            len(pending),
+            what,
+            cause,
+            extra={"event": "halve", "stage": what, "items": len(pending), "cause": cause},
+        )
+        for n, half in enumerate((middle, len(pending) - middle), 1):
+            self._retrier.resent(f"{what} (half {n} of {_items(len(pending))})", cause, wait, half)
 
     async def _attempt(self, jobs: list[Job]) -> Sequence[Outcome]:
         now = time.monotonic()
@@ -326,6 +351,15 @@ async def group_jobs(
                 await send.send(oldest)
         for group in groups.values():
             await send.send(group)
+
+
+def _cause(outcome: Failed) -> str:
+    """A failure in a log line: its type and a short excerpt of its message."""
+    return f"{outcome.error.type}: {redacted_excerpt(outcome.error.message, 160)}"
+
+
+def _items(n: int) -> str:
+    return f"{n} item" if n == 1 else f"{n} items"
 
 
 def _internal(exc: Exception, job: Job) -> Failed:

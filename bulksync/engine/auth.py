@@ -8,6 +8,7 @@ does), so there is never more than one login in flight.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
@@ -18,6 +19,8 @@ from bulksync.spi._auth import Token, TokenSource
 from bulksync.spi._errors import AuthError
 from bulksync.spi._http import HttpRequest, HttpResponse
 from bulksync.spi._redact import register_secret
+
+log = logging.getLogger("bulksync.auth")
 
 SendUnauthenticated = Callable[[HttpRequest], Awaitable[HttpResponse]]
 
@@ -92,7 +95,8 @@ class SessionAuth:
         if not self._fresh():
             async with self._lock:
                 if not self._fresh():
-                    await self._renew(send)
+                    why = "first request" if self._token is None else "token about to expire"
+                    await self._renew(send, why)
         assert self._token is not None
         return self._source.auth_headers(self._token)
 
@@ -100,18 +104,34 @@ class SessionAuth:
         async with self._lock:
             if self._token is not None and self._source.auth_headers(self._token) != stale:
                 return  # another worker already replaced the token that was refused
-            await self._renew(send)
+            await self._renew(send, "the target answered 401")
 
-    async def _renew(self, send: SendUnauthenticated) -> None:
+    async def _renew(self, send: SendUnauthenticated, why: str) -> None:
         request = self._source.refresh_request(self._token) if self._token else None
         if request is not None:
             response = await send(request)
             if response.ok:
                 self.refreshes += 1
                 self._adopt(self._source.parse_token(response, self._clock()))
+                self._log("token refreshed", "token_refresh", why)
                 return
+            log.info(
+                "token refresh refused (HTTP %d): logging in again",
+                response.status,
+                extra={"event": "token_refresh_refused", "status": response.status},
+            )
         response = await send(self._source.login_request())
         if not response.ok:
             raise AuthError(f"login refused by the target (HTTP {response.status})")
         self.logins += 1
         self._adopt(self._source.parse_token(response, self._clock()))
+        self._log("logged in", "login", why)
+
+    def _log(self, what: str, event: str, why: str) -> None:
+        assert self._token is not None
+        expires = self._token.expires_at
+        life = None if expires is None else round(expires - self._clock(), 1)
+        lasting = "" if life is None else f", valid {life:g} s"
+        log.info(
+            "%s (%s%s)", what, why, lasting, extra={"event": event, "reason": why, "valid_s": life}
+        )

@@ -8,6 +8,7 @@ lateness, while a sliding log per window is the hard guarantee that no window is
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections import deque
@@ -16,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import anyio
 
 Clock = Callable[[], float]
+log = logging.getLogger("bulksync.budget")
 Sleep = Callable[[float], Awaitable[None]]
 
 # Windows longer than this are quotas (Quable's 300,000 a day): enforced, but not paced, because
@@ -184,6 +186,30 @@ class RateBudget:
         self.granted += 1
 
     def on_throttled(self, retry_after: float | None = None) -> None:
+        """The server said 429: :meth:`_throttle`, and one log line (``-v``) saying what the
+        budget did about it, so the log's 429 lines and the summary's ``throttled`` agree."""
+        rate, paused_until, decreased = self._rate, self._paused_until, self._last_decrease
+        self._throttle(retry_after)
+        now = self._clock()
+        fields: dict[str, object] = {"event": "throttled", "retry_after": retry_after}
+        done: list[str] = []
+        if self._paused_until > max(paused_until, now):
+            fields["pause_s"] = pause = round(self._paused_until - now, 3)
+            done.append(f"pausing every request for {pause:.1f} s")
+        elif paused_until > now:
+            done.append("already paused")
+        if self._rate != rate:
+            fields.update(pace_from=rate, pace=self._rate)
+            done.append(f"pace {_pace(rate)} -> {_pace(self._rate)} req/s")
+        if not done:
+            done.append("pace unchanged")
+            if retry_after is None and self._last_decrease == decreased and now - decreased < 1:
+                done.append("lowered less than 1 s ago: one burst of 429s is one signal")
+        what = "; ".join(done)
+        after = "" if retry_after is None else f" (Retry-After {retry_after:g} s)"
+        log.info("HTTP 429%s: %s", after, what, extra=fields)
+
+    def _throttle(self, retry_after: float | None = None) -> None:
         """The server said 429: slow everyone down, not only the worker that saw it.
 
         With ``Retry-After`` the server says exactly when to come back: the whole budget
@@ -229,3 +255,12 @@ class RateBudget:
         if self.base_rate is not None and self._rate >= self.base_rate:
             self._rate = self.base_rate
             self._last_decrease = -math.inf
+            log.info(
+                "pace back to %s req/s, the configured rate",
+                _pace(self._rate),
+                extra={"event": "pace", "pace": self._rate},
+            )
+
+
+def _pace(rate: float | None) -> str:
+    return "unpaced" if rate is None else f"{rate:.1f}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -25,6 +26,8 @@ from bulksync.spi._errors import (
 from bulksync.spi._http import HttpRequest, HttpResponse, parse_retry_after
 from bulksync.spi._redact import redacted_excerpt
 from bulksync.store.results import RunStats
+
+request_log = logging.getLogger("bulksync.http")
 
 
 @dataclass(slots=True)
@@ -78,6 +81,7 @@ class EngineClient:
         response, headers = await self._send_once(request)
         if response.status == 401 and request.authenticated:
             await self._target.auth.refresh(self._send_for_auth, headers)
+            self.retrier.resent(_where(request), "HTTP 401: sent again with a fresh token")
             response, _ = await self._send_once(request)
             if response.status == 401:
                 raise AuthError(f"{request.method} refused with 401 even after a fresh login")
@@ -104,7 +108,7 @@ class EngineClient:
         breaker.sent()
         self._stats.in_flight += 1
         try:
-            response = await self._target.transport.send(request.with_headers(headers))
+            response = await self._logged_send(request.with_headers(headers))
         except LocalFileError as exc:
             breaker.cancelled()
             if not exc.sent:  # refused before anything went on the wire
@@ -124,6 +128,21 @@ class EngineClient:
             self._stats.throttled += 1
             self._target.budget.on_throttled(parse_retry_after(response.header("retry-after")))
         return response, headers
+
+    async def _logged_send(self, request: HttpRequest) -> HttpResponse:
+        """The transport's send, each request logged at DEBUG (``-vv``) with its method, path
+        (no query: it may carry a key), status and time; never its headers or body."""
+        if not request_log.isEnabledFor(logging.DEBUG):
+            return await self._target.transport.send(request)
+        started = time.monotonic()
+        try:
+            response = await self._target.transport.send(request)
+        except BaseException as exc:
+            if not isinstance(exc, LocalFileError) or exc.sent:  # as counted in requests
+                _log_request(request, type(exc).__name__, started)
+            raise
+        _log_request(request, response.status, started)
+        return response
 
     async def _send_for_auth(self, request: HttpRequest) -> HttpResponse:
         """Logins are retried on transient failures: without a token nothing can move."""
@@ -163,7 +182,31 @@ class EngineClient:
                 f"login ({where}) failed after {attempts} attempts: {last.failure}{hint}"
             )
 
-        return await self.retrier.run(attempt, give_up)
+        return await self.retrier.run(attempt, give_up, what=f"login ({_where(request)})")
+
+
+def _where(request: HttpRequest) -> str:
+    """A request in a log line: method and path, never the query (it may carry a key)."""
+    return f"{request.method} {urlsplit(request.url).path or '/'}"
+
+
+def _log_request(request: HttpRequest, status: int | str, started: float) -> None:
+    ms = round((time.monotonic() - started) * 1000, 1)
+    path = urlsplit(request.url).path or "/"
+    request_log.debug(
+        "%s %s %s %.1f ms",
+        request.method,
+        path,
+        status,
+        ms,
+        extra={
+            "event": "request",
+            "method": request.method,
+            "path": path,
+            "status": status,
+            "ms": ms,
+        },
+    )
 
 
 def is_redirect(response: HttpResponse) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 from bulksync.engine.client import EngineClient
 from bulksync.engine.retry import TryAgain
@@ -77,9 +78,6 @@ async def _read_page(
     def give_up(attempts: int, last: TryAgain) -> FatalTargetError:
         return FatalTargetError(f"listing {kind}s failed after {attempts} attempts: {last.failure}")
 
-    def on_retry(last: TryAgain, delay: float) -> None:
-        log.info(
-            "listing page %s failed (%s); retrying in %.1f s", request.url, last.failure, delay
-        )
-
-    return await client.retrier.run(attempt, give_up, on_retry)
+    # The retry line names the page by its path: a query may carry a cursor or a key.
+    what = f"listing page {urlsplit(request.url).path or request.url}"
+    return await client.retrier.run(attempt, give_up, what=what)

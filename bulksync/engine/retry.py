@@ -7,6 +7,7 @@ whatever is retried. Connectors never retry: they only classify.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -16,6 +17,8 @@ from typing import Protocol, TypeVar
 import anyio
 
 T = TypeVar("T")
+
+log = logging.getLogger("bulksync.retry")
 
 
 @dataclass(slots=True)
@@ -68,12 +71,32 @@ class RetryCounter(Protocol):
     retries: int
 
 
+def count_retry(stats: RetryCounter, what: str, cause: str, delay: float, items: int = 1) -> None:
+    """One request about to be sent again: counted in the run's ``retries`` and logged on one
+    line (``-v``), so the log's retry lines and the summary's count are the same number."""
+    stats.retries += 1
+    log.info(
+        "retry %s in %.2f s: %s",
+        what,
+        delay,
+        cause,
+        extra={
+            "event": "retry",
+            "what": what,
+            "cause": cause,
+            "delay": round(delay, 3),
+            "items": items,
+        },
+    )
+
+
 class Retrier:
     """The engine's one retry loop: every wait between two tries of the same thing (an item
-    at a stage, a login, a listing page) is decided, counted and slept here.
+    at a stage, a batch, a login, a listing page) is decided, counted and slept here.
 
-    ``retries`` in the run's stats counts tries repeated, whatever was tried, so the summary
-    shows the whole load a run put on the target beyond one request per thing.
+    ``retries`` in the run's stats counts requests sent again: a try repeated counts once
+    whatever it carries (a batch of 50 items retried together is one request re-sent, not 50),
+    so the summary shows the load a run put on the target beyond one request per thing.
     """
 
     def __init__(self, policy: RetryPolicy, stats: RetryCounter) -> None:
@@ -83,9 +106,18 @@ class Retrier:
     def wait_for(self, attempts: int, started_at: float, retry_after: float | None) -> float | None:
         return self.policy.wait_for(attempts, started_at, retry_after)
 
-    async def pause(self, delay: float, tries: int = 1) -> None:
-        """Wait ``delay`` before ``tries`` things are tried again (a batch retries together)."""
-        self._stats.retries += tries
+    def resent(self, what: str, cause: str, delay: float = 0.0, items: int = 1) -> None:
+        """Count (and log) one request sent again, ``delay`` seconds from now."""
+        count_retry(self._stats, what, cause, delay, items)
+
+    async def pause(self, delay: float, what: str, cause: str, items: int = 1) -> None:
+        """Wait ``delay`` before one request carrying ``items`` things is sent again (a batch
+        retried together is one request)."""
+        self.resent(what, cause, delay, items)
+        await self.sleep(delay)
+
+    async def sleep(self, delay: float) -> None:
+        """The wait alone, for requests already counted with :meth:`resent`."""
         await anyio.sleep(delay)
 
     async def run(
@@ -93,9 +125,11 @@ class Retrier:
         attempt: Callable[[], Awaitable[T]],
         give_up: Callable[[int, TryAgain], BaseException],
         on_retry: Callable[[TryAgain, float], None] | None = None,
+        what: str = "request",
     ) -> T:
         """``attempt()`` until it returns, raises anything but :class:`TryAgain`, or the policy
-        stops it: then ``give_up(attempts, last)`` is raised."""
+        stops it: then ``give_up(attempts, last)`` is raised. ``what`` names the thing in the
+        log's retry lines."""
         started = time.monotonic()
         tries = 0
         while True:  # bounded by the policy: no wait is allowed after max_attempts tries
@@ -109,4 +143,4 @@ class Retrier:
                 raise give_up(tries, last) from None
             if on_retry is not None:
                 on_retry(last, delay)
-            await self.pause(delay)
+            await self.pause(delay, what, last.failure)
