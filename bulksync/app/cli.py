@@ -246,7 +246,7 @@ def _run(args: argparse.Namespace) -> int:
         "target.base_url": args.base_url,
         "inputs.assets": str(args.assets.resolve()) if args.assets else None,
         "inputs.links": str(args.links.resolve()) if args.links else None,
-        "output.results": str(args.results.resolve()) if args.results else None,
+        "output.results": str(args.results.absolute()) if args.results else None,
         "limits.rate": _parse_rate(args.rate),
         "limits.concurrency": args.concurrency,
         "output.progress": False if args.no_progress else None,
@@ -263,7 +263,7 @@ def _run(args: argparse.Namespace) -> int:
     if failed_from is not None:
         options.only_keys = failed_items(failed_from)  # by key: lines move when input changes
         if args.results is None:
-            overrides["output.results"] = str(failed_from.with_suffix(".retry.jsonl").resolve())
+            overrides["output.results"] = str(failed_from.with_suffix(".retry.jsonl").absolute())
     return run_job(load_config(args.config, overrides), options=options).exit_code
 
 

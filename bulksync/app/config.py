@@ -121,6 +121,9 @@ class LimitsConfig(Section):
 class OutputConfig(Section):
     table = "output"
     results: FilePath = Path("results.jsonl")
+    # One folder per run (results, summary, failures, timeline, report.html); the results
+    # path above is kept pointing at the latest run's results.
+    runs_dir: FilePath = Path("runs")
     progress: bool = True
     # Off a terminal (or with progress off), one stats line to stderr every so many seconds;
     # 0 prints none.
@@ -270,7 +273,10 @@ def _resolve_paths(config: Config, base: Path) -> None:
     config.inputs.assets = resolve(config.inputs.assets)
     config.inputs.links = resolve(config.inputs.links)
     config.inputs.media_root = resolve(config.inputs.media_root)
-    config.output.results = resolve(config.output.results) or base / "results.jsonl"
+    # Not resolved through symlinks: the results path is a link to the latest run's results,
+    # and this run must write its own, not into the last one's folder.
+    config.output.results = Path(os.path.abspath(base / config.output.results.expanduser()))
+    config.output.runs_dir = resolve(config.output.runs_dir) or base / "runs"
     config.state.path = resolve(config.state.path) or base / "bulksync-state.sqlite"
 
 

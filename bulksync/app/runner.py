@@ -16,8 +16,11 @@ import anyio
 
 from bulksync.app._job_check import check_job, check_stage_names
 from bulksync.app._retry_select import RetrySelection
+from bulksync.app._run_folder import new_run_folder, point_at
+from bulksync.app._run_record import complete_summary, finish_record, runs_dir_of
 from bulksync.app._stats_lines import print_stats
 from bulksync.app._telemetry import Snapshot, take_snapshot
+from bulksync.app._timeline import Timeline
 from bulksync.app.config import Config, normalize_base_url
 from bulksync.app.plan import format_plan, make_plan, plan_json
 from bulksync.app.progress import RunProgress, count_lines, note
@@ -43,7 +46,6 @@ from bulksync.store.results import (
     RunStats,
     format_summary,
     summary_path,
-    write_summary,
 )
 from bulksync.store.state import StateStore
 from bulksync.store.verdict import Judge
@@ -105,8 +107,11 @@ async def run_job_async(
         if mode.dry_run:
             return await _dry_run(config, stack, inputs, state, mode, quiet, checked)
         built = build_target(config)
-        writer = ResultWriter(config.output.results)
+        folder = new_run_folder(runs_dir_of(config))
+        writer = ResultWriter(folder.results)
         stack.callback(writer.close)
+        # Whatever read the configured results path before reads this run's, as it runs.
+        point_at(folder.results, config.output.results)
         remote = _remote_index(config, built, mode, stack)
         engine_options = _engine_options(config, state, mode, remote)
         engine = Engine(built.connector, built.target, writer, engine_options)
@@ -117,6 +122,8 @@ async def run_job_async(
 
         progress = RunProgress(sample, totals, enabled=show_progress)
         stats_json = config.output.stats_format == "json"
+        timeline = Timeline(folder.timeline, sample, engine.stats.take_recent_latency)
+        stack.callback(timeline.close)
         failure: BulksyncError | None = None
         engines = [engine]
         deleted: list[int] = []
@@ -139,6 +146,7 @@ async def run_job_async(
                 watchers: list[Callable[[], Coroutine[Any, Any, None]]] = [
                     progress.watch,
                     partial(print_stats, sample, stats_every, stats_json),
+                    timeline.watch,
                 ]
                 await _drive(engines, work, watchers)
         except BulksyncError as exc:
@@ -153,18 +161,35 @@ async def run_job_async(
             summary["messages"] = [redact(str(failure))]  # the sync itself went on
         elif failure is not None:
             summary["messages"] = [f"Stopped: {redact(str(failure))}"]
-        write_summary(summary_path(config.output.results), summary)
+        code = _exit_code(failure, interrupted, summary)
+        timeline.close()
+        complete_summary(summary, folder, config, engine, code)
+        files = finish_record(folder, config, summary, _input_paths(config))
     if not quiet:
         print(format_summary(summary))
         print(f"results: {config.output.results}")
         print(f"summary: {summary_path(config.output.results)}")
+        print("\n".join(files))
     if failure is not None:
         note(f"bulksync: {redact(str(failure))}")
-        code = EXIT_AUTH if isinstance(failure, AuthError) else failure.exit_code
-        return RunReport(code, summary)
+    return RunReport(code, summary)
+
+
+def _exit_code(failure: BulksyncError | None, interrupted: bool, summary: dict[str, Any]) -> int:
+    if failure is not None:
+        return EXIT_AUTH if isinstance(failure, AuthError) else failure.exit_code
     if interrupted:
-        return RunReport(EXIT_INTERRUPTED, summary)
-    return RunReport(EXIT_FAILED_ITEMS if summary["failed"] else EXIT_OK, summary)
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED_ITEMS if summary["failed"] else EXIT_OK
+
+
+def _input_paths(config: Config) -> dict[Kind, Path]:
+    paths: dict[Kind, Path] = {}
+    if config.inputs.assets is not None:
+        paths["asset"] = config.inputs.assets
+    if config.inputs.links is not None:
+        paths["link"] = config.inputs.links
+    return paths
 
 
 def _engine_options(

@@ -130,6 +130,13 @@ class LatencyHistogram:
         self._buckets[index] = self._buckets.get(index, 0) + 1
         self.count += 1
 
+    def buckets(self) -> list[list[float]]:
+        """``[upper bound in ms, count]`` per non-empty bucket, ascending: the histogram."""
+        return [
+            [round(float(self._GROWTH ** (index + 1)), 3), self._buckets[index]]
+            for index in sorted(self._buckets)
+        ]
+
     def percentile(self, q: float) -> float | None:
         if self.count == 0:
             return None

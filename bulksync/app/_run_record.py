@@ -1,0 +1,85 @@
+"""The end of a run's record: its summary made whole (who, what, when, how it ended), the
+failures file, the HTML report, and the configured results path brought up to date."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bulksync._version import __version__
+from bulksync.app._failures import write_failures
+from bulksync.app._run_folder import RunFolder, iso, refresh_copy, utc_now
+from bulksync.app._telemetry import run_figures
+from bulksync.app.config import Config
+from bulksync.app.progress import note
+from bulksync.engine._engine import Engine
+from bulksync.spi._records import Kind
+from bulksync.spi._redact import redacted_excerpt
+from bulksync.store.results import summary_path, write_summary
+
+
+def runs_dir_of(config: Config) -> Path:
+    """``[output] runs_dir``; a relative one (a config built in code) sits beside the results."""
+    path = config.output.runs_dir
+    return path if path.is_absolute() else config.output.results.parent / path
+
+
+def config_hash(config: Config) -> str:
+    """Which settings produced a run: the same job file and flags give the same hash. Secrets
+    are never in the config (only the names of the variables that hold them)."""
+    settings = config.model_dump(mode="json")
+    digest = hashlib.sha256(orjson.dumps(settings, option=orjson.OPT_SORT_KEYS, default=str))
+    return digest.hexdigest()[:12]
+
+
+def complete_summary(
+    summary: dict[str, Any], folder: RunFolder, config: Config, engine: Engine, exit_code: int
+) -> dict[str, Any]:
+    summary.update(
+        run_id=folder.run_id,
+        version=__version__,
+        config_hash=config_hash(config),
+        target={"kind": config.target.kind, "base_url": config.target.base_url},
+        started_at=iso(folder.started_at),
+        ended_at=iso(utc_now()),
+        exit_code=exit_code,
+        latency_histogram=engine.stats.latency.buckets(),
+        **run_figures(engine),
+    )
+    return summary
+
+
+def finish_record(
+    folder: RunFolder, config: Config, summary: dict[str, Any], inputs: Mapping[Kind, Path]
+) -> list[str]:
+    """Write what the run folder holds at the end; returns lines naming the files written.
+
+    Each file after the summary is a convenience: a failure to write it is said in one line,
+    never a lost run (the results and the summary are already on disk)."""
+    write_summary(folder.summary, summary)
+    write_summary(summary_path(config.output.results), summary)
+    refresh_copy(folder.results, config.output.results)
+    written = [f"run: {folder.path}"]
+    if summary.get("failed"):
+        both = len(inputs) > 1
+        out_for = {kind: folder.failures(kind, "csv", both) for kind in inputs}
+        try:
+            counts = write_failures(folder.results, inputs, out_for)
+        except OSError as exc:
+            note(f"bulksync: the failures file could not be written: {exc.strerror or exc}")
+        else:
+            for kind, count in counts.items():
+                name = sorted(folder.path.glob(out_for[kind].stem + ".*"))
+                where = name[0].name if name else out_for[kind].name
+                written.append(f"failures: {folder.path / where} ({count:,} {kind}s)")
+    try:
+        from bulksync.app._html_report import write_report_html
+
+        written.append(f"report: {write_report_html(folder.path)}")
+    except Exception as exc:  # a chart that cannot be drawn must not fail a finished run
+        note(f"bulksync: the HTML report could not be written: {redacted_excerpt(str(exc), 300)}")
+    return written
