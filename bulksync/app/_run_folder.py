@@ -101,6 +101,18 @@ def refresh_copy(latest: Path, link: Path) -> None:
         point_at(latest, link)
 
 
+_LISTED = (
+    "started_at",
+    "elapsed_s",
+    "exit_code",
+    "total",
+    "succeeded",
+    "failed",
+    "skipped",
+    "target",
+)
+
+
 def list_runs(runs_dir: Path) -> list[dict[str, Any]]:
     """Past runs, newest first: what their summary says, or ``incomplete`` without one."""
     if not runs_dir.is_dir():
@@ -110,22 +122,14 @@ def list_runs(runs_dir: Path) -> list[dict[str, Any]]:
         if not path.is_dir() or not (path / "results.jsonl").exists():
             continue
         entry: dict[str, Any] = {"run_id": path.name, "path": str(path), "status": "incomplete"}
+        entry.update(dict.fromkeys(_LISTED))
         try:
             summary = orjson.loads((path / "summary.json").read_bytes())
         except (OSError, orjson.JSONDecodeError):
             summary = None
         if isinstance(summary, dict):
-            entry.update(
-                status=", ".join(summary.get("messages", [])) or "unknown",
-                started_at=summary.get("started_at"),
-                elapsed_s=summary.get("elapsed_s"),
-                exit_code=summary.get("exit_code"),
-                total=summary.get("total"),
-                succeeded=summary.get("succeeded"),
-                failed=summary.get("failed"),
-                skipped=summary.get("skipped"),
-                target=summary.get("target"),
-            )
+            entry.update({name: summary.get(name) for name in _LISTED})
+            entry["status"] = ", ".join(map(str, summary.get("messages") or [])) or "unknown"
         runs.append(entry)
     return runs
 
@@ -136,13 +140,14 @@ def format_runs(runs: list[dict[str, Any]]) -> str:
     header = ("run", "started", "took", "exit", "succeeded", "failed", "skipped", "target")
     rows = [header]
     for run in runs:
-        target = run.get("target") or {}
+        given = run.get("target")
+        target: dict[str, Any] = given if isinstance(given, dict) else {}
         took = run.get("elapsed_s")
         rows.append(
             (
                 run["run_id"],
                 str(run.get("started_at") or "-")[:19].replace("T", " "),
-                "-" if took is None else f"{took:.1f} s",
+                f"{took:.1f} s" if isinstance(took, int | float) else "-",
                 "incomplete" if run.get("exit_code") is None else str(run["exit_code"]),
                 _count(run.get("succeeded")),
                 _count(run.get("failed")),

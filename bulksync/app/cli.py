@@ -74,6 +74,10 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "config-schema", help="print the JSON schema of a job config (for editor completion)"
     )
+    runs = commands.add_parser("runs", help="list past runs, newest first")
+    runs.add_argument("--config", type=Path, help="the job's TOML config: its [output] runs_dir")
+    runs.add_argument("--runs-dir", type=Path, help="the runs folder (default: ./runs)")
+    runs.add_argument("--json", action="store_true", help="one JSON object per run")
     completion = commands.add_parser(
         "completion", help='print the shell completion script: eval "$(bulksync completion bash)"'
     )
@@ -282,6 +286,22 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(options).exit_code
 
 
+def _runs(args: argparse.Namespace) -> int:
+    from bulksync.app._run_folder import format_runs, list_runs
+    from bulksync.app._run_record import runs_dir_of
+
+    folder: Path = args.runs_dir or Path("runs")
+    if args.runs_dir is None and args.config is not None:
+        folder = runs_dir_of(load_config(args.config, {}))
+    runs = list_runs(folder)
+    if args.json:
+        for run in runs:
+            sys.stdout.write(orjson.dumps(run).decode() + "\n")
+    else:
+        print(format_runs(runs) if runs else f"no runs in {folder}")
+    return 0
+
+
 def _crashed(exc: BaseException) -> int:
     """A bug outside any one record: one line, the traceback (masked) in a crash file."""
     text = "".join(traceback.format_exception(exc))
@@ -332,6 +352,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "completion":
             return _completion(args.shell)
+        if args.command == "runs":
+            return _runs(args)
         return _report(args)
     except BulksyncError as exc:
         print(f"bulksync: {redact(str(exc))}", file=sys.stderr)

@@ -1,0 +1,220 @@
+"""A record of every run: real runs of the CLI against the sandbox leave one folder each, with
+results stamped in time, a summary that says who, what and how it ended, a timeline whose
+seconds add up to the summary, and a failures file that feeds back as the next input."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+TOKEN_ENV = "BULKSYNC_TEST_RUNS_TOKEN"
+ENV = {**os.environ, TOKEN_ENV: "sandbox-token", "PYTHONUNBUFFERED": "1"}
+DOCUMENTS = 20
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[str]:
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "bulksync", "sandbox", "--port", "0"),
+            *("--quable-seed-documents", str(DOCUMENTS), "--quable-rate-limit-windows", "off"),
+            *("--faults-seed", "3", "--faults-error-rate", "0.05"),
+            *("--faults-error-statuses", "503"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=ENV,
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline().decode().strip()
+        assert first.startswith("sandbox listening on "), first
+        yield first.rsplit(" ", 1)[1]
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def write_links_csv(path: Path, rows: int) -> list[dict[str, str]]:
+    """Links between seeded documents, every seventh to a document the target lacks (a 4xx),
+    and one row with no `to` (a bad line): their failures are known in advance."""
+    written = []
+    for i in range(rows):
+        origin = f"doc-{1 + i % DOCUMENTS:05d}"
+        to = f"doc-{1 + (i // DOCUMENTS + 1 + i) % DOCUMENTS:05d}"
+        if i % 7 == 3:
+            to = f"doc-{900 + i:05d}"
+        written.append({"from": origin, "to": "" if i == 10 else to, "type": "ref_refCol"})
+    with open(path, "w", encoding="utf-8", newline="") as out:
+        writer = csv.DictWriter(out, ["from", "to", "type"], delimiter=";")
+        writer.writeheader()
+        writer.writerows(written)
+    return written
+
+
+def write_job(folder: Path, base_url: str, links: str) -> Path:
+    config = folder / "job.toml"
+    config.write_text(
+        f"""
+[target]
+kind = "quable"
+base_url = "{base_url}"
+token_env = "{TOKEN_ENV}"
+[inputs]
+links = "{links}"
+[limits]
+rate = [[400, 1]]
+[output]
+results = "out/results.jsonl"
+progress = false
+[state]
+enabled = false
+""",
+        encoding="utf-8",
+    )
+    return config
+
+
+def bulksync(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bulksync", *args],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=120,
+    )
+
+
+def lines_of(path: Path) -> list[dict[str, Any]]:
+    return [orjson.loads(x) for x in path.read_bytes().splitlines() if x.strip()]
+
+
+def stamp(text: str) -> dt.datetime:
+    assert text.endswith("Z") and len(text) == len("2026-12-03T12:00:00.123Z"), text
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_two_runs_leave_two_whole_run_folders(tmp_path: Path, sandbox: str) -> None:
+    rows = write_links_csv(tmp_path / "links.csv", 120)
+    config = write_job(tmp_path, sandbox, "links.csv")
+    first = bulksync("run", "--config", str(config))
+    second = bulksync("run", "--config", str(config))
+    assert first.returncode == second.returncode == 1, first.stderr + second.stderr
+    runs = sorted((tmp_path / "runs").iterdir())
+    assert len(runs) == 2
+    for run in runs:
+        for name in ("results.jsonl", "summary.json", "timeline.jsonl", "report.html"):
+            assert (run / name).is_file(), (run, name)
+    latest = runs[-1]
+    # The configured path reads as the latest run's results, so nothing reading it breaks.
+    configured = tmp_path / "out" / "results.jsonl"
+    assert configured.read_bytes() == (latest / "results.jsonl").read_bytes()
+    assert orjson.loads((tmp_path / "out" / "results.summary.json").read_bytes())["run_id"] == (
+        latest.name
+    )
+
+    results = lines_of(latest / "results.jsonl")
+    assert len(results) == len(rows)
+    for item in results:
+        started, ended = stamp(item["started_at"]), stamp(item["ended_at"])
+        assert started <= ended
+        assert item["ms"] >= 0
+        assert abs((ended - started).total_seconds() * 1000 - item["ms"]) < 2
+    reached = [r for r in results if r["attempts"]]
+    assert reached and all(r["ms"] > 0 for r in reached)  # each waited at least for its answer
+
+    summary = orjson.loads((latest / "summary.json").read_bytes())
+    assert summary["run_id"] == latest.name
+    assert summary["exit_code"] == second.returncode
+    assert summary["target"] == {"kind": "quable", "base_url": sandbox}
+    first_summary = orjson.loads((runs[0] / "summary.json").read_bytes())
+    assert summary["config_hash"] == first_summary["config_hash"]  # same job, same hash
+    assert len(summary["config_hash"]) == 12 and summary["version"]
+    assert stamp(summary["started_at"]) <= stamp(summary["ended_at"])
+    failed = sum(1 for r in results if r["status"] == "failed")
+    created = sum(1 for r in results if r.get("action") == "created")
+    assert summary["counts"]["link"]["failed"] == failed
+    assert summary["counts"]["link"].get("created", 0) == created
+    assert sum(summary["counts"]["link"].values()) == len(rows)
+    assert set(summary["pauses"]) == {"count", "total_s"}
+    assert summary["token_refreshes"] == 0  # a static token
+    answered = sum(count for _, count in summary["latency_histogram"])
+    assert 0 < answered <= summary["requests"]
+    assert summary["retries"] > 0  # the sandbox's 503s
+
+    # Its seconds add up to the summary: the same counters, taken a second at a time.
+    timeline = lines_of(latest / "timeline.jsonl")
+    assert [line["t"] for line in timeline] == sorted(line["t"] for line in timeline)
+    assert sum(line["requests"] for line in timeline) == summary["requests"]
+    assert sum(line["retries"] for line in timeline) == summary["retries"]
+    assert sum(line["throttled"] for line in timeline) == summary["throttled"]
+    stage = [line["stages"]["links: create"] for line in timeline]
+    assert sum(s["done"] for s in stage) == summary["succeeded"]
+    assert sum(s["failed"] for s in stage) == failed
+    assert all(line["limit"] == 400.0 for line in timeline)
+
+
+def test_bulksync_runs_lists_the_runs_newest_first(tmp_path: Path, sandbox: str) -> None:
+    write_links_csv(tmp_path / "links.csv", 30)
+    config = write_job(tmp_path, sandbox, "links.csv")
+    for _ in range(2):
+        assert bulksync("run", "--config", str(config)).returncode == 1
+    (tmp_path / "runs" / "20200101T000000Z-dead").mkdir()
+    (tmp_path / "runs" / "20200101T000000Z-dead" / "results.jsonl").write_text("")
+    listed = bulksync("runs", "--config", str(config), "--json")
+    assert listed.returncode == 0, listed.stderr
+    runs = [orjson.loads(x) for x in listed.stdout.splitlines()]
+    names = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert [r["run_id"] for r in runs] == names[::-1]
+    assert [r["exit_code"] for r in runs] == [1, 1, None]
+    assert runs[-1]["status"] == "incomplete"  # a crashed run: no summary, still listed
+    text = bulksync("runs", "--runs-dir", str(tmp_path / "runs"))
+    assert text.returncode == 0 and text.stderr == ""
+    assert names[-1] in text.stdout.splitlines()[1]
+    assert "incomplete" in text.stdout
+
+
+def test_the_failures_file_fed_back_retries_exactly_the_failed_items(
+    tmp_path: Path, sandbox: str
+) -> None:
+    rows = write_links_csv(tmp_path / "links.csv", 90)
+    config = write_job(tmp_path, sandbox, "links.csv")
+    run = bulksync("run", "--config", str(config))
+    assert run.returncode == 1, run.stderr
+    (folder,) = (tmp_path / "runs").iterdir()
+    results = lines_of(folder / "results.jsonl")
+    failed_lines = sorted(r["line"] for r in results if r["status"] == "failed")
+    assert failed_lines, "the input fails some lines by design"
+    failures = folder / "failures.csv"
+    with open(failures, encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh, delimiter=";")
+        header, *body = list(reader)
+    assert header == ["from", "to", "type", "error"]
+    # Line n of the input is row n - 2 (the header is line 1): the same cells, and why.
+    expected = [rows[n - 2] for n in failed_lines]
+    assert [dict(zip(header[:3], row[:3], strict=True)) for row in body] == expected
+    assert all(row[3] for row in body)
+    assert any("doc-0" in row[3] or "to" in row[3] for row in body)
+
+    again = bulksync("run", "--config", str(config), "--links", str(failures))
+    assert again.returncode == 1, again.stderr
+    assert "unknown" not in again.stderr  # the error column is ours: no warning for it
+    retried = lines_of(tmp_path / "out" / "results.jsonl")
+    assert sorted((r["source"], r["line"]) for r in retried) == [
+        (str(failures), n) for n in range(2, 2 + len(body))
+    ]
+    first_keys = sorted(str(r["key"]) for r in results if r["status"] == "failed")
+    assert sorted(str(r["key"]) for r in retried) == first_keys
+    # Fed back and failing again, it keeps one error column.
+    newest = max((tmp_path / "runs").iterdir())
+    with open(newest / "failures.csv", encoding="utf-8", newline="") as fh:
+        assert next(csv.reader(fh, delimiter=";")) == ["from", "to", "type", "error"]
