@@ -6,13 +6,15 @@
 Each size runs `bulksync run` in its own process against the in-memory fake target (no
 network, no latency, per-key tracking off so the fake itself stays flat) and reports the
 child's own peak RSS (``VmHWM``, see ``benchmarks._peak``) as one JSON line. The engine, not
-the fake, is what is measured.
+the fake, is what is measured, with everything a run records on: the run folder, its
+per-second timeline and its HTML report (their sizes are reported too).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -64,9 +66,15 @@ track_keys = false
     code = os.waitstatus_to_exitcode(status)
     peak_kib = int(peak_file.read_text()) if peak_file.exists() else 0
     results = folder / f"results-{count}.jsonl"
-    with open(results, "rb") as fh:
+    with open(results, "rb") as fh:  # the configured path: a link to the run's own file
         lines = sum(1 for _ in fh)
+    (run,) = (folder / "runs").iterdir()  # each measure removes its run folder
+    with open(run / "timeline.jsonl", "rb") as fh:
+        seconds = sum(1 for _ in fh)
+    report = run / "report.html"
+    report_kb = round(report.stat().st_size / 1024, 1) if report.exists() else None
     links.unlink()
+    shutil.rmtree(run)
     results.unlink()
     return {
         "links": count,
@@ -75,7 +83,10 @@ track_keys = false
         "peak_rss_mb": round(peak_kib / 1024, 1),
         "elapsed_s": round(elapsed, 1),
         "items_per_s": round(count / elapsed),
+        "timeline_lines": seconds,
+        "report_html_kb": report_kb,
     }
+
 
 
 def main() -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from sandbox_process import start_sandbox as start_process
 
 from bulksync.app.demo import DemoOptions, write_catalogue
 
@@ -31,22 +32,11 @@ needs_tmux = pytest.mark.skipif(
 
 
 def start_sandbox(*flags: str) -> tuple[str, subprocess.Popen[bytes]]:
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "bulksync", "sandbox", "--port", "0"),
-            *("--quable-seed-documents", str(CATALOGUE.documents)),
-            *("--quable-latency-fixed-ms", "5", *flags),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+    return start_process(
+        *("--quable-seed-documents", str(CATALOGUE.documents)),
+        *("--quable-latency-fixed-ms", "5", *flags),
         env=ENV,
     )
-    assert process.stdout is not None
-    first = process.stdout.readline().decode().strip()
-    if not first.startswith("sandbox listening on "):
-        process.kill()
-        raise AssertionError(first)
-    return first.rsplit(" ", 1)[1], process
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 import pytest
+from sandbox_process import running_sandbox_process
 
 TOKEN_ENV = "BULKSYNC_TEST_RUNS_TOKEN"
 ENV = {**os.environ, TOKEN_ENV: "sandbox-token", "PYTHONUNBUFFERED": "1"}
@@ -23,25 +24,13 @@ DOCUMENTS = 20
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[str]:
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "bulksync", "sandbox", "--port", "0"),
-            *("--quable-seed-documents", str(DOCUMENTS), "--quable-rate-limit-windows", "off"),
-            *("--faults-seed", "3", "--faults-error-rate", "0.05"),
-            *("--faults-error-statuses", "503"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+    with running_sandbox_process(
+        *("--quable-seed-documents", str(DOCUMENTS), "--quable-rate-limit-windows", "off"),
+        *("--faults-seed", "3", "--faults-error-rate", "0.05"),
+        *("--faults-error-statuses", "503"),
         env=ENV,
-    )
-    try:
-        assert process.stdout is not None
-        first = process.stdout.readline().decode().strip()
-        assert first.startswith("sandbox listening on "), first
-        yield first.rsplit(" ", 1)[1]
-    finally:
-        process.kill()
-        process.wait(timeout=10)
+    ) as url:
+        yield url
 
 
 def write_links_csv(path: Path, rows: int) -> list[dict[str, str]]:
