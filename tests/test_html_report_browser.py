@@ -11,6 +11,8 @@ import os
 import re
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ from typing import Any
 import aiohttp
 import pytest
 from html_report_fixtures import HOSTILE, hostile_results, write_run
+from sandbox_process import running_sandbox_process
 
 from bulksync.app._html_report import CHARTS, write_report_html
 
@@ -242,3 +245,64 @@ async def test_every_chart_renders_offline_with_no_error(tmp_path: Path) -> None
     assert checked["injected"] == 0
     assert "server said: </script><script>window.__pwned=N</script><!--" in checked["errorsText"]
     assert HOSTILE[:20] in checked["errorsText"]
+
+
+async def test_a_real_runs_report_renders_every_chart(tmp_path: Path) -> None:
+    """The report a real run wrote at its end (against the sandbox, with failures, 503s and
+    429s), not one made from synthetic files: the formats the run writes are what it reads."""
+    _need_chromium()
+    env = {**os.environ, "BULKSYNC_TEST_HTML_TOKEN": "sandbox-token"}
+    lines = []
+    for i in range(400):
+        to = f"doc-{2 + i % 29:05d}" if i % 50 else f"doc-{900 + i:05d}"  # some unknown
+        lines.append(json.dumps({"from": f"doc-{1 + i // 29:05d}", "to": to, "type": "t"}))
+    (tmp_path / "links.jsonl").write_text("\n".join([*lines, "{not json"]) + "\n")
+    config = tmp_path / "job.toml"
+    config.write_text(
+        """
+[target]
+kind = "quable"
+token_env = "BULKSYNC_TEST_HTML_TOKEN"
+base_url = "{url}"
+[inputs]
+links = "links.jsonl"
+[limits]
+rate = [[200, 1]]
+[output]
+results = "results.jsonl"
+progress = false
+[state]
+enabled = false
+""",
+        encoding="utf-8",
+    )
+    with running_sandbox_process(
+        *("--quable-seed-documents", "30", "--quable-rate-limit-windows", "120/1"),
+        *("--faults-seed", "5", "--faults-error-rate", "0.05", "--faults-error-statuses", "503"),
+        env=env,
+    ) as url:
+        config.write_text(config.read_text().replace("{url}", url))
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "bulksync", "run", "--config", str(config)],
+            capture_output=True,
+            env=env,
+            timeout=120,
+        )
+    assert done.returncode == 1, done.stderr
+    (run,) = (tmp_path / "runs").iterdir()
+    page = run / "report.html"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["throttled"] > 0 and summary["retries"] > 0 and summary["failed"] > 0
+    with tempfile.TemporaryDirectory(prefix="bulksync-chromium-") as profile:
+        checked, events = await open_report(page, Path(profile))
+    problems = _problems(events, page)
+    assert problems["own_request"]
+    assert problems["requests"] == problems["exceptions"] == problems["console"] == []
+    assert problems["log"] == []
+    assert [c["name"] for c in checked["charts"]] == list(CHARTS)
+    for chart in checked["charts"]:
+        assert chart["drawn"] == "1", chart
+        assert chart["colored"] > 200, chart
+    assert "no document or asset with the identifier" in checked["errorsText"]
+    assert "links.jsonl:401: invalid JSON" in checked["errorsText"]
