@@ -42,15 +42,24 @@ class Snapshot:
     stages: tuple[StageFigures, ...]
 
 
-def take_snapshot(engine: Engine, started: float, totals: Mapping[Kind, int]) -> Snapshot:
-    """The run's figures now; ``totals`` are the input lines per kind, where counted."""
+def take_snapshot(
+    engine: Engine,
+    started: float,
+    totals: Mapping[Kind, int],
+    stage_totals: Mapping[str, int] | None = None,
+) -> Snapshot:
+    """The run's figures now; ``totals`` are the input lines per kind, where counted, and
+    ``stage_totals`` the items each stage (by label) has work for, once known."""
     now = time.monotonic()
     stats, target = engine.stats, engine.client.target
     budget, auth = target.budget, target.auth
     stages = []
     for counters in engine.counters:
         total = totals.get(counters.kind)
-        if total is not None:
+        known = (stage_totals or {}).get(counters.label)
+        if known is not None:
+            total = max(known, counters.finished)
+        elif total is not None:
             # Lines counted up front may be off (blank lines): never show more done than all.
             total = max(total - counters.not_applicable, counters.finished)
         figures = StageFigures(

@@ -70,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
         "--links-api", choices=("v5", "v4"), default="v5", help="Quable links API (v5)"
     )
     demo.add_argument("--workdir", type=Path, help="where to write the catalogue and results")
+    _stats_arguments(demo)
     _log_arguments(demo, top=False)
     commands.add_parser(
         "config-schema", help="print the JSON schema of a job config (for editor completion)"
@@ -164,6 +165,19 @@ def _log_arguments(parser: argparse.ArgumentParser, top: bool = True) -> None:
     )
 
 
+def _stats_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--stats-interval",
+        type=float,
+        metavar="SECONDS",
+        help="off a terminal (or with --no-progress), print a stats line to stderr this often "
+        "(default 60; 0: none) ([output] stats_interval)",
+    )
+    parser.add_argument(
+        "--stats-json", action="store_true", help="print the stats lines as JSON lines"
+    )
+
+
 def _job_arguments(parser: argparse.ArgumentParser) -> None:
     """The options shared by `run` and `retry-failed`."""
     _log_arguments(parser, top=False)
@@ -186,16 +200,7 @@ def _job_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--concurrency", type=int, help="workers per stage ([limits] concurrency)")
     parser.add_argument("--no-progress", action="store_true", help="no live progress display")
-    parser.add_argument(
-        "--stats-interval",
-        type=float,
-        metavar="SECONDS",
-        help="off a terminal (or with --no-progress), print a stats line to stderr this often "
-        "(default 60; 0: none) ([output] stats_interval)",
-    )
-    parser.add_argument(
-        "--stats-json", action="store_true", help="print the stats lines as JSON lines"
-    )
+    _stats_arguments(parser)
     parser.add_argument(
         "--full",
         action="store_true",
@@ -282,6 +287,8 @@ def _demo(args: argparse.Namespace) -> int:
         faults=args.faults,
         links_api=args.links_api,
         workdir=args.workdir,
+        stats_interval=args.stats_interval,
+        stats_json=args.stats_json,
     )
     return run_demo(options).exit_code
 

@@ -38,6 +38,8 @@ class DemoOptions:
     time_scale: float = 20.0  # Quable's windows run this much faster: 200 requests/s
     links_api: str = "v5"
     workdir: Path | None = None
+    stats_interval: float | None = None  # None: the run's default
+    stats_json: bool = False
 
 
 def tiny_png(width: int, height: int, shade: int) -> bytes:
@@ -126,9 +128,20 @@ def demo_config(options: DemoOptions, folder: Path, base_url: str) -> Config:
             stage_concurrency={"upload": 8},
             max_elapsed_s=60.0,
         ),
-        output=OutputConfig(results=folder / "results.jsonl"),
+        output=_output(options, folder),
         sections={"quable": {"links_api": options.links_api}},
     )
+
+
+def _output(options: DemoOptions, folder: Path) -> OutputConfig:
+    output = OutputConfig(results=folder / "results.jsonl")
+    if options.stats_interval is not None:
+        if not options.stats_interval >= 0:  # NaN fails too
+            raise ConfigError("--stats-interval takes seconds, 0 or more")
+        output.stats_interval = options.stats_interval
+    if options.stats_json:
+        output.stats_format = "json"
+    return output
 
 
 async def _demo(options: DemoOptions, folder: Path) -> RunReport:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import partial
@@ -21,6 +21,7 @@ from bulksync.app._run_record import complete_summary, finish_record, runs_dir_o
 from bulksync.app._stats_lines import print_stats
 from bulksync.app._telemetry import Snapshot, take_snapshot
 from bulksync.app._timeline import Timeline
+from bulksync.app._totals import StageTotals
 from bulksync.app.config import Config, normalize_base_url
 from bulksync.app.plan import format_plan, make_plan, plan_json
 from bulksync.app.progress import RunProgress, count_lines, note
@@ -28,7 +29,7 @@ from bulksync.app.prune import PruneGuardError, PruneSkipped, max_delete_limit, 
 from bulksync.app.registry import target_spec
 from bulksync.app.wiring import BuiltTarget, build_connector, build_target
 from bulksync.engine._breaker import CircuitBreaker, no_route_of
-from bulksync.engine._engine import Engine, EngineOptions, Input
+from bulksync.engine._engine import Engine, EngineOptions, Input, StageCounters
 from bulksync.engine._preflight import preflight, stall_limit
 from bulksync.engine.client import EngineClient
 from bulksync.engine.listing import list_remote
@@ -37,7 +38,7 @@ from bulksync.inputs.readers import read_records
 from bulksync.spi._connector import Connector, RemoteLister
 from bulksync.spi._errors import AuthError, BulksyncError, ConfigError, first_bulksync_error
 from bulksync.spi._http import HttpRequest
-from bulksync.spi._records import AssetRecord, Kind, LinkRecord
+from bulksync.spi._records import AssetRecord, BadRecord, Kind, LinkRecord, Record
 from bulksync.spi._redact import redact
 from bulksync.store._state_lock import holder as state_holder
 from bulksync.store.remote import RemoteIndex
@@ -117,8 +118,10 @@ async def run_job_async(
         engine = Engine(built.connector, built.target, writer, engine_options)
         started = time.monotonic()
 
+        stage_totals = StageTotals()
+
         def sample() -> Snapshot:
-            return take_snapshot(engine, started, totals)
+            return take_snapshot(engine, started, totals, stage_totals.by_label)
 
         progress = RunProgress(sample, totals, enabled=show_progress)
         stats_json = config.output.stats_format == "json"
@@ -148,6 +151,8 @@ async def run_job_async(
                     partial(print_stats, sample, stats_every, stats_json),
                     timeline.watch,
                 ]
+                if totals and config.inputs.assets is not None and mode.only_keys is None:
+                    watchers.append(_asset_totals(config, built, stage_totals))
                 await _drive(engines, work, watchers)
         except BulksyncError as exc:
             failure = exc
@@ -173,6 +178,31 @@ async def run_job_async(
     if failure is not None:
         note(f"bulksync: {redact(str(failure))}")
     return RunReport(code, summary)
+
+
+def _asset_totals(
+    config: Config, built: BuiltTarget, totals: StageTotals
+) -> Callable[[], Coroutine[Any, Any, None]]:
+    """The asset stages' own totals (an upload has nothing to do for a remotePath)."""
+    path = config.inputs.assets
+    assert path is not None
+
+    def records() -> Iterator[Record | BadRecord]:
+        stream = read_records(
+            path,
+            "asset",
+            media_root=config.inputs.media_root,
+            fmt=config.inputs.format,
+            csv_delimiter=_csv_delimiter(config),
+            shape=target_spec(config.target.kind).input_shape,
+        )
+        try:
+            yield from stream
+        finally:
+            stream.close()
+
+    stages = [(StageCounters("asset", s.name).label, s) for s in built.connector.stages("asset")]
+    return partial(totals.count, records, stages)
 
 
 def _exit_code(failure: BulksyncError | None, interrupted: bool, summary: dict[str, Any]) -> int:

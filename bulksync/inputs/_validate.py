@@ -14,7 +14,9 @@ import os
 import re
 import stat
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -241,9 +243,23 @@ def internal_error(origin: Origin, kind: Kind, exc: Exception) -> BadRecord:
     return BadRecord(origin, kind, what, error_type="InternalError")
 
 
+# Set by a second pass over an input (the displays' stage totals): its warnings were said once.
+_quiet: ContextVar[bool] = ContextVar("bulksync_reader_quiet", default=False)
+
+
+@contextmanager
+def warnings_off() -> Iterator[None]:
+    token = _quiet.set(True)
+    try:
+        yield
+    finally:
+        _quiet.reset(token)
+
+
 def note(message: str) -> None:
     """A one-line warning on stderr (bulksync.app.progress.note, without importing the engine)."""
-    print(redact(message), file=sys.stderr, flush=True)
+    if not _quiet.get():
+        print(redact(message), file=sys.stderr, flush=True)
 
 
 def record_key(kind: Kind, obj: Mapping[str, Any], rules: ShapeRules) -> str | None:
