@@ -61,6 +61,8 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("memory", "peak_rss_small"): "peak RSS, {small:,} links",
     ("memory", "peak_rss_large"): "peak RSS, {large:,} links",
     ("memory", "rss_growth"): "growth {small:,} → {large:,}",
+    ("memory", "timeline_lines_large"): "timeline.jsonl of the {large:,}-link run (one a second)",
+    ("memory", "report_html_large"): "report.html of the {large:,}-link run",
     ("calls_per_item", "v5_calls_per_item"): "v5, one POST /api/links per link",
     ("calls_per_item", "v4_calls_per_item"): "v4, grouped document links",
     ("calls_per_item", "v4_fewer_calls"): "v5 calls ÷ v4 calls",

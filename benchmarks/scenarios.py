@@ -383,6 +383,8 @@ def memory(ctx: Context) -> list[Figure]:
         Figure(s, "peak_rss_small", small["peak_rss_mb"], "MB", detail=detail),  # type: ignore[arg-type]
         Figure(s, "peak_rss_large", large["peak_rss_mb"], "MB", "<= 150"),  # type: ignore[arg-type]
         Figure(s, "rss_growth", round(growth, 3), "x", "<= 1.2"),
+        Figure(s, "timeline_lines_large", large["timeline_lines"], "lines"),  # type: ignore[arg-type]
+        Figure(s, "report_html_large", large["report_html_kb"], "KB", "<= 1536"),  # type: ignore[arg-type]
     ]
 
 
