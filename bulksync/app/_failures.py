@@ -1,170 +1,241 @@
-"""The failures file of a run: each failed item's original input line plus an `error` column,
-in the input's own format, so a user can fix it and feed it back as the input.
+"""A run's failures file: the failed items' input lines as written, plus an ``error`` column,
+ready to fix and feed back as an input.
 
-CSV input gives a CSV file (the same header and delimiter, plus `error`); JSONL input gives a
-JSONL file (each object plus an `"error"` key; a line that was no JSON object is copied as
-it was). The readers know the `error` field and ignore it.
-
-Memory stays flat whatever the number of failures: failed lines go to a temporary SQLite
-file, then come back in line order while the input is read once, merged line by line.
+Constant memory whatever the number of failures: the failed (line, error) pairs of the results
+go into a scratch SQLite table in the run folder, then one ordered pass over each input joins
+them with its lines (both in line order). CSV input keeps its header and delimiter and gains
+``error``; JSONL input becomes CSV (top-level keys as columns, nested values as JSON text) when
+every failed line reads back identically through the CSV reader, else ``failures.jsonl`` holds
+the original lines with an ``"error"`` key.
 """
 
 from __future__ import annotations
 
 import csv
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 
+from bulksync.inputs.rows import (
+    FAILURE_COLUMN,
+    csv_rows,
+    header_readable,
+    jsonl_lines,
+    read_back_as_csv,
+)
 from bulksync.spi._records import Kind
-from bulksync.spi._redact import redacted_excerpt
-from bulksync.store.results import read_results
+from bulksync.spi._redact import redact
+from bulksync.spi._shapes import InputShape
 
-MESSAGE_CHARS = 1000
-_DELIMITERS = (",", ";", "\t", "|")
+__all__ = ["FailureInput", "FailuresWritten", "write_failures"]
+
+# More distinct keys than this among the failed JSONL lines: no sensible CSV header.
+_MAX_COLUMNS = 200
+_BATCH = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class FailureInput:
+    kind: Kind
+    path: Path
+    csv: bool  # read as CSV (by the job's format or the file's extension)
+
+
+@dataclass(slots=True)
+class FailuresWritten:
+    files: list[Path] = field(default_factory=list)
+    not_copied: int = 0  # failed lines with no row to copy (unparsable, or not an input line)
 
 
 def write_failures(
-    results: Path, inputs: Mapping[Kind, Path], out_for: Mapping[Kind, Path]
-) -> dict[Kind, int]:
-    """Write ``out_for[kind]`` for each kind of ``inputs`` that has failed lines; returns the
-    count written per kind. ``out_for`` gives the path without its extension."""
-    sources = {str(path): kind for kind, path in inputs.items()}
-    store = results.with_name(".failures.sqlite")
-    store.unlink(missing_ok=True)
-    db = sqlite3.connect(store)
+    results: Path,
+    inputs: Sequence[FailureInput],
+    out_for: Any,
+    *,
+    delimiter: str | None,
+    shape: InputShape | None,
+    scratch: Path,
+) -> FailuresWritten:
+    """Write one failures file per input that has failed lines; ``out_for(kind, suffix)``
+    names it. ``delimiter`` is the job's CSV delimiter (None: detected / ``,``)."""
+    done = FailuresWritten()
+    sources = {str(item.path): number for number, item in enumerate(inputs)}
+    scratch.unlink(missing_ok=True)
+    db = sqlite3.connect(scratch)
     try:
-        db.execute("CREATE TABLE failed (kind TEXT, line INTEGER, message TEXT)")
-        rows = _failed_lines(results, sources)
-        db.executemany("INSERT INTO failed VALUES (?, ?, ?)", rows)
-        db.execute("CREATE INDEX by_line ON failed (kind, line)")
-        written: dict[Kind, int] = {}
-        for kind, path in inputs.items():
-            failed = db.execute(
-                "SELECT line, message FROM failed WHERE kind = ? ORDER BY line", (kind,)
-            )
-            first = failed.fetchone()
-            if first is None:
+        db.execute("PRAGMA journal_mode=OFF")
+        db.execute("PRAGMA synchronous=OFF")
+        db.execute(
+            "CREATE TABLE failed (src INTEGER, line INTEGER, error TEXT, PRIMARY KEY (src, line))"
+        )
+        counts = _load_failed(db, results, sources)
+        done.not_copied += counts.pop(-1, 0)
+        for number, item in enumerate(inputs):
+            if not counts.get(number):
                 continue
-            lines = _chain_first(first, failed)
-            csv_input = path.suffix.lower() in (".csv", ".tsv")
-            target = out_for[kind].with_suffix(".csv" if csv_input else ".jsonl")
-            with open(target, "w", encoding="utf-8", newline="") as out:
-                copy = _copy_csv if csv_input else _copy_jsonl
-                written[kind] = copy(path, lines, out)
-        return written
+            failed = _cursor(db, number)
+            if item.csv:
+                target = out_for(item.kind, ".csv")
+                copied = _copy_csv(item, failed, target, delimiter, shape)
+            else:
+                target, copied = _copy_jsonl(item, db, number, out_for, delimiter or ",", shape)
+            done.files.append(target)
+            done.not_copied += counts[number] - copied
     finally:
         db.close()
-        store.unlink(missing_ok=True)
+        scratch.unlink(missing_ok=True)
+    return done
 
 
-def _failed_lines(results: Path, sources: Mapping[str, Kind]) -> Iterator[tuple[str, int, str]]:
-    for item in read_results(results):
-        if item.get("status") != "failed":
-            continue
-        kind = sources.get(str(item.get("source")))
-        line = item.get("line")
-        if kind is None or not isinstance(line, int):
-            continue  # a prune's delete, or an item of another input
-        error = item.get("error") or {}
-        message = f"{error.get('type', 'Error')}: {error.get('message', '')}"
-        yield kind, line, redacted_excerpt(message.replace("\n", " "), MESSAGE_CHARS)
+def _load_failed(db: sqlite3.Connection, results: Path, sources: dict[str, int]) -> dict[int, int]:
+    """Failed result lines into the table; counts per input (-1: not from an input line)."""
+    counts: dict[int, int] = {}
+    batch: list[tuple[int, int, str]] = []
+    with results.open("rb") as fh:
+        for raw in fh:
+            if b'"failed"' not in raw:
+                continue  # most lines: no parse at all
+            doc = orjson.loads(raw)
+            if doc.get("status") != "failed":
+                continue
+            number = sources.get(doc.get("source"), -1)
+            line = doc.get("line")
+            if number < 0 or not isinstance(line, int) or line < 1:
+                counts[-1] = counts.get(-1, 0) + 1
+                continue
+            batch.append((number, line, _error_text(doc.get("error"))))
+            if len(batch) >= _BATCH:
+                counts_added(db, batch, counts)
+                batch = []
+    counts_added(db, batch, counts)
+    return counts
 
 
-def _chain_first(first: Any, rest: Iterator[Any]) -> Iterator[tuple[int, str]]:
-    yield int(first[0]), str(first[1])
-    for line, message in rest:
-        yield int(line), str(message)
+def counts_added(
+    db: sqlite3.Connection, batch: list[tuple[int, int, str]], counts: dict[int, int]
+) -> None:
+    for number, _, _ in batch:
+        counts[number] = counts.get(number, 0) + 1
+    # One result per input line; a repeat (none expected) keeps the first error.
+    db.executemany("INSERT OR IGNORE INTO failed VALUES (?, ?, ?)", batch)
 
 
-def _copy_jsonl(path: Path, failed: Iterator[tuple[int, str]], out: IO[str]) -> int:
-    count = 0
+def _error_text(error: Any) -> str:
+    if not isinstance(error, dict):
+        return "failed"
+    text = f"{error.get('type') or 'Error'}: {error.get('message') or ''}".strip()
+    # One physical line per cell: the file stays greppable and the row one line.
+    return redact(" ".join(text.split()))
+
+
+def _cursor(db: sqlite3.Connection, number: int) -> Iterator[tuple[int, str]]:
+    cursor = db.execute("SELECT line, error FROM failed WHERE src = ? ORDER BY line", (number,))
+    while rows := cursor.fetchmany(_BATCH):
+        yield from rows
+
+
+def _joined(
+    lines: Iterator[tuple[int, Any]], failed: Iterator[tuple[int, str]]
+) -> Iterator[tuple[Any, str]]:
+    """The input lines that failed, with their error: a merge of two line-ordered streams."""
     wanted = next(failed, None)
-    with open(path, "rb") as source:
-        for number, raw in enumerate(source, 1):
-            if wanted is None:
-                break
-            if number < wanted[0]:
-                continue
-            message = wanted[1]
-            while wanted is not None and wanted[0] <= number:
-                wanted = next(failed, None)
-            out.write(_with_error(raw, message) + "\n")
-            count += 1
-    return count
+    for lineno, content in lines:
+        while wanted is not None and wanted[0] < lineno:
+            wanted = next(failed, None)  # a line that starts no row (swallowed, blank)
+        if wanted is None:
+            return
+        if wanted[0] == lineno:
+            yield content, wanted[1]
+            wanted = next(failed, None)
 
 
-def _with_error(raw: bytes, message: str) -> str:
-    try:
-        item = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        item = None
-    if not isinstance(item, dict):
-        # Not an object: nothing to add a field to; copied as it was, for the user to fix.
-        return raw.decode("utf-8", "replace").rstrip("\r\n")
-    item["error"] = message
-    return orjson.dumps(item).decode()
-
-
-class _NumberedLines:
-    """Decoded lines for the csv module, counting physical lines as the reader does."""
-
-    def __init__(self, raw: IO[bytes]) -> None:
-        self._raw = raw
-        self.lineno = 0
-
-    def __iter__(self) -> _NumberedLines:
-        return self
-
-    def __next__(self) -> str:
-        data = self._raw.readline()
-        if not data:
-            raise StopIteration
-        self.lineno += 1
-        if self.lineno == 1 and data.startswith(b"\xef\xbb\xbf"):
-            data = data[3:]
-        return data.decode("utf-8", "replace")
-
-
-def _copy_csv(path: Path, failed: Iterator[tuple[int, str]], out: IO[str]) -> int:
-    with open(path, "rb") as source:
-        lines = _NumberedLines(source)
-        header_line = next((x for x in lines if x.strip()), "")
-        delimiter = max(_DELIMITERS, key=lambda d: len(_cells(header_line, d)))
-        header = _cells(header_line, delimiter)
-        names = [name.strip().lower() for name in header]
-        # A failures file fed back and failing again keeps one error column, the latest.
-        column = names.index("error") if "error" in names else None
-        writer = csv.writer(out, delimiter=delimiter, lineterminator="\n")
-        writer.writerow(header if column is not None else [*header, "error"])
-        rows = csv.reader(lines, delimiter=delimiter)
-        count = 0
-        wanted = next(failed, None)
-        while wanted is not None:
-            start = lines.lineno + 1
-            try:
-                row = next(rows)
-            except StopIteration:
-                break
-            except csv.Error:
-                row = []  # a malformed row: its error column says why
-            if start < wanted[0]:
-                continue
-            message = wanted[1]
-            while wanted is not None and wanted[0] <= lines.lineno:
-                wanted = next(failed, None)
-            if column is not None:
-                row = [*row, *([""] * (len(header) - len(row)))]
-                row[column] = message
-            else:
-                row = [*row, *([""] * (len(header) - len(row))), message]
+def _copy_csv(
+    item: FailureInput,
+    failed: Iterator[tuple[int, str]],
+    target: Path,
+    delimiter: str | None,
+    shape: InputShape | None,
+) -> int:
+    source = csv_rows(item.path, item.kind, delimiter, shape)
+    header = list(source.header)
+    names = [name.strip().lower() for name in header]
+    if FAILURE_COLUMN in names:
+        at = names.index(FAILURE_COLUMN)  # a failures file fed back: its error is replaced
+    else:
+        at = len(header)
+        header.append(FAILURE_COLUMN)
+    copied = 0
+    with target.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out, delimiter=source.delimiter, lineterminator="\n")
+        writer.writerow(header)
+        for cells, error in _joined(source.rows, failed):
+            if cells is None:
+                continue  # a row the CSV parser could not read: nothing faithful to copy
+            row = list(cells)
+            if len(row) < len(header):
+                row.extend([""] * (len(header) - len(row)))
+            row[at] = error
             writer.writerow(row)
-            count += 1
-    return count
+            copied += 1
+    return copied
 
 
-def _cells(line: str, delimiter: str) -> list[str]:
-    return next(csv.reader([line], delimiter=delimiter), [])
+def _copy_jsonl(
+    item: FailureInput,
+    db: sqlite3.Connection,
+    number: int,
+    out_for: Any,
+    delimiter: str,
+    shape: InputShape | None,
+) -> tuple[Path, int]:
+    # First pass: the columns, and whether every failed object survives the trip through CSV.
+    columns: dict[str, None] = {}
+    as_csv = True
+    for obj, _ in _objects(item, db, number):
+        if as_csv and read_back_as_csv(obj, item.kind, delimiter, shape) is None:
+            as_csv = False
+        for name in obj:
+            if name != FAILURE_COLUMN:
+                columns[name] = None
+        if len(columns) > _MAX_COLUMNS:
+            as_csv = False
+        if not as_csv:
+            break
+    names = list(columns)
+    if as_csv and not header_readable([*names, FAILURE_COLUMN], item.kind, shape):
+        as_csv = False
+    copied = 0
+    if as_csv:
+        target = out_for(item.kind, ".csv")
+        with target.open("w", encoding="utf-8", newline="") as out:
+            writer = csv.writer(out, delimiter=delimiter, lineterminator="\n")
+            writer.writerow([*names, FAILURE_COLUMN])
+            for obj, error in _objects(item, db, number):
+                cells = read_back_as_csv(obj, item.kind, delimiter, shape) or {}
+                writer.writerow([*(cells.get(name, "") for name in names), error])
+                copied += 1
+        return target, copied
+    target = out_for(item.kind, ".jsonl")
+    with target.open("wb") as out:
+        for obj, error in _objects(item, db, number):
+            obj[FAILURE_COLUMN] = error
+            out.write(orjson.dumps(obj) + b"\n")
+            copied += 1
+    return target, copied
+
+
+def _objects(
+    item: FailureInput, db: sqlite3.Connection, number: int
+) -> Iterator[tuple[dict[str, Any], str]]:
+    """The failed JSONL lines that are JSON objects (an unreadable line has nothing to copy)."""
+    for raw, error in _joined(jsonl_lines(item.path), _cursor(db, number)):
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(obj, dict):
+            yield obj, error

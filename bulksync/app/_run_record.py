@@ -4,19 +4,20 @@ failures file, the HTML report, and the configured results path brought up to da
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from bulksync._version import __version__
-from bulksync.app._failures import write_failures
+from bulksync.app._failures import FailureInput, write_failures
 from bulksync.app._run_folder import RunFolder, iso, refresh_copy, utc_now
 from bulksync.app._telemetry import run_figures
 from bulksync.app.config import Config
 from bulksync.app.progress import note
+from bulksync.app.registry import target_spec
 from bulksync.engine._engine import Engine
+from bulksync.spi._errors import BulksyncError
 from bulksync.spi._records import Kind
 from bulksync.spi._redact import redacted_excerpt
 from bulksync.store.results import summary_path, write_summary
@@ -53,9 +54,7 @@ def complete_summary(
     return summary
 
 
-def finish_record(
-    folder: RunFolder, config: Config, summary: dict[str, Any], inputs: Mapping[Kind, Path]
-) -> list[str]:
+def finish_record(folder: RunFolder, config: Config, summary: dict[str, Any]) -> list[str]:
     """Write what the run folder holds at the end; returns lines naming the files written.
 
     Each file after the summary is a convenience: a failure to write it is said in one line,
@@ -65,17 +64,7 @@ def finish_record(
     refresh_copy(folder.results, config.output.results)
     written = [f"run: {folder.path}"]
     if summary.get("failed"):
-        both = len(inputs) > 1
-        out_for = {kind: folder.failures(kind, "csv", both) for kind in inputs}
-        try:
-            counts = write_failures(folder.results, inputs, out_for)
-        except OSError as exc:
-            note(f"bulksync: the failures file could not be written: {exc.strerror or exc}")
-        else:
-            for kind, count in counts.items():
-                name = sorted(folder.path.glob(out_for[kind].stem + ".*"))
-                where = name[0].name if name else out_for[kind].name
-                written.append(f"failures: {folder.path / where} ({count:,} {kind}s)")
+        written.extend(_failures(folder, config))
     try:
         from bulksync.app._html_report import write_report_html
 
@@ -83,3 +72,38 @@ def finish_record(
     except Exception as exc:  # a chart that cannot be drawn must not fail a finished run
         note(f"bulksync: the HTML report could not be written: {redacted_excerpt(str(exc), 300)}")
     return written
+
+
+def _failures(folder: RunFolder, config: Config) -> list[str]:
+    """The failed items' input lines, to fix and feed back; lines naming what was written."""
+    given: list[tuple[Kind, Path | None]] = [
+        ("asset", config.inputs.assets),
+        ("link", config.inputs.links),
+    ]
+    fmt = config.inputs.format
+    inputs = [
+        FailureInput(kind, path, fmt == "csv" or (fmt == "auto" and path.suffix.lower() == ".csv"))
+        for kind, path in given
+        if path is not None
+    ]
+    both = len(inputs) > 1
+    delimiter = config.inputs.csv_delimiter
+    try:
+        done = write_failures(
+            folder.results,
+            inputs,
+            lambda kind, suffix: folder.failures(kind, suffix.lstrip("."), both),
+            delimiter=None if delimiter == "auto" else delimiter,
+            shape=target_spec(config.target.kind).input_shape,
+            scratch=folder.path / ".failures.sqlite",
+        )
+    except (OSError, BulksyncError, ValueError) as exc:
+        # The run's own outcome stands; only its failures file is missing.
+        note(f"bulksync: warning: no failures file written: {redacted_excerpt(str(exc), 300)}")
+        return []
+    if done.not_copied:
+        note(
+            f"bulksync: {done.not_copied} failed line(s) are not in the failures file: they "
+            "hold no row to copy (unreadable CSV or JSON); see the results file"
+        )
+    return [f"failures: {path}" for path in done.files]

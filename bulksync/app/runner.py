@@ -169,7 +169,7 @@ async def run_job_async(
         code = _exit_code(failure, interrupted, summary)
         timeline.close()
         complete_summary(summary, folder, config, engine, code)
-        files = finish_record(folder, config, summary, _input_paths(config))
+        files = finish_record(folder, config, summary)
     if not quiet:
         print(format_summary(summary))
         print(f"results: {config.output.results}")
@@ -211,15 +211,6 @@ def _exit_code(failure: BulksyncError | None, interrupted: bool, summary: dict[s
     if interrupted:
         return EXIT_INTERRUPTED
     return EXIT_FAILED_ITEMS if summary["failed"] else EXIT_OK
-
-
-def _input_paths(config: Config) -> dict[Kind, Path]:
-    paths: dict[Kind, Path] = {}
-    if config.inputs.assets is not None:
-        paths["asset"] = config.inputs.assets
-    if config.inputs.links is not None:
-        paths["link"] = config.inputs.links
-    return paths
 
 
 def _engine_options(

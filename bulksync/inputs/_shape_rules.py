@@ -32,9 +32,10 @@ from bulksync.spi._shapes import (
 )
 
 ASSET_FIELDS = frozenset({"id", "file", "remotePath", "classification", "attributes"})
-# The column a run's failures file adds to each failed line: known, so a failures file fed
-# back as the input reads without a warning (or a failure under --strict-fields); not read.
-FEEDBACK_FIELDS = frozenset({"error"})
+# The column a run's failures file adds to the failed lines (bulksync.app._failures): known to
+# be ours, so a failures file fed back as an input reads without an unknown-field warning. No
+# record reads it.
+FAILURE_COLUMN = "error"
 
 # What a line is checked against when no target is named (a library caller, a test reading a
 # file on its own): what any built-in target takes, so no line a target accepts is refused.
@@ -56,8 +57,8 @@ class ShapeRules:
         self.shape = shape
         self.link_fields: Mapping[str, LinkField] = dict(shape.link_fields)
         self.known: dict[Kind, frozenset[str]] = {
-            "asset": ASSET_FIELDS | FEEDBACK_FIELDS,
-            "link": GENERIC_LINK_FIELDS | frozenset(self.link_fields) | FEEDBACK_FIELDS,
+            "asset": ASSET_FIELDS | {FAILURE_COLUMN},
+            "link": GENERIC_LINK_FIELDS | frozenset(self.link_fields) | {FAILURE_COLUMN},
         }
         self._key_sets = frozenset(
             keys for form in shape.endpoint_objects for keys in form.key_sets()
