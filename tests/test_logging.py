@@ -336,7 +336,7 @@ async def test_a_batch_retried_together_is_one_retry_and_one_log_line(
     assert stage.calls == [8, 8]
     assert engine.stats.succeeded == 8 and engine.stats.retries == 1  # it was 8, one per item
     (line,) = [r for r in caplog.records if r.name == "bulksync.retry"]
-    assert line.getMessage().startswith("retry links: link (8 items) in ")
+    assert line.getMessage().startswith("retry links: create (8 items) in ")
     assert line.__dict__["cause"] == "Busy: try later" and line.__dict__["items"] == 8
 
 

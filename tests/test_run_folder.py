@@ -7,8 +7,10 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -207,3 +209,54 @@ def test_the_failures_file_fed_back_retries_exactly_the_failed_items(
     newest = max((tmp_path / "runs").iterdir())
     with open(newest / "failures.csv", encoding="utf-8", newline="") as fh:
         assert next(csv.reader(fh, delimiter=";")) == ["from", "to", "type", "error"]
+
+
+def test_a_killed_run_is_incomplete_and_never_read_with_another_runs_summary(
+    tmp_path: Path, sandbox: str
+) -> None:
+    write_links_csv(tmp_path / "links.csv", 200)
+    config = write_job(tmp_path, sandbox, "links.csv")
+    assert bulksync("run", "--config", str(config)).returncode == 1
+    config.write_text(config.read_text().replace("rate = [[400, 1]]", "rate = [[20, 1]]"))
+    configured = tmp_path / "out" / "results.jsonl"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bulksync", "run", "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=ENV,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            runs = list((tmp_path / "runs").iterdir())
+            if len(runs) == 2 and configured.exists() and len(lines_of(configured)) >= 20:
+                break
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    finally:
+        process.kill()
+    killed = max((tmp_path / "runs").iterdir())
+    assert not (killed / "summary.json").exists()
+    # The configured results are the killed run's, and no summary beside them claims them.
+    assert configured.resolve() == (killed / "results.jsonl").resolve()
+    assert not (tmp_path / "out" / "results.summary.json").exists()
+    listed = bulksync("runs", "--runs-dir", str(tmp_path / "runs"), "--json")
+    statuses = [orjson.loads(x)["status"] for x in listed.stdout.splitlines()]
+    assert statuses == ["incomplete", "Completed"]
+    html = bulksync("report", str(killed), "--html")
+    assert html.returncode == 2
+    assert html.stderr.count("\n") == 1 and "did not finish" in html.stderr, html.stderr
+    text = bulksync("report", str(configured))
+    assert text.returncode == 0, text.stderr
+    assert "Completed" not in text.stdout
+
+
+def test_a_results_file_cut_in_its_last_line_is_read_up_to_it(tmp_path: Path) -> None:
+    lines = [{"kind": "link", "key": f"k{i}", "status": "succeeded"} for i in range(3)]
+    body = b"".join(orjson.dumps(x) + b"\n" for x in lines) + b'{"kind": "link", "ke'
+    (tmp_path / "cut.jsonl").write_bytes(body)
+    shown = bulksync("report", str(tmp_path / "cut.jsonl"), "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert orjson.loads(shown.stdout)["total"] == 3
+    assert "cut.jsonl:4: the last line is cut" in shown.stderr

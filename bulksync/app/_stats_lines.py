@@ -3,6 +3,7 @@ the `--stats-interval` lines a run prints off a terminal (cron, CI, a container'
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from collections.abc import Callable
 from typing import Any, TextIO
@@ -43,7 +44,9 @@ def status_text(now: Snapshot, before: Snapshot | None) -> str:
         f"429s {now.throttled:,}",
     ]
     if now.paused_s > 0:
-        parts.append(f"paused {now.paused_s:.0f} s: {now.pause_reason or 'throttled'}")
+        # Retry-After pauses are often under a second: "0 s" would read as none.
+        left = f"{now.paused_s:.1f}" if now.paused_s < 10 else f"{now.paused_s:.0f}"
+        parts.append(f"paused {left} s: {now.pause_reason or 'throttled'}")
     parts.append(f"token refreshes {now.token_refreshes}")
     return " | ".join(parts)
 
@@ -72,12 +75,19 @@ def _stage_text(stage: StageFigures, rate: float) -> str:
 def stats_line(now: Snapshot, before: Snapshot | None) -> str:
     """Every figure of the run in one greppable line; rates over the last interval."""
     stages = [_stage_text(s, _stage_rate(now, before, i)) for i, s in enumerate(now.stages)]
-    return " | ".join([STATS_PREFIX + " " + status_text(now, before), *stages])
+    # The clock time, so a log without timestamps of its own (cron) still lines up.
+    head = f"{STATS_PREFIX} {_utc_now()} {status_text(now, before)}"
+    return " | ".join([head, *stages])
+
+
+def _utc_now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def stats_json(now: Snapshot, before: Snapshot | None) -> dict[str, Any]:
     return {
         "event": "stats",
+        "ts": _utc_now(),
         "elapsed_s": round(now.elapsed_s, 1),
         "requests": now.requests,
         "requests_per_s": round(per_second(now, before, _requests), 2),

@@ -96,6 +96,8 @@ class RunProgress:
 
     def refresh(self) -> None:
         now = self._sample()
+        if self._window and len(self._window[-1].stages) != len(now.stages):
+            self._window.clear()  # the stages appeared (or a flow began): rates start afresh
         self._window.append(now)
         while self._window and now.at - self._window[0].at > RATE_WINDOW_S:
             self._window.popleft()

@@ -12,6 +12,7 @@ from typing import Any, TextIO
 
 import orjson
 
+from bulksync.app.progress import note
 from bulksync.spi._errors import InputFileError
 from bulksync.store.results import summary_path
 
@@ -130,6 +131,10 @@ def results_items(results: Path) -> Iterator[dict[str, Any]]:
                 try:
                     item = orjson.loads(raw)
                 except orjson.JSONDecodeError:
+                    if lineno > 1 and not raw.endswith(b"\n") and _is_utf8(raw):
+                        # A run killed in the middle of its last write: that line is cut.
+                        note(f"bulksync: {results}:{lineno}: the last line is cut; left out")
+                        return
                     why = "is not a JSON line" if _is_utf8(raw) else "is not UTF-8 text"
                     raise refused(lineno, why) from None
                 if not isinstance(item, dict):
@@ -173,5 +178,13 @@ def write_html(found: ResultsFile, out: Path | None) -> Path:
             f"({HTML_MODULE}.write_report_html is missing); use the default view or --json"
         ) from None
     run_dir, target = html_output(found, out)
-    written = render(run_dir, target)
+    if not (run_dir / "summary.json").is_file() and (run_dir / "results.jsonl").is_file():
+        raise InputFileError(
+            f"{run_dir}: the run did not finish (no summary.json: killed?), so it has no HTML "
+            f"report; `bulksync report {run_dir}` shows the items it wrote"
+        )
+    try:
+        written = render(run_dir, target)
+    except ValueError as exc:  # the renderer's ReportError: one line, for the user
+        raise InputFileError(str(exc)) from None
     return Path(written) if written is not None else target

@@ -111,8 +111,10 @@ async def run_job_async(
         folder = new_run_folder(runs_dir_of(config))
         writer = ResultWriter(folder.results)
         stack.callback(writer.close)
-        # Whatever read the configured results path before reads this run's, as it runs.
+        # Whatever read the configured results path before reads this run's, as it runs; the
+        # last run's summary beside it goes, so a killed run is not read with another's.
         point_at(folder.results, config.output.results)
+        summary_path(config.output.results).unlink(missing_ok=True)
         remote = _remote_index(config, built, mode, stack)
         engine_options = _engine_options(config, state, mode, remote)
         engine = Engine(built.connector, built.target, writer, engine_options)

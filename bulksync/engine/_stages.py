@@ -189,7 +189,7 @@ class StagePool:
             pending = retry
 
     def _what(self) -> str:
-        return f"{self.counters.kind}s: {self.stage.name}"
+        return self.counters.label  # as the displays name the stage
 
     def _halving(self, pending: list[Job], middle: int, first: Failed, wait: float) -> None:
         """Log the halving, and count each half as one request sent again: both carry items
