@@ -279,8 +279,8 @@ def _errors(groups: list[ErrorGroup], room: int) -> str:
             "them all.</p>"
         )
     return (
-        f"<section class='card'><h2>Errors <span class='hint'>{total:,} failed items in "
-        f"{len(groups):,} causes</span></h2>"
+        f"<section class='card'><h2>Errors <span class='hint'>{_n(total, 'failed item')} in "
+        f"{_n(len(groups), 'cause')}</span></h2>"
         "<table class='errors'><thead><tr><th class='num'>items</th><th>type</th>"
         f"<th>cause and examples</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
         f"{note}</section>"
@@ -337,3 +337,7 @@ def _pauses(pauses: dict[str, Any]) -> str | None:
         return None
     total = pauses.get("total_s")
     return f"{count} ({total:.0f} s)" if isinstance(total, (int, float)) and count else str(count)
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")

@@ -253,15 +253,31 @@ def format_summary(summary: dict[str, Any]) -> str:
         ("succeeded", summary["succeeded"]),
         ("failed", summary["failed"]),
         ("skipped", summary["skipped"]),
+        *(
+            (f"  {kind}s", ", ".join(f"{action} {n:,}" for action, n in actions.items()))
+            for kind, actions in summary.get("counts", {}).items()
+        ),
         ("requests", summary["requests"]),
         ("retries", summary["retries"]),
         ("throttled (429)", summary.get("throttled", 0)),
+        *_run_rows(summary),
         ("elapsed", f"{summary['elapsed_s']:.2f} s"),
         ("rate", f"{summary['items_per_s']} items/s"),
         ("latency p50/p95/p99", " / ".join(_ms(latency[k]) for k in ("p50", "p95", "p99"))),
     ]
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"  {name.ljust(width)}  {value}" for name, value in rows)
+
+
+def _run_rows(summary: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Pauses and token refreshes, once the run's record has added them."""
+    rows: list[tuple[str, Any]] = []
+    pauses = summary.get("pauses")
+    if isinstance(pauses, dict):
+        rows.append(("pauses", f"{pauses.get('count', 0)} ({pauses.get('total_s', 0):.1f} s)"))
+    if "token_refreshes" in summary:
+        rows.append(("token refreshes", summary["token_refreshes"]))
+    return rows
 
 
 def _ms(value: float | None) -> str:
