@@ -102,11 +102,15 @@ async def test_two_step_assets_report_the_failed_step(tmp_path: Path) -> None:
         AssetRecord(Origin("assets.jsonl", 2), "missing", file=media / "missing.png"),
         AssetRecord(Origin("assets.jsonl", 3), "remote", remote_path="https://x.test/r.jpg"),
     ]
-    _, server, results = await run_fake(tmp_path, records, FakeSettings(), kind="asset")
+    engine, server, results = await run_fake(tmp_path, records, FakeSettings(), kind="asset")
     by_line = {r["line"]: r for r in results}
     assert by_line[1]["status"] == "succeeded" and by_line[3]["status"] == "succeeded"
     assert by_line[2]["status"] == "failed"
     assert by_line[2]["step"] == "upload"
+    # The failed upload counts once, at the upload; the create stage shows it skipped.
+    upload, create = engine.counters
+    assert (upload.done, upload.failed, upload.not_applicable) == (1, 1, 1)
+    assert (create.done, create.failed, create.skipped) == (2, 0, 1)
     assert by_line[2]["error"]["type"] == "MissingFile"  # type: ignore[index]
     assert by_line[2]["attempts"] == 1  # a missing file is not retried
     assert set(server.counters.applied) == {"a", "remote"}

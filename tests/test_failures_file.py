@@ -128,7 +128,7 @@ def test_failures_copy_multi_line_rows_and_name_each_input(tmp_path: Path) -> No
         encoding="utf-8",
     )
     links = tmp_path / "links.jsonl"
-    links.write_bytes(link_lines(3))
+    links.write_bytes(b"\xef\xbb\xbf" + link_lines(3))  # a BOM before the first line
     results = tmp_path / "results.jsonl"
 
     def failed(source: Path, line: int, kind: str, message: str) -> dict[str, Any]:
@@ -139,6 +139,8 @@ def test_failures_copy_multi_line_rows_and_name_each_input(tmp_path: Path) -> No
         failed(assets, 4, "E", "m\nn"),
         {"source": str(assets), "line": 2, "status": "succeeded"},
         failed(assets, 7, "Bad", "x"),
+        failed(links, 1, "E", "l1"),
+        failed(links, 2, "DuplicateItem", "duplicate of line 1"),
         failed(links, 3, "E", "l3"),
         {"source": "state", "line": 0, "status": "failed", "error": None},
     ]
@@ -153,6 +155,7 @@ def test_failures_copy_multi_line_rows_and_name_each_input(tmp_path: Path) -> No
     )
     assert done.files == [tmp_path / "failures-assets.csv", tmp_path / "failures-links.csv"]
     assert done.not_copied == 1  # the prune result has no input line
+    assert done.duplicates == 1  # left out, as retry-failed leaves it out
     table = list(csv.reader(io.StringIO((tmp_path / "failures-assets.csv").read_text())))
     assert table == [
         ["id", "remotePath", "attributes", "error"],
@@ -160,7 +163,7 @@ def test_failures_copy_multi_line_rows_and_name_each_input(tmp_path: Path) -> No
         ["a4", "https://x.test/4", "", "Bad: x"],
     ]
     links_table = list(csv.reader(io.StringIO((tmp_path / "failures-links.csv").read_text())))
-    assert links_table[1][:3] == ["p2", "d", "ref"] and links_table[1][-1] == "E: l3"
+    assert [(row[0], row[-1]) for row in links_table[1:]] == [("p0", "E: l1"), ("p2", "E: l3")]
     assert not (tmp_path / "scratch.sqlite").exists()
 
 

@@ -260,3 +260,23 @@ def test_a_results_file_cut_in_its_last_line_is_read_up_to_it(tmp_path: Path) ->
     assert shown.returncode == 0, shown.stderr
     assert orjson.loads(shown.stdout)["total"] == 3
     assert "cut.jsonl:4: the last line is cut" in shown.stderr
+
+
+def test_the_results_link_holds_when_its_folder_is_reached_through_a_symlink(
+    tmp_path: Path,
+) -> None:
+    from bulksync.app._run_folder import point_at
+
+    latest = tmp_path / "config" / "runs" / "20261203T000000Z-abcd" / "results.jsonl"
+    latest.parent.mkdir(parents=True)
+    latest.write_text('{"line": 1}\n')
+    real_out = tmp_path / "disk" / "deep" / "out"
+    real_out.mkdir(parents=True)
+    (tmp_path / "out").symlink_to(real_out)  # the results folder the config names
+    link = tmp_path / "out" / "results.jsonl"
+
+    point_at(latest, link)
+
+    assert link.is_symlink()
+    assert link.read_text() == '{"line": 1}\n'
+    assert (real_out / "results.jsonl").read_text() == '{"line": 1}\n'

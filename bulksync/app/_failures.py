@@ -49,6 +49,7 @@ class FailureInput:
 class FailuresWritten:
     files: list[Path] = field(default_factory=list)
     not_copied: int = 0  # failed lines with no row to copy (unparsable, or not an input line)
+    duplicates: int = 0  # left out: fed back alone, each would overwrite its first line's item
 
 
 def write_failures(
@@ -74,6 +75,7 @@ def write_failures(
         )
         counts = _load_failed(db, results, sources)
         done.not_copied += counts.pop(-1, 0)
+        done.duplicates += counts.pop(-2, 0)
         for number, item in enumerate(inputs):
             if not counts.get(number):
                 continue
@@ -92,7 +94,8 @@ def write_failures(
 
 
 def _load_failed(db: sqlite3.Connection, results: Path, sources: dict[str, int]) -> dict[int, int]:
-    """Failed result lines into the table; counts per input (-1: not from an input line)."""
+    """Failed result lines into the table; counts per input (-1: not from an input line,
+    -2: a duplicate of an earlier line, which retry-failed leaves out too)."""
     counts: dict[int, int] = {}
     batch: list[tuple[int, int, str]] = []
     with results.open("rb") as fh:
@@ -102,12 +105,16 @@ def _load_failed(db: sqlite3.Connection, results: Path, sources: dict[str, int])
             doc = orjson.loads(raw)
             if doc.get("status") != "failed":
                 continue
+            error = doc.get("error")
+            if isinstance(error, dict) and error.get("type") == "DuplicateItem":
+                counts[-2] = counts.get(-2, 0) + 1
+                continue
             number = sources.get(doc.get("source"), -1)
             line = doc.get("line")
             if number < 0 or not isinstance(line, int) or line < 1:
                 counts[-1] = counts.get(-1, 0) + 1
                 continue
-            batch.append((number, line, _error_text(doc.get("error"))))
+            batch.append((number, line, _error_text(error)))
             if len(batch) >= _BATCH:
                 counts_added(db, batch, counts)
                 batch = []

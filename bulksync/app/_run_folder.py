@@ -85,8 +85,11 @@ def point_at(latest: Path, link: Path) -> None:
         return
     link.parent.mkdir(parents=True, exist_ok=True)
     temporary = link.with_name(f".{link.name}.{secrets.token_hex(4)}")
+    # Relative between the real folders: a results folder reached through a symlink is read
+    # by the kernel from where it really is, not from the path that was written.
+    target = os.path.relpath(latest.resolve(), link.parent.resolve())
     try:
-        os.symlink(os.path.relpath(latest, link.parent), temporary)
+        os.symlink(target, temporary)
     except OSError:
         if latest.exists():
             shutil.copyfile(latest, temporary)

@@ -106,4 +106,9 @@ def _failures(folder: RunFolder, config: Config) -> list[str]:
             f"bulksync: {done.not_copied} failed line(s) are not in the failures file: they "
             "hold no row to copy (unreadable CSV or JSON); see the results file"
         )
+    if done.duplicates:
+        note(
+            f"bulksync: {done.duplicates} duplicate line(s) are not in the failures file: each "
+            "repeats an earlier line's item; see the results file"
+        )
     return [f"failures: {path}" for path in done.files]

@@ -42,7 +42,7 @@ def timeline_line(
             "p99": latency.percentile(0.99),
         }
     return {
-        "t": round(now.elapsed_s),
+        "t": round(now.elapsed_s, 1),  # tenths: the last part-second has a t of its own
         "ts": wall.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "requests": delta(lambda s: s.requests),
         "retries": delta(lambda s: s.retries),

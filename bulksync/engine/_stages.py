@@ -179,9 +179,7 @@ class StagePool:
                 if isinstance(outcome, Done):
                     await self._advance(job, outcome, downstream)
                 else:
-                    if isinstance(outcome, Failed):
-                        self.counters.failed += 1
-                        job.passed += 1
+                    # The sink counts the item here and at every later stage, once each.
                     self._sink.end(job, outcome, self.stage.name)
             if retry:
                 what = f"{self._what()} ({_items(len(retry))})"

@@ -71,6 +71,9 @@ async def test_second_run_exits_2_at_once_and_a_killed_run_is_taken_over(tmp_pat
                     break
                 await asyncio.sleep(0.05)
             assert 5 <= result_lines(results) < LINKS, "the first run must be mid-way"
+            # Held still mid-way (it keeps its lock, as a live run does), so that a slow start
+            # of the second process on a loaded machine cannot outlast the first run.
+            os.kill(first.pid, signal.SIGSTOP)
 
             second = await start("run", "--config", str(config))
             code, err = await finish(second, limit_s=30)
