@@ -72,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--workdir", type=Path, help="where to write the catalogue and results")
     _stats_arguments(demo)
     _log_arguments(demo, top=False)
+    from bulksync.app._bench_cli import bench_arguments
+
+    bench_arguments(commands.add_parser("bench", help="benchmark the target API in a staged ramp"))
     commands.add_parser(
         "config-schema", help="print the JSON schema of a job config (for editor completion)"
     )
@@ -347,6 +350,10 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "demo":
             return _demo(args)
+        if args.command == "bench":
+            from bulksync.app._bench_cli import bench
+
+            return bench(args)
         if args.command == "config-schema":
             from bulksync.app.wiring import config_schema
 

@@ -111,7 +111,8 @@ def pool_size(config: Config, connector: Connector) -> int:
     return max(workers, limits.concurrency) + SPARE_CONNECTIONS
 
 
-def build_target(config: Config) -> BuiltTarget:
+def build_target(config: Config, min_connections: int = 0) -> BuiltTarget:
+    """The target of ``config``; ``min_connections`` widens the pool (the bench's workers)."""
     spec = registry.target_spec(config.target.kind)
     options = _options(config, spec)
     if spec.check is not None:
@@ -122,7 +123,7 @@ def build_target(config: Config) -> BuiltTarget:
     if spec.transport is not None:
         transport = spec.transport(options)
     else:
-        size = pool_size(config, connector)
+        size = max(pool_size(config, connector), min_connections)
         transport = AiohttpTransport(max_connections=size, timeout_s=config.target.timeout_s)
     budget = budget_for(config, list(spec.rate_windows))
     return BuiltTarget(connector, Target(config.target.base_url, transport, budget, auth))

@@ -42,10 +42,24 @@ class RateWindow:
 class LatencySettings:
     fixed_ms: float = knob(0.0, "delay added to every response, in milliseconds")
     jitter_ms: float = knob(0.0, "extra random delay in [0, jitter_ms), drawn from the fault seed")
+    degrade_above_rps: float = knob(
+        0.0,
+        "above this many requests per second to this API (counted over the last real second) "
+        "every answer slows down by degrade_ms_per_rps per request/s of excess; 0 = off",
+    )
+    degrade_ms_per_rps: float = knob(
+        10.0, "milliseconds added per request/s above degrade_above_rps"
+    )
 
     def __post_init__(self) -> None:
-        if self.fixed_ms < 0 or self.jitter_ms < 0:
+        if min(self.fixed_ms, self.jitter_ms, self.degrade_above_rps, self.degrade_ms_per_rps) < 0:
             raise SettingsError("latency must not be negative")
+
+    def degraded_seconds(self, rate: float) -> float:
+        """The delay added at ``rate`` requests per second (0 when degrading is off)."""
+        if self.degrade_above_rps <= 0 or rate <= self.degrade_above_rps:
+            return 0.0
+        return (rate - self.degrade_above_rps) * self.degrade_ms_per_rps / 1000.0
 
 
 @dataclass(frozen=True, slots=True)

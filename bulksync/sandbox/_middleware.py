@@ -2,7 +2,7 @@
 
 0. a request on a connection marked by ``close_after_response`` is dropped unanswered;
 1. fault decision, drawn at arrival so it depends on the request's rank only;
-2. latency (fixed plus seeded jitter);
+2. latency (fixed plus seeded jitter, plus the load's share past ``degrade_above_rps``);
 3. body size and the API's sliding rate windows (429);
 4. the fault itself: error status, redirect, unanswered close or a garbage 200 before
    any work; otherwise
@@ -64,6 +64,9 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
     # A login answered with garbage would stop the run before any item: spared.
     garbage = decision.fault == "garbage" and request.path not in vendor.public_paths
     delay = decision.delay_seconds(knobs.latency)
+    if knobs.latency.degrade_above_rps > 0:
+        rate = state.load[api].arrive(state.clock())
+        delay += knobs.latency.degraded_seconds(rate)
     if delay > 0:
         await asyncio.sleep(delay)
 

@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from bulksync.sandbox._faults import FaultInjector
+from bulksync.sandbox._load import LoadMeter
 from bulksync.sandbox._ratelimit import SlidingWindowLimiter
 from bulksync.sandbox._seed import seed
 from bulksync.sandbox._settings import SandboxSettings
@@ -43,6 +44,8 @@ class SandboxState:
             )
             for v in self.vendors
         }
+        # Only fed for an API whose latency degrades with its load (degrade_above_rps).
+        self.load = {v.name: LoadMeter() for v in self.vendors}
         self.store = self._seeded()
 
     def _seeded(self) -> Store:
@@ -64,6 +67,8 @@ class SandboxState:
         self.faults.reset()
         for limiter in self.limiters.values():
             limiter.reset()
+        for meter in self.load.values():
+            meter.reset()
 
 
 STATE = web.AppKey("bulksync_sandbox_state", SandboxState)

@@ -8,6 +8,7 @@ import ...``); the private modules behind it may move.
 
 from bulksync.spi._answers import bad_response, excerpt, json_object, json_or_empty, read_object
 from bulksync.spi._auth import Token, TokenSource
+from bulksync.spi._bench import BenchRead, BenchWrite
 from bulksync.spi._connector import (
     BOTH_KINDS,
     MAYBE_APPLIED_STATUSES,
@@ -87,6 +88,8 @@ __all__ = [
     "AuthError",
     "BaseConnector",
     "BaseStage",
+    "BenchRead",
+    "BenchWrite",
     "BulksyncError",
     "Capabilities",
     "Client",

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from bulksync.spi._auth import TokenSource
+from bulksync.spi._bench import BenchRead, BenchWrite
 from bulksync.spi._connector import Capabilities, Connector
 from bulksync.spi._http import HttpRequest, HttpResponse
 from bulksync.spi._options import Options
@@ -93,6 +94,10 @@ class TargetSpec:
     # Whether [target] base_url must be an http(s) URL (the fake sends nothing anywhere).
     needs_base_url: bool = True
     input_shape: InputShape = field(default_factory=InputShape)
+    # `bulksync bench`: the documented read it repeats, and the synthetic create-then-delete
+    # of --writes under an id prefix, both from the options. None: not benchmarkable that way.
+    bench_read: Callable[[Any], BenchRead] | None = None
+    bench_write: Callable[[Any], BenchWrite] | None = None
 
     def label(self, key: str) -> str:
         """What a secret is called in a message, from the [target] key naming its variable."""

@@ -25,6 +25,8 @@ from bulksync.spi import (
     AssetRecord,
     BaseConnector,
     BaseStage,
+    BenchRead,
+    BenchWrite,
     Capabilities,
     Client,
     ConfigError,
@@ -168,6 +170,8 @@ class FakeServer:
         return int.from_bytes(digest[:8], "big") / 2**64 < self.settings.permanent_rate
 
     def _apply(self, path: str, request: HttpRequest) -> HttpResponse:
+        if path == "status":  # the bench's read: answers what a health check would
+            return _json(200, {"ok": True})
         if path == "files":
             file_id = f"file-{next(self._ids)}"
             if self.settings.track_keys:
@@ -287,6 +291,18 @@ def _login(credentials: Credentials, settings: FakeSettings, site: Site) -> Fake
     return FakeTokenSource() if settings.token_lifetime_s is not None else None
 
 
+def _bench_read(settings: FakeSettings) -> BenchRead:
+    return BenchRead(HttpRequest("GET", "status"))
+
+
+def _bench_write(settings: FakeSettings) -> BenchWrite:
+    """An asset by key, deleted through the fake's deletions (no lookup: deletes are resent)."""
+    return BenchWrite(
+        create=lambda key: HttpRequest("POST", "assets", json={"key": key}),
+        delete=lambda key: HttpRequest("POST", "deletions", json={"key": key}),
+    )
+
+
 SPEC = TargetSpec(
     name="fake",
     title="fake target",
@@ -300,4 +316,6 @@ SPEC = TargetSpec(
     transport=FakeServer,  # in-process: nothing is sent over the network
     needs_base_url=False,
     input_shape=FAKE_SHAPE,
+    bench_read=_bench_read,
+    bench_write=_bench_write,
 )

@@ -13,6 +13,7 @@ from bulksync.spi import (
     AssetRecord,
     BaseConnector,
     BaseStage,
+    BenchRead,
     Capabilities,
     Client,
     ConfigError,
@@ -157,6 +158,14 @@ def _login(credentials: Credentials, options: OcapiOptions, site: Site) -> Ocapi
     )
 
 
+def _bench_read(options: OcapiOptions) -> BenchRead:
+    """The preflight's read: seed 003's category links of a catalog no job uses, documented
+    to answer 404 CatalogNotFoundException (served: it went through routing, the token and
+    the client's resource permissions). No --writes: a category link needs two real
+    categories of a real catalog."""
+    return BenchRead(OcapiConnector(options).preflight_request(), frozenset({200, 404}))
+
+
 SPEC = TargetSpec(
     name="ocapi",
     title="OCAPI",
@@ -174,4 +183,5 @@ SPEC = TargetSpec(
     check=_check,
     login=_login,
     input_shape=OCAPI_SHAPE,
+    bench_read=_bench_read,
 )

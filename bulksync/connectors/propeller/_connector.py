@@ -11,6 +11,7 @@ from pydantic import Field
 from bulksync.spi import (
     AssetRecord,
     BaseConnector,
+    BenchRead,
     Capabilities,
     ConfigError,
     Credentials,
@@ -107,6 +108,13 @@ def _login(credentials: Credentials, options: PropellerOptions, site: Site) -> P
     return PropellerLogin(credentials.client_id, credentials.client_secret, token_url)
 
 
+def _bench_read(options: PropellerOptions) -> BenchRead:
+    """The preflight's read: a link no id has, documented to answer 404 LinkNotFound (served:
+    the route, the token and the lookup all worked). No --writes: a link needs real products
+    at both ends, and the connector deletes nothing yet."""
+    return BenchRead(PropellerConnector(options).preflight_request(), frozenset({200, 404}))
+
+
 SPEC = TargetSpec(
     name="propeller",
     title="Propeller",
@@ -119,4 +127,5 @@ SPEC = TargetSpec(
     login=_login,
     session_margin_s=RENEWAL_MARGIN_S,
     input_shape=PROPELLER_SHAPE,
+    bench_read=_bench_read,
 )

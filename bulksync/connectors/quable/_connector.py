@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Annotated, ClassVar, Literal
 
@@ -11,6 +11,8 @@ from pydantic import Field
 from bulksync.spi import (
     BOTH_KINDS,
     BaseConnector,
+    BenchRead,
+    BenchWrite,
     Capabilities,
     Credentials,
     HttpRequest,
@@ -22,6 +24,7 @@ from bulksync.spi import (
     Stage,
     TargetSpec,
     json_object_404,
+    path_segment,
 )
 
 from ._assets import CreateStage, DeleteStage, UploadStage
@@ -98,6 +101,27 @@ def _login(credentials: Credentials, options: QuableOptions, site: Site) -> Quab
     return QuableLogin(credentials.user, credentials.password, remember=options.remember_me)
 
 
+def _bench_read(options: QuableOptions) -> BenchRead:
+    """The preflight's read: seed 001's assets collection, one item."""
+    return BenchRead(QuableConnector(options).preflight_request())
+
+
+def _bench_write(options: QuableOptions) -> BenchWrite:
+    """Seed 001: a remotePath asset (one call, no file), fetched and deleted (204) by id. The
+    URL is never fetched by the sandbox; whether the PIM fetches it is undocumented, so it
+    names a reserved domain (RFC 2606). An instance that requires a classification refuses
+    the create (400): the bench then reports every write as an error."""
+
+    def create(ident: str) -> HttpRequest:
+        body = {"id": ident, "remotePath": f"https://example.com/{path_segment(ident)}.png"}
+        return HttpRequest("POST", "api/assets", json=body)
+
+    def at(method: str) -> Callable[[str], HttpRequest]:
+        return lambda ident: HttpRequest(method, f"api/assets/{path_segment(ident)}")
+
+    return BenchWrite(create=create, delete=at("DELETE"), lookup=at("GET"))
+
+
 SPEC = TargetSpec(
     name="quable",
     title="Quable",
@@ -112,4 +136,6 @@ SPEC = TargetSpec(
     ),
     login=_login,
     input_shape=QUABLE_SHAPE,
+    bench_read=_bench_read,
+    bench_write=_bench_write,
 )
