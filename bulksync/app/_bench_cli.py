@@ -96,7 +96,7 @@ def bench(args: argparse.Namespace) -> int:
         sandbox_degrade_above=args.sandbox_degrade_above,
         sandbox_set=list(args.sandbox_set),
     )
-    config = None if args.config is None else load_config(args.config, {})
+    config = None if args.config is None else load_config(args.config, {}, needs_inputs=False)
     if config is None and not args.sandbox:
         from bulksync.spi._errors import ConfigError
 

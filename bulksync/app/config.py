@@ -192,11 +192,14 @@ NO_CONFIG = (
 )
 
 
-def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> Config:
+def load_config(
+    path: Path | None, overrides: dict[str, Any] | None = None, *, needs_inputs: bool = True
+) -> Config:
     """Read ``path`` (or start from defaults), apply ``overrides`` ("section.key": value).
 
     The target is never chosen silently: without a file, ``target.kind`` must be overridden;
-    a file must name its ``[target] kind``."""
+    a file must name its ``[target] kind``. ``needs_inputs`` False: a job that only names a
+    target (``bulksync bench``)."""
     raw: dict[str, Any] = {}
     base = Path.cwd()
     if path is None and (overrides or {}).get("target.kind") is None:
@@ -212,7 +215,7 @@ def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> C
     try:
         config = _build(raw, overrides or {})
         _resolve_paths(config, base)
-        validate(config)
+        validate(config, needs_inputs)
     except ConfigError as exc:
         if path is None:
             raise
@@ -280,7 +283,7 @@ def _resolve_paths(config: Config, base: Path) -> None:
     config.state.path = resolve(config.state.path) or base / "bulksync-state.sqlite"
 
 
-def validate(config: Config) -> None:
+def validate(config: Config, needs_inputs: bool = True) -> None:
     target = config.target
     if registry.target_spec(target.kind).needs_base_url:
         check_base_url(target.base_url, target.allow_http)
@@ -289,7 +292,7 @@ def validate(config: Config) -> None:
         refuse_userinfo(target.base_url, "base_url")
     if target.base_url:
         target.base_url = normalize_base_url(target.base_url)
-    if config.inputs.assets is None and config.inputs.links is None:
+    if needs_inputs and config.inputs.assets is None and config.inputs.links is None:
         raise ConfigError("no input: set [inputs] assets and/or links (or --assets / --links)")
 
 

@@ -1,0 +1,179 @@
+"""`bulksync bench`: the ramp finds the knee of a sandbox that degrades above a given rate,
+and --writes leaves no synthetic object behind, after Ctrl-C too (checked in the sandbox's
+export, on the server's side)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sandbox_process import running_sandbox_process
+
+from bulksync.app._bench_ramp import RampOptions, StageTally, judge, knee, stage_rates
+from bulksync.app.cli import main
+from bulksync.sandbox import LatencySettings
+from bulksync.sandbox._load import LoadMeter
+
+PREFIX = "bulksync-bench-"
+
+
+def _bench(capsys: pytest.CaptureFixture[str], *flags: str) -> tuple[int, dict[str, Any]]:
+    code = main(["bench", "--sandbox", "--json", *flags])
+    out = capsys.readouterr().out
+    return code, json.loads(out.strip().splitlines()[-1])
+
+
+def test_the_ramp_finds_the_knee_of_a_sandbox_degrading_above_40_per_second(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, result = _bench(
+        capsys,
+        *("--start", "10", "--ceiling", "160", "--stage-seconds", "1"),
+        *("--sandbox-degrade-above", "40", "--runs-dir", str(tmp_path)),
+    )
+    assert code == 0
+    offered = [stage["offered_rps"] for stage in result["stages"]]
+    assert offered[:3] == [10, 20, 40]
+    assert result["knee_rps"] in (20, 40, 80)  # within one stage of 40
+    last = result["stages"][-1]
+    assert last["held"] is False and last["reason"].startswith("p95")  # it slowed: it stopped
+    assert last["offered_rps"] == offered[-1] > result["knee_rps"]
+    assert all(stage["requests"] > 0 for stage in result["stages"])
+    # The same run folder as a sync's: the summary, the timeline, the report.
+    run = Path(result["run"])
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["command"] == "bench" and summary["bench"]["knee_rps"] == result["knee_rps"]
+    assert summary["requests"] >= sum(stage["requests"] for stage in result["stages"])
+    assert (run / "timeline.jsonl").read_text().count("\n") >= 1
+    assert "stage 1: 10 req/s" in (run / "report.html").read_text()
+
+
+def test_every_stage_held_up_to_the_ceiling_without_degrading(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, result = _bench(
+        capsys, "--start", "10", "--ceiling", "30", "--stage-seconds", "0.5", "--runs-dir",
+        str(tmp_path),
+    )  # fmt: skip
+    assert code == 0
+    assert [s["offered_rps"] for s in result["stages"]] == [10, 20, 30]
+    assert result["knee_rps"] == 30 and all(s["held"] for s in result["stages"])
+
+
+def test_writes_leave_nothing_behind_even_when_answers_are_lost(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A fifth of the writes are applied and their answer lost: those creates' fate is unknown
+    # to the bench, which must delete them at the end all the same.
+    code, result = _bench(
+        capsys,
+        *("--writes", "--start", "20", "--ceiling", "40", "--stage-seconds", "1"),
+        *("--max-error-share", "1", "--runs-dir", str(tmp_path)),
+        *("--sandbox-set", "faults.drop_after_write_rate=0.2", "--sandbox-set", "faults.seed=3"),
+    )
+    synthetic = result["synthetic"]
+    assert synthetic["created"] > 0 and synthetic["left"] == []
+    assert sum(s["errors"] for s in result["stages"]) > 0  # the lost answers did happen
+    assert result["sandbox_leftovers"] == []
+    assert code == 0
+
+
+def _export_ids(url: str) -> list[str]:
+    with urllib.request.urlopen(f"{url}/_sandbox/export", timeout=10) as answer:
+        export = json.loads(answer.read())
+    return [a["id"] for a in export["quable"]["assets"] if str(a.get("id")).startswith(PREFIX)]
+
+
+def test_writes_interrupted_by_sigint_mid_ramp_leave_nothing_behind(tmp_path: Path) -> None:
+    env = {**os.environ, "BENCH_TOKEN": "sandbox-token"}
+    flags = ("--quable-rate-limit-windows", "off", "--quable-latency-fixed-ms", "100")
+    with running_sandbox_process(*flags, env=env) as url:
+        job = tmp_path / "job.toml"
+        job.write_text(
+            f'[target]\nkind = "quable"\nbase_url = "{url}"\ntoken_env = "BENCH_TOKEN"\n'
+            f'[output]\nruns_dir = "{tmp_path / "runs"}"\n'
+        )
+        command = [sys.executable, "-m", "bulksync", "bench", "--config", str(job), "--writes"]
+        command += ["--start", "40", "--stage-seconds", "30", "--json"]
+        bench = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 20
+            while not _export_ids(url) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert _export_ids(url), "the bench created nothing"
+            time.sleep(0.5)  # mid-stage: creates and deletes in flight
+            bench.send_signal(signal.SIGINT)
+            out, err = bench.communicate(timeout=60)
+        finally:
+            if bench.poll() is None:
+                bench.kill()
+                bench.wait(timeout=10)
+        assert bench.returncode == 130, err
+        result = json.loads(out.decode().strip().splitlines()[-1])
+        assert result["interrupted"] is True and result["synthetic"]["left"] == []
+        assert result["synthetic"]["created"] > 0
+        assert _export_ids(url) == []
+        assert b"Traceback" not in err
+
+
+def test_writes_on_a_target_that_declares_no_synthetic_object_stop_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = tmp_path / "job.toml"
+    job.write_text('[target]\nkind = "propeller"\nbase_url = "https://api.example.com/v2"\n')
+    assert main(["bench", "--config", str(job), "--writes"]) == 2
+    err = capsys.readouterr().err
+    refusal = "bulksync: Propeller declares no synthetic object: bench --writes cannot run"
+    assert err.strip() == refusal
+
+
+def test_stage_rates_multiply_up_to_the_ceiling_and_offer_it() -> None:
+    assert stage_rates(RampOptions(start=5, factor=2, ceiling=50)) == [5, 10, 20, 40, 50]
+    assert stage_rates(RampOptions(start=10, factor=2, ceiling=80)) == [10, 20, 40, 80]
+    assert len(stage_rates(RampOptions(start=1, factor=1.01, ceiling=1e9))) == 20
+
+
+def _stage(rate: float, p95_ms: float, errors: int = 0, throttled: int = 0) -> StageTally:
+    tally = StageTally(rate, 1.0)
+    for _ in range(100 - errors - throttled):
+        tally.answered(200, True, p95_ms / 1000)
+    for _ in range(errors):
+        tally.failed("timeout")
+    for _ in range(throttled):
+        tally.answered(429, False, 0.001)
+    return tally
+
+
+def test_a_stage_holds_its_latency_and_its_errors_and_the_knee_is_the_last_that_held() -> None:
+    options = RampOptions()
+    stages = [_stage(5, 20), _stage(10, 40), _stage(20, 200)]
+    for stage in stages:
+        judge(stage, 60.0, options)
+    assert [s.held for s in stages] == [True, True, False]
+    assert stages[2].reason is not None and stages[2].reason.startswith("p95")
+    assert knee(stages) is stages[1]
+    throttled = _stage(40, 20, errors=3, throttled=3)
+    judge(throttled, 60.0, options)
+    assert throttled.held is False and "429 3.0%" in str(throttled.reason)
+    at_the_limit = _stage(40, 20, errors=5)  # 5% is the limit, not past it
+    judge(at_the_limit, 60.0, options)
+    assert at_the_limit.held is True
+    assert knee([_stage(5, 10)]) is None  # never judged (interrupted): no knee
+
+
+def test_the_sandbox_slows_down_in_proportion_to_the_load_above_its_threshold() -> None:
+    latency = LatencySettings(degrade_above_rps=40, degrade_ms_per_rps=10)
+    assert latency.degraded_seconds(40) == 0 and latency.degraded_seconds(30) == 0
+    assert latency.degraded_seconds(50) == pytest.approx(0.1)
+    assert LatencySettings().degraded_seconds(1000) == 0  # off by default
+    meter = LoadMeter()
+    rates = [meter.arrive(t / 100) for t in range(150)]  # 100 a second for 1.5 s
+    assert rates[49] == 50 and rates[-1] == 100
