@@ -53,7 +53,9 @@ def test_the_ramp_finds_the_knee_of_a_sandbox_degrading_above_40_per_second(
     assert summary["command"] == "bench" and summary["bench"]["knee_rps"] == result["knee_rps"]
     assert summary["requests"] >= sum(stage["requests"] for stage in result["stages"])
     assert (run / "timeline.jsonl").read_text().count("\n") >= 1
-    assert "stage 1: 10 req/s" in (run / "report.html").read_text()
+    report = (run / "report.html").read_text()
+    assert "Bench stages" in report and "held · the knee" in report
+    assert "stage 1: 10 req/s" in report  # each stage is a stage of the timeline's chart
 
 
 def test_every_stage_held_up_to_the_ceiling_without_degrading(

@@ -9,10 +9,7 @@ from bulksync.app._bench_ramp import RampOptions
 
 
 def bench_arguments(parser: argparse.ArgumentParser) -> None:
-    # The log options as every command that sends requests has them (-v, --log-file ...).
-    from bulksync.app.cli import _log_arguments
-
-    _log_arguments(parser, top=False)
+    """Its own options; the log options (-v, --log-file ...) are added by the main parser."""
     parser.add_argument("--config", type=Path, help="the job's TOML config: its [target]")
     parser.add_argument(
         "--sandbox",

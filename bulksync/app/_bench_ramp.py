@@ -221,13 +221,13 @@ def format_table(stages: list[StageTally]) -> str:
 
 def knee_line(stages: list[StageTally], limit_ms: float | None) -> str:
     found = knee(stages)
-    limit = "" if limit_ms is None else f" (p95 limit {limit_ms:.1f} ms)"
+    limit = "" if limit_ms is None else f"; p95 limit {limit_ms:.1f} ms"
     if found is None:
         return f"knee: none, the first stage did not hold{limit}"
     last = stages[-1]
     if last is found and last.held:
-        return f"knee: {_rate(found.offered)} req/s or more: every stage held{limit}"
+        return f"knee: {_rate(found.offered)} req/s or more, every stage held{limit}"
     return (
         f"knee: {_rate(found.offered)} req/s (p95 {_ms(found.p(0.95))} ms, "
-        f"achieved {found.achieved:.1f} req/s){limit}"
+        f"achieved {found.achieved:.1f} req/s{limit})"
     )

@@ -23,6 +23,7 @@ import orjson
 
 from bulksync._version import __version__
 from bulksync.app._error_groups import ErrorGroup, group_errors
+from bulksync.app._html_bench import bench_section
 from bulksync.app._report_series import downsample, histogram_bins
 from bulksync.spi._redact import redacted_excerpt
 
@@ -56,7 +57,7 @@ def render_report(
         f"<style>{_asset('uPlot.min.css')}\n{_asset('report.css')}</style>",
         "</head><body><main>",
         _header(summary),
-        _counts(summary),
+        _counts(summary) + bench_section(summary),  # one part: "" is the errors' placeholder
         _charts(series, bool(counts)),
         "",  # the errors table: last made, in the room the rest leaves
         _footer(series),

@@ -74,7 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     _log_arguments(demo, top=False)
     from bulksync.app._bench_cli import bench_arguments
 
-    bench_arguments(commands.add_parser("bench", help="benchmark the target API in a staged ramp"))
+    bench = commands.add_parser("bench", help="benchmark the target API in a staged ramp")
+    _log_arguments(bench, top=False)
+    bench_arguments(bench)
     commands.add_parser(
         "config-schema", help="print the JSON schema of a job config (for editor completion)"
     )
