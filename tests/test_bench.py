@@ -126,6 +126,34 @@ def test_writes_interrupted_by_sigint_mid_ramp_leave_nothing_behind(tmp_path: Pa
         assert b"Traceback" not in err
 
 
+def test_writes_against_the_fake_with_transient_faults_clean_up_what_may_exist(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The fake has no lookup: a delete of unknown fate is sent again (deletes are idempotent).
+    job = tmp_path / "job.toml"
+    job.write_text('[target]\nkind = "fake"\n[fake]\ntransient_rate = 0.2\nseed = 5\n')
+    flags = ["--writes", "--start", "20", "--ceiling", "40", "--stage-seconds", "0.5"]
+    flags += ["--max-error-share", "1", "--json", "--runs-dir", str(tmp_path)]
+    assert main(["bench", "--config", str(job), *flags]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["synthetic"]["created"] > 0 and result["synthetic"]["left"] == []
+    assert sum(s["errors"] + s["throttled"] for s in result["stages"]) > 0
+
+
+def test_reads_against_the_fake_count_every_request(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = tmp_path / "job.toml"
+    job.write_text('[target]\nkind = "fake"\n')
+    flags = ["--start", "20", "--ceiling", "20", "--stage-seconds", "0.5", "--json"]
+    assert main(["bench", "--config", str(job), *flags, "--runs-dir", str(tmp_path)]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    (stage,) = result["stages"]
+    assert stage["statuses"] == {"200": stage["requests"]} and stage["requests"] >= 5
+    summary = json.loads((Path(result["run"]) / "summary.json").read_text())
+    assert summary["requests"] == stage["requests"]  # the fake has no preflight, no login
+
+
 def test_writes_on_a_target_that_declares_no_synthetic_object_stop_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -148,7 +148,11 @@ async def _bench(config: Config, options: BenchOptions, sandbox: Sandbox | None)
     folder = new_run_folder(options.runs_dir or runs_dir_of(config))
     stats = RunStats()
     breaker = CircuitBreaker(config.limits.unreachable_after, no_route_of(built.connector))
-    client = EngineClient(built.target, stats, RetryPolicy(max_attempts=1), breaker)
+    # The client retries only logins (a request of the bench is never sent twice): with the
+    # job's own limits, so a session renewed mid-ramp survives a 503 as a sync's would.
+    limits = config.limits
+    logins = RetryPolicy(max_attempts=limits.max_attempts, max_elapsed_s=limits.max_elapsed_s)
+    client = EngineClient(built.target, stats, logins, breaker)
     run = _Run(config, options, built, stats, client, read, write, Ledger(options.prefix))
     run.limit_ms = options.ramp.max_p95_ms
     started = time.monotonic()
@@ -214,10 +218,20 @@ async def _clean(run: _Run, write: BenchWrite) -> None:
 
 
 async def _watch_signals(stop: Callable[[], None], writes: bool) -> None:
-    """Ctrl-C or SIGTERM: stop the ramp (the cleanup still runs, bounded in time)."""
+    """Ctrl-C or SIGTERM: stop the ramp. The cleanup still runs, bounded in time: a second
+    signal does not cut it (objects would be left behind), it only says so."""
+    stopping = False
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for signum in signals:
             name = signal.Signals(signum).name
+            if stopping:
+                if writes:
+                    note(
+                        f"bulksync: {name} again: still deleting the synthetic objects "
+                        f"(up to {CLEANUP_MAX_S:g} s)"
+                    )
+                continue
+            stopping = True
             then = "; deleting the synthetic objects first" if writes else ""
             note(f"bulksync: {name}: stopping the bench{then}")
             stop()
