@@ -17,7 +17,14 @@ from typing import Any
 import pytest
 from sandbox_process import running_sandbox_process
 
-from bulksync.app._bench_ramp import RampOptions, StageTally, judge, knee, stage_rates
+from bulksync.app._bench_ramp import (
+    RampOptions,
+    StageTally,
+    judge,
+    knee,
+    p95_limit,
+    stage_rates,
+)
 from bulksync.app.cli import main
 from bulksync.sandbox import LatencySettings
 from bulksync.sandbox._load import LoadMeter
@@ -36,8 +43,10 @@ def test_the_ramp_finds_the_knee_of_a_sandbox_degrading_above_40_per_second(
 ) -> None:
     code, result = _bench(
         capsys,
-        *("--start", "10", "--ceiling", "160", "--stage-seconds", "1"),
-        *("--sandbox-degrade-above", "40", "--runs-dir", str(tmp_path)),
+        *("--start", "10", "--ceiling", "160", "--stage-seconds", "1.5"),
+        # An absolute limit: 40 req/s more than 40 add 400 ms, and a busy machine's hiccups
+        # stay well below it (the relative default is tested on its own, below).
+        *("--max-p95-ms", "200", "--sandbox-degrade-above", "40", "--runs-dir", str(tmp_path)),
     )
     assert code == 0
     offered = [stage["offered_rps"] for stage in result["stages"]]
@@ -197,6 +206,13 @@ def test_a_stage_holds_its_latency_and_its_errors_and_the_knee_is_the_last_that_
     judge(at_the_limit, 60.0, options)
     assert at_the_limit.held is True
     assert knee([_stage(5, 10)]) is None  # never judged (interrupted): no knee
+
+
+def test_the_default_p95_limit_is_three_times_the_first_stage_and_at_least_50_ms() -> None:
+    assert p95_limit(RampOptions(), _stage(5, 40)) == pytest.approx(3 * 40, rel=0.02)
+    assert p95_limit(RampOptions(), _stage(5, 2)) == 50
+    assert p95_limit(RampOptions(max_p95_ms=500), _stage(5, 40)) == 500
+    assert p95_limit(RampOptions(), StageTally(5, 1.0)) is None  # nothing answered
 
 
 def test_the_sandbox_slows_down_in_proportion_to_the_load_above_its_threshold() -> None:
