@@ -223,3 +223,18 @@ def test_the_sandbox_slows_down_in_proportion_to_the_load_above_its_threshold() 
     meter = LoadMeter()
     rates = [meter.arrive(t / 100) for t in range(150)]  # 100 a second for 1.5 s
     assert rates[49] == 50 and rates[-1] == 100
+
+
+@pytest.mark.parametrize("kind", ["quable", "propeller", "ocapi", "fake"])
+def test_every_built_in_target_benchmarks_a_read_by_default(kind: str) -> None:
+    from bulksync.app.registry import target_spec
+
+    spec = target_spec(kind)
+    assert spec.bench_read is not None
+    read = spec.bench_read(spec.options())
+    assert read.request.method == "GET" and not read.request.is_write and read.served
+    if spec.bench_write is not None:  # what --writes sends: a create, a delete, a GET
+        write = spec.bench_write(spec.options())
+        ident = "bulksync-bench-x-000001"
+        assert write.create(ident).is_write and write.delete(ident).is_write
+        assert write.lookup is None or write.lookup(ident).method == "GET"
