@@ -188,6 +188,7 @@ def _stage(rate: float, p95_ms: float, errors: int = 0, throttled: int = 0) -> S
         tally.failed("timeout")
     for _ in range(throttled):
         tally.answered(429, False, 0.001)
+    tally.granted = 100
     return tally
 
 
@@ -206,6 +207,9 @@ def test_a_stage_holds_its_latency_and_its_errors_and_the_knee_is_the_last_that_
     judge(at_the_limit, 60.0, options)
     assert at_the_limit.held is True
     assert knee([_stage(5, 10)]) is None  # never judged (interrupted): no knee
+    short = _stage(200, 20)  # 100 requests in a second of 200 req/s: the rate was not offered
+    judge(short, 60.0, options)
+    assert short.held is False and short.reason == "sent only 100.0 of 200 req/s"
 
 
 def test_the_default_p95_limit_is_three_times_the_first_stage_and_at_least_50_ms() -> None:

@@ -59,6 +59,7 @@ class StageBudget(RateBudget):
     def __init__(self, rate: float, closes_at: float | None, max_pause_s: float) -> None:
         super().__init__(pace=rate, max_pause_s=max_pause_s)
         self._closes_at = closes_at
+        self.in_window = 0  # grants before the stage closed: the rate really offered
 
     async def acquire(self) -> None:
         unit = _UNIT.get()
@@ -69,9 +70,12 @@ class StageBudget(RateBudget):
                 await super().acquire()
             if scope.cancelled_caught:  # not granted: _grant is never reached once cancelled
                 raise StageOver
+        now = time.monotonic()
+        if self._closes_at is None or now <= self._closes_at:
+            self.in_window += 1
         if unit is not None:
             unit.opening = False  # granted: the rest of the unit (a 401 resend) goes
-            unit.granted_at = time.monotonic()
+            unit.granted_at = now
 
 
 @dataclass(slots=True)
@@ -158,7 +162,8 @@ async def run_stage(
     """Offer ``tally.offered`` req/s for ``tally.seconds``, then wait for the answers."""
     started = time.monotonic()
     closes_at = started + tally.seconds
-    client.target.budget = StageBudget(tally.offered, closes_at, max_pause_s=tally.seconds)
+    budget = StageBudget(tally.offered, closes_at, max_pause_s=tally.seconds)
+    client.target.budget = budget
 
     async def worker() -> None:
         while time.monotonic() < closes_at:
@@ -176,6 +181,7 @@ async def run_stage(
             for _ in range(workers_for(tally.offered)):
                 group.start_soon(worker)
     tally.elapsed_s = time.monotonic() - started
+    tally.granted = budget.in_window
 
 
 # The cleanup: each leftover object is deleted, or looked up, this many times at most ...

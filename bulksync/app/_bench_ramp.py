@@ -18,6 +18,9 @@ MAX_STAGES = 20  # a ramp is bounded in count whatever the factor and ceiling
 RELATIVE_P95 = 3.0
 # ... and never below this: on a loopback server, 3x a 2 ms p95 is the noise of a busy laptop.
 MIN_P95_LIMIT_MS = 50.0
+# A stage that sent less than this share of its rate while open did not hold either: the
+# rate was not offered (the client, or the server's slowness through the workers, held it).
+MIN_SENT_SHARE = 0.9
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +66,7 @@ class StageTally:
 
     offered: float  # req/s asked of the budget
     seconds: float  # how long it was open for new requests
+    granted: int = 0  # requests the budget let go while the stage was open
     attempts: int = 0  # requests whose fate is known: answered or failed on the wire
     ok: int = 0  # answered as the target documents a served request
     errors: int = 0  # any other answer but 429, and transport failures
@@ -105,8 +109,8 @@ class StageTally:
 
     @property
     def sent_per_s(self) -> float:
-        """Requests that got an answer or failed on the wire, per second."""
-        return self.attempts / self.span_s if self.span_s > 0 else 0.0
+        """Requests sent per second while the stage was open: what it really offered."""
+        return self.granted / self.seconds if self.seconds > 0 else 0.0
 
     def share(self, count: int) -> float:
         return count / self.attempts if self.attempts else 0.0
@@ -143,8 +147,9 @@ def p95_limit(options: RampOptions, first: StageTally) -> float | None:
 
 
 def judge(stage: StageTally, limit_ms: float | None, options: RampOptions) -> None:
-    """Mark ``stage`` held or not, with the reason: its p95 above the limit, or its errors and
-    429s together above ``max_error_share``. A stage with no answer at all did not hold."""
+    """Mark ``stage`` held or not, with the reason: its errors and 429s together above
+    ``max_error_share``, its p95 above the limit, or less than 90% of its rate sent. A stage
+    with no answer at all did not hold."""
     bad = stage.errors + stage.throttled
     p95 = stage.p(0.95)
     if stage.attempts == 0:
@@ -154,6 +159,9 @@ def judge(stage: StageTally, limit_ms: float | None, options: RampOptions) -> No
         stage.held, stage.reason = False, f"{what} > {_pct(options.max_error_share)}"
     elif p95 is not None and limit_ms is not None and p95 > limit_ms:
         stage.held, stage.reason = False, f"p95 {p95:.1f} ms > {limit_ms:.1f} ms"
+    elif stage.sent_per_s < MIN_SENT_SHARE * stage.offered:
+        stage.held = False
+        stage.reason = f"sent only {stage.sent_per_s:.1f} of {_rate(stage.offered)} req/s"
     else:
         stage.held, stage.reason = True, None
 

@@ -145,7 +145,11 @@ async def _bench(config: Config, options: BenchOptions, sandbox: Sandbox | None)
     read, write = _requests(config, options.writes)
     rates = stage_rates(options.ramp)
     built = build_target(config, workers_for(max(rates)) + SPARE_CONNECTIONS)
-    folder = new_run_folder(options.runs_dir or runs_dir_of(config))
+    try:
+        folder = new_run_folder(options.runs_dir or runs_dir_of(config))
+    except BulksyncError:
+        await built.target.transport.aclose()
+        raise
     stats = RunStats()
     breaker = CircuitBreaker(config.limits.unreachable_after, no_route_of(built.connector))
     # The client retries only logins (a request of the bench is never sent twice): with the
