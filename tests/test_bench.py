@@ -242,3 +242,24 @@ def test_every_built_in_target_benchmarks_a_read_by_default(kind: str) -> None:
         ident = "bulksync-bench-x-000001"
         assert write.create(ident).is_write and write.delete(ident).is_write
         assert write.lookup is None or write.lookup(ident).method == "GET"
+
+
+def test_a_refused_token_stops_the_bench_with_exit_3_and_names_what_may_remain(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The fake has no preflight: the first creates go out and are refused (401), so their
+    # fate is what the server says, but the bench cannot know it; the cleanup is refused too.
+    monkeypatch.setenv("BENCH_FAKE_TOKEN", "not-the-token")
+    job = tmp_path / "job.toml"
+    job.write_text(
+        '[target]\nkind = "fake"\ntoken_env = "BENCH_FAKE_TOKEN"\n'
+        '[fake]\nstatic_token = "the-token"\n'
+    )
+    flags = ["--writes", "--start", "10", "--ceiling", "10", "--stage-seconds", "0.5"]
+    code = main(["bench", "--config", str(job), *flags, "--runs-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert "synthetic object(s) may remain: bulksync-bench-" in err
+    assert "cleanup stopped" in err and "Traceback" not in err and "not-the-token" not in err
+    summary = json.loads(next(tmp_path.glob("*/summary.json")).read_text())
+    assert summary["exit_code"] == 3 and summary["bench"]["synthetic"]["left"]

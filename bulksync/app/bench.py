@@ -216,7 +216,13 @@ async def _clean(run: _Run, write: BenchWrite) -> None:
     if not run.options.json:
         note(f"bulksync: deleting {len(run.ledger.pending)} synthetic object(s) of the bench...")
     try:
-        await clean_up(run.client, write, run.ledger, rate)
+        try:
+            await clean_up(run.client, write, run.ledger, rate)
+        except BaseExceptionGroup as errors:  # its workers' task group wraps what they raised
+            found = first_bulksync_error(errors)
+            if not isinstance(found, BulksyncError):
+                raise
+            raise found from None
     except BulksyncError as exc:  # the target went away, say: what is left is reported
         note(f"bulksync: cleanup stopped: {redact(str(exc))}")
 
