@@ -67,6 +67,21 @@ def test_the_ramp_finds_the_knee_of_a_sandbox_degrading_above_40_per_second(
     assert "stage 1: 10 req/s" in report  # each stage is a stage of the timeline's chart
 
 
+def test_a_rate_limit_is_a_knee_too_its_429s_counted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, result = _bench(
+        capsys,
+        *("--start", "10", "--ceiling", "80", "--stage-seconds", "1.5"),
+        *("--sandbox-set", "quable.rate_limit.windows=30/1", "--runs-dir", str(tmp_path)),
+    )
+    assert code == 0
+    assert result["knee_rps"] in (10, 20)  # 30 a second: 40 cannot hold
+    last = result["stages"][-1]
+    assert last["held"] is False and last["throttled"] > 0
+    assert last["statuses"]["429"] == last["throttled"]
+
+
 def test_every_stage_held_up_to_the_ceiling_without_degrading(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -182,6 +182,7 @@ async def run_stage(
                 group.start_soon(worker)
     tally.elapsed_s = time.monotonic() - started
     tally.granted = budget.in_window
+    tally.paused_s = budget.paused_total_s
 
 
 # The cleanup: each leftover object is deleted, or looked up, this many times at most ...

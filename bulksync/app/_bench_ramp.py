@@ -67,6 +67,7 @@ class StageTally:
     offered: float  # req/s asked of the budget
     seconds: float  # how long it was open for new requests
     granted: int = 0  # requests the budget let go while the stage was open
+    paused_s: float = 0.0  # how long the budget was paused (Retry-After, a first 429)
     attempts: int = 0  # requests whose fate is known: answered or failed on the wire
     ok: int = 0  # answered as the target documents a served request
     errors: int = 0  # any other answer but 429, and transport failures
@@ -131,6 +132,7 @@ class StageTally:
             "throttled_share": round(self.share(self.throttled), 4),
             "latency_ms": {"p50": self.p(0.50), "p95": self.p(0.95), "p99": self.p(0.99)},
             "statuses": dict(sorted(self.statuses.items())),
+            "paused_s": round(self.paused_s, 3),
             "seconds": round(self.seconds, 3),
             "elapsed_s": round(self.elapsed_s, 3),
             "held": self.held,
@@ -162,6 +164,8 @@ def judge(stage: StageTally, limit_ms: float | None, options: RampOptions) -> No
     elif stage.sent_per_s < MIN_SENT_SHARE * stage.offered:
         stage.held = False
         stage.reason = f"sent only {stage.sent_per_s:.1f} of {_rate(stage.offered)} req/s"
+        if stage.paused_s > 0:
+            stage.reason += f" (paused {stage.paused_s:.1f} s after 429s)"
     else:
         stage.held, stage.reason = True, None
 
