@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,17 @@ def _forget_secrets() -> Iterator[None]:
     """Secrets registered by one test must not mask text in the next."""
     yield
     redact._secrets.clear()
+
+
+@pytest.fixture(autouse=True)
+def _own_quota_ledger(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Each test its own per-user quota ledger (bulksync.store._quota_ledger): none in the home
+    folder, and no test's requests count against another's quota (sandbox ports repeat)."""
+    home = tmp_path_factory.mktemp("xdg-state")
+    monkeypatch.setenv("XDG_STATE_HOME", str(home))
+    return home
 
 
 @pytest.fixture

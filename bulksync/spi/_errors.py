@@ -7,7 +7,9 @@ instead.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
@@ -58,6 +60,40 @@ class TargetUnreachable(BulksyncError):
     naming the cause and what to check."""
 
     exit_code = 4
+
+
+class QuotaExhausted(BulksyncError):
+    """A quota window (Quable's 300,000 a day) is used up and the next request could go only
+    after more than ``[limits] max_quota_wait_s``: the run stops cleanly, exit 6. ``limit`` per
+    ``period_s`` seconds, ``used`` of them, and ``resume_at`` (UTC epoch seconds) the earliest
+    wall-clock time the next request may go."""
+
+    exit_code = 6
+
+    def __init__(self, limit: int, period_s: float, used: int, resume_at: float) -> None:
+        self.limit = limit
+        self.period_s = period_s
+        self.used = used
+        self.resume_at = resume_at
+        super().__init__(
+            f"quota exhausted: {limit:,} per {window_span(period_s)} used; next request "
+            f"possible at {_utc_minute(resume_at)} (run again then to resume, or use "
+            "--wait-for-quota)"
+        )
+
+
+def window_span(seconds: float) -> str:
+    """A window's length as people say it: 24 h, 10 min, 86.4 s."""
+    for unit, size in (("h", 3600.0), ("min", 60.0)):
+        if seconds >= size and (seconds / size).is_integer():
+            return f"{seconds / size:g} {unit}"
+    return f"{seconds:g} s"
+
+
+def _utc_minute(epoch: float) -> str:
+    # Rounded up to the minute: "possible at 04:12" must not be a minute too early.
+    stamp = datetime.fromtimestamp(math.ceil(epoch / 60) * 60, UTC)
+    return stamp.strftime("%Y-%m-%d %H:%M UTC")
 
 
 # TransportError.cause: how a connection failed, when that says the target itself is out of
