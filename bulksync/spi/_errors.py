@@ -77,7 +77,7 @@ class QuotaExhausted(BulksyncError):
         self.resume_at = resume_at
         super().__init__(
             f"quota exhausted: {limit:,} per {window_span(period_s)} used; next request "
-            f"possible at {_utc_minute(resume_at)} (run again then to resume, or use "
+            f"possible at {_utc_time(resume_at, period_s)} (run again then to resume, or use "
             "--wait-for-quota)"
         )
 
@@ -90,10 +90,12 @@ def window_span(seconds: float) -> str:
     return f"{seconds:g} s"
 
 
-def _utc_minute(epoch: float) -> str:
-    # Rounded up to the minute: "possible at 04:12" must not be a minute too early.
-    stamp = datetime.fromtimestamp(math.ceil(epoch / 60) * 60, UTC)
-    return stamp.strftime("%Y-%m-%d %H:%M UTC")
+def _utc_time(epoch: float, period_s: float) -> str:
+    """Rounded up (never a minute too early) to the minute, or to the second for a window
+    under an hour, where a minute is much of the wait."""
+    step = 1 if period_s < 3600 else 60
+    stamp = datetime.fromtimestamp(math.ceil(epoch / step) * step, UTC)
+    return stamp.strftime("%Y-%m-%d %H:%M:%S UTC" if step == 1 else "%Y-%m-%d %H:%M UTC")
 
 
 # TransportError.cause: how a connection failed, when that says the target itself is out of
