@@ -18,6 +18,7 @@ import orjson
 import pytest
 
 from bulksync.app.config import Config, InputsConfig, LimitsConfig, OutputConfig, TargetConfig
+from bulksync.app.demo import tiny_png
 from bulksync.app.runner import run_job_async
 from bulksync.sandbox import SandboxSettings, running_sandbox
 
@@ -129,6 +130,72 @@ async def test_runs_share_the_quota_stop_with_exit_6_and_resume(tmp_path: Path) 
         triples = [(x["origin"], x["linkType"], x["target"]) for x in store.links.values()]
         wanted = [(x["from"], x["type"], x["to"]) for x in small + big]
         assert sorted(triples) == sorted(wanted)  # every link once: none lost, none twice
+        snapshot = sandbox.state.stats.snapshot()
+        assert snapshot["duplicate_create_attempts"]["total"] == 0
+        assert snapshot["rate_limited"]["total"] == 0
+
+
+def media_catalogue(folder: Path, files: int, links: int) -> tuple[Path, Path, list[str]]:
+    """Assets with a file (an upload, then a create) and links to them and between documents."""
+    (folder / "media").mkdir(parents=True)
+    assets = []
+    for i in range(files):
+        (folder / "media" / f"a{i}.png").write_bytes(tiny_png(8 + i % 9, 8, i))
+        assets.append({"id": f"asset-{i}", "file": f"media/a{i}.png", "classification": "dam_sort"})
+    links_ = [
+        {"from": f"doc-{i // 10 + 1:05d}", "to": f"asset-{i % files}", "type": "t", "sequence": i}
+        for i in range(links)
+    ]
+    assets_path, links_path = folder / "assets.jsonl", folder / "links.jsonl"
+    assets_path.write_bytes(b"".join(orjson.dumps(a) + b"\n" for a in assets))
+    links_path.write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in links_))
+    return assets_path, links_path, [a["id"] for a in assets]
+
+
+async def test_a_two_stage_job_resumes_across_quota_stops_with_nothing_twice(
+    tmp_path: Path,
+) -> None:
+    quota, scale = 250, 8640.0  # the day lasts 10 real seconds
+    settings = SandboxSettings(time_scale=scale).with_overrides(
+        {"quable.rate_limit.windows": f"{quota}/{DAY:g}", "quable.classifications": "dam_sort"}
+    )
+    assets, links, ids = media_catalogue(tmp_path, files=200, links=300)
+    async with running_sandbox(settings) as sandbox:
+        config = Config(
+            target=TargetConfig(kind="quable", base_url=sandbox.url, token_env=TOKEN),
+            inputs=InputsConfig(assets=assets, links=links),
+            limits=LimitsConfig(
+                rate=[(quota, DAY / scale)],
+                pace=100.0,
+                concurrency=6,
+                stage_concurrency={"upload": 4},
+                max_quota_wait_s=1.0,
+            ),
+            output=OutputConfig(results=tmp_path / "results.jsonl", progress=False),
+        )
+        codes: list[int] = []
+        with anyio.fail_after(150):
+            for _ in range(8):  # 200 uploads, 200 creates and 300 links: 3 to 4 days' worth
+                report = await run_job_async(config, quiet=True)
+                codes.append(report.exit_code)
+                lines = results(config)
+                assert len(lines) == len(ids) + 300
+                assert {(r["kind"], r["line"]) for r in lines} == {
+                    ("asset", i + 1) for i in range(len(ids))
+                } | {("link", i + 1) for i in range(300)}
+                # Each run after the wait sends: the resume time said is when the next run can go.
+                assert report.summary["requests"] > 0, report.summary
+                if report.exit_code != 6:
+                    break
+                assert {r["error"]["type"] for r in lines if r["status"] == "failed"} == {
+                    "QuotaExhausted"
+                }
+                resume = datetime.fromisoformat(report.summary["quota"]["resume_at"]).timestamp()
+                await anyio.sleep(min(max(0.0, resume - time.time()) + 0.5, 2 * DAY / scale))
+        assert codes[-1] == 0 and set(codes[:-1]) == {6} and len(codes) >= 2, codes
+        store = sandbox.state.store.quable
+        assert sorted(store.assets) == sorted(ids)
+        assert len(store.links) == 300
         snapshot = sandbox.state.stats.snapshot()
         assert snapshot["duplicate_create_attempts"]["total"] == 0
         assert snapshot["rate_limited"]["total"] == 0

@@ -50,6 +50,12 @@ class QuotaBook:
                 note(f"bulksync: warning: {exc}")
                 self._warned = True
 
+    def remembered(self, quota: QuotaExhausted) -> QuotaExhausted:
+        """The stop as the next run will see it: its budget starts from the ledger, whose
+        buckets end up to a bucket and a flush later than the requests they count, so the
+        window frees up that much later than this run's own budget says."""
+        return quota.later(self.ledger.width + FLUSH_INTERVAL_S)
+
     async def watch(self) -> None:
         while True:
             await anyio.sleep(FLUSH_INTERVAL_S)

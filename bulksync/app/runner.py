@@ -178,6 +178,8 @@ async def run_job_async(
             await built.target.transport.aclose()
         if failure is None and engine.quota is not None:
             failure = engine.quota  # a clean stop: every item has its result
+        if isinstance(failure, QuotaExhausted) and quota_book is not None:
+            failure = quota_book.remembered(failure)
         interrupted = any(e.interrupted for e in engines)
         summary = engine.stats.summary(time.monotonic() - started, interrupted)
         if mode.prune:

@@ -81,6 +81,10 @@ class QuotaExhausted(BulksyncError):
             "--wait-for-quota)"
         )
 
+    def later(self, seconds: float) -> QuotaExhausted:
+        """The same stop, resuming ``seconds`` later (as the next run will see the window)."""
+        return QuotaExhausted(self.limit, self.period_s, self.used, self.resume_at + seconds)
+
 
 def window_span(seconds: float) -> str:
     """A window's length as people say it: 24 h, 10 min, 86.4 s."""
