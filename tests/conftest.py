@@ -1,11 +1,17 @@
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from bulksync.spi import _redact as redact
+
+# Before any test module is imported: some build a subprocess environment from os.environ at
+# import time, and their runs must not write the quota ledger into the home folder either.
+os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="bulksync-test-state-")
 
 
 @pytest.fixture(autouse=True)

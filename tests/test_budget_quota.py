@@ -79,7 +79,7 @@ async def test_with_wait_for_quota_everyone_pauses_and_the_pause_says_why() -> N
     await budget.acquire()
     assert clock.t >= DAY
     assert seen[0][0] > DAY - 3600.0
-    assert seen[0][1] == "quota 300 per 24 h used"
+    assert str(seen[0][1]).startswith("quota 300 per 24 h used; next request at 2027-")
     assert budget.exhausted is None and budget.granted == 301
     assert budget.pauses == 1
 

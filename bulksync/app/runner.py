@@ -151,9 +151,14 @@ async def run_job_async(
                     built.connector, built.target, engine.stats, config.target.timeout_s
                 )
             if remote is not None:
-                await _until_stopped(
-                    engine, lambda: _list_target(config, built, engine.client, remote, quiet)
-                )
+                # Cut by the quota, the listing still judges what it holds: the rest can only
+                # end "not attempted", nothing more being sent.
+                try:
+                    await _until_stopped(
+                        engine, lambda: _list_target(config, built, engine.client, remote, quiet)
+                    )
+                except* QuotaExhausted:
+                    pass
             await engine.run(inputs)
             if mode.prune and not engine.interrupted and engine.quota is None:
                 kinds = _prune_kinds(config)

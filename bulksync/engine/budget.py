@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 import anyio
 
-from bulksync.spi._errors import QuotaExhausted, window_span
+from bulksync.spi._errors import QuotaExhausted, utc_time, window_span
 
 Clock = Callable[[], float]
 log = logging.getLogger("bulksync.budget")
@@ -194,10 +194,11 @@ class RateBudget:
     def _quota_used_up(self, now: float, window: SlidingWindow, wait: float) -> None:
         """Stop the run (raise, and every later acquire too), or with ``wait_for_quota`` pause
         everyone until the window frees up, the display saying why."""
-        if self.wait_for_quota:
-            self._pause(now, wait, f"quota {window.limit:,} per {window_span(window.period)} used")
-            return
         resume_at = self._wall_clock() + wait
+        if self.wait_for_quota:
+            used = f"quota {window.limit:,} per {window_span(window.period)} used"
+            self._pause(now, wait, f"{used}; next request at {utc_time(resume_at, window.period)}")
+            return
         self.exhausted = QuotaExhausted(window.limit, window.period, window.used(now), resume_at)
         log.info(
             "%s",

@@ -77,7 +77,7 @@ class QuotaExhausted(BulksyncError):
         self.resume_at = resume_at
         super().__init__(
             f"quota exhausted: {limit:,} per {window_span(period_s)} used; next request "
-            f"possible at {_utc_time(resume_at, period_s)} (run again then to resume, or use "
+            f"possible at {utc_time(resume_at, period_s)} (run again then to resume, or use "
             "--wait-for-quota)"
         )
 
@@ -94,7 +94,7 @@ def window_span(seconds: float) -> str:
     return f"{seconds:g} s"
 
 
-def _utc_time(epoch: float, period_s: float) -> str:
+def utc_time(epoch: float, period_s: float) -> str:
     """Rounded up (never a minute too early) to the minute, or to the second for a window
     under an hour, where a minute is much of the wait."""
     step = 1 if period_s < 3600 else 60
