@@ -146,3 +146,16 @@ def test_no_window_no_ledger_and_a_bad_configured_ledger_is_a_config_error(
         config = job(tmp_path, quota_ledger=tmp_path / "file" / "ledger.sqlite")
         with pytest.raises(ConfigError, match="quota ledger"):
             open_quota_book(config, RateBudget([(10, DAY)]), stack)
+
+
+def test_a_run_that_crashes_still_writes_what_it_sent(tmp_path: Path) -> None:
+    config = job(tmp_path, quota_ledger=tmp_path / "ledger.sqlite")
+    budget = RateBudget([(300000, DAY)])
+    with pytest.raises(RuntimeError), ExitStack() as stack:
+        open_quota_book(config, budget, stack)
+        budget.granted = 42
+        raise RuntimeError("a bug mid-run")
+    after = RateBudget([(300000, DAY)])
+    with ExitStack() as stack:
+        open_quota_book(config, after, stack)
+        assert after.windows[0].used(after._clock()) == 42

@@ -39,6 +39,10 @@ def results(tmp_path: Path) -> list[dict[str, object]]:
     return [orjson.loads(line) for line in raw.splitlines()]
 
 
+def lines_by(lines: list[dict[str, object]], line: int) -> dict[str, object]:
+    return next(r for r in lines if r["line"] == line)
+
+
 def summary(tmp_path: Path) -> dict[str, object]:
     return orjson.loads((tmp_path / "out" / "results.summary.json").read_bytes())  # type: ignore[no-any-return]
 
@@ -46,18 +50,25 @@ def summary(tmp_path: Path) -> dict[str, object]:
 def test_a_used_up_quota_exits_6_with_one_line_and_every_line_its_result(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = job(tmp_path, 40)
+    config = job(tmp_path, 38)
+    with (tmp_path / "links.jsonl").open("ab") as extra:
+        extra.write(b'{"from": "doc", "to": \n')  # line 39: unreadable
+        extra.write(b'{"from": "doc", "to": "d37", "type": "t"}\n')  # line 40: a duplicate
     code = main(["run", "--config", str(config), "--rate", "10/86400"])
     assert code == 6
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert err[0].startswith("bulksync: quota exhausted: 10 per 24 h used; next request possible")
+    quota = [line for line in err if "quota" in line]
+    assert len(quota) == 1, err
+    assert quota[0].startswith("bulksync: quota exhausted: 10 per 24 h used; next request possible")
     lines = results(tmp_path)
     assert sorted(r["line"] for r in lines) == list(range(1, 41))  # type: ignore[type-var]
     sent = [r for r in lines if r["status"] == "succeeded"]
     assert 0 < len(sent) <= 10
+    bad, duplicate = lines_by(lines, 39), lines_by(lines, 40)
+    assert bad["status"] == "failed" and bad["error"]["type"] != "QuotaExhausted"  # type: ignore[index]
+    assert duplicate["error"]["type"] == "DuplicateItem"  # type: ignore[index]
     for r in lines:
-        if r["status"] != "succeeded":
+        if r["status"] != "succeeded" and r["line"] < 39:  # type: ignore[operator]
             assert r["error"] == {
                 "type": "QuotaExhausted",
                 "message": "not attempted: quota exhausted",
@@ -75,6 +86,7 @@ def test_a_used_up_quota_exits_6_with_one_line_and_every_line_its_result(
     again = summary(tmp_path)
     assert again["requests"] == 0
     assert again["skipped"] == len(sent) and again["failed"] == 40 - len(sent)
+    assert sorted(r["line"] for r in results(tmp_path)) == list(range(1, 41))  # type: ignore[type-var]
 
 
 def test_wait_for_quota_waits_for_the_window_and_completes(tmp_path: Path) -> None:
