@@ -97,3 +97,15 @@ def test_wait_for_quota_waits_for_the_window_and_completes(tmp_path: Path) -> No
     # The 10 left needed the window twice: the run paused for it rather than stop.
     assert done["succeeded"] == 10 and done["skipped"] == 5
     assert done["pauses"]["count"] >= 1  # type: ignore[index]
+
+
+def test_the_wait_for_the_quota_shows_in_the_stats_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = job(tmp_path, 8, "max_quota_wait_s = 0.5")
+    argv = ["run", "--config", str(config), "--rate", "5/3", "--wait-for-quota"]
+    assert main([*argv, "--stats-interval", "0.2"]) == 0
+    err = capsys.readouterr().err
+    waiting = [line for line in err.splitlines() if "quota 5 per 3 s used" in line]
+    assert waiting, err
+    assert "paused" in waiting[0] and "next request at 20" in waiting[0]
