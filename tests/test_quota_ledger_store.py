@@ -159,3 +159,20 @@ def test_a_run_that_crashes_still_writes_what_it_sent(tmp_path: Path) -> None:
     with ExitStack() as stack:
         open_quota_book(config, after, stack)
         assert after.windows[0].used(after._clock()) == 42
+
+
+def test_instances_no_run_writes_again_are_forgotten(tmp_path: Path) -> None:
+    clock = WallClock()
+    gone = ledger(tmp_path, clock, instance="sandbox on a port never seen again")
+    gone.add(5)
+    gone.flush()
+    gone.close()
+    clock.t += DAY / 2
+    assert total(ledger(tmp_path, clock, instance=gone.instance)) == 5
+    clock.t += DAY
+    ledger(tmp_path, clock, instance="another").close()  # any run opening the file prunes
+    left = QuotaLedger(tmp_path / "ledger.sqlite", "x", DAY, clock=clock)
+    tables = left._query("SELECT COUNT(*) FROM quota_buckets", ())[0][0]
+    instances = left._query("SELECT instance FROM quota_instances ORDER BY instance", ())
+    assert tables == 0
+    assert [row[0] for row in instances] == ["x"]  # "another" wrote nothing either

@@ -101,6 +101,7 @@ class QuotaLedger:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._declare()  # from the start: a run with a shorter window keeps ours
+                self._forget_the_past()
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"cannot open the quota ledger {path}: {exc}") from None
 
@@ -165,6 +166,20 @@ class QuotaLedger:
             "SELECT horizon_s, width FROM quota_instances WHERE instance = ?", (self.instance,)
         ).fetchone()
         return float(row[0]), int(row[1])
+
+    def _forget_the_past(self) -> None:
+        """Every instance's buckets past its horizon, and instances with none left: those no
+        run writes again (a sandbox on a random port, a retired target) would stay forever."""
+        self._db.execute(
+            "DELETE FROM quota_buckets WHERE start + width < ? - (SELECT i.horizon_s FROM "
+            "quota_instances i WHERE i.instance = quota_buckets.instance)",
+            (self._clock(),),
+        )
+        self._db.execute(
+            "DELETE FROM quota_instances WHERE instance != ? AND NOT EXISTS "
+            "(SELECT 1 FROM quota_buckets b WHERE b.instance = quota_instances.instance)",
+            (self.instance,),
+        )
 
     def rows(self) -> int:
         """Buckets kept for this instance (what the constant-space promise is about)."""
