@@ -231,6 +231,12 @@ def _job_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="fail input lines with an unknown field or CSV column (default: warn once)",
     )
+    parser.add_argument(
+        "--wait-for-quota",
+        action="store_true",
+        help="when a quota is used up, wait for it to free up instead of stopping with exit 6 "
+        "([limits] wait_for_quota)",
+    )
     parser.add_argument("--state", type=Path, help="the state database ([state] path)")
     parser.add_argument(
         "--no-state", action="store_true", help="keep no state: no resume, no skipping"
@@ -263,6 +269,7 @@ def _run(args: argparse.Namespace) -> int:
         "output.results": str(args.results.absolute()) if args.results else None,
         "limits.rate": _parse_rate(args.rate),
         "limits.concurrency": args.concurrency,
+        "limits.wait_for_quota": True if args.wait_for_quota else None,
         "output.progress": False if args.no_progress else None,
         "output.stats_interval": args.stats_interval,
         "output.stats_format": "json" if args.stats_json else None,

@@ -116,6 +116,13 @@ class LimitsConfig(Section):
     # (exit 4); the literal matches bulksync.engine._breaker.DEFAULT_UNREACHABLE_AFTER.
     unreachable_after: Annotated[int, Field(ge=1)] = 20
     stall_s: PositiveSeconds | None = None  # None: twice [target] timeout_s
+    # A quota window that would keep the next request waiting longer than this stops the run
+    # (exit 6, the time it can resume); wait_for_quota (--wait-for-quota) sleeps instead.
+    max_quota_wait_s: Seconds = 600.0
+    wait_for_quota: bool = False
+    # Requests sent per target instance, shared by every job of this user; None: the default
+    # file (bulksync.store._quota_ledger.default_ledger_path).
+    quota_ledger: OptionalPath = None
 
 
 class OutputConfig(Section):
@@ -276,6 +283,7 @@ def _resolve_paths(config: Config, base: Path) -> None:
     config.inputs.assets = resolve(config.inputs.assets)
     config.inputs.links = resolve(config.inputs.links)
     config.inputs.media_root = resolve(config.inputs.media_root)
+    config.limits.quota_ledger = resolve(config.limits.quota_ledger)
     # Not resolved through symlinks: the results path is a link to the latest run's results,
     # and this run must write its own, not into the last one's folder.
     config.output.results = Path(os.path.abspath(base / config.output.results.expanduser()))

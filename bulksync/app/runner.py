@@ -6,7 +6,7 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 
 from bulksync.app._job_check import check_job, check_stage_names
+from bulksync.app._quota import open_quota_book, quota_summary
 from bulksync.app._retry_select import RetrySelection
 from bulksync.app._run_folder import new_run_folder, point_at
 from bulksync.app._run_record import complete_summary, finish_record, runs_dir_of
@@ -36,7 +37,13 @@ from bulksync.engine.listing import list_remote
 from bulksync.engine.retry import RetryPolicy
 from bulksync.inputs.readers import read_records
 from bulksync.spi._connector import Connector, RemoteLister
-from bulksync.spi._errors import AuthError, BulksyncError, ConfigError, first_bulksync_error
+from bulksync.spi._errors import (
+    AuthError,
+    BulksyncError,
+    ConfigError,
+    QuotaExhausted,
+    first_bulksync_error,
+)
 from bulksync.spi._http import HttpRequest
 from bulksync.spi._records import AssetRecord, BadRecord, Kind, LinkRecord, Record
 from bulksync.spi._redact import redact
@@ -56,6 +63,7 @@ __all__ = ["PruneGuardError", "RunOptions", "RunReport", "max_delete_limit", "ru
 EXIT_OK, EXIT_FAILED_ITEMS, EXIT_USAGE, EXIT_AUTH, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 EXIT_UNREACHABLE = 4  # TargetUnreachable.exit_code
 EXIT_INTERNAL = 5  # set by the command line when a bug escapes (bulksync.spi._errors)
+EXIT_QUOTA = 6  # QuotaExhausted.exit_code: a rerun resumes once the window frees up
 
 
 @dataclass(slots=True)
@@ -108,6 +116,8 @@ async def run_job_async(
         if mode.dry_run:
             return await _dry_run(config, stack, inputs, state, mode, quiet, checked)
         built = build_target(config)
+        # Earlier runs' requests to this instance count against its quota too.
+        quota_book = open_quota_book(config, built.target.budget, stack)
         folder = new_run_folder(runs_dir_of(config))
         writer = ResultWriter(folder.results)
         stack.callback(writer.close)
@@ -135,13 +145,22 @@ async def run_job_async(
 
         async def work() -> None:
             # Fail fast: a target that cannot serve the run stops it before the first item.
-            await preflight(built.connector, built.target, engine.stats, config.target.timeout_s)
-            if remote is not None:
-                await _until_stopped(
-                    engine, lambda: _list_target(config, built, engine.client, remote, quiet)
+            # A quota used up already: nothing can go, the engine ends every item "not attempted".
+            with suppress(QuotaExhausted):
+                await preflight(
+                    built.connector, built.target, engine.stats, config.target.timeout_s
                 )
+            if remote is not None:
+                # Cut by the quota, the listing still judges what it holds: the rest can only
+                # end "not attempted", nothing more being sent.
+                try:
+                    await _until_stopped(
+                        engine, lambda: _list_target(config, built, engine.client, remote, quiet)
+                    )
+                except* QuotaExhausted:
+                    pass
             await engine.run(inputs)
-            if mode.prune and not engine.interrupted:
+            if mode.prune and not engine.interrupted and engine.quota is None:
                 kinds = _prune_kinds(config)
                 done = await prune(engines, built, writer, state, kinds, mode.max_delete, remote)
                 deleted.append(done)
@@ -155,11 +174,17 @@ async def run_job_async(
                 ]
                 if totals and config.inputs.assets is not None and mode.only_keys is None:
                     watchers.append(_asset_totals(config, built, stage_totals))
+                if quota_book is not None:
+                    watchers.append(quota_book.watch)
                 await _drive(engines, work, watchers)
         except BulksyncError as exc:
             failure = exc
         finally:
             await built.target.transport.aclose()
+        if failure is None and engine.quota is not None:
+            failure = engine.quota  # a clean stop: every item has its result
+        if isinstance(failure, QuotaExhausted) and quota_book is not None:
+            failure = quota_book.remembered(failure)
         interrupted = any(e.interrupted for e in engines)
         summary = engine.stats.summary(time.monotonic() - started, interrupted)
         if mode.prune:
@@ -168,6 +193,8 @@ async def run_job_async(
             summary["messages"] = [redact(str(failure))]  # the sync itself went on
         elif failure is not None:
             summary["messages"] = [f"Stopped: {redact(str(failure))}"]
+        if isinstance(failure, QuotaExhausted):
+            summary["quota"] = quota_summary(failure)
         code = _exit_code(failure, interrupted, summary)
         timeline.close()
         complete_summary(summary, folder, config, engine, code)

@@ -44,7 +44,14 @@ def budget_for(config: Config, documented: list[tuple[int, float]] | None = None
     """The configured windows, or the target's documented ones when none are configured."""
     windows = config.limits.rate if config.limits.rate is not None else documented or []
     # No Retry-After pauses everyone for longer than an item may spend retrying.
-    return RateBudget(windows, pace=config.limits.pace, max_pause_s=config.limits.max_elapsed_s)
+    limits = config.limits
+    return RateBudget(
+        windows,
+        pace=limits.pace,
+        max_pause_s=limits.max_elapsed_s,
+        max_quota_wait_s=limits.max_quota_wait_s,
+        wait_for_quota=limits.wait_for_quota,
+    )
 
 
 def settings_model(kind: str) -> type[BaseModel]:

@@ -18,7 +18,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from bulksync.engine._breaker import DEFAULT_UNREACHABLE_AFTER, CircuitBreaker, no_route_of
 from bulksync.engine._identities import IdentityIndex
 from bulksync.engine._resume import ResumeGate, record_intents
-from bulksync.engine._stages import ItemSink, StageCounters, StagePool, group_jobs
+from bulksync.engine._stages import ItemSink, StageCounters, StagePool, group_jobs, quota_failed
 from bulksync.engine.client import EngineClient, Target
 from bulksync.engine.retry import RetryPolicy
 from bulksync.spi._connector import (
@@ -28,7 +28,7 @@ from bulksync.spi._connector import (
     Skipped,
     Stage,
 )
-from bulksync.spi._errors import ErrorInfo, first_bulksync_error
+from bulksync.spi._errors import ErrorInfo, QuotaExhausted, first_bulksync_error
 from bulksync.spi._records import AssetRecord, BadRecord, Kind, LinkRecord, Origin, Record
 from bulksync.spi._redact import redacted_excerpt
 from bulksync.store.remote import RemoteIndex
@@ -147,6 +147,12 @@ class Engine(ItemSink):
         self.interrupted = self.stop.is_set()
         return self.stats
 
+    @property
+    def quota(self) -> QuotaExhausted | None:
+        """The quota that stopped the run: from then on nothing is sent, and every item not
+        sent yet ends "not attempted: quota exhausted" (exit 6)."""
+        return self.client.target.budget.exhausted
+
     def request_stop(self) -> None:
         """Stop taking new items; in-flight ones get ``grace_s`` to finish."""
         self.stop.set()
@@ -263,6 +269,9 @@ class Engine(ItemSink):
         if self._gate is not None and self._gate.unchanged(job):
             self._finish(job, "skipped", reason="unchanged")
             return None
+        if self.quota is not None:
+            self._finish(job, "failed", error=quota_failed(job).error)
+            return None
         blocked_by = self._failed_dependency(record)
         if blocked_by is not None:
             self._finish(job, "skipped", reason=blocked_by)
@@ -270,6 +279,10 @@ class Engine(ItemSink):
         return job
 
     async def _send_batch(self, jobs: Sequence[Job], send: MemoryObjectSendStream[Job]) -> None:
+        if self.quota is not None:
+            for job in jobs:  # read before the quota ran out: they go nowhere now
+                self._finish(job, "failed", error=quota_failed(job).error)
+            return
         # One transaction makes the whole batch's intents durable before any of it is sent:
         # a commit per item would cost more than the rest of the engine's work on it.
         await self.intend(jobs)
@@ -367,6 +380,7 @@ class Engine(ItemSink):
                 job.maybe_applied
                 or job.resumed
                 or (error and error.type in ("Interrupted", "TargetUnreachable"))
+                or (error and error.type == "QuotaExhausted" and job.attempts > 0)
             )
             state.failed(
                 record.kind,

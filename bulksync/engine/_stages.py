@@ -17,7 +17,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from bulksync.engine._serial import SerialGroups
-from bulksync.engine.client import EngineClient
+from bulksync.engine.client import EngineClient, count_sent
 from bulksync.engine.retry import Retrier, RetryPolicy
 from bulksync.spi._connector import Done, Failed, Job, Outcome, RequestFailed, Skipped, Stage
 from bulksync.spi._errors import (
@@ -27,6 +27,7 @@ from bulksync.spi._errors import (
     ErrorInfo,
     FatalTargetError,
     LocalFileError,
+    QuotaExhausted,
     TransportError,
 )
 from bulksync.spi._records import Kind
@@ -204,13 +205,26 @@ class StagePool:
             self._retrier.resent(f"{what} (half {n} of {_items(len(pending))})", cause, wait, half)
 
     async def _attempt(self, jobs: list[Job]) -> Sequence[Outcome]:
+        if _exhausted(self._client) is not None:
+            return [quota_failed(job) for job in jobs]  # nothing more goes out
         now = time.monotonic()
         for job in jobs:
             job.attempts += 1
             job.stage_attempts += 1
             job.started_at = job.started_at or now
+        sent = [0]
         try:
-            outcomes = await self._serial.run(jobs, self._client)
+            with count_sent(sent):
+                outcomes = await self._serial.run(jobs, self._client)
+        except QuotaExhausted:
+            for job in jobs:
+                if sent[0]:
+                    # This attempt's earlier requests may have written: verify next time.
+                    job.maybe_applied = True
+                else:  # nothing of this attempt went out
+                    job.attempts -= 1
+                    job.stage_attempts -= 1
+            return [quota_failed(job) for job in jobs]
         except RequestFailed as exc:
             if exc.error_class is ErrorClass.FATAL:
                 raise FatalTargetError(exc.error.message) from None
@@ -349,6 +363,19 @@ async def group_jobs(
                 await send.send(oldest)
         for group in groups.values():
             await send.send(group)
+
+
+def _exhausted(client: EngineClient) -> QuotaExhausted | None:
+    # A client standing in for the engine's (a test's scripted one) has no budget to use up.
+    target = getattr(client, "target", None)
+    return None if target is None else target.budget.exhausted
+
+
+def quota_failed(job: Job) -> Failed:
+    """The quota is used up: "not attempted" for an item that sent nothing yet, "not
+    finished" for one part-way through (the next run resumes it either way)."""
+    done = "not finished" if job.attempts else "not attempted"
+    return Failed(ErrorInfo("QuotaExhausted", f"{done}: quota exhausted"))
 
 
 def _cause(outcome: Failed) -> str:

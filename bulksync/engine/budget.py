@@ -12,9 +12,11 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 import anyio
+
+from bulksync.spi._errors import QuotaExhausted, utc_time, window_span
 
 Clock = Callable[[], float]
 log = logging.getLogger("bulksync.budget")
@@ -87,6 +89,15 @@ class SlidingWindow:
         self._expire(now)
         return self._count
 
+    def seed(self, end: float, count: int) -> None:
+        """``count`` grants an earlier run made, remembered as if made at ``end`` (entries in
+        time order, before this run's own grants)."""
+        if self._log and self._log[-1][0] >= end:
+            self._log[-1][1] += count
+        else:
+            self._log.append([end, count])
+        self._count += count
+
 
 class RateBudget:
     """Every request to a target, retries and logins included, is charged here first.
@@ -104,8 +115,11 @@ class RateBudget:
         pace: float | None = None,
         tolerance_s: float = 0.05,
         max_pause_s: float = 300.0,
+        max_quota_wait_s: float = math.inf,
+        wait_for_quota: bool = False,
         clock: Clock = time.monotonic,
         sleep: Sleep = anyio.sleep,
+        wall_clock: Clock = time.time,
     ) -> None:
         self.windows = [
             SlidingWindow(limit, period, margin_s=period * WINDOW_MARGIN)
@@ -120,6 +134,12 @@ class RateBudget:
         self._max_pause_s = max_pause_s
         self._clock = clock
         self._sleep = sleep
+        self._wall_clock = wall_clock
+        # A window that needs longer than this to free up is a quota used up: the run stops
+        # (QuotaExhausted, exit 6) rather than sleep for hours, unless told to wait for it.
+        self.max_quota_wait_s = max_quota_wait_s
+        self.wait_for_quota = wait_for_quota
+        self.exhausted: QuotaExhausted | None = None  # once raised, every acquire raises it
         self._lock = anyio.Lock()
         self._tat = -math.inf  # GCRA theoretical arrival time of the next request
         self._paused_until = -math.inf
@@ -156,15 +176,54 @@ class RateBudget:
     async def acquire(self) -> None:
         async with self._lock:
             while True:
+                if self.exhausted is not None:
+                    raise self.exhausted.with_traceback(None)  # no traceback piling up
                 now = self._clock()
                 self._recover(now)
                 wait = max(self._pacer_wait(now), self._paused_until - now)
                 for window in self.windows:
-                    wait = max(wait, window.wait_time(now))
+                    window_wait = window.wait_time(now)
+                    if window_wait > self.max_quota_wait_s:
+                        self._quota_used_up(now, window, window_wait)
+                    wait = max(wait, window_wait)
                 if wait <= 0:
                     break
                 await self._sleep(wait)
             self._grant(now)
+
+    def _quota_used_up(self, now: float, window: SlidingWindow, wait: float) -> None:
+        """Stop the run (raise, and every later acquire too), or with ``wait_for_quota`` pause
+        everyone until the window frees up, the display saying why."""
+        resume_at = self._wall_clock() + wait
+        if self.wait_for_quota:
+            used = f"quota {window.limit:,} per {window_span(window.period)} used"
+            self._pause(now, wait, f"{used}; next request at {utc_time(resume_at, window.period)}")
+            return
+        self.exhausted = QuotaExhausted(window.limit, window.period, window.used(now), resume_at)
+        log.info(
+            "%s",
+            self.exhausted,
+            extra={"event": "quota_exhausted", "limit": window.limit, "period_s": window.period},
+        )
+        raise self.exhausted
+
+    def seed(self, history: Iterable[tuple[float, int]], resolution_s: float = 1.0) -> int:
+        """Count earlier runs' requests to the same target (the quota ledger) in the windows.
+
+        ``history`` is ``(wall-clock end of a bucket, requests in it)`` in time order. Each
+        bucket counts as if all its requests went at its end: remembered a little longer than
+        they need to be, never shorter. Windows shorter than ten buckets are left out: that
+        coarse a history would hold them shut for no reason. Returns the requests seeded."""
+        offset = self._clock() - self._wall_clock()
+        windows = [w for w in self.windows if w.period >= 10 * resolution_s]
+        total = 0
+        for end, count in history:
+            if count <= 0:
+                continue
+            total += count
+            for window in windows:
+                window.seed(end + offset, count)
+        return total
 
     def _pacer_wait(self, now: float) -> float:
         if self._rate is None:

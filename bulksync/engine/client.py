@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
@@ -28,6 +30,20 @@ from bulksync.spi._redact import redacted_excerpt
 from bulksync.store.results import RunStats
 
 request_log = logging.getLogger("bulksync.http")
+
+# Requests sent by the task (and the tasks it starts) inside count_sent(): whether a stage's
+# attempt that met the quota had already written something.
+_sent: ContextVar[list[int] | None] = ContextVar("bulksync_sent", default=None)
+
+
+@contextmanager
+def count_sent(counter: list[int]) -> Iterator[None]:
+    """Add each request sent inside the block to ``counter[0]``."""
+    token = _sent.set(counter)
+    try:
+        yield
+    finally:
+        _sent.reset(token)
 
 
 @dataclass(slots=True)
@@ -106,6 +122,9 @@ class EngineClient:
         self._stats.requests += 1
         started = time.monotonic()
         breaker.sent()
+        counter = _sent.get()
+        if counter is not None:
+            counter[0] += 1
         self._stats.in_flight += 1
         try:
             response = await self._logged_send(request.with_headers(headers))

@@ -7,7 +7,9 @@ instead.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
@@ -58,6 +60,46 @@ class TargetUnreachable(BulksyncError):
     naming the cause and what to check."""
 
     exit_code = 4
+
+
+class QuotaExhausted(BulksyncError):
+    """A quota window (Quable's 300,000 a day) is used up and the next request could go only
+    after more than ``[limits] max_quota_wait_s``: the run stops cleanly, exit 6. ``limit`` per
+    ``period_s`` seconds, ``used`` of them, and ``resume_at`` (UTC epoch seconds) the earliest
+    wall-clock time the next request may go."""
+
+    exit_code = 6
+
+    def __init__(self, limit: int, period_s: float, used: int, resume_at: float) -> None:
+        self.limit = limit
+        self.period_s = period_s
+        self.used = used
+        self.resume_at = resume_at
+        super().__init__(
+            f"quota exhausted: {limit:,} per {window_span(period_s)} used; next request "
+            f"possible at {utc_time(resume_at, period_s)} (run again then to resume, or use "
+            "--wait-for-quota)"
+        )
+
+    def later(self, seconds: float) -> QuotaExhausted:
+        """The same stop, resuming ``seconds`` later (as the next run will see the window)."""
+        return QuotaExhausted(self.limit, self.period_s, self.used, self.resume_at + seconds)
+
+
+def window_span(seconds: float) -> str:
+    """A window's length as people say it: 24 h, 10 min, 86.4 s."""
+    for unit, size in (("h", 3600.0), ("min", 60.0)):
+        if seconds >= size and (seconds / size).is_integer():
+            return f"{seconds / size:g} {unit}"
+    return f"{seconds:g} s"
+
+
+def utc_time(epoch: float, period_s: float) -> str:
+    """Rounded up (never a minute too early) to the minute, or to the second for a window
+    under an hour, where a minute is much of the wait."""
+    step = 1 if period_s < 3600 else 60
+    stamp = datetime.fromtimestamp(math.ceil(epoch / step) * step, UTC)
+    return stamp.strftime("%Y-%m-%d %H:%M:%S UTC" if step == 1 else "%Y-%m-%d %H:%M UTC")
 
 
 # TransportError.cause: how a connection failed, when that says the target itself is out of
