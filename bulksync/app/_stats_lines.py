@@ -45,8 +45,13 @@ def status_text(now: Snapshot, before: Snapshot | None) -> str:
     ]
     if now.paused_s > 0:
         # Retry-After pauses are often under a second: "0 s" would read as none.
-        left = f"{now.paused_s:.1f}" if now.paused_s < 10 else f"{now.paused_s:.0f}"
-        parts.append(f"paused {left} s: {now.pause_reason or 'throttled'}")
+        if now.paused_s < 10:
+            left = f"{now.paused_s:.1f} s"
+        elif now.paused_s < 60:
+            left = f"{now.paused_s:.0f} s"
+        else:  # a quota wait of hours reads as a clock, not as "51234 s"
+            left = format_duration(now.paused_s)
+        parts.append(f"paused {left}: {now.pause_reason or 'throttled'}")
     parts.append(f"token refreshes {now.token_refreshes}")
     return " | ".join(parts)
 
