@@ -1,15 +1,22 @@
-"""`--dry-run`: what a run would do, read from the inputs and the state, sending nothing."""
+"""`--dry-run`: what a run would do, read from the inputs and the state, sending nothing, and
+what it would cost in requests and time (also the first line of every run)."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable, Sequence
+from contextlib import redirect_stderr
 from dataclasses import dataclass, field
 from typing import Any
 
+from bulksync.app._request_plan import RequestPlan, RequestTally, estimate
+from bulksync.app.config import Config
 from bulksync.app.prune import doomed_items, max_delete_limit, scope_size
+from bulksync.app.registry import target_spec
 from bulksync.engine._identities import IdentityIndex
 from bulksync.spi._connector import Connector
 from bulksync.spi._records import AssetRecord, BadRecord, Kind, LinkRecord, Record
+from bulksync.spi._spec import CREDENTIAL_ENV, CredentialKind
 from bulksync.store.verdict import Judge
 
 EXAMPLES = 3
@@ -23,6 +30,7 @@ class KindPlan:
     )
     examples: dict[str, list[str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what the run would refuse or stop at
+    requests: int | None = None  # what its creates, updates and deletes cost (None: unknown)
 
     def add(self, action: str, example: str) -> None:
         self.counts[action] += 1
@@ -38,22 +46,34 @@ def make_plan(
     prune: bool = False,
     connector: Connector | None = None,
     max_delete: str = "5%",
+    tally: RequestTally | None = None,
 ) -> list[KindPlan]:
     """Classify every input item as the engine would: create, update, skip or invalid (a bad
-    line, or a duplicate of an earlier line's item on the target)."""
+    line, or a duplicate of an earlier line's item on the target). ``tally`` is told every
+    item that would cost requests."""
     plans = []
     identities = IdentityIndex()
     try:
         for kind, records in inputs:
-            plans.append(_plan_kind(kind, records, judge, identities, connector))
+            plans.append(_plan_kind(kind, records, judge, identities, connector, tally))
     finally:
         identities.close()
     if prune and judge.state is not None:
+        doomed = []
         for plan in plans:
             for removal in doomed_items(plan.kind, judge.state, judge.remote):
                 plan.add("delete", f"{removal.key} ({removal.origin.path})")
+                doomed.append(removal)
+        refusals = _prune_refusals(plans, judge, max_delete) if plans else []
         if plans:
-            plans[-1].notes.extend(_prune_refusals(plans, judge, max_delete))
+            plans[-1].notes.extend(refusals)
+        if tally is not None and not refusals:  # a refused prune deletes nothing
+            for removal in doomed:
+                tally.add("delete", removal, removal.remote_id)
+    if tally is not None:
+        costs = tally.per_kind()
+        for plan in plans:
+            plan.requests = costs.get(plan.kind, 0)
     return plans
 
 
@@ -84,6 +104,7 @@ def _plan_kind(
     judge: Judge,
     identities: IdentityIndex,
     connector: Connector | None,
+    tally: RequestTally | None = None,
 ) -> KindPlan:
     plan = KindPlan(kind)
     for record in records:
@@ -102,20 +123,135 @@ def _plan_kind(
             continue
         verdict = judge.judge(record)
         plan.add(verdict.action, f"{record.key} ({record.origin})")
+        if tally is not None and verdict.action != "skip":
+            tally.add(verdict.action, record, verdict.remote_id)
     return plan
 
 
-def format_plan(plans: Sequence[KindPlan]) -> str:
+def format_plan(plans: Sequence[KindPlan], requests: RequestPlan | None = None) -> str:
     lines = ["dry run: nothing was sent"]
     for plan in plans:
         counts = ", ".join(f"{n} {action}" for action, n in plan.counts.items())
-        lines.append(f"{plan.kind}s: {counts}")
+        cost = "" if plan.requests is None else f" ({_requests(plan.requests)})"
+        lines.append(f"{plan.kind}s: {counts}{cost}")
         for action, shown in plan.examples.items():
             for example in shown:
                 lines.append(f"  {action:<7} {example}")
         lines.extend(f"  {note}" for note in plan.notes)
+    if requests is not None:
+        lines.extend(_request_lines(requests))
     return "\n".join(lines)
 
 
-def plan_json(plans: Sequence[KindPlan]) -> dict[str, Any]:
-    return {p.kind: {"counts": p.counts, "examples": p.examples, "notes": p.notes} for p in plans}
+def _requests(n: int) -> str:
+    return f"{n:,} request" if n == 1 else f"{n:,} requests"
+
+
+def _request_lines(requests: RequestPlan) -> list[str]:
+    """The total and its time; what besides the items it counts; a cheaper setting."""
+    lines = [f"total: {requests.describe()}"]
+    fixed = ", ".join(f"{n:,} {what}" for what, n in requests.fixed.items() if n)
+    if fixed:
+        lines.append(f"  of which {fixed}; retries are not counted")
+    for setting, total in requests.alternatives:
+        lines.append(f"  with {setting}: {requests.describe(total, short=True)}")
+    return lines
+
+
+def plan_line(plans: Sequence[KindPlan], requests: RequestPlan | None) -> str:
+    """The plan in one line, for the start of a run."""
+    parts = []
+    for plan in plans:
+        counts = plan.counts
+        shown = ", ".join(
+            f"{counts[a]:,} {a}" for a in ("create", "update", "skip", "delete") if counts[a]
+        )
+        parts.append(f"{plan.kind}s {shown or 'nothing'}")
+    text = f"bulksync: plan: {'; '.join(parts)}"
+    if requests is None:
+        return text
+    text += f"; {requests.describe()}"
+    for setting, total in requests.alternatives[:1]:
+        text += f"; with {setting}: {requests.describe(total, short=True)}"
+    return text
+
+
+def plan_json(plans: Sequence[KindPlan], requests: RequestPlan | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        p.kind: {"counts": p.counts, "examples": p.examples, "notes": p.notes} for p in plans
+    }
+    if requests is not None:
+        out["requests"] = requests.as_json()
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class PlanCosts:
+    """What the request count of a plan needs from the job's configuration."""
+
+    tally: RequestTally
+    credentials: CredentialKind
+    windows: tuple[tuple[int, float], ...]
+    pace: float | None
+    preflight: int
+
+    def estimate(self, listing_pages: int = 0) -> RequestPlan:
+        return estimate(
+            self.tally,
+            self.credentials,
+            self.windows,
+            self.pace,
+            preflight=self.preflight,
+            listing_pages=listing_pages,
+        )
+
+
+def plan_costs(config: Config, connector: Connector) -> PlanCosts | None:
+    """The target's request model with the job's settings; None when the target states none."""
+    spec = target_spec(config.target.kind)
+    if spec.requests is None:
+        return None
+    model = spec.requests(config.settings(spec.name, spec.options))
+    # The form of secrets the run would read (as wiring.read_credentials picks it), unread.
+    target = config.target
+    forms = [f for f in spec.credentials if all(getattr(target, k) for k in CREDENTIAL_ENV[f])]
+    credentials = forms[0] if forms else spec.credentials[-1]
+    rate = config.limits.rate
+    windows = tuple(rate) if rate is not None else tuple(spec.rate_windows)
+    preflight = 0 if connector.preflight_request() is None else 1
+    return PlanCosts(RequestTally(model), credentials, windows, config.limits.pace, preflight)
+
+
+def announce(
+    config: Config,
+    inputs: Sequence[tuple[Kind, Iterable[Record | BadRecord]]],
+    judge: Judge,
+    connector: Connector,
+    *,
+    prune: bool,
+    max_delete: str,
+    listing_pages: int = 0,
+) -> str:
+    """The first line of a run: its plan, from a pass of its own over the inputs (judged
+    against the state, or the ``--full`` listing, as the engine will judge them)."""
+    costs = plan_costs(config, connector)
+    state = judge.state
+    if state is not None and not judge.full:
+        judge.empty_kinds = {kind for kind, _ in inputs if state.count(kind) == 0}
+    # The run's own pass says what the readers find (an unknown field, a retry-failed line
+    # that moved): this one keeps quiet, or each warning would be printed twice.
+    with redirect_stderr(_Discard()):
+        plans = make_plan(
+            inputs,
+            judge,
+            prune=prune,
+            connector=connector,
+            max_delete=max_delete,
+            tally=None if costs is None else costs.tally,
+        )
+    return plan_line(plans, None if costs is None else costs.estimate(listing_pages))
+
+
+class _Discard(io.TextIOBase):
+    def write(self, text: str) -> int:
+        return len(text)

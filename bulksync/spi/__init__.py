@@ -64,6 +64,13 @@ from bulksync.spi._records import (
     link_key,
 )
 from bulksync.spi._redact import body_excerpt, redact, redacted_excerpt, register_secret
+from bulksync.spi._requests import (
+    BaseRequestModel,
+    ItemCost,
+    PlannedAction,
+    PlannedItem,
+    RequestModel,
+)
 from bulksync.spi._shapes import (
     BOOLEAN,
     INT32,
@@ -86,6 +93,7 @@ __all__ = [
     "AssetRecord",
     "AuthError",
     "BaseConnector",
+    "BaseRequestModel",
     "BaseStage",
     "BulksyncError",
     "Capabilities",
@@ -106,6 +114,7 @@ __all__ = [
     "HttpRequest",
     "HttpResponse",
     "InputShape",
+    "ItemCost",
     "Job",
     "Kind",
     "LinkField",
@@ -113,6 +122,8 @@ __all__ = [
     "Options",
     "Origin",
     "Outcome",
+    "PlannedAction",
+    "PlannedItem",
     "PositiveSeconds",
     "Record",
     "RemoteItem",
@@ -120,6 +131,7 @@ __all__ = [
     "RemotePage",
     "Removal",
     "RequestFailed",
+    "RequestModel",
     "Seconds",
     "Site",
     "Skipped",

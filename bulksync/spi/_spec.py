@@ -16,6 +16,7 @@ from bulksync.spi._auth import TokenSource
 from bulksync.spi._connector import Capabilities, Connector
 from bulksync.spi._http import HttpRequest, HttpResponse
 from bulksync.spi._options import Options
+from bulksync.spi._requests import RequestModel
 from bulksync.spi._shapes import InputShape
 
 # The forms of secrets a target can take, each read from the environment variables [target]
@@ -93,6 +94,9 @@ class TargetSpec:
     # Whether [target] base_url must be an http(s) URL (the fake sends nothing anywhere).
     needs_base_url: bool = True
     input_shape: InputShape = field(default_factory=InputShape)
+    # What each item costs in requests, from the options (bulksync.spi._requests): the plan
+    # of --dry-run and of a run's first line. None: the plan counts items only.
+    requests: Callable[[Any], RequestModel] | None = None
 
     def label(self, key: str) -> str:
         """What a secret is called in a message, from the [target] key naming its variable."""

@@ -24,10 +24,12 @@ from bulksync.spi import (
     BOTH_KINDS,
     AssetRecord,
     BaseConnector,
+    BaseRequestModel,
     BaseStage,
     Capabilities,
     Client,
     ConfigError,
+    CredentialKind,
     Credentials,
     Done,
     ErrorInfo,
@@ -35,10 +37,12 @@ from bulksync.spi import (
     FilePart,
     HttpRequest,
     HttpResponse,
+    ItemCost,
     Job,
     Kind,
     Options,
     Outcome,
+    PlannedItem,
     RemoteLister,
     Seconds,
     Site,
@@ -287,6 +291,21 @@ def _login(credentials: Credentials, settings: FakeSettings, site: Site) -> Fake
     return FakeTokenSource() if settings.token_lifetime_s is not None else None
 
 
+class FakeRequests(BaseRequestModel):
+    """An upload and a create per file asset, one request per other item (delete too)."""
+
+    def __init__(self, settings: FakeSettings) -> None:
+        self._session = settings.token_lifetime_s is not None
+
+    def cost(self, item: PlannedItem) -> ItemCost:
+        record = item.record
+        has_file = isinstance(record, AssetRecord) and record.file is not None
+        return ItemCost(2 if has_file and item.action != "delete" else 1)
+
+    def logins(self, credentials: CredentialKind) -> int:
+        return 1 if self._session and credentials != "token" else 0
+
+
 SPEC = TargetSpec(
     name="fake",
     title="fake target",
@@ -300,4 +319,5 @@ SPEC = TargetSpec(
     transport=FakeServer,  # in-process: nothing is sent over the network
     needs_base_url=False,
     input_shape=FAKE_SHAPE,
+    requests=FakeRequests,
 )

@@ -41,6 +41,7 @@ from ._batch import MAX_PARTS, BatchLinkStage
 from ._delete import DeleteLinkStage
 from ._links import CategoryLinkStage, category_link
 from ._listing import MAX_COUNT, OcapiLister
+from ._requests import OcapiRequests
 from ._shape import OCAPI_SHAPE
 
 # The catalog and category of the preflight's read: no real one is known before the input.
@@ -157,6 +158,10 @@ def _login(credentials: Credentials, options: OcapiOptions, site: Site) -> Ocapi
     )
 
 
+def _requests(options: OcapiOptions) -> OcapiRequests:
+    return OcapiRequests(options.batch, options.batch_size)
+
+
 SPEC = TargetSpec(
     name="ocapi",
     title="OCAPI",
@@ -174,4 +179,5 @@ SPEC = TargetSpec(
     check=_check,
     login=_login,
     input_shape=OCAPI_SHAPE,
+    requests=_requests,
 )

@@ -29,6 +29,7 @@ from bulksync.spi import (
 
 from ._auth import RENEWAL_MARGIN_S, PropellerLogin, resolve_token_url
 from ._links import BulkLinkStage, link_refusal
+from ._requests import PropellerRequests
 from ._shape import PROPELLER_SHAPE
 
 
@@ -107,6 +108,10 @@ def _login(credentials: Credentials, options: PropellerOptions, site: Site) -> P
     return PropellerLogin(credentials.client_id, credentials.client_secret, token_url)
 
 
+def _requests(options: PropellerOptions) -> PropellerRequests:
+    return PropellerRequests(options.chunk)
+
+
 SPEC = TargetSpec(
     name="propeller",
     title="Propeller",
@@ -119,4 +124,5 @@ SPEC = TargetSpec(
     login=_login,
     session_margin_s=RENEWAL_MARGIN_S,
     input_shape=PROPELLER_SHAPE,
+    requests=_requests,
 )

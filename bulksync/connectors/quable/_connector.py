@@ -28,6 +28,7 @@ from ._assets import CreateStage, DeleteStage, UploadStage
 from ._auth import QuableLogin
 from ._links import V4LinkStage, V5LinkStage, find_removed_link
 from ._listing import QuableLister
+from ._requests import QuableRequests
 from ._shape import QUABLE_SHAPE
 from ._v4links import V4PruneStage
 
@@ -98,6 +99,10 @@ def _login(credentials: Credentials, options: QuableOptions, site: Site) -> Quab
     return QuableLogin(credentials.user, credentials.password, remember=options.remember_me)
 
 
+def _requests(options: QuableOptions) -> QuableRequests:
+    return QuableRequests(options.links_api, options.v4_batch)
+
+
 SPEC = TargetSpec(
     name="quable",
     title="Quable",
@@ -112,4 +117,5 @@ SPEC = TargetSpec(
     ),
     login=_login,
     input_shape=QUABLE_SHAPE,
+    requests=_requests,
 )
