@@ -48,13 +48,14 @@ def wire_requests(before: Mapping[str, Any], after: Mapping[str, Any]) -> int:
 
 
 async def plan_then_run(
-    sandbox: Sandbox, config: Config, *, quiet: bool = True
+    sandbox: Sandbox, config: Config, *, quiet: bool = True, full: bool = False
 ) -> tuple[int, int, RunReport]:
     """The dry run's planned requests, then the real run's as the sandbox counted them."""
     with anyio.fail_after(120):
-        dry = await run_job_async(config, quiet=True, options=RunOptions(dry_run=True))
+        plan = RunOptions(dry_run=True, full=full)
+        dry = await run_job_async(config, quiet=True, options=plan)
         before = sandbox.state.stats.snapshot()
-        report = await run_job_async(config, quiet=quiet)
+        report = await run_job_async(config, quiet=quiet, options=RunOptions(full=full))
         after = sandbox.state.stats.snapshot()
     assert report.exit_code == 0, report.summary
     planned = dry.summary["plan"]["requests"]["requests"]
@@ -140,6 +141,16 @@ async def test_quable_v4_links_in_groups(tmp_path: Path) -> None:
         planned, real, _ = await plan_then_run(sandbox, config)
         # 100 groups of 10 links in batches of 7: two requests each, a login, the preflight
         assert planned == 100 * 2 + 2
+        assert_close(planned, real)
+        # --full, one link in every tenth group changed: each of those groups' batch holding
+        # it lists the group, then replaces it; the listing's pages are counted too.
+        lines = [orjson.loads(x) for x in (tmp_path / "links.jsonl").read_bytes().splitlines()]
+        for i in range(0, len(lines), 100):
+            lines[i]["sequence"] = 5000 + i
+        write_jsonl(tmp_path / "links.jsonl", lines)
+        planned, real, report = await plan_then_run(sandbox, config, full=True)
+        assert report.summary["skipped"] == 990, report.summary
+        assert planned == 10 * 2 + 34 + 2  # 34 pages of 30 links, a login, the preflight
         assert_close(planned, real)
 
 

@@ -3,9 +3,7 @@ what it would cost in requests and time (also the first line of every run)."""
 
 from __future__ import annotations
 
-import io
-from collections.abc import Iterable, Sequence
-from contextlib import redirect_stderr
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +37,11 @@ class KindPlan:
             shown.append(example)
 
 
+# Records planned between two steps of :func:`plan_steps`: a run's event loop waits no longer
+# than this many (a few milliseconds) for a Ctrl-C to be seen.
+STEP = 500
+
+
 def make_plan(
     inputs: Sequence[tuple[Kind, Iterable[Record | BadRecord]]],
     judge: Judge,
@@ -51,11 +54,38 @@ def make_plan(
     """Classify every input item as the engine would: create, update, skip or invalid (a bad
     line, or a duplicate of an earlier line's item on the target). ``tally`` is told every
     item that would cost requests."""
+    steps = plan_steps(
+        inputs, judge, prune=prune, connector=connector, max_delete=max_delete, tally=tally
+    )
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            plans: list[KindPlan] = done.value
+            return plans
+
+
+def plan_steps(
+    inputs: Sequence[tuple[Kind, Iterable[Record | BadRecord]]],
+    judge: Judge,
+    *,
+    prune: bool = False,
+    connector: Connector | None = None,
+    max_delete: str = "5%",
+    tally: RequestTally | None = None,
+) -> Generator[None, None, list[KindPlan]]:
+    """:func:`make_plan` in steps of :data:`STEP` records (a run plans between them, on its
+    event loop); returns the plans."""
     plans = []
     identities = IdentityIndex()
     try:
         for kind, records in inputs:
-            plans.append(_plan_kind(kind, records, judge, identities, connector, tally))
+            plan = KindPlan(kind)
+            plans.append(plan)
+            for n, record in enumerate(records, 1):
+                _plan_one(plan, record, judge, identities, connector, tally)
+                if n % STEP == 0:
+                    yield
     finally:
         identities.close()
     if prune and judge.state is not None:
@@ -98,34 +128,31 @@ def _prune_refusals(plans: Sequence[KindPlan], judge: Judge, max_delete: str) ->
     return []
 
 
-def _plan_kind(
-    kind: Kind,
-    records: Iterable[Record | BadRecord],
+def _plan_one(
+    plan: KindPlan,
+    record: Record | BadRecord,
     judge: Judge,
     identities: IdentityIndex,
     connector: Connector | None,
-    tally: RequestTally | None = None,
-) -> KindPlan:
-    plan = KindPlan(kind)
-    for record in records:
-        if isinstance(record, BadRecord):
-            plan.add("invalid", f"{record.origin}: {record.reason}")
-            continue
-        assert isinstance(record, AssetRecord | LinkRecord)
-        refusal = None if connector is None else connector.refuse(record)
-        if refusal is not None:
-            plan.add("invalid", f"{record.origin}: {refusal}")
-            continue
-        identity = record.key if connector is None else connector.identity(record)
-        first = identities.claim(kind, identity, record.origin.line)
-        if first is not None:
-            plan.add("invalid", f"{record.origin}: duplicate of line {first}")
-            continue
-        verdict = judge.judge(record)
-        plan.add(verdict.action, f"{record.key} ({record.origin})")
-        if tally is not None and verdict.action != "skip":
-            tally.add(verdict.action, record, verdict.remote_id)
-    return plan
+    tally: RequestTally | None,
+) -> None:
+    if isinstance(record, BadRecord):
+        plan.add("invalid", f"{record.origin}: {record.reason}")
+        return
+    assert isinstance(record, AssetRecord | LinkRecord)
+    refusal = None if connector is None else connector.refuse(record)
+    if refusal is not None:
+        plan.add("invalid", f"{record.origin}: {refusal}")
+        return
+    identity = record.key if connector is None else connector.identity(record)
+    first = identities.claim(plan.kind, identity, record.origin.line)
+    if first is not None:
+        plan.add("invalid", f"{record.origin}: duplicate of line {first}")
+        return
+    verdict = judge.judge(record)
+    plan.add(verdict.action, f"{record.key} ({record.origin})")
+    if tally is not None and verdict.action != "skip":
+        tally.add(verdict.action, record, verdict.remote_id)
 
 
 def format_plan(plans: Sequence[KindPlan], requests: RequestPlan | None = None) -> str:
@@ -164,7 +191,9 @@ def plan_line(plans: Sequence[KindPlan], requests: RequestPlan | None) -> str:
     for plan in plans:
         counts = plan.counts
         shown = ", ".join(
-            f"{counts[a]:,} {a}" for a in ("create", "update", "skip", "delete") if counts[a]
+            f"{counts[a]:,} {a}"
+            for a in ("create", "update", "skip", "delete", "invalid")
+            if counts[a]
         )
         parts.append(f"{plan.kind}s {shown or 'nothing'}")
     text = f"bulksync: plan: {'; '.join(parts)}"
@@ -220,38 +249,3 @@ def plan_costs(config: Config, connector: Connector) -> PlanCosts | None:
     windows = tuple(rate) if rate is not None else tuple(spec.rate_windows)
     preflight = 0 if connector.preflight_request() is None else 1
     return PlanCosts(RequestTally(model), credentials, windows, config.limits.pace, preflight)
-
-
-def announce(
-    config: Config,
-    inputs: Sequence[tuple[Kind, Iterable[Record | BadRecord]]],
-    judge: Judge,
-    connector: Connector,
-    *,
-    prune: bool,
-    max_delete: str,
-    listing_pages: int = 0,
-) -> str:
-    """The first line of a run: its plan, from a pass of its own over the inputs (judged
-    against the state, or the ``--full`` listing, as the engine will judge them)."""
-    costs = plan_costs(config, connector)
-    state = judge.state
-    if state is not None and not judge.full:
-        judge.empty_kinds = {kind for kind, _ in inputs if state.count(kind) == 0}
-    # The run's own pass says what the readers find (an unknown field, a retry-failed line
-    # that moved): this one keeps quiet, or each warning would be printed twice.
-    with redirect_stderr(_Discard()):
-        plans = make_plan(
-            inputs,
-            judge,
-            prune=prune,
-            connector=connector,
-            max_delete=max_delete,
-            tally=None if costs is None else costs.tally,
-        )
-    return plan_line(plans, None if costs is None else costs.estimate(listing_pages))
-
-
-class _Discard(io.TextIOBase):
-    def write(self, text: str) -> int:
-        return len(text)

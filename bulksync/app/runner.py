@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 
 from bulksync.app._job_check import check_job, check_stage_names
+from bulksync.app._plan_line import announce
 from bulksync.app._retry_select import RetrySelection
 from bulksync.app._run_folder import new_run_folder, point_at
 from bulksync.app._run_record import complete_summary, finish_record, runs_dir_of
@@ -23,7 +24,7 @@ from bulksync.app._telemetry import Snapshot, take_snapshot
 from bulksync.app._timeline import Timeline
 from bulksync.app._totals import StageTotals
 from bulksync.app.config import Config, normalize_base_url
-from bulksync.app.plan import announce, format_plan, make_plan, plan_costs, plan_json
+from bulksync.app.plan import format_plan, make_plan, plan_costs, plan_json
 from bulksync.app.progress import RunProgress, count_lines, note
 from bulksync.app.prune import PruneGuardError, PruneSkipped, max_delete_limit, prune
 from bulksync.app.registry import target_spec
@@ -144,18 +145,19 @@ async def run_job_async(
 
                 await _until_stopped(engine, listing)
             if config.output.plan and not quiet:  # from a pass of its own over the inputs
-                again, _ = _open_inputs(config, stack, False, mode.strict_fields, mode.only_keys)
-                judge = Judge(state, remote, _lister_of(built), mode.full)
-                line = announce(
+                keys = mode.only_keys
+                line = await announce(
                     config,
-                    again,
-                    judge,
+                    lambda: _open_inputs(config, stack, False, mode.strict_fields, keys)[0],
+                    Judge(state, remote, _lister_of(built), mode.full),
                     built.connector,
                     prune=mode.prune,
                     max_delete=mode.max_delete,
+                    stop=engine.stop,
                     listing_pages=sum(pages),
                 )
-                note(line)
+                if line is not None:
+                    note(line)
             await engine.run(inputs)
             if mode.prune and not engine.interrupted:
                 kinds = _prune_kinds(config)
