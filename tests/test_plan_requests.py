@@ -48,14 +48,14 @@ def wire_requests(before: Mapping[str, Any], after: Mapping[str, Any]) -> int:
 
 
 async def plan_then_run(
-    sandbox: Sandbox, config: Config, *, quiet: bool = True, full: bool = False
+    sandbox: Sandbox, config: Config, *, quiet: bool = True, full: bool = False, prune: bool = False
 ) -> tuple[int, int, RunReport]:
     """The dry run's planned requests, then the real run's as the sandbox counted them."""
     with anyio.fail_after(120):
-        plan = RunOptions(dry_run=True, full=full)
-        dry = await run_job_async(config, quiet=True, options=plan)
+        mode = {"full": full, "prune": prune, "max_delete": "100%"}
+        dry = await run_job_async(config, quiet=True, options=RunOptions(dry_run=True, **mode))
         before = sandbox.state.stats.snapshot()
-        report = await run_job_async(config, quiet=quiet, options=RunOptions(full=full))
+        report = await run_job_async(config, quiet=quiet, options=RunOptions(**mode))
         after = sandbox.state.stats.snapshot()
     assert report.exit_code == 0, report.summary
     planned = dry.summary["plan"]["requests"]["requests"]
@@ -131,6 +131,18 @@ async def test_quable_v5_assets_and_links_created_then_changed(tmp_path: Path) -
         write_jsonl(tmp_path / "links.jsonl", old)
         planned, real, report = await plan_then_run(sandbox, config)
         assert report.summary["skipped"] == 150, report.summary
+        assert_close(planned, real)
+        # Pruned: 10 assets and 30 links gone from the input, a DELETE each (their ids kept).
+        assets = (tmp_path / "assets.jsonl").read_bytes().splitlines()
+        (tmp_path / "assets.jsonl").write_bytes(b"".join(x + b"\n" for x in assets[10:]))
+        links = (tmp_path / "links.jsonl").read_bytes().splitlines()
+        kept = [orjson.loads(x) for x in links[30:]]
+        kept = [x for x in kept if x["to"] not in {f"asset-{i}" for i in range(10)}]
+        write_jsonl(tmp_path / "links.jsonl", kept)
+        planned, real, report = await plan_then_run(sandbox, config, prune=True)
+        deleted = len(links) - len(kept) + 10
+        assert report.summary["deleted"] == deleted, report.summary
+        assert planned == deleted + 2
         assert_close(planned, real)
 
 
