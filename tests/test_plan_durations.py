@@ -183,3 +183,12 @@ def test_the_dry_run_prints_the_requests_and_their_time(
     assert report.summary["plan"]["requests"]["requests"] == 34
     # v4 would send the 30 links of one group in one request: named, being far cheaper
     assert '  with links_api = "v4": 5 requests: under 1 s at 6,000 per 10 min' in out
+
+
+def test_the_runs_own_requests_are_counted_in_words() -> None:
+    from bulksync.app.plan import _count
+
+    assert _count(1, "logins") == "1 login" and _count(3, "logins") == "3 logins"
+    assert (
+        _count(1, "listing pages") == "1 listing page" and _count(1, "preflight") == "1 preflight"
+    )

@@ -174,10 +174,15 @@ def _requests(n: int) -> str:
     return f"{n:,} request" if n == 1 else f"{n:,} requests"
 
 
+def _count(n: int, what: str) -> str:
+    """ "1 login", "2 logins", "1 listing page" (``what`` is the plural)."""
+    return f"{n:,} {what[:-1] if n == 1 and what.endswith('s') else what}"
+
+
 def _request_lines(requests: RequestPlan) -> list[str]:
     """The total and its time; what besides the items it counts; a cheaper setting."""
     lines = [f"total: {requests.describe()}"]
-    fixed = ", ".join(f"{n:,} {what}" for what, n in requests.fixed.items() if n)
+    fixed = ", ".join(_count(n, what) for what, n in requests.fixed.items() if n)
     if fixed:
         lines.append(f"  of which {fixed}; retries are not counted")
     for setting, total in requests.alternatives:
