@@ -148,6 +148,7 @@ def test_ocapi_single_puts_name_the_batch_api() -> None:
     plan = estimate(tally, "client_credentials", (), None)
     assert plan.per_kind == {"link": 120} and plan.fixed == {"logins": 1, "preflight": 1}
     assert plan.alternatives == (("batch = true", 3 + 2),)
+    assert plan.describe(5, short=True) == "5 requests"  # no rate: said once, on the total
 
 
 def test_long_runs_renew_their_session() -> None:

@@ -126,8 +126,10 @@ class RequestPlan:
         count = self.total if requests is None else requests
         if count == 0:
             return "0 requests: nothing to send"
-        timed = describe_time(count, self.windows, self.pace, short=short)
-        return f"{count:,} {'request' if count == 1 else 'requests'}: {timed}"
+        what = f"{count:,} {'request' if count == 1 else 'requests'}"
+        if short and budget_time(count, self.windows, self.pace).seconds is None:
+            return what  # the main line said already that nothing limits the rate
+        return f"{what}: {describe_time(count, self.windows, self.pace, short=short)}"
 
     def as_json(self) -> dict[str, Any]:
         timed = budget_time(self.total, self.windows, self.pace)
