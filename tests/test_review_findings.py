@@ -317,6 +317,7 @@ def test_a_locked_state_database_gives_a_one_line_error(
     write_links(tmp_path / "links.jsonl", 5)
     config = job_config(tmp_path)
     assert main(["run", "--config", str(config)]) == 0
+    capsys.readouterr()  # the first run's own lines
     write_links(tmp_path / "links.jsonl", 300)  # new items, confirmations must be written
     # Another bulksync run (or a sqlite shell) holds the write lock on the state.
     other = sqlite3.connect(tmp_path / "bulksync-state.sqlite", isolation_level=None)

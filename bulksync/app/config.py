@@ -136,6 +136,9 @@ class OutputConfig(Section):
     # 0 prints none.
     stats_interval: Seconds = 60.0
     stats_format: Literal["text", "json"] = "text"
+    # The plan (items, requests, time) in one line before the run; it costs a pass over the
+    # inputs and the state of its own, which false saves.
+    plan: bool = True
 
 
 class StateConfig(Section):

@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 
 from bulksync.app._job_check import check_job, check_stage_names
+from bulksync.app._plan_line import announce
 from bulksync.app._quota import open_quota_book, quota_summary
 from bulksync.app._retry_select import RetrySelection
 from bulksync.app._run_folder import new_run_folder, point_at
@@ -24,7 +25,7 @@ from bulksync.app._telemetry import Snapshot, take_snapshot
 from bulksync.app._timeline import Timeline
 from bulksync.app._totals import StageTotals
 from bulksync.app.config import Config, normalize_base_url
-from bulksync.app.plan import format_plan, make_plan, plan_json
+from bulksync.app.plan import format_plan, make_plan, plan_costs, plan_json
 from bulksync.app.progress import RunProgress, count_lines, note
 from bulksync.app.prune import PruneGuardError, PruneSkipped, max_delete_limit, prune
 from bulksync.app.registry import target_spec
@@ -150,15 +151,32 @@ async def run_job_async(
                 await preflight(
                     built.connector, built.target, engine.stats, config.target.timeout_s
                 )
+            pages: list[int] = []
             if remote is not None:
+
+                async def listing() -> None:
+                    pages.append(await _list_target(config, built, engine.client, remote, quiet))
+
                 # Cut by the quota, the listing still judges what it holds: the rest can only
                 # end "not attempted", nothing more being sent.
                 try:
-                    await _until_stopped(
-                        engine, lambda: _list_target(config, built, engine.client, remote, quiet)
-                    )
+                    await _until_stopped(engine, listing)
                 except* QuotaExhausted:
                     pass
+            if config.output.plan and not quiet:  # from a pass of its own over the inputs
+                keys = mode.only_keys
+                line = await announce(
+                    config,
+                    lambda: _open_inputs(config, stack, False, mode.strict_fields, keys)[0],
+                    Judge(state, remote, _lister_of(built), mode.full),
+                    built.connector,
+                    prune=mode.prune,
+                    max_delete=mode.max_delete,
+                    stop=engine.stop,
+                    listing_pages=sum(pages),
+                )
+                if line is not None:
+                    note(line)
             await engine.run(inputs)
             if mode.prune and not engine.interrupted and engine.quota is None:
                 kinds = _prune_kinds(config)
@@ -356,10 +374,12 @@ def _remote_index(
 
 async def _list_target(
     config: Config, built: BuiltTarget, client: EngineClient, index: RemoteIndex, quiet: bool
-) -> None:
-    """Page through the part of the target each input touches, into ``index``."""
+) -> int:
+    """Page through the part of the target each input touches, into ``index``; returns the
+    pages read."""
     lister = _lister_of(built)
     assert lister is not None
+    read = 0
     for kind in reversed(_prune_kinds(config)):  # assets, then links
         if kind not in built.connector.capabilities.listing:
             continue  # check_job refuses --full for a kind the target cannot list
@@ -369,8 +389,10 @@ async def _list_target(
         if not quiet:
             note(f"bulksync: --full: listing the target's {kind}s ({len(scopes)} scope(s))...")
         pages, items = await list_remote(client, lister, kind, scopes, index)
+        read += pages
         if not quiet:
             note(f"bulksync: --full: the target holds {items} {kind}(s) ({pages} page(s) read)")
+    return read
 
 
 def _listing_scopes(
@@ -418,6 +440,7 @@ async def _dry_run(
     connector (built without secrets) applies its own read-time checks and identities."""
     remote: RemoteIndex | None = None
     lister: RemoteLister | None = None
+    pages = 0
     if mode.full:
         built = build_target(config)
         connector = built.connector
@@ -433,16 +456,24 @@ async def _dry_run(
                     config.limits.unreachable_after, no_route_of(built.connector)
                 )
                 client = EngineClient(built.target, stats, _retry_policy(config), breaker)
-                await _list_target(config, built, client, remote, quiet)
+                pages = await _list_target(config, built, client, remote, quiet)
         finally:
             await built.target.transport.aclose()
     judge = Judge(state, remote, lister, mode.full)
+    costs = plan_costs(config, connector)
+    tally = None if costs is None else costs.tally
     plans = make_plan(
-        inputs, judge, prune=mode.prune, connector=connector, max_delete=mode.max_delete
+        inputs,
+        judge,
+        prune=mode.prune,
+        connector=connector,
+        max_delete=mode.max_delete,
+        tally=tally,
     )
+    requests = None if costs is None else costs.estimate(pages)
     if not quiet:
-        print(format_plan(plans))
-    return RunReport(EXIT_OK, {"plan": plan_json(plans)})
+        print(format_plan(plans, requests))
+    return RunReport(EXIT_OK, {"plan": plan_json(plans, requests)})
 
 
 async def _drive(

@@ -65,6 +65,13 @@ from bulksync.spi._records import (
     link_key,
 )
 from bulksync.spi._redact import body_excerpt, redact, redacted_excerpt, register_secret
+from bulksync.spi._requests import (
+    BaseRequestModel,
+    ItemCost,
+    PlannedAction,
+    PlannedItem,
+    RequestModel,
+)
 from bulksync.spi._shapes import (
     BOOLEAN,
     INT32,
@@ -87,6 +94,7 @@ __all__ = [
     "AssetRecord",
     "AuthError",
     "BaseConnector",
+    "BaseRequestModel",
     "BaseStage",
     "BenchRead",
     "BenchWrite",
@@ -109,6 +117,7 @@ __all__ = [
     "HttpRequest",
     "HttpResponse",
     "InputShape",
+    "ItemCost",
     "Job",
     "Kind",
     "LinkField",
@@ -116,6 +125,8 @@ __all__ = [
     "Options",
     "Origin",
     "Outcome",
+    "PlannedAction",
+    "PlannedItem",
     "PositiveSeconds",
     "Record",
     "RemoteItem",
@@ -123,6 +134,7 @@ __all__ = [
     "RemotePage",
     "Removal",
     "RequestFailed",
+    "RequestModel",
     "Seconds",
     "Site",
     "Skipped",

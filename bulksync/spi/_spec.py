@@ -17,6 +17,7 @@ from bulksync.spi._bench import BenchRead, BenchWrite
 from bulksync.spi._connector import Capabilities, Connector
 from bulksync.spi._http import HttpRequest, HttpResponse
 from bulksync.spi._options import Options
+from bulksync.spi._requests import RequestModel
 from bulksync.spi._shapes import InputShape
 
 # The forms of secrets a target can take, each read from the environment variables [target]
@@ -98,6 +99,9 @@ class TargetSpec:
     # of --writes under an id prefix, both from the options. None: not benchmarkable that way.
     bench_read: Callable[[Any], BenchRead] | None = None
     bench_write: Callable[[Any], BenchWrite] | None = None
+    # What each item costs in requests, from the options (bulksync.spi._requests): the plan
+    # of --dry-run and of a run's first line. None: the plan counts items only.
+    requests: Callable[[Any], RequestModel] | None = None
 
     def label(self, key: str) -> str:
         """What a secret is called in a message, from the [target] key naming its variable."""

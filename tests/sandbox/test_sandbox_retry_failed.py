@@ -67,7 +67,10 @@ async def test_retry_failed_after_an_inserted_line_retries_exactly_the_failed_it
             (retried,) = results(tmp_path / "results.retry.jsonl")
             assert retried["key"] == "doc-00001->doc-late:t"
             assert retried["line"] == 4 and retried["status"] == "succeeded"
-            assert err.count("\n") == 1, err  # one line for the one moved item
+            # The plan line (the retried item only), then one line for the one moved item.
+            plan, moved = err.splitlines()
+            assert plan.startswith("bulksync: plan: links 1 create;"), err
+            assert "retry-failed" in moved, err
             assert "links.jsonl:3 now holds doc-00001->doc-00003:t (not retried)" in err
             assert "the failed doc-00001->doc-late:t moved to line 4 and is retried there" in err
 

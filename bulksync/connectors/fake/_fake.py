@@ -24,12 +24,14 @@ from bulksync.spi import (
     BOTH_KINDS,
     AssetRecord,
     BaseConnector,
+    BaseRequestModel,
     BaseStage,
     BenchRead,
     BenchWrite,
     Capabilities,
     Client,
     ConfigError,
+    CredentialKind,
     Credentials,
     Done,
     ErrorInfo,
@@ -37,10 +39,12 @@ from bulksync.spi import (
     FilePart,
     HttpRequest,
     HttpResponse,
+    ItemCost,
     Job,
     Kind,
     Options,
     Outcome,
+    PlannedItem,
     RemoteLister,
     Seconds,
     Site,
@@ -303,6 +307,21 @@ def _bench_write(settings: FakeSettings) -> BenchWrite:
     )
 
 
+class FakeRequests(BaseRequestModel):
+    """An upload and a create per file asset, one request per other item (delete too)."""
+
+    def __init__(self, settings: FakeSettings) -> None:
+        self._session = settings.token_lifetime_s is not None
+
+    def cost(self, item: PlannedItem) -> ItemCost:
+        record = item.record
+        has_file = isinstance(record, AssetRecord) and record.file is not None
+        return ItemCost(2 if has_file and item.action != "delete" else 1)
+
+    def logins(self, credentials: CredentialKind) -> int:
+        return 1 if self._session and credentials != "token" else 0
+
+
 SPEC = TargetSpec(
     name="fake",
     title="fake target",
@@ -318,4 +337,5 @@ SPEC = TargetSpec(
     input_shape=FAKE_SHAPE,
     bench_read=_bench_read,
     bench_write=_bench_write,
+    requests=FakeRequests,
 )

@@ -42,6 +42,7 @@ from ._batch import MAX_PARTS, BatchLinkStage
 from ._delete import DeleteLinkStage
 from ._links import CategoryLinkStage, category_link
 from ._listing import MAX_COUNT, OcapiLister
+from ._requests import OcapiRequests
 from ._shape import OCAPI_SHAPE
 
 # The catalog and category of the preflight's read: no real one is known before the input.
@@ -166,6 +167,10 @@ def _bench_read(options: OcapiOptions) -> BenchRead:
     return BenchRead(OcapiConnector(options).preflight_request(), frozenset({200, 404}))
 
 
+def _requests(options: OcapiOptions) -> OcapiRequests:
+    return OcapiRequests(options.batch, options.batch_size)
+
+
 SPEC = TargetSpec(
     name="ocapi",
     title="OCAPI",
@@ -184,4 +189,5 @@ SPEC = TargetSpec(
     login=_login,
     input_shape=OCAPI_SHAPE,
     bench_read=_bench_read,
+    requests=_requests,
 )

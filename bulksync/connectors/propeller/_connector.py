@@ -30,6 +30,7 @@ from bulksync.spi import (
 
 from ._auth import RENEWAL_MARGIN_S, PropellerLogin, resolve_token_url
 from ._links import BulkLinkStage, link_refusal
+from ._requests import PropellerRequests
 from ._shape import PROPELLER_SHAPE
 
 
@@ -115,6 +116,10 @@ def _bench_read(options: PropellerOptions) -> BenchRead:
     return BenchRead(PropellerConnector(options).preflight_request(), frozenset({200, 404}))
 
 
+def _requests(options: PropellerOptions) -> PropellerRequests:
+    return PropellerRequests(options.chunk)
+
+
 SPEC = TargetSpec(
     name="propeller",
     title="Propeller",
@@ -128,4 +133,5 @@ SPEC = TargetSpec(
     session_margin_s=RENEWAL_MARGIN_S,
     input_shape=PROPELLER_SHAPE,
     bench_read=_bench_read,
+    requests=_requests,
 )

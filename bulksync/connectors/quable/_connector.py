@@ -31,6 +31,7 @@ from ._assets import CreateStage, DeleteStage, UploadStage
 from ._auth import QuableLogin
 from ._links import V4LinkStage, V5LinkStage, find_removed_link
 from ._listing import QuableLister
+from ._requests import QuableRequests
 from ._shape import QUABLE_SHAPE
 from ._v4links import V4PruneStage
 
@@ -122,6 +123,10 @@ def _bench_write(options: QuableOptions) -> BenchWrite:
     return BenchWrite(create=create, delete=at("DELETE"), lookup=at("GET"))
 
 
+def _requests(options: QuableOptions) -> QuableRequests:
+    return QuableRequests(options.links_api, options.v4_batch)
+
+
 SPEC = TargetSpec(
     name="quable",
     title="Quable",
@@ -138,4 +143,5 @@ SPEC = TargetSpec(
     input_shape=QUABLE_SHAPE,
     bench_read=_bench_read,
     bench_write=_bench_write,
+    requests=_requests,
 )
