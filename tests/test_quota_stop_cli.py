@@ -57,7 +57,7 @@ def test_a_used_up_quota_exits_6_with_one_line_and_every_line_its_result(
     code = main(["run", "--config", str(config), "--rate", "10/86400"])
     assert code == 6
     err = capsys.readouterr().err.strip().splitlines()
-    quota = [line for line in err if "quota" in line]
+    quota = [line for line in err if "quota" in line and not line.startswith("bulksync: plan:")]
     assert len(quota) == 1, err
     assert quota[0].startswith("bulksync: quota exhausted: 10 per 24 h used; next request possible")
     lines = results(tmp_path)
