@@ -172,6 +172,15 @@ def test_a_rate_window_is_a_pair_of_numbers(
     assert line.endswith("[limits] rate[0][1]: expected a number, got string")
 
 
+@pytest.mark.parametrize("window", ["10/inf", "10/nan", "10/1e12", "10/0"])
+def test_a_rate_window_of_no_sensible_length_is_refused_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], window: str
+) -> None:
+    argv = ["run", "--config", str(job(tmp_path, "")), "--rate", window, "--dry-run"]
+    line = refused(capsys, argv)
+    assert "0 < seconds <= 31622400 (366 days)" in line
+
+
 def test_a_config_built_in_code_is_checked_too() -> None:
     from bulksync.app.config import TargetConfig
 

@@ -81,8 +81,16 @@ def test_a_used_up_quota_exits_6_with_one_line_and_every_line_its_result(
 
     # The ledger remembers the day's 10: a rerun sends nothing and stops the same way, what
     # was pushed skipped as unchanged.
+    capsys.readouterr()
     code = main(["run", "--config", str(config), "--rate", "10/86400"])
     assert code == 6
+    # It says so as it starts, after its plan: the run cannot surprise with an exit 6.
+    err = capsys.readouterr().err.splitlines()
+    earlier = [line for line in err if line.startswith("bulksync: quota: ")]
+    assert earlier == [
+        "bulksync: quota: 10 of 10 per 24 h already sent to this target by earlier runs; "
+        "0 left in that window"
+    ], err
     again = summary(tmp_path)
     assert again["requests"] == 0
     assert again["skipped"] == len(sent) and again["failed"] == 40 - len(sent)

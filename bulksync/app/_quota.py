@@ -5,6 +5,8 @@ as far as the process lives to run its exit handlers)."""
 from __future__ import annotations
 
 import logging
+import math
+import time
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +16,7 @@ import anyio
 from bulksync.app.config import Config, normalize_base_url
 from bulksync.app.progress import note
 from bulksync.engine.budget import RateBudget
-from bulksync.spi._errors import ConfigError, QuotaExhausted
+from bulksync.spi._errors import ConfigError, QuotaExhausted, window_span
 from bulksync.store._quota_ledger import QuotaLedger, default_ledger_path
 
 log = logging.getLogger("bulksync.quota")
@@ -37,6 +39,7 @@ class QuotaBook:
         self._budget = budget
         self._written = budget.granted
         self._warned = False
+        self.earlier: str | None = None  # earlier runs' use of the quota, as the run starts
 
     def flush(self) -> None:
         granted = self._budget.granted
@@ -93,13 +96,31 @@ def open_quota_book(config: Config, budget: RateBudget, stack: ExitStack) -> Quo
             extra={"event": "quota_seeded", "requests": seeded, "ledger": str(path)},
         )
     book = QuotaBook(ledger, budget)
+    book.earlier = _earlier_use(budget) if seeded else None
     stack.callback(book.close)
     return book
 
 
+def _earlier_use(budget: RateBudget) -> str | None:
+    """What earlier runs left of the fullest window, in one line: the plan counts this run's
+    requests, and this says how many of them fit before the quota stops or pauses it."""
+    now = time.monotonic()  # the budget's clock, which its seeded windows are stamped with
+    used = [(w.used(now) / w.limit, w) for w in budget.windows if w.used(now)]
+    if not used:
+        return None
+    _, window = max(used, key=lambda pair: pair[0])
+    count = window.used(now)
+    left = max(0, window.limit - count)
+    return (
+        f"bulksync: quota: {count:,} of {window.limit:,} per {window_span(window.period)} "
+        f"already sent to this target by earlier runs; {left:,} left in that window"
+    )
+
+
 def quota_summary(quota: QuotaExhausted) -> dict[str, Any]:
     """The summary's record of a quota stop: which window, and when the run can resume."""
-    resume = datetime.fromtimestamp(quota.resume_at, UTC)
+    # Rounded up to the second, as the message is: a script sleeping until it never wakes early.
+    resume = datetime.fromtimestamp(math.ceil(quota.resume_at), UTC)
     return {
         "limit": quota.limit,
         "period_s": quota.period_s,

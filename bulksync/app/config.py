@@ -52,9 +52,17 @@ def _pairs(value: Any) -> Any:
     return value
 
 
+# The longest window a quota may have: a year (a monthly quota is the longest seen). Longer,
+# or infinite, is a typo, and no resume time can be said for it.
+MAX_WINDOW_S = 366 * 86400
+
+
 def _windows(value: list[tuple[int, float]] | None) -> list[tuple[int, float]] | None:
-    if any(n < 1 or s <= 0 for n, s in value or ()):
-        raise PydanticCustomError("rate_window", "every window needs requests >= 1 and seconds > 0")
+    if any(n < 1 or not 0 < s <= MAX_WINDOW_S for n, s in value or ()):
+        raise PydanticCustomError(
+            "rate_window",
+            f"every window needs requests >= 1 and 0 < seconds <= {MAX_WINDOW_S} (366 days)",
+        )
     return value
 
 

@@ -158,7 +158,7 @@ def _plan_one(
 def format_plan(plans: Sequence[KindPlan], requests: RequestPlan | None = None) -> str:
     lines = ["dry run: nothing was sent"]
     for plan in plans:
-        counts = ", ".join(f"{n} {action}" for action, n in plan.counts.items())
+        counts = ", ".join(f"{n:,} {action}" for action, n in plan.counts.items())
         cost = "" if plan.requests is None else f" ({_requests(plan.requests)})"
         lines.append(f"{plan.kind}s: {counts}{cost}")
         for action, shown in plan.examples.items():

@@ -177,6 +177,8 @@ async def run_job_async(
                 )
                 if line is not None:
                     note(line)
+            if quota_book is not None and quota_book.earlier and not quiet:
+                note(quota_book.earlier)
             await engine.run(inputs)
             if mode.prune and not engine.interrupted and engine.quota is None:
                 kinds = _prune_kinds(config)
