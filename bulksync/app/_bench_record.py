@@ -5,14 +5,12 @@ stage of its own ("stage 3: 20 req/s"), its served answers done and the others f
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from bulksync._version import __version__
 from bulksync.app._bench_ramp import StageTally
-from bulksync.app._run_folder import RunFolder, iso, utc_now
-from bulksync.app._run_record import config_hash
-from bulksync.app._telemetry import Snapshot, StageFigures
+from bulksync.app._run_folder import RunFolder
+from bulksync.app._run_record import run_identity
+from bulksync.app._telemetry import Snapshot, StageFigures, client_snapshot
 from bulksync.app.config import Config
 from bulksync.app.progress import note
 from bulksync.engine.client import EngineClient
@@ -29,29 +27,11 @@ def snapshot(
     client: EngineClient, stats: RunStats, started: float, stages: list[StageTally]
 ) -> Snapshot:
     """What the timeline writes each second, as a sync's snapshot reads."""
-    now = time.monotonic()
-    budget, auth = client.target.budget, client.target.auth
     figures = tuple(
         StageFigures(stage_label(n, s), s.ok, s.errors + s.throttled, 0, None)
         for n, s in enumerate(stages, 1)
     )
-    logins = int(getattr(auth, "logins", 0))
-    return Snapshot(
-        at=now,
-        elapsed_s=now - started,
-        requests=stats.requests,
-        retries=stats.retries,
-        throttled=stats.throttled,
-        in_flight=stats.in_flight,
-        pace=budget.rate,
-        limit=budget.base_rate,
-        paused_s=budget.paused_for(),
-        pause_reason=budget.pause_reason if budget.paused_for() > 0 else None,
-        pauses=budget.pauses,
-        paused_total_s=budget.paused_total_s,
-        token_refreshes=int(getattr(auth, "refreshes", 0)) + max(0, logins - 1),
-        stages=figures,
-    )
+    return client_snapshot(stats, client.target, started, figures)
 
 
 def bench_summary(
@@ -66,18 +46,8 @@ def bench_summary(
     """A sync's summary (requests, 429s, latency, the run's identity) and the bench's own
     figures under ``bench``."""
     summary = stats.summary(elapsed_s, interrupted)
-    summary.update(
-        run_id=folder.run_id,
-        version=__version__,
-        config_hash=config_hash(config),
-        target={"kind": config.target.kind, "base_url": config.target.base_url},
-        started_at=iso(folder.started_at),
-        ended_at=iso(utc_now()),
-        exit_code=exit_code,
-        latency_histogram=stats.latency.buckets(),
-        command="bench",
-        bench=bench,
-    )
+    summary.update(run_identity(folder, config, exit_code))
+    summary.update(latency_histogram=stats.latency.buckets(), command="bench", bench=bench)
     return summary
 
 

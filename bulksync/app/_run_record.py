@@ -40,18 +40,22 @@ def config_hash(config: Config) -> str:
 def complete_summary(
     summary: dict[str, Any], folder: RunFolder, config: Config, engine: Engine, exit_code: int
 ) -> dict[str, Any]:
-    summary.update(
-        run_id=folder.run_id,
-        version=__version__,
-        config_hash=config_hash(config),
-        target={"kind": config.target.kind, "base_url": config.target.base_url},
-        started_at=iso(folder.started_at),
-        ended_at=iso(utc_now()),
-        exit_code=exit_code,
-        latency_histogram=engine.stats.latency.buckets(),
-        **run_figures(engine),
-    )
+    summary.update(run_identity(folder, config, exit_code), **run_figures(engine))
+    summary["latency_histogram"] = engine.stats.latency.buckets()
     return summary
+
+
+def run_identity(folder: RunFolder, config: Config, exit_code: int) -> dict[str, Any]:
+    """What produced a run and when: the summary fields every command's run folder has."""
+    return {
+        "run_id": folder.run_id,
+        "version": __version__,
+        "config_hash": config_hash(config),
+        "target": {"kind": config.target.kind, "base_url": config.target.base_url},
+        "started_at": iso(folder.started_at),
+        "ended_at": iso(utc_now()),
+        "exit_code": exit_code,
+    }
 
 
 def finish_record(folder: RunFolder, config: Config, summary: dict[str, Any]) -> list[str]:

@@ -8,7 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bulksync.engine._engine import Engine
+from bulksync.engine.client import Target
 from bulksync.spi._records import Kind
+from bulksync.store.results import RunStats
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +52,6 @@ def take_snapshot(
 ) -> Snapshot:
     """The run's figures now; ``totals`` are the input lines per kind, where counted, and
     ``stage_totals`` the items each stage (by label) has work for, once known."""
-    now = time.monotonic()
-    stats, target = engine.stats, engine.client.target
-    budget, auth = target.budget, target.auth
     stages = []
     for counters in engine.counters:
         total = totals.get(counters.kind)
@@ -66,6 +65,16 @@ def take_snapshot(
             counters.label, counters.done, counters.failed, counters.skipped, total
         )
         stages.append(figures)
+    return client_snapshot(engine.stats, engine.client.target, started, tuple(stages))
+
+
+def client_snapshot(
+    stats: RunStats, target: Target, started: float, stages: tuple[StageFigures, ...]
+) -> Snapshot:
+    """The figures of the client and the budget now, with ``stages`` as the caller counts them
+    (a sync's stages, a bench's ramp)."""
+    now = time.monotonic()
+    budget, auth = target.budget, target.auth
     # A login after the first one is a refresh of the session too (expired, or a 401).
     logins = int(getattr(auth, "logins", 0))
     refreshes = int(getattr(auth, "refreshes", 0)) + max(0, logins - 1)
@@ -83,7 +92,7 @@ def take_snapshot(
         pauses=budget.pauses,
         paused_total_s=budget.paused_total_s,
         token_refreshes=refreshes,
-        stages=tuple(stages),
+        stages=stages,
     )
 
 
