@@ -31,9 +31,10 @@ RECOVERY = 0.1  # ... and climbs back to it by this share of the limit per secon
 # Above the hold, the pace grows by 1% of it after PROBE_S seconds without a 429, 8% after
 # twice that, 27% after three times (cubic in time): gentle where the limit was, fast when the
 # limit was underestimated or the server raised it.
-PROBE_S = 30.0
-# A 429 less than this after a pause ended: the pause did not help, the window is still full.
-STREAK_GAP_S = 1.0
+PROBE_S = 45.0
+# A 429 less than this after a pause ended answers one of the first requests after it: the
+# pause did not help, the window is still full (a 429 later means we went on too fast).
+STREAK_GAP_S = 0.25
 FIRST_PAUSE_S = 1.0  # an unpaced budget's first 429: it burst into a window, most often 1 s
 # Still refused after a pause, without Retry-After: everyone waits this share of how long the
 # server has refused (within bounds) and then one request alone probes whether it still does.
@@ -43,8 +44,12 @@ STREAK_PAUSE = 0.03
 STREAK_PAUSE_S = (0.25, 5.0)
 PROBE_GAP_S = (0.05, 1.0)  # the probe's answer is awaited twice its last latency, within these
 LONG_STREAK_S = 1.5  # refused for longer than this: the window is longer than a second
-REFINE = 0.95  # a later 429 of the same burst lowers the ceiling when it measures below this
 MARGIN = 0.01  # as budget.WINDOW_MARGIN: our clock stamps a request before the server does
+# ... and by a delay that varies by milliseconds (tens, on a busy server), which matters in a
+# short window. A 429 without Retry-After costs one retry; with it, a pause of everyone for a
+# second or more: each such 429 widens the learned window by this much more, up to a tenth
+# of it, so that the limit is kept further away (a 1 s window: 1%, 2%, ... of the pace).
+PAUSED_MARGIN_S = 0.01
 
 
 class AcceptedLog:
@@ -176,40 +181,61 @@ class PaceController:
         self._probe_gap = 0.25  # how long a probe's 429 is awaited before the others follow
         self._probing = False  # after a streak pause, one request goes alone
         self._probe_sent: float | None = None
+        self._last_grant = -math.inf
+        self._margin_s = 0.0  # grows with each 429 that made everyone pause
 
     def granted(self, now: float) -> None:
+        self._last_grant = now
         self.log.granted(now)
         if self._probing and self._probe_sent is None:
             self._probe_sent = now
         if self._cap is not None:
             self._cap.record(now)
 
-    def measured(self, now: float) -> float:
-        """Our accepted rate over the believed window, ending now."""
-        return self.log.accepted(now - self.window_s) / self.window_s
+    def measured(self) -> float:
+        """Our accepted rate over the believed window up to the last request sent: what the
+        server had taken when it said no (a 429 answered during a pause must not make the
+        limit look lower)."""
+        return self.log.accepted(self._last_grant - self.window_s) / self.window_s
+
+    def _refused_again(self, now: float) -> bool:
+        """The 429 answers the first request after a pause: the window is still full."""
+        if self._streak_start is None or now < self._pause_end:
+            return False
+        if self._probing:
+            return self._probe_sent is not None
+        return now < self._pause_end + STREAK_GAP_S
 
     def throttled(self, now: float, retry_after: float | None) -> Throttled:
-        measured = self.measured(now)  # before this refusal is taken off: what the server saw
+        measured = self.measured()  # before this refusal is taken off: what the server saw
         self.log.refused()
         if self._cap is not None:
             self._cap.refused()
-        if now < self._pause_end:  # an answer to a request sent before the pause
-            pause, reason = retry_after or 0.0, "Retry-After"
-        elif self._streak_start is not None and now < self._pause_end + STREAK_GAP_S:
+        pause, reason = 0.0, ""
+        if retry_after is not None:
+            pause, reason = retry_after, "Retry-After"
+            if now >= self._pause_end:
+                self._streak_start = now
+                if self.ceiling is not None:  # not the first: it met the limit we learned
+                    widened = self._margin_s + PAUSED_MARGIN_S
+                    self._margin_s = min(widened, 0.1 * self.window_s)
+            self._probing = False
+        elif self._refused_again(now):
+            assert self._streak_start is not None
             low, high = STREAK_PAUSE_S
             pause = min(high, max(low, STREAK_PAUSE * (now - self._streak_start)))
-            pause, reason = retry_after or pause, "429 again after a pause"
+            reason = "429 again after a pause"
             if self._probe_sent is not None:
                 low, high = PROBE_GAP_S
                 self._probe_gap = min(high, max(low, 2.0 * (now - self._probe_sent)))
             self._probing, self._probe_sent = True, None
+        elif now < self._pause_end:
+            pass  # the answer to a request sent before the pause
+        elif self.rate is None:
+            pause, reason = FIRST_PAUSE_S, "first 429"
+            self._streak_start = now
         else:
             self._streak_start = None
-            pause, reason = retry_after or 0.0, "Retry-After"
-            if retry_after is None and self.rate is None:
-                pause, reason = FIRST_PAUSE_S, "first 429"
-            if pause > 0:
-                self._streak_start = now
         reopen = now + pause
         if pause > 0:
             self._pause_end = max(self._pause_end, reopen)
@@ -218,7 +244,7 @@ class PaceController:
             self._learn_window(now, self._pause_end, self._pause_end - start)
             return Throttled(pause, reason, True)
         if now - self.lowered_at < 1.0:
-            self._refine(now)
+            self._refine()
             return Throttled(pause, reason, False)
         self.recover(now)
         peak = measured if self.rate is None else min(self.rate, measured)
@@ -236,20 +262,21 @@ class PaceController:
         return Throttled(pause, reason, True)
 
     def _set_ceiling(self, ceiling: float, now: float) -> None:
-        if self._cap is None or self._cap.span != self.window_s * (1.0 + MARGIN):
-            span = self.window_s * (1.0 + MARGIN)
+        span = self.window_s * (1.0 + MARGIN) + self._margin_s
+        if self._cap is None or self._cap.span != span:
             self._cap = LearnedWindow(span, self.log.since(now - span))
         self.ceiling = ceiling
         if self._reference is None:
             self._reference = ceiling
 
-    def _refine(self, now: float) -> None:
-        """More 429s of one burst: each takes one more request off what the server accepted;
-        when that tells a limit clearly below the one learned, it is the better guess."""
-        measured = self.measured(now)
-        if self.ceiling is not None and self.rate is not None and measured < REFINE * self.ceiling:
-            self.ceiling = max(measured, 1.0 / self.window_s)
-            self.rate = max(self._floor(), min(self.rate, self.ceiling * self._decrease))
+    def _refine(self) -> None:
+        """More 429s of one burst: each takes one more request off what the server accepted
+        (the first came back while others were still in flight)."""
+        measured = max(self.measured(), 1.0 / self.window_s)
+        if self.ceiling is not None and self.rate is not None and measured < self.ceiling:
+            self.ceiling = measured
+            target = min(self._target(measured), measured * self._decrease)
+            self.rate = max(self._floor(), min(self.rate, target))
 
     def _learn_window(self, now: float, reopen: float, refused_for: float) -> None:
         """Still refused ``refused_for`` s on: the window is longer than that and full of what
