@@ -177,6 +177,7 @@ class PaceController:
         self._held_since: float | None = None  # when the pace reached the hold
         self._streak_start: float | None = None  # first 429 of a run of refusals
         self._pause_end = -math.inf  # the end of the last pause we asked for
+        self._reopen_slack = 0.0  # how much sooner than that the server may have reopened
         self._cap: LearnedWindow | None = None  # the learned limit, enforced
         self._probe_gap = 0.25  # how long a probe's 429 is awaited before the others follow
         self._probing = False  # after a streak pause, one request goes alone
@@ -237,11 +238,16 @@ class PaceController:
         else:
             self._streak_start = None
         reopen = now + pause
-        if pause > 0:
-            self._pause_end = max(self._pause_end, reopen)
+        if reopen > self._pause_end:
+            self._pause_end = reopen
+            # When the server would have taken a request again, as best we know: Retry-After
+            # is whole seconds, so up to one more than the server's own wait; our probes are
+            # a pause apart, and it reopened between the last refused one and the next.
+            self._reopen_slack = min(0.5, pause / 2) if retry_after is not None else pause / 2
         start = self._streak_start
         if start is not None and self._pause_end - start >= LONG_STREAK_S:
-            self._learn_window(now, self._pause_end, self._pause_end - start)
+            reopened = self._pause_end - self._reopen_slack
+            self._learn_window(now, reopened, reopened - start)
             return Throttled(pause, reason, True)
         if now - self.lowered_at < 1.0:
             self._refine()
