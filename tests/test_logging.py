@@ -367,7 +367,7 @@ def test_each_429_is_one_line_saying_what_the_budget_did(caplog: pytest.LogCaptu
             budget._grant(now[0])
         budget.on_throttled(None)  # the same burst: no second decrease
         budget.on_throttled(1.0)
-        now[0] += 300  # recovered by the next grant's check (probing gently: minutes)
+        now[0] += 1000  # recovered by the next grant's check (probing gently: minutes)
         budget._recover(now[0])
     lines = [r.getMessage() for r in caplog.records]
     assert lines == [

@@ -32,6 +32,10 @@ RECOVERY = 0.1  # ... and climbs back to it by this share of the limit per secon
 # twice that, 27% after three times (cubic in time): gentle where the limit was, fast when the
 # limit was underestimated or the server raised it.
 PROBE_S = 45.0
+# When 429s carry Retry-After, a probe that finds the limit costs everyone that pause: +1%
+# pays for a 1 s pause only if it runs for 100 s, so the probing is that much slower then.
+PROBE_PER_PAUSE_S = 100.0
+PROBE_MAX_S = 600.0
 # A 429 less than this after a pause ended answers one of the first requests after it: the
 # pause did not help, the window is still full (a 429 later means we went on too fast).
 STREAK_GAP_S = 0.25
@@ -184,6 +188,7 @@ class PaceController:
         self._probe_sent: float | None = None
         self._last_grant = -math.inf
         self._margin_s = 0.0  # grows with each 429 that made everyone pause
+        self._probe_s = PROBE_S  # the probing's time scale
 
     def granted(self, now: float) -> None:
         self._last_grant = now
@@ -215,6 +220,7 @@ class PaceController:
         pause, reason = 0.0, ""
         if retry_after is not None:
             pause, reason = retry_after, "Retry-After"
+            self._probe_s = min(PROBE_MAX_S, max(PROBE_S, PROBE_PER_PAUSE_S * retry_after))
             if now >= self._pause_end:
                 self._streak_start = now
                 if self.ceiling is not None:  # not the first: it met the limit we learned
@@ -319,7 +325,7 @@ class PaceController:
             self._held_since = now - (self.rate + climbed - target) / (RECOVERY * self.ceiling)
             self.rate = target
         if now > self._held_since:
-            probe = target * (1.0 + 0.01 * ((now - self._held_since) / PROBE_S) ** 3)
+            probe = target * (1.0 + 0.01 * ((now - self._held_since) / self._probe_s) ** 3)
             self.rate = max(self.rate, probe)
         if self.base_rate is not None and self.rate >= self.base_rate:
             self._forget()

@@ -202,14 +202,15 @@ class RateBudget:
         the pace was decided anew, False for one more 429 of a burst already acted on.
 
         With ``Retry-After`` the whole budget pauses as told; with it or without, the pace
-        drops (at most once a second, since one burst of 429s is one signal) from what the
-        server accepted over its window, which the 429 says was full: by 30% the first time,
-        by 10% when throttled again about where it was last time. It then climbs back to 99%
-        of that limit in a few seconds and probes above it gently (bulksync.engine._pace). The
-        first 429 of an unpaced budget pauses everyone for a second; a 429 right after a pause
-        pauses again, and refusals that outlast a second tell a longer window, which the
-        budget learns. A configured pace is lowered too (the server is the truth) and
-        recovers to the configured one.
+        drops to the limit the 429 reveals: what the server took over its window, which the
+        429 says is full (bulksync.engine._pace). After a pause (Retry-After, or the first 429
+        of an unpaced budget, which pauses everyone for a second) it goes on at 99% of that
+        limit; without one, by 30% below it the first time and by 10% when throttled again
+        about where it was last time (at most once a second: one burst of 429s is one signal,
+        though each further 429 of it takes one more request off what the server took), and
+        climbs back to 99% in a few seconds. It probes above gently, and 429s that go on
+        after a pause tell a window of seconds, which it learns. A configured pace is lowered
+        too (the server is the truth) and recovers to the configured one.
         """
         now = self._clock()
         self.throttled += 1
