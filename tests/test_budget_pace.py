@@ -98,6 +98,15 @@ async def test_a_window_of_seconds_nobody_disclosed_is_learned(hint: bool) -> No
     assert len(served.accepted) / max(elapsed, 50.0) >= 0.9 * 100
 
 
+async def test_a_low_limit_is_learned_whole() -> None:
+    """10 per second: 99% of it must not become 9 a second once counted in whole requests."""
+    budget, clock = fake_budget(clock=FakeClock(0.0))
+    served = await drive(budget, clock, limiter(10, 1.0), 600, hint=False)
+    elapsed = served.accepted[-1] - served.accepted[0]
+    assert len(served.accepted) / elapsed >= 0.95 * 10
+    assert served.share_refused() <= 0.02
+
+
 async def test_the_learned_limit_holds_as_a_window() -> None:
     """The pacer's tolerance lets requests go early after a late wake-up; the learned limit
     still holds over any second, as a known one does."""

@@ -213,10 +213,11 @@ class PaceController:
         return now < self._pause_end + STREAK_GAP_S
 
     def throttled(self, now: float, retry_after: float | None) -> Throttled:
-        measured = self.measured()  # before this refusal is taken off: what the server saw
         self.log.refused()
         if self._cap is not None:
             self._cap.refused()
+        # What the server had taken when it refused this one: its limit, its window being full.
+        measured = self.measured()
         pause, reason = 0.0, ""
         if retry_after is not None:
             pause, reason = retry_after, "Retry-After"
@@ -341,5 +342,7 @@ class PaceController:
                 self._probing = False
         if self._cap is None or self.rate is None:
             return max(wait, 0.0)
-        self._cap.limit = max(1, math.floor(self.rate * self.window_s))
+        # Rounded, not floored: 99% of a limit of 10 in 1 s is still 10 (floored, 9 would cost
+        # a tenth of a low limit), and it is below the limit from 50 up.
+        self._cap.limit = max(1, round(self.rate * self.window_s))
         return max(wait, self._cap.wait_time(now))
