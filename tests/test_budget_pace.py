@@ -143,6 +143,17 @@ async def test_a_known_limit_is_never_met_with_a_429() -> None:
     assert budget.rate == 100.0
 
 
+async def test_a_retry_after_of_less_than_a_second_only_pauses() -> None:
+    """Retry-After is whole seconds; 0 asks for a moment, not for a slower pace."""
+    budget, _ = fake_budget(clock=FakeClock(0.0))
+    for _ in range(100):
+        await budget.acquire()
+    budget.on_throttled(0.0)
+    budget.on_throttled(0.5)
+    assert budget.rate is None  # still unpaced
+    assert budget.paused_for() == pytest.approx(0.5)
+
+
 def test_a_429_takes_the_last_request_off_what_was_accepted() -> None:
     log = AcceptedLog()
     for i in range(10):

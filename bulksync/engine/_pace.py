@@ -48,8 +48,6 @@ STREAK_PAUSE = 0.03
 STREAK_PAUSE_S = (0.25, 5.0)
 PROBE_GAP_S = (0.05, 1.0)  # the probe's answer is awaited twice its last latency, within these
 LONG_STREAK_S = 1.5  # refused for longer than this: the window is longer than a second
-FUTILE_S = 3.0  # 429s as frequent this soon after the pace dropped: the pace is not the cause
-IGNORE_S = 60.0  # ... and for this long 429s only pause (as told), they do not set the pace
 MARGIN = 0.01  # as budget.WINDOW_MARGIN: our clock stamps a request before the server does
 # ... and by a delay that varies by milliseconds (tens, on a busy server), which matters in a
 # short window. A 429 without Retry-After costs one retry; with it, a pause of everyone for a
@@ -97,15 +95,6 @@ class AcceptedLog:
 
     def accepted(self, since: float) -> int:
         return sum(n for _, n in self._newest_first(since))
-
-    def refused_share(self, since: float) -> float:
-        """The share of what was sent since ``since`` that the server refused."""
-        granted = refused = 0
-        for index, sent, no in reversed(self._buckets):
-            if (index + 1) * BUCKET_S <= since:
-                break
-            granted, refused = granted + sent, refused + no
-        return refused / granted if granted else 0.0
 
     def best_window(self, now: float, reopen: float, shortest: float) -> tuple[float, int]:
         """The window of at least ``shortest`` seconds ending at ``reopen`` over which the
@@ -178,7 +167,6 @@ class PaceController:
     def __init__(self, base_rate: float | None) -> None:
         self.base_rate = base_rate
         self.log = AcceptedLog()
-        self._ignore_until = -math.inf
         self._forget()
 
     def _forget(self) -> None:
@@ -200,7 +188,6 @@ class PaceController:
         self._probe_sent: float | None = None
         self._last_grant = -math.inf
         self._margin_s = 0.0  # grows with each 429 that made everyone pause
-        self._lowered_share = 0.0  # the share of requests refused when the pace last dropped
         self._probe_s = PROBE_S  # the probing's time scale
 
     def granted(self, now: float) -> None:
@@ -232,8 +219,11 @@ class PaceController:
         # What the server had taken when it refused this one: its limit, its window being full.
         measured = self.measured()
         pause, reason = 0.0, ""
-        if now < self._ignore_until:  # 429s found not to be about the pace: pauses only
-            return Throttled(retry_after or 0.0, "Retry-After", False)
+        if retry_after is not None and retry_after < 1.0:
+            # Retry-After is whole seconds: 0 (or a fraction, from a test double) asks for a
+            # moment's wait, not for a slower pace; a server that sheds load this way is
+            # otherwise read as a limit and the pace spirals down to the floor.
+            return Throttled(retry_after, "Retry-After", False)
         if retry_after is not None:
             pause, reason = retry_after, "Retry-After"
             self._probe_s = min(PROBE_MAX_S, max(PROBE_S, PROBE_PER_PAUSE_S * retry_after))
@@ -274,12 +264,6 @@ class PaceController:
         if now - self.lowered_at < 1.0:
             self._refine()
             return Throttled(pause, reason, False)
-        share = self.log.refused_share(self._last_grant - 1.0)
-        if self._futile(now, share):
-            self._forget()
-            self._ignore_until = now + IGNORE_S
-            return Throttled(pause, reason, True)
-        self._lowered_share = share
         self.recover(now)
         peak = measured if self.rate is None else min(self.rate, measured)
         peak = max(peak, 1.0 / self.window_s)
@@ -294,16 +278,6 @@ class PaceController:
         self.rate = max(self._floor(), min(self._target(peak), peak * self._decrease))
         self.lowered_at = self._recovered_at = now
         return Throttled(pause, reason, True)
-
-    def _futile(self, now: float, share: float) -> bool:
-        """Lowering the pace seconds ago did not make the 429s any rarer, and the server takes
-        most requests: its 429s are not about our pace (it refuses a share of everything,
-        whatever the rate), and lowering again would only spiral down to the floor. What was
-        learned is forgotten; the pauses still apply. A server refusing most requests is
-        backed off from as ever."""
-        if now - self.lowered_at >= FUTILE_S or self._lowered_share <= 0.0:
-            return False
-        return self._lowered_share * 0.5 <= share < 0.5
 
     def _set_ceiling(self, ceiling: float, now: float) -> None:
         span = self.window_s * (1.0 + MARGIN) + self._margin_s
