@@ -55,6 +55,10 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("budget_accuracy", "unknown_429_share"): "share of requests answered 429",
     ("budget_accuracy", "unknown_retry_after_achieved_ratio"): "same, 429s with Retry-After",
     ("budget_accuracy", "unknown_retry_after_429_share"): "share answered 429, Retry-After",
+    ("budget_accuracy", "unknown_long_achieved_ratio"): "achieved ÷ server-only 1,000 per 10 s",
+    ("budget_accuracy", "unknown_long_429_share"): "share answered 429, 10 s window",
+    ("budget_accuracy", "unknown_long_retry_after_achieved_ratio"): "same, with Retry-After",
+    ("budget_accuracy", "unknown_long_retry_after_429_share"): "share answered 429, same",
     ("two_step_assets", "items_per_s"): "assets/s, upload then create",
     ("two_step_assets", "bound_items_per_s"): "bound of the tighter stage (create budget)",
     ("two_step_assets", "bound_ratio"): "achieved ÷ bound",
@@ -238,8 +242,10 @@ runs in its own process pinned to CPU 1. Requests go to 127.0.0.1 only.
    links at 16 workers. Achieved = links the server accepted ÷ elapsed ÷ 100/s. Unknown limit:
    100 requests per sliding 1 s, enforced by the sandbox without `Retry-After`, not told to
    bulksync (no rate window, 16 workers): achieved ÷ 100/s, and 429s ÷ all link requests.
-   The same again with `Retry-After` on the 429s (the Quable sandbox's default), for
-   information: bulksync then pauses as told instead of lowering its pace.
+   The same again with `Retry-After` on the 429s (the Quable sandbox's default): bulksync
+   pauses as told and lowers its pace as well. Then an undisclosed window of seconds, 1,000
+   requests per sliding 10 s, without and with `Retry-After`: the unpaced start fills it
+   within a second and the server refuses everything for nine more.
 4. **two_step_assets**: {assets:,} assets with 50 KB files; `POST /api/files` answers in 50 ms,
    `POST /api/assets` in 20 ms; 8 upload workers, 16 create workers. The creates' budget is
    100/s: the target's one budget pays for every request, so it is 200/s, half for the creates

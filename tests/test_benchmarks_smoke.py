@@ -40,6 +40,8 @@ METRICS = {
         "known_429s",
         "unknown_achieved_ratio",
         "unknown_429_share",
+        "unknown_long_achieved_ratio",
+        "unknown_long_429_share",
     ],
     "two_step_assets": ["items_per_s", "bound_items_per_s", "bound_ratio"],
     "memory": ["peak_rss_small", "peak_rss_large", "rss_growth"],

@@ -358,20 +358,22 @@ def test_the_stderr_handler_writes_to_stderr_as_it_is_now(monkeypatch: pytest.Mo
 def test_each_429_is_one_line_saying_what_the_budget_did(caplog: pytest.LogCaptureFixture) -> None:
     now = [100.0]
     budget = RateBudget([(100, 1.0)], clock=lambda: now[0])
-    for _ in range(50):  # 50 requests in the last second: the pace the 429 met
+    for _ in range(51):  # 51 requests in the last second, 50 taken: the pace the 429 met
         budget._grant(now[0])
     with caplog.at_level(logging.INFO, logger="bulksync.budget"):
         budget.on_throttled(None)
         now[0] += 0.2
+        for _ in range(5):  # sent before the pace dropped, and taken: above what it had learned
+            budget._grant(now[0])
         budget.on_throttled(None)  # the same burst: no second decrease
-        budget.on_throttled(2.0)
-        now[0] += 100  # recovered by the next grant's check
+        budget.on_throttled(1.0)
+        now[0] += 1000  # recovered by the next grant's check (probing gently: minutes)
         budget._recover(now[0])
     lines = [r.getMessage() for r in caplog.records]
     assert lines == [
         "HTTP 429: pace 100.0 -> 35.0 req/s",
         "HTTP 429: pace unchanged; lowered less than 1 s ago: one burst of 429s is one signal",
-        "HTTP 429 (Retry-After 2 s): pausing every request for 2.0 s",
+        "HTTP 429 (Retry-After 1 s): pausing every request for 1.0 s",
         "pace back to 100.0 req/s, the configured rate",
     ]
     assert [r.__dict__.get("event") for r in caplog.records].count("throttled") == 3

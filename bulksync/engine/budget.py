@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 import anyio
 
+from bulksync.engine._pace import PaceController
 from bulksync.spi._errors import QuotaExhausted, utc_time, window_span
 
 Clock = Callable[[], float]
@@ -33,17 +34,6 @@ PACED_WINDOW_MAX_S = 3600.0
 # is refused. 1% of the period (0.1 s of a 10 s window, 6 s of Quable's 10 minutes) absorbs that
 # jitter for 1% of the throughput.
 WINDOW_MARGIN = 0.01
-
-# Adaptive pacing after a 429 without Retry-After (multiplicative decrease, additive increase).
-DECREASE = 0.7  # the first decrease, or one far below the last: the limit is unknown
-DECREASE_NEAR = 0.9  # throttled again not far from where it was last: the limit is about there
-NEAR = 0.75  # "not far": at least this share of the pace of the last decrease
-RECOVERY = 0.05  # recovery per second, as a share of the reference pace ...
-RECOVERY_NEAR = 0.01  # ... within 5% of the pace of the last decrease: probe the limit gently
-# An unpaced budget meeting its first 429 has just burst into a limit it was not told: the
-# server's window is full and whatever goes next is refused. Everyone waits this long (the most
-# common window) before going on at the lowered pace.
-FIRST_THROTTLE_PAUSE_S = 1.0
 
 
 class SlidingWindow:
@@ -104,8 +94,8 @@ class RateBudget:
 
     ``windows`` are ``(requests, seconds)`` pairs, all enforced. ``pace`` overrides the even
     pace, which by default is the tightest window of an hour or less. A 429 from the server
-    slows the whole budget (multiplicative decrease, then additive recovery), and pauses it
-    for ``Retry-After`` when the server sends one.
+    slows the whole budget to the limit it learns from it (bulksync.engine._pace), and
+    pauses it for ``Retry-After`` when the server sends one.
     """
 
     def __init__(
@@ -143,11 +133,8 @@ class RateBudget:
         self._lock = anyio.Lock()
         self._tat = -math.inf  # GCRA theoretical arrival time of the next request
         self._paused_until = -math.inf
-        self._last_decrease = -math.inf
-        self._last_recovery = -math.inf
-        self._reference: float | None = None  # the pace before the first 429, when unpaced
-        self._ceiling: float | None = None  # the pace we were throttled at last time
-        self._recent: deque[float] = deque()  # grant times over the last second
+        # What the 429s taught: the pace, the limit and window learned (bulksync.engine._pace).
+        self._pace = PaceController(self.base_rate)
         self.granted = 0
         self.throttled = 0
         self.pauses = 0  # times everyone was paused (Retry-After, or the first 429 unpaced)
@@ -230,7 +217,9 @@ class RateBudget:
             return 0.0
         interval = 1.0 / self._rate
         tolerance = max(self._tolerance_s, interval)
-        return self._tat - tolerance - now
+        # The learned limit is also a window: the pacer's tolerance alone would let 5% of a
+        # 1 s window through early.
+        return max(self._tat - tolerance - now, self._pace.wait_time(now))
 
     def _grant(self, now: float) -> None:
         if self._rate is not None:
@@ -239,16 +228,14 @@ class RateBudget:
             self._tat = max(self._tat, now) + 1.0 / self._rate
         for window in self.windows:
             window.record(now)
-        self._recent.append(now)
-        while self._recent and self._recent[0] <= now - 1.0:
-            self._recent.popleft()
+        self._pace.granted(now)
         self.granted += 1
 
     def on_throttled(self, retry_after: float | None = None) -> None:
         """The server said 429: :meth:`_throttle`, and one log line (``-v``) saying what the
         budget did about it, so the log's 429 lines and the summary's ``throttled`` agree."""
-        rate, paused_until, decreased = self._rate, self._paused_until, self._last_decrease
-        self._throttle(retry_after)
+        rate, paused_until = self._rate, self._paused_until
+        lowered = self._throttle(retry_after)
         now = self._clock()
         fields: dict[str, object] = {"event": "throttled", "retry_after": retry_after}
         done: list[str] = []
@@ -262,63 +249,45 @@ class RateBudget:
             done.append(f"pace {_pace(rate)} -> {_pace(self._rate)} req/s")
         if not done:
             done.append("pace unchanged")
-            if retry_after is None and self._last_decrease == decreased and now - decreased < 1:
+            if not lowered:
                 done.append("lowered less than 1 s ago: one burst of 429s is one signal")
         what = "; ".join(done)
         after = "" if retry_after is None else f" (Retry-After {retry_after:g} s)"
         log.info("HTTP 429%s: %s", after, what, extra=fields)
 
-    def _throttle(self, retry_after: float | None = None) -> None:
-        """The server said 429: slow everyone down, not only the worker that saw it.
+    def _throttle(self, retry_after: float | None = None) -> bool:
+        """The server said 429: slow everyone down, not only the worker that saw it. True when
+        the pace was decided anew, False for one more 429 of a burst already acted on.
 
-        With ``Retry-After`` the server says exactly when to come back: the whole budget
-        pauses until then. Without it, the pace drops (at most once a second, since one burst
-        of 429s is one signal): by 30% the first time, or when the pace was far below where
-        it was throttled before; by 10% when it meets the limit again about where it did last
-        time. It then recovers by 5% of the configured pace (or, unpaced, of the pace it was
-        throttled at) per second, and by 1% within 5% of the pace it was last throttled at, so
-        that it probes the limit gently instead of crashing into it every few seconds. The
-        first 429 of an unpaced budget also pauses everyone for a second.
+        With ``Retry-After`` the whole budget pauses as told; with it or without, the pace
+        drops to the limit the 429 reveals: what the server took over its window, which the
+        429 says is full (bulksync.engine._pace). After a pause (Retry-After, or the first 429
+        of an unpaced budget, which pauses everyone for a second) it goes on at 99% of that
+        limit; without one, by 30% below it the first time and by 10% when throttled again
+        about where it was last time (at most once a second: one burst of 429s is one signal,
+        though each further 429 of it takes one more request off what the server took), and
+        climbs back to 99% in a few seconds. It probes above gently, and 429s that go on
+        after a pause tell a window of seconds, which it learns. A configured pace is lowered
+        too (the server is the truth) and recovers to the configured one.
         """
         now = self._clock()
         self.throttled += 1
         if retry_after is not None:
-            self._pause(now, min(retry_after, self._max_pause_s), "Retry-After")
-            return
-        if now - self._last_decrease < 1.0:
-            return
-        self._recover(now)
-        observed = float(len(self._recent)) or 1.0
-        current = self._rate if self._rate is not None else observed
-        peak = min(current, observed)
-        near = self._ceiling is not None and peak >= NEAR * self._ceiling
-        self._rate = max(self._floor(), peak * (DECREASE_NEAR if near else DECREASE))
-        self._ceiling = peak
-        self._last_decrease = self._last_recovery = now
-        if self._reference is None:
-            self._reference = current
-            if self.base_rate is None:
-                self._pause(now, FIRST_THROTTLE_PAUSE_S, "first 429")
-
-    def _floor(self) -> float:
-        return max(0.1, 0.05 * (self.base_rate or self._reference or 1.0))
+            retry_after = min(retry_after, self._max_pause_s)
+        outcome = self._pace.throttled(now, retry_after)
+        if outcome.pause_s > 0:
+            self._pause(now, outcome.pause_s, outcome.reason)
+        self._rate = self._pace.rate
+        return outcome.lowered
 
     def _recover(self, now: float) -> None:
-        if self._rate is None or self._last_decrease == -math.inf:
-            return
-        reference = self.base_rate or self._ceiling or self._rate
-        near = self._ceiling is not None and 0.95 <= self._rate / self._ceiling <= 1.05
-        step = RECOVERY_NEAR if near else RECOVERY
-        self._rate += step * reference * (now - self._last_recovery)
-        self._last_recovery = now
-        if self.base_rate is not None and self._rate >= self.base_rate:
-            self._rate = self.base_rate
-            self._last_decrease = -math.inf
+        if self._pace.recover(now):
             log.info(
                 "pace back to %s req/s, the configured rate",
-                _pace(self._rate),
-                extra={"event": "pace", "pace": self._rate},
+                _pace(self._pace.rate),
+                extra={"event": "pace", "pace": self._pace.rate},
             )
+        self._rate = self._pace.rate
 
 
 def _pace(rate: float | None) -> str:
