@@ -22,6 +22,7 @@ from bulksync.app._bench_ramp import (
     StageTally,
     judge,
     knee,
+    knee_line,
     p95_limit,
     stage_rates,
 )
@@ -145,7 +146,11 @@ def test_writes_interrupted_by_sigint_mid_ramp_leave_nothing_behind(tmp_path: Pa
         assert bench.returncode == 130, err
         result = json.loads(out.decode().strip().splitlines()[-1])
         assert result["interrupted"] is True and result["synthetic"]["left"] == []
-        assert result["synthetic"]["created"] > 0
+        synthetic = result["synthetic"]
+        assert synthetic["created"] > 0 and synthetic["deleted"] == synthetic["created"]
+        last = result["stages"][-1]  # interrupted: its rates are over the time it ran
+        assert last["held"] is None and last["requests"] > 0
+        assert 0 < last["elapsed_s"] < 30 and last["sent_rps"] > 0
         assert _export_ids(url) == []
         assert b"Traceback" not in err
 
@@ -259,11 +264,11 @@ def test_every_built_in_target_benchmarks_a_read_by_default(kind: str) -> None:
         assert write.lookup is None or write.lookup(ident).method == "GET"
 
 
-def test_a_refused_token_stops_the_bench_with_exit_3_and_names_what_may_remain(
+def test_a_refused_token_stops_the_bench_with_exit_3_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The fake has no preflight: the first creates go out and are refused (401), so their
-    # fate is what the server says, but the bench cannot know it; the cleanup is refused too.
+    # The fake has no preflight: the first creates go out and are refused (401, even after a
+    # fresh login), so they created nothing; the bench never ran: no table, no verdict.
     monkeypatch.setenv("BENCH_FAKE_TOKEN", "not-the-token")
     job = tmp_path / "job.toml"
     job.write_text(
@@ -272,9 +277,80 @@ def test_a_refused_token_stops_the_bench_with_exit_3_and_names_what_may_remain(
     )
     flags = ["--writes", "--start", "10", "--ceiling", "10", "--stage-seconds", "0.5"]
     code = main(["bench", "--config", str(job), *flags, "--runs-dir", str(tmp_path)])
-    err = capsys.readouterr().err
-    assert code == 3
-    assert "synthetic object(s) may remain: bulksync-bench-" in err
-    assert "cleanup stopped" in err and "Traceback" not in err and "not-the-token" not in err
+    out, err = capsys.readouterr()
+    assert code == 3 and out == ""
+    assert err.strip().splitlines()[-1].startswith("bulksync: the target refused the API token")
+    assert "Traceback" not in err and "not-the-token" not in err
     summary = json.loads(next(tmp_path.glob("*/summary.json")).read_text())
-    assert summary["exit_code"] == 3 and summary["bench"]["synthetic"]["left"]
+    assert summary["exit_code"] == 3 and summary["bench"]["synthetic"]["created"] == 0
+    assert summary["bench"]["synthetic"]["left"] == []  # a 401 create left nothing behind
+
+
+def test_an_unreachable_target_stops_the_bench_with_exit_4_and_no_verdict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    monkeypatch.setenv("BENCH_TOKEN", "sandbox-token")
+    with socket.socket() as probe:  # a port of 127.0.0.1 nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    job = tmp_path / "job.toml"
+    job.write_text(
+        f'[target]\nkind = "quable"\nbase_url = "http://127.0.0.1:{port}"\n'
+        'token_env = "BENCH_TOKEN"\n'
+    )
+    code = main(["bench", "--config", str(job), "--runs-dir", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert code == 4 and out == ""
+    assert err.strip().startswith("bulksync: cannot connect to 127.0.0.1") and "knee" not in err
+
+
+def test_refused_creates_are_neither_created_nor_deleted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Every create is refused (422, no classification): nothing exists, nothing to delete.
+    code, result = _bench(
+        capsys,
+        *("--writes", "--start", "10", "--ceiling", "10", "--stage-seconds", "0.5"),
+        *("--sandbox-set", "quable.require_classification=true", "--runs-dir", str(tmp_path)),
+    )
+    synthetic = result["synthetic"]
+    assert result["stages"][0]["errors"] > 0 and code == 0
+    assert synthetic["created"] == synthetic["deleted"] == synthetic["never_created"] == 0
+    assert synthetic["left"] == [] and result["sandbox_leftovers"] == []
+
+
+def test_creates_answered_429_leave_nothing_to_clean_up_and_the_stage_does_not_hold(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, result = _bench(
+        capsys,
+        *("--writes", "--start", "10", "--ceiling", "20", "--stage-seconds", "1.5"),
+        *("--sandbox-set", "quable.rate_limit.windows=30/2", "--runs-dir", str(tmp_path)),
+    )
+    synthetic = result["synthetic"]
+    assert sum(s["throttled"] for s in result["stages"]) > 0
+    assert synthetic["deleted"] == synthetic["created"] > 0 and synthetic["never_created"] == 0
+    assert synthetic["left"] == [] and result["sandbox_leftovers"] == [] and code == 0
+    assert result["stages"][-1]["held"] is False
+
+
+def test_a_stage_served_under_90_percent_of_its_rate_does_not_hold() -> None:
+    stage = StageTally(100, 1.0)  # all sent, but half served: 429s and a pause held it
+    for _ in range(50):
+        stage.answered(200, True, 0.02)
+    for _ in range(2):
+        stage.answered(429, False, 0.001)  # 4%: under the error threshold
+    stage.granted, stage.paused_s = 100, 0.4
+    judge(stage, 60.0, RampOptions())
+    assert stage.held is False
+    assert stage.reason == "achieved only 50.0 of 100 req/s (paused 0.4 s after 429s)"
+
+
+def test_the_knee_line_says_the_bench_was_interrupted() -> None:
+    held, cut = _stage(10, 20), _stage(20, 20)
+    judge(held, 60.0, RampOptions())
+    line = knee_line([held, cut], 60.0, interrupted=True)
+    assert line.startswith("knee: 10 req/s") and "interrupted during stage 2" in line
+    assert "interrupted during stage 1" in knee_line([cut], None, interrupted=True)

@@ -24,7 +24,7 @@ from bulksync.engine.budget import RateBudget
 from bulksync.engine.client import EngineClient
 from bulksync.spi._bench import BenchRead, BenchWrite
 from bulksync.spi._connector import RequestFailed
-from bulksync.spi._errors import TransportError
+from bulksync.spi._errors import AuthError, TransportError
 from bulksync.spi._http import HttpRequest, HttpResponse
 
 # Workers per stage: enough to keep the rate offered through answers this slow (seconds) ...
@@ -81,18 +81,45 @@ class StageBudget(RateBudget):
 @dataclass(slots=True)
 class Ledger:
     """The synthetic objects whose create may have happened and whose delete is not known to
-    be done; ids are the prefix, a tag of this run and a counter, so no run touches another's."""
+    be done; ids are the prefix, a tag of this run and a counter, so no run touches another's.
+
+    ``created`` counts the objects known to exist (a 2xx create, or a 2xx delete of one whose
+    create's fate was unknown), ``deleted`` only those of them known gone: never more than
+    created. A delete answered 404 for an object never known to exist is ``never_created``."""
 
     prefix: str
     tag: str = field(default_factory=lambda: secrets.token_hex(3))
     pending: set[str] = field(default_factory=set)
+    made: set[str] = field(default_factory=set)  # known created, not yet known deleted
     created: int = 0
     deleted: int = 0
+    never_created: int = 0
     _next: int = 0
 
     def new_id(self) -> str:
         self._next += 1
         return f"{self.prefix}{self.tag}-{self._next:06d}"
+
+    def was_created(self, ident: str) -> None:
+        if ident not in self.made:
+            self.made.add(ident)
+            self.created += 1
+
+    def refused(self, ident: str) -> None:
+        """Its create was turned away or refused: nothing to delete."""
+        self.pending.discard(ident)
+
+    def gone(self, ident: str, status: int) -> None:
+        """A delete of ``ident`` answered 2xx or 404: it is not there any more."""
+        self.pending.discard(ident)
+        if _is_2xx(status):
+            self.was_created(ident)  # a 2xx delete: it did exist
+        if ident in self.made:
+            # A 404 after a known create: an earlier delete whose answer was lost did it.
+            self.made.discard(ident)
+            self.deleted += 1
+        else:
+            self.never_created += 1
 
 
 Send = Callable[[HttpRequest], Awaitable[HttpResponse]]
@@ -104,10 +131,11 @@ async def _timed(
     tally: StageTally,
     ok: Callable[[int], bool],
     opening: bool = True,
+    unit: _Unit | None = None,
 ) -> HttpResponse | None:
     """Send one request; count its answer (or its failure) in ``tally``. Only an ``opening``
     request (a read, a create) may be turned away by the stage's end."""
-    unit = _Unit(opening)
+    unit = unit or _Unit(opening)
     token = _UNIT.set(unit)
     try:
         response = await client.send(request)
@@ -134,18 +162,25 @@ async def _cycle_once(
     until its delete is known done: an interrupted cycle leaves it there for the cleanup."""
     ident = ledger.new_id()
     ledger.pending.add(ident)
+    unit = _Unit()
     try:
-        created = await _timed(client, write.create(ident), tally, _is_2xx)
-    except StageOver:
-        ledger.pending.discard(ident)  # turned away before anything was sent
+        created = await _timed(client, write.create(ident), tally, _is_2xx, unit=unit)
+    except (StageOver, AuthError):
+        ledger.refused(ident)  # turned away before anything was sent, or refused with 401
         raise
+    except BaseException:  # cancelled (Ctrl-C, another worker's stop) or a crash
+        if not unit.granted_at:
+            ledger.refused(ident)  # still waiting for the budget: nothing went out
+        raise
+    if created is not None and is_refusal(created.status):
+        ledger.refused(ident)
+        return
     if created is None or not _is_2xx(created.status):
-        return  # its fate is unknown (or refused): the cleanup deletes it to be sure
-    ledger.created += 1
+        return  # its fate is unknown: the cleanup deletes it to be sure
+    ledger.was_created(ident)
     deleted = await _timed(client, write.delete(ident), tally, _is_gone, opening=False)
     if deleted is not None and _is_gone(deleted.status):
-        ledger.pending.discard(ident)
-        ledger.deleted += 1
+        ledger.gone(ident, deleted.status)
 
 
 def workers_for(rate: float) -> int:
@@ -176,44 +211,54 @@ async def run_stage(
             except StageOver:
                 return
 
-    with anyio.move_on_after(tally.seconds + DRAIN_S):
-        async with anyio.create_task_group() as group:
-            for _ in range(workers_for(tally.offered)):
-                group.start_soon(worker)
-    tally.elapsed_s = time.monotonic() - started
-    tally.granted = budget.in_window
-    tally.paused_s = budget.paused_total_s
+    try:
+        with anyio.move_on_after(tally.seconds + DRAIN_S):
+            async with anyio.create_task_group() as group:
+                for _ in range(workers_for(tally.offered)):
+                    group.start_soon(worker)
+    finally:  # an interrupted stage too: its rates are over the time it really ran
+        tally.elapsed_s = time.monotonic() - started
+        tally.seconds = min(tally.seconds, tally.elapsed_s)
+        tally.granted = budget.in_window
+        tally.paused_s = budget.paused_total_s
 
 
 # The cleanup: each leftover object is deleted, or looked up, this many times at most ...
 CLEANUP_TRIES = 5
 CLEANUP_WORKERS = 4
 CLEANUP_PAUSE_S = 1.0  # ... with this pause between tries of one object
+# A delete answered 429 was refused, not tried: it is sent again once the target's
+# Retry-After has passed (the budget pauses for it, up to this), this many times at most.
+# The whole cleanup is bounded in time by its caller.
+CLEANUP_MAX_PAUSE_S = 60.0
+CLEANUP_THROTTLED = 20
 
 
 async def clean_up(client: EngineClient, write: BenchWrite, ledger: Ledger, rate: float) -> None:
     """Delete every object left in the ledger; a delete whose fate is unknown is looked up
     (or, with no lookup, sent again: deletes are idempotent). Paced at ``rate``, never cut by
     a stage's end; what stays in ``ledger.pending`` could not be confirmed gone."""
-    client.target.budget = StageBudget(rate, None, max_pause_s=CLEANUP_PAUSE_S * CLEANUP_TRIES)
+    client.target.budget = StageBudget(rate, None, max_pause_s=CLEANUP_MAX_PAUSE_S)
     queue = sorted(ledger.pending)
     scratch = StageTally(rate, 1.0)  # the cleanup's answers, kept out of every stage's
 
     async def one(ident: str) -> None:
-        for attempt in range(CLEANUP_TRIES):
-            if attempt:
-                await anyio.sleep(CLEANUP_PAUSE_S)
+        tries = throttled = 0
+        while tries < CLEANUP_TRIES and throttled <= CLEANUP_THROTTLED:
             deleted = await _timed(client, write.delete(ident), scratch, _is_gone)
             if deleted is not None and _is_gone(deleted.status):
-                break
+                ledger.gone(ident, deleted.status)
+                return
+            if deleted is not None and deleted.status == 429:
+                throttled += 1  # the budget waits out its Retry-After before the next send
+                continue
+            tries += 1
             if write.lookup is not None:
                 found = await _timed(client, write.lookup(ident), scratch, _is_2xx)
                 if found is not None and found.status == 404:
-                    break
-        else:
-            return
-        ledger.pending.discard(ident)
-        ledger.deleted += 1
+                    ledger.gone(ident, 404)
+                    return
+            await anyio.sleep(CLEANUP_PAUSE_S)
 
     async def worker() -> None:
         while queue:
@@ -226,6 +271,13 @@ async def clean_up(client: EngineClient, write: BenchWrite, ledger: Ledger, rate
 
 def _is_2xx(status: int) -> bool:
     return 200 <= status < 300
+
+
+def is_refusal(status: int) -> bool:
+    """A create answered this was refused before any work (429, 400, 403, 422 ...): it left
+    nothing to delete. 408 (the server gave up waiting, fate unknown) and 409 (something
+    with that id exists) are not refusals of that kind."""
+    return 400 <= status < 500 and status not in (408, 409)
 
 
 def _is_gone(status: int) -> bool:

@@ -19,7 +19,8 @@ RELATIVE_P95 = 3.0
 # ... and never below this: on a loopback server, 3x a 2 ms p95 is the noise of a busy laptop.
 MIN_P95_LIMIT_MS = 50.0
 # A stage that sent less than this share of its rate while open did not hold either: the
-# rate was not offered (the client, or the server's slowness through the workers, held it).
+# rate was not offered (the client, or the server's slowness through the workers, held it);
+# nor one that was served (achieved) less than this share of it (429 pauses, slow answers).
 MIN_SENT_SHARE = 0.9
 
 
@@ -150,7 +151,8 @@ def p95_limit(options: RampOptions, first: StageTally) -> float | None:
 
 def judge(stage: StageTally, limit_ms: float | None, options: RampOptions) -> None:
     """Mark ``stage`` held or not, with the reason: its errors and 429s together above
-    ``max_error_share``, its p95 above the limit, or less than 90% of its rate sent. A stage
+    ``max_error_share``, its p95 above the limit, or less than 90% of its rate sent, or
+    served (achieved). A stage
     with no answer at all did not hold."""
     bad = stage.errors + stage.throttled
     p95 = stage.p(0.95)
@@ -164,6 +166,11 @@ def judge(stage: StageTally, limit_ms: float | None, options: RampOptions) -> No
     elif stage.sent_per_s < MIN_SENT_SHARE * stage.offered:
         stage.held = False
         stage.reason = f"sent only {stage.sent_per_s:.1f} of {_rate(stage.offered)} req/s"
+        if stage.paused_s > 0:
+            stage.reason += f" (paused {stage.paused_s:.1f} s after 429s)"
+    elif stage.achieved < MIN_SENT_SHARE * stage.offered:  # sent, but not served at that rate
+        stage.held = False
+        stage.reason = f"achieved only {stage.achieved:.1f} of {_rate(stage.offered)} req/s"
         if stage.paused_s > 0:
             stage.reason += f" (paused {stage.paused_s:.1f} s after 429s)"
     else:
@@ -231,15 +238,21 @@ def format_table(stages: list[StageTally]) -> str:
     return "\n".join(lines)
 
 
-def knee_line(stages: list[StageTally], limit_ms: float | None) -> str:
+def knee_line(stages: list[StageTally], limit_ms: float | None, interrupted: bool = False) -> str:
     found = knee(stages)
     limit = "" if limit_ms is None else f"; p95 limit {limit_ms:.1f} ms"
+    if interrupted and stages and stages[-1].held is None:
+        cut = f", interrupted during stage {len(stages)}"
+    else:
+        cut = ", interrupted" if interrupted else ""
     if found is None:
+        if cut:
+            return f"knee: none, no stage held before the bench was stopped ({cut[2:]}){limit}"
         return f"knee: none, the first stage did not hold{limit}"
     last = stages[-1]
-    if last is found and last.held:
+    if last is found and last.held and not cut:
         return f"knee: {_rate(found.offered)} req/s or more, every stage held{limit}"
     return (
         f"knee: {_rate(found.offered)} req/s (p95 {_ms(found.p(0.95))} ms, "
-        f"achieved {found.achieved:.1f} req/s{limit})"
+        f"achieved {found.achieved:.1f} req/s{limit}{cut})"
     )

@@ -214,7 +214,11 @@ async def _clean(run: _Run, write: BenchWrite) -> None:
     held = knee(run.stages)
     rate = held.offered if held is not None else run.options.ramp.start
     if not run.options.json:
-        note(f"bulksync: deleting {len(run.ledger.pending)} synthetic object(s) of the bench...")
+        count = len(run.ledger.pending)
+        note(
+            f"bulksync: deleting {count} synthetic object(s) of the bench"
+            f" (waiting out the target's rate limit if need be, up to {CLEANUP_MAX_S:g} s)..."
+        )
     try:
         try:
             await clean_up(run.client, write, run.ledger, rate)
@@ -269,6 +273,7 @@ def _finish(
             "prefix": f"{ledger.prefix}{ledger.tag}-",
             "created": ledger.created,
             "deleted": ledger.deleted,
+            "never_created": ledger.never_created,
             "left": sorted(ledger.pending),
         }
         if sandbox is not None:
@@ -289,12 +294,13 @@ def _finish(
     result["run"] = str(folder.path)
     if options.json:
         sys.stdout.write(orjson.dumps(result).decode() + "\n")
-    else:
+    elif failure is None or _answered(stages):
+        # (a bench stopped before the target answered anything has no table, no verdict:
+        # only its cause, below)
         print(format_table(stages))
-        print(knee_line(stages, run.limit_ms))
+        print(knee_line(stages, run.limit_ms, run.interrupted))
         if options.writes:
-            made, gone, left = ledger.created, ledger.deleted, len(ledger.pending)
-            print(f"synthetic objects: {made} created, {gone} deleted, {left} left")
+            print(_synthetic_line(ledger))
         print("\n".join(files))
     if ledger.pending:
         shown = ", ".join(sorted(ledger.pending)[:10])
@@ -302,3 +308,16 @@ def _finish(
     if failure is not None:
         note(f"bulksync: {redact(str(failure))}")
     return BenchReport(code, result)
+
+
+def _answered(stages: list[StageTally]) -> bool:
+    """Whether the target answered any request of the ramp (a transport failure is none)."""
+    return any(key.isdigit() for stage in stages for key in stage.statuses)
+
+
+def _synthetic_line(ledger: Ledger) -> str:
+    made, gone, left = ledger.created, ledger.deleted, len(ledger.pending)
+    line = f"synthetic objects: {made} created, {gone} deleted, {left} left"
+    if ledger.never_created:  # deletes answered 404 for creates that never took effect
+        line += f" ({ledger.never_created} never created)"
+    return line
