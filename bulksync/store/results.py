@@ -266,7 +266,12 @@ def format_summary(summary: dict[str, Any]) -> str:
         ("latency p50/p95/p99", " / ".join(_ms(latency[k]) for k in ("p50", "p95", "p99"))),
     ]
     width = max(len(name) for name, _ in rows)
-    return "\n".join(f"  {name.ljust(width)}  {value}" for name, value in rows)
+    return "\n".join(f"  {name.ljust(width)}  {_count(value)}" for name, value in rows)
+
+
+def _count(value: Any) -> Any:
+    # Counts as the plan line and the per-kind rows write them: 2,600, not 2600.
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 def _run_rows(summary: dict[str, Any]) -> list[tuple[str, Any]]:
