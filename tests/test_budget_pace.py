@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+from test_budget import FakeClock, fake_budget, max_in_any_window
 
 from bulksync.engine._pace import AcceptedLog, LearnedWindow
 from bulksync.sandbox._knobs import RateWindow
 from bulksync.sandbox._ratelimit import SlidingWindowLimiter, retry_after_header
-from tests.test_budget import FakeClock, fake_budget, max_in_any_window
 
 MAX_ATTEMPTS = 50_000  # every drive is bounded in requests, whatever the budget does
 
