@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from functools import partial
@@ -15,8 +15,10 @@ from typing import Any
 import anyio
 
 from bulksync.app._job_check import check_job, check_stage_names
+from bulksync.app._job_inputs import csv_delimiter, input_records, prune_kinds
 from bulksync.app._plan_line import announce
 from bulksync.app._quota import open_quota_book, quota_summary
+from bulksync.app._remote_listing import list_target, lister_of, remote_index
 from bulksync.app._retry_select import RetrySelection
 from bulksync.app._run_folder import new_run_folder, point_at
 from bulksync.app._run_record import complete_summary, finish_record, runs_dir_of
@@ -34,7 +36,6 @@ from bulksync.engine._breaker import CircuitBreaker, no_route_of
 from bulksync.engine._engine import Engine, EngineOptions, Input, StageCounters
 from bulksync.engine._preflight import preflight, stall_limit
 from bulksync.engine.client import EngineClient
-from bulksync.engine.listing import list_remote
 from bulksync.engine.retry import RetryPolicy
 from bulksync.inputs.readers import read_records
 from bulksync.spi._connector import Connector, RemoteLister
@@ -45,8 +46,7 @@ from bulksync.spi._errors import (
     QuotaExhausted,
     first_bulksync_error,
 )
-from bulksync.spi._http import HttpRequest
-from bulksync.spi._records import AssetRecord, BadRecord, Kind, LinkRecord, Record
+from bulksync.spi._records import Kind
 from bulksync.spi._redact import redact
 from bulksync.store._state_lock import holder as state_holder
 from bulksync.store.remote import RemoteIndex
@@ -103,7 +103,7 @@ async def run_job_async(
         max_delete_limit(mode.max_delete, 0)  # a bad value fails now, not after the sync
     # What the target cannot do fails now, before the state, the inputs or any request.
     checked = build_connector(config)
-    kinds, enabled = _prune_kinds(config), config.state.enabled
+    kinds, enabled = prune_kinds(config), config.state.enabled
     check_job(checked, kinds, prune=mode.prune, full=mode.full, state=enabled)
     check_stage_names(checked, config.limits.stage_concurrency)
     with ExitStack() as stack:
@@ -126,7 +126,7 @@ async def run_job_async(
         # last run's summary beside it goes, so a killed run is not read with another's.
         point_at(folder.results, config.output.results)
         summary_path(config.output.results).unlink(missing_ok=True)
-        remote = _remote_index(config, built, mode, stack)
+        remote = remote_index(config, built, mode.full, stack)
         engine_options = _engine_options(config, state, mode, remote)
         engine = Engine(built.connector, built.target, writer, engine_options)
         started = time.monotonic()
@@ -155,7 +155,7 @@ async def run_job_async(
             if remote is not None:
 
                 async def listing() -> None:
-                    pages.append(await _list_target(config, built, engine.client, remote, quiet))
+                    pages.append(await list_target(config, built, engine.client, remote, quiet))
 
                 # Cut by the quota, the listing still judges what it holds: the rest can only
                 # end "not attempted", nothing more being sent.
@@ -168,7 +168,7 @@ async def run_job_async(
                 line = await announce(
                     config,
                     lambda: _open_inputs(config, stack, False, mode.strict_fields, keys)[0],
-                    Judge(state, remote, _lister_of(built), mode.full),
+                    Judge(state, remote, lister_of(built), mode.full),
                     built.connector,
                     prune=mode.prune,
                     max_delete=mode.max_delete,
@@ -181,7 +181,7 @@ async def run_job_async(
                 note(quota_book.earlier)
             await engine.run(inputs)
             if mode.prune and not engine.interrupted and engine.quota is None:
-                kinds = _prune_kinds(config)
+                kinds = prune_kinds(config)
                 done = await prune(engines, built, writer, state, kinds, mode.max_delete, remote)
                 deleted.append(done)
 
@@ -236,22 +236,8 @@ def _asset_totals(
     path = config.inputs.assets
     assert path is not None
 
-    def records() -> Iterator[Record | BadRecord]:
-        stream = read_records(
-            path,
-            "asset",
-            media_root=config.inputs.media_root,
-            fmt=config.inputs.format,
-            csv_delimiter=_csv_delimiter(config),
-            shape=target_spec(config.target.kind).input_shape,
-        )
-        try:
-            yield from stream
-        finally:
-            stream.close()
-
     stages = [(StageCounters("asset", s.name).label, s) for s in built.connector.stages("asset")]
-    return partial(totals.count, records, stages)
+    return partial(totals.count, partial(input_records, config, path, "asset"), stages)
 
 
 def _exit_code(failure: BulksyncError | None, interrupted: bool, summary: dict[str, Any]) -> int:
@@ -322,7 +308,7 @@ def _open_inputs(
             media_root=media_root,
             fmt=fmt,
             strict_fields=strict_fields,
-            csv_delimiter=_csv_delimiter(config),
+            csv_delimiter=csv_delimiter(config),
             shape=target_spec(config.target.kind).input_shape,
         )
         stack.callback(stream.close)
@@ -336,84 +322,9 @@ def _open_inputs(
     return inputs, totals
 
 
-def _csv_delimiter(config: Config) -> str | None:
-    # None: detected from the header line.
-    return None if config.inputs.csv_delimiter == "auto" else config.inputs.csv_delimiter
-
-
-def _prune_kinds(config: Config) -> list[Kind]:
-    kinds: list[Kind] = []
-    if config.inputs.links is not None:
-        kinds.append("link")  # links first: they point at assets
-    if config.inputs.assets is not None:
-        kinds.append("asset")
-    return kinds
-
-
 def _retry_policy(config: Config) -> RetryPolicy:
     limits = config.limits
     return RetryPolicy(max_attempts=limits.max_attempts, max_elapsed_s=limits.max_elapsed_s)
-
-
-def _lister_of(built: BuiltTarget) -> RemoteLister | None:
-    # The declared capability decides: a connector may hold a lister for one kind only.
-    listed = built.connector.capabilities.listing
-    return built.connector.lister if listed else None
-
-
-def _remote_index(
-    config: Config, built: BuiltTarget, mode: RunOptions, stack: ExitStack
-) -> RemoteIndex | None:
-    """With --full, a place for the target's listing (none when the target cannot be listed)."""
-    if not mode.full:
-        return None
-    if _lister_of(built) is None:
-        return None  # check_job refuses --full where nothing can be listed
-    index = RemoteIndex(config.output.results.parent)
-    stack.callback(index.close)
-    return index
-
-
-async def _list_target(
-    config: Config, built: BuiltTarget, client: EngineClient, index: RemoteIndex, quiet: bool
-) -> int:
-    """Page through the part of the target each input touches, into ``index``; returns the
-    pages read."""
-    lister = _lister_of(built)
-    assert lister is not None
-    read = 0
-    for kind in reversed(_prune_kinds(config)):  # assets, then links
-        if kind not in built.connector.capabilities.listing:
-            continue  # check_job refuses --full for a kind the target cannot list
-        path = config.inputs.assets if kind == "asset" else config.inputs.links
-        assert path is not None
-        scopes = _listing_scopes(config, path, kind, lister)
-        if not quiet:
-            note(f"bulksync: --full: listing the target's {kind}s ({len(scopes)} scope(s))...")
-        pages, items = await list_remote(client, lister, kind, scopes, index)
-        read += pages
-        if not quiet:
-            note(f"bulksync: --full: the target holds {items} {kind}(s) ({pages} page(s) read)")
-    return read
-
-
-def _listing_scopes(
-    config: Config, path: Path, kind: Kind, lister: RemoteLister
-) -> Sequence[HttpRequest]:
-    """A separate pass over the input, only to learn which parts of the target it touches."""
-    stream = read_records(
-        path,
-        kind,
-        media_root=config.inputs.media_root,
-        fmt=config.inputs.format,
-        csv_delimiter=_csv_delimiter(config),
-        shape=target_spec(config.target.kind).input_shape,
-    )
-    try:
-        valid = (r for r in stream if isinstance(r, AssetRecord | LinkRecord))
-        return list(lister.listing_requests(kind, valid))
-    finally:
-        stream.close()
 
 
 async def _until_stopped(engine: Engine, work: Callable[[], Awaitable[None]]) -> None:
@@ -447,8 +358,8 @@ async def _dry_run(
         built = build_target(config)
         connector = built.connector
         try:
-            remote = _remote_index(config, built, mode, stack)
-            lister = _lister_of(built)
+            remote = remote_index(config, built, mode.full, stack)
+            lister = lister_of(built)
             if remote is not None:
                 # The run's fail-fast rules for the listing's GETs too: a dead target is exit 4
                 # with its cause, not a failed listing (exit 2).
@@ -458,7 +369,7 @@ async def _dry_run(
                     config.limits.unreachable_after, no_route_of(built.connector)
                 )
                 client = EngineClient(built.target, stats, _retry_policy(config), breaker)
-                pages = await _list_target(config, built, client, remote, quiet)
+                pages = await list_target(config, built, client, remote, quiet)
         finally:
             await built.target.transport.aclose()
     judge = Judge(state, remote, lister, mode.full)
