@@ -1,5 +1,19 @@
-"""bulksync: move product catalogues into PIM and commerce APIs, fast, losing no item."""
+"""bulksync: move product catalogues into PIM and commerce APIs, fast, losing no item.
 
+Run a job from Python::
+
+    import bulksync
+
+    report = bulksync.Job.from_toml("job.toml").run()
+    if report.failed:
+        ...
+
+:class:`Job` is the user's job (a target, inputs, limits); the connector SPI's engine job is
+``bulksync.spi.Job``.
+"""
+
+from bulksync.app._api import Job, RunReport
+from bulksync.app.config import Config
 from bulksync.engine._engine import Engine, EngineOptions
 from bulksync.engine.budget import RateBudget
 from bulksync.engine.retry import RetryPolicy
@@ -8,7 +22,6 @@ from bulksync.spi._connector import (
     Connector,
     Done,
     Failed,
-    Job,
     RequestFailed,
     Skipped,
     Stage,
@@ -20,6 +33,8 @@ from bulksync.spi._errors import (
     ErrorClass,
     ErrorInfo,
     InputFileError,
+    QuotaExhausted,
+    TargetUnreachable,
     TransportError,
 )
 from bulksync.spi._http import FilePart, HttpRequest, HttpResponse
@@ -34,6 +49,7 @@ __all__ = [
     "BadRecord",
     "BulksyncError",
     "Client",
+    "Config",
     "ConfigError",
     "Connector",
     "Done",
@@ -50,11 +66,14 @@ __all__ = [
     "Job",
     "LinkRecord",
     "Origin",
+    "QuotaExhausted",
     "RateBudget",
     "RequestFailed",
     "RetryPolicy",
+    "RunReport",
     "Skipped",
     "Stage",
+    "TargetUnreachable",
     "TransportError",
     "__version__",
 ]

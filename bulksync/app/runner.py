@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import ExitStack, suppress
@@ -71,6 +72,7 @@ EXIT_QUOTA = 6  # QuotaExhausted.exit_code: a rerun resumes once the window free
 class RunReport:
     exit_code: int
     summary: dict[str, Any]
+    failure: BulksyncError | None = None  # what stopped the run, for the Python API to raise
 
 
 @dataclass(slots=True)
@@ -84,6 +86,9 @@ class RunOptions:
     # retry-failed by identity: the failed keys, found wherever they now are in the input
     only_keys: RetrySelection | None = None
     strict_fields: bool = False  # an unknown input field fails its line (not only a warning)
+    # Ctrl-C/SIGTERM handling; only ever on the main thread (signal handlers cannot be set
+    # elsewhere). The Python API turns it off inside a caller's own event loop.
+    signals: bool = True
 
 
 def run_job(config: Config, *, quiet: bool = False, options: RunOptions | None = None) -> RunReport:
@@ -196,7 +201,8 @@ async def run_job_async(
                     watchers.append(_asset_totals(config, built, stage_totals))
                 if quota_book is not None:
                     watchers.append(quota_book.watch)
-                await _drive(engines, work, watchers)
+                signals = mode.signals and threading.current_thread() is threading.main_thread()
+                await _drive(engines, work, watchers, signals=signals)
         except BulksyncError as exc:
             failure = exc
         finally:
@@ -226,7 +232,7 @@ async def run_job_async(
         print("\n".join(files))
     if failure is not None:
         note(f"bulksync: {redact(str(failure))}")
-    return RunReport(code, summary)
+    return RunReport(code, summary, failure)
 
 
 def _asset_totals(
@@ -393,11 +399,14 @@ async def _drive(
     engines: list[Engine],
     work: Callable[[], Awaitable[None]],
     watchers: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
+    *,
+    signals: bool = True,
 ) -> None:
     """``work`` beside the signal handler and the ``watchers`` (displays), which it ends."""
     try:
         async with anyio.create_task_group() as group:
-            group.start_soon(_watch_signals, engines)
+            if signals:
+                group.start_soon(_watch_signals, engines)
             for watcher in watchers:
                 group.start_soon(watcher)
             await work()

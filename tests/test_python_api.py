@@ -1,0 +1,280 @@
+"""The Python API (issue 17): the same job from a script, a worker thread, a running event loop
+and a loop's executor gives the same results; stops raise the exceptions a caller catches;
+the public names are pinned; a consumer type-checks with mypy --strict against the wheel."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+import zipfile
+from pathlib import Path
+
+import orjson
+import pytest
+
+import bulksync
+
+ROOT = Path(__file__).resolve().parents[1]
+LINKS = 12
+BAD_LINE = 5  # unreadable JSON: a failed result, not an exception
+
+
+def write_job(folder: Path, limits: str = "") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [orjson.dumps({"from": "doc", "to": f"d{i}", "type": "t"}) for i in range(LINKS)]
+    lines[BAD_LINE - 1] = b'{"from": "doc", "to": '
+    (folder / "links.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    path = folder / "job.toml"
+    path.write_text(
+        f"""
+[target]
+kind = "fake"
+[inputs]
+links = "links.jsonl"
+[limits]
+concurrency = 4
+{limits}
+[output]
+results = "out/results.jsonl"
+progress = false
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def statuses(report: bulksync.RunReport) -> list[tuple[int, str | None, str]]:
+    return sorted((item["line"], item["key"], item["status"]) for item in report.items())
+
+
+EXPECTED = sorted(
+    (line, None if line == BAD_LINE else f"doc->d{line - 1}:t", "failed")
+    if line == BAD_LINE
+    else (line, f"doc->d{line - 1}:t", "succeeded")
+    for line in range(1, LINKS + 1)
+)
+
+SCRIPT = """\
+import sys
+
+import orjson
+
+import bulksync
+
+report = bulksync.Job.from_toml(sys.argv[1]).run()
+rows = sorted((item["line"], item["key"], item["status"]) for item in report.items())
+print(orjson.dumps({"exit_code": report.exit_code, "rows": rows}).decode())
+"""
+
+
+def run_as_script(folder: Path) -> tuple[int, list[tuple[int, str | None, str]]]:
+    job = write_job(folder)
+    script = folder / "script.py"
+    script.write_text(SCRIPT, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(script), str(job)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=folder,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    out = orjson.loads(done.stdout.strip().splitlines()[-1])
+    return out["exit_code"], sorted((line, key, status) for line, key, status in out["rows"])
+
+
+def run_in_thread(folder: Path) -> bulksync.RunReport:
+    job = bulksync.Job.from_toml(write_job(folder))
+    reports: list[bulksync.RunReport] = []
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            reports.append(job.run())
+        except BaseException as exc:  # the thread's failure, shown by the test
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(timeout=120)
+    assert not thread.is_alive()
+    assert errors == []
+    return reports[0]
+
+
+async def test_the_same_job_gives_the_same_results_wherever_it_runs(tmp_path: Path) -> None:
+    assert asyncio.get_running_loop().is_running()
+    script_code, script_rows = run_as_script(tmp_path / "script")
+    threaded = run_in_thread(tmp_path / "thread")
+    in_loop = await bulksync.Job.from_toml(write_job(tmp_path / "loop")).arun()
+    sync_job = bulksync.Job.from_toml(write_job(tmp_path / "executor"))
+    executor = await asyncio.get_running_loop().run_in_executor(None, sync_job.run)
+    # A notebook cell: the sync call straight from inside the running loop.
+    notebook = bulksync.Job.from_toml(write_job(tmp_path / "notebook")).run()
+
+    assert script_rows == EXPECTED
+    for report in (threaded, in_loop, executor, notebook):
+        assert statuses(report) == EXPECTED
+        assert report.exit_code == script_code == 1  # a failed item: exit 1, no exception
+        assert (report.total, report.succeeded, report.failed) == (LINKS, LINKS - 1, 1)
+        assert report.stopped is None and not report.interrupted and not report.ok
+
+
+def test_no_signal_handler_is_left_behind_on_the_main_thread(tmp_path: Path) -> None:
+    import signal
+
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    report = bulksync.Job.from_toml(write_job(tmp_path)).run()
+    assert statuses(report) == EXPECTED
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+def test_a_job_from_tables_is_the_toml_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_job(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    job = bulksync.Job(
+        target={"kind": "fake"},
+        inputs={"links": "links.jsonl"},
+        output={"results": "out/results.jsonl", "progress": False},
+    )
+    assert job.config.inputs.links == tmp_path / "links.jsonl"
+    assert statuses(job.run()) == EXPECTED
+    again = bulksync.Job(job.config).run()  # the state remembers: nothing to push again
+    assert (again.skipped, again.failed) == (LINKS - 1, 1)
+
+
+def test_overrides_apply_like_the_command_line_flags(tmp_path: Path) -> None:
+    job = bulksync.Job.from_toml(write_job(tmp_path), limits={"concurrency": 2})
+    assert job.config.limits.concurrency == 2
+    with pytest.raises(bulksync.ConfigError, match="concurrency"):
+        bulksync.Job.from_toml(write_job(tmp_path), limits={"concurrency": "many"})
+    with pytest.raises(TypeError):
+        bulksync.Job(job.config, limits={"concurrency": 2})
+
+
+def test_a_bad_config_raises_config_error(tmp_path: Path) -> None:
+    with pytest.raises(bulksync.ConfigError):
+        bulksync.Job(target={"kind": "no-such-target"}, inputs={"links": "x.jsonl"})
+    with pytest.raises(bulksync.ConfigError, match="cannot read config"):
+        bulksync.Job.from_toml(tmp_path / "missing.toml")
+
+
+def test_a_used_up_quota_raises_after_every_line_has_its_result(tmp_path: Path) -> None:
+    job = bulksync.Job.from_toml(write_job(tmp_path), limits={"rate": [[3, 86400]]})
+    with pytest.raises(bulksync.QuotaExhausted):
+        job.run()
+    raw = (tmp_path / "out" / "results.jsonl").read_bytes()
+    lines = [orjson.loads(x) for x in raw.splitlines()]
+    assert sorted(r["line"] for r in lines) == list(range(1, LINKS + 1))
+    # Asked not to raise: the same stop, as the report says it.
+    report = job.run(raise_on_stop=False)
+    assert isinstance(report.stopped, bulksync.QuotaExhausted)
+    assert report.exit_code == 6 and report.summary["quota"]["limit"] == 3
+    assert sorted(item["line"] for item in report.items()) == list(range(1, LINKS + 1))
+
+
+async def test_a_stop_raises_from_arun_too(tmp_path: Path) -> None:
+    job = bulksync.Job.from_toml(write_job(tmp_path), limits={"rate": [[3, 86400]]})
+    with pytest.raises(bulksync.QuotaExhausted):
+        await job.arun()
+
+
+def test_the_public_names_are_pinned() -> None:
+    assert bulksync.__all__ == [
+        "AssetRecord",
+        "AuthError",
+        "BadRecord",
+        "BulksyncError",
+        "Client",
+        "Config",
+        "ConfigError",
+        "Connector",
+        "Done",
+        "Engine",
+        "EngineOptions",
+        "ErrorClass",
+        "ErrorInfo",
+        "Failed",
+        "FilePart",
+        "HttpRequest",
+        "HttpResponse",
+        "InputFileError",
+        "ItemResult",
+        "Job",
+        "LinkRecord",
+        "Origin",
+        "QuotaExhausted",
+        "RateBudget",
+        "RequestFailed",
+        "RetryPolicy",
+        "RunReport",
+        "Skipped",
+        "Stage",
+        "TargetUnreachable",
+        "TransportError",
+        "__version__",
+    ]
+    for name in bulksync.__all__:
+        assert hasattr(bulksync, name), name
+    for error in ("AuthError", "ConfigError", "TargetUnreachable", "QuotaExhausted"):
+        assert issubclass(getattr(bulksync, error), bulksync.BulksyncError)
+
+
+def test_the_connector_spi_job_stays_in_the_spi() -> None:
+    from bulksync.spi import Job as EngineJob
+
+    assert EngineJob is not bulksync.Job
+    assert bulksync.Job.__module__ == "bulksync.app._api"
+
+
+CONSUMER = """\
+import bulksync
+
+
+def nightly(path: str) -> int:
+    try:
+        report = bulksync.Job.from_toml(path, limits={"concurrency": 4}).run()
+    except (bulksync.AuthError, bulksync.QuotaExhausted) as exc:
+        raise SystemExit(str(exc)) from None
+    failed: int = report.failed
+    return failed + report.exit_code
+
+
+async def in_a_loop(job: bulksync.Job) -> bulksync.RunReport:
+    return await job.arun(full=True)
+"""
+
+
+def test_a_consumer_type_checks_with_mypy_strict_against_the_wheel(tmp_path: Path) -> None:
+    # The wheel, not the editable install: py.typed must be in what pip installs.
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr
+    (wheel,) = tmp_path.glob("bulksync-*.whl")
+    site = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as archive:
+        assert "bulksync/py.typed" in archive.namelist()
+        archive.extractall(site)
+    consumer = tmp_path / "consumer" / "consumer.py"
+    consumer.parent.mkdir()
+    consumer.write_text(CONSUMER, encoding="utf-8")
+    checked = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", consumer.name],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=consumer.parent,
+        env={**os.environ, "MYPYPATH": str(site)},
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "Success" in checked.stdout
