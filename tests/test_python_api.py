@@ -278,3 +278,41 @@ def test_a_consumer_type_checks_with_mypy_strict_against_the_wheel(tmp_path: Pat
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "Success" in checked.stdout
+
+
+def readme_example() -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("\n## Use it from Python\n", 1)[1].split("\n## ", 1)[0]
+    marker = "<!-- tests/test_python_api.py runs the next python block -->\n```python\n"
+    return section.split(marker, 1)[1].split("\n```", 1)[0]
+
+
+def run_readme_example(folder: Path) -> subprocess.CompletedProcess[str]:
+    (folder / "example.py").write_text(readme_example(), encoding="utf-8")
+    return subprocess.run(
+        [sys.executable, "example.py"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=folder,
+        check=False,
+    )
+
+
+def test_the_readme_example_runs_and_fails_the_task_on_failed_items(tmp_path: Path) -> None:
+    good = tmp_path / "good"
+    good.mkdir()
+    lines = [orjson.dumps({"from": "doc", "to": f"d{i}", "type": "t"}) for i in range(LINKS)]
+    (good / "links.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    done = run_readme_example(good)
+    assert done.returncode == 0, done.stderr
+    assert f"{LINKS} pushed, 0 unchanged, 0 failed" in done.stdout
+    again = run_readme_example(good)  # the state: a rerun pushes nothing
+    assert f"0 pushed, {LINKS} unchanged, 0 failed" in again.stdout
+
+    write_job(tmp_path / "bad")  # the same links, line 5 unreadable
+    failed = run_readme_example(tmp_path / "bad")
+    assert failed.returncode == 1
+    assert f"{LINKS - 1} pushed, 0 unchanged, 1 failed" in failed.stdout
+    assert f"line {BAD_LINE}: " in failed.stdout
+    assert "RuntimeError: 1 item(s) failed; results in " in failed.stderr
