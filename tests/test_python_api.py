@@ -14,6 +14,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from sandbox_process import running_sandbox_process
 
 import bulksync
 
@@ -70,8 +71,8 @@ print(orjson.dumps({"exit_code": report.exit_code, "rows": rows}).decode())
 """
 
 
-def run_as_script(folder: Path) -> tuple[int, list[tuple[int, str | None, str]]]:
-    job = write_job(folder)
+def run_as_script(job: Path) -> tuple[int, list[tuple[int, str | None, str]]]:
+    folder = job.parent
     script = folder / "script.py"
     script.write_text(SCRIPT, encoding="utf-8")
     done = subprocess.run(
@@ -87,8 +88,8 @@ def run_as_script(folder: Path) -> tuple[int, list[tuple[int, str | None, str]]]
     return out["exit_code"], sorted((line, key, status) for line, key, status in out["rows"])
 
 
-def run_in_thread(folder: Path) -> bulksync.RunReport:
-    job = bulksync.Job.from_toml(write_job(folder))
+def run_in_thread(path: Path) -> bulksync.RunReport:
+    job = bulksync.Job.from_toml(path)
     reports: list[bulksync.RunReport] = []
     errors: list[BaseException] = []
 
@@ -108,8 +109,8 @@ def run_in_thread(folder: Path) -> bulksync.RunReport:
 
 async def test_the_same_job_gives_the_same_results_wherever_it_runs(tmp_path: Path) -> None:
     assert asyncio.get_running_loop().is_running()
-    script_code, script_rows = run_as_script(tmp_path / "script")
-    threaded = run_in_thread(tmp_path / "thread")
+    script_code, script_rows = run_as_script(write_job(tmp_path / "script"))
+    threaded = run_in_thread(write_job(tmp_path / "thread"))
     in_loop = await bulksync.Job.from_toml(write_job(tmp_path / "loop")).arun()
     sync_job = bulksync.Job.from_toml(write_job(tmp_path / "executor"))
     executor = await asyncio.get_running_loop().run_in_executor(None, sync_job.run)
@@ -122,6 +123,67 @@ async def test_the_same_job_gives_the_same_results_wherever_it_runs(tmp_path: Pa
         assert report.exit_code == script_code == 1  # a failed item: exit 1, no exception
         assert (report.total, report.succeeded, report.failed) == (LINKS, LINKS - 1, 1)
         assert report.stopped is None and not report.interrupted and not report.ok
+
+
+QUABLE_TOKEN_ENV = "PYAPI_TEST_QUABLE_TOKEN"
+
+
+def write_quable_job(folder: Path, url: str) -> Path:
+    """Assets by remotePath on the sandbox; each folder its own ids (one sandbox for all)."""
+    folder.mkdir(parents=True)
+    rows = [
+        orjson.dumps({"id": f"{folder.name}-{i}", "remotePath": f"https://img.example.com/{i}.jpg"})
+        for i in range(LINKS)
+    ]
+    rows[BAD_LINE - 1] = b'{"id": '
+    (folder / "assets.jsonl").write_bytes(b"\n".join(rows) + b"\n")
+    path = folder / "job.toml"
+    path.write_text(
+        f"""
+[target]
+kind = "quable"
+base_url = "{url}"
+token_env = "{QUABLE_TOKEN_ENV}"
+[inputs]
+assets = "assets.jsonl"
+[limits]
+rate = [[100000, 1]]
+concurrency = 4
+[output]
+results = "out/results.jsonl"
+progress = false
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def by_line(rows: list[tuple[int, str | None, str]], folder: str) -> list[tuple[int, str, str]]:
+    return [(line, (key or "").replace(folder, "*"), status) for line, key, status in rows]
+
+
+async def test_the_same_job_on_the_sandbox_gives_the_same_results_wherever_it_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(QUABLE_TOKEN_ENV, "sandbox-token")
+    flags = ("--quable-rate-limit-windows", "off", "--quable-latency-fixed-ms", "5")
+    with running_sandbox_process(*flags, env=os.environ) as url:
+        code, rows = run_as_script(write_quable_job(tmp_path / "script", url))
+        seen = {"script": by_line(rows, "script")}
+        threaded = run_in_thread(write_quable_job(tmp_path / "thread", url))
+        seen["thread"] = by_line(statuses(threaded), "thread")
+        in_loop = await bulksync.Job.from_toml(write_quable_job(tmp_path / "loop", url)).arun()
+        seen["loop"] = by_line(statuses(in_loop), "loop")
+        job = bulksync.Job.from_toml(write_quable_job(tmp_path / "executor", url))
+        executor = await asyncio.get_running_loop().run_in_executor(None, job.run)
+        seen["executor"] = by_line(statuses(executor), "executor")
+    expected = [
+        (line, "" if line == BAD_LINE else f"*-{line - 1}", status) for line, _, status in EXPECTED
+    ]
+    assert seen == {mode: expected for mode in seen}
+    assert code == 1
+    for report in (threaded, in_loop, executor):
+        assert report.exit_code == 1 and report.summary["requests"] >= LINKS - 1
 
 
 def test_no_signal_handler_is_left_behind_on_the_main_thread(tmp_path: Path) -> None:
