@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import zipfile
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import orjson
@@ -378,3 +379,49 @@ def test_the_readme_example_runs_and_fails_the_task_on_failed_items(tmp_path: Pa
     assert f"{LINKS - 1} pushed, 0 unchanged, 1 failed" in failed.stdout
     assert f"line {BAD_LINE}: " in failed.stdout
     assert "RuntimeError: 1 item(s) failed; results in " in failed.stderr
+
+
+def link_rows() -> Iterator[object]:
+    for i in range(LINKS):
+        if i == BAD_LINE - 1:
+            yield {"from": "doc", "to": ""}  # no type, empty target: fails its own line
+        elif i == BAD_LINE:
+            yield ["not", "a", "dict"]
+        else:
+            yield {"from": "doc", "to": f"d{i}", "type": "t"}
+
+
+def check_row_results(report: bulksync.RunReport) -> None:
+    rows = {item["line"]: item for item in report.items()}
+    assert sorted(rows) == list(range(1, LINKS + 1))  # row i is line i + 1, each once
+    failed = sorted(line for line, item in rows.items() if item["status"] == "failed")
+    assert failed == [BAD_LINE, BAD_LINE + 1]
+    assert rows[1]["key"] == "doc->d0:t" and rows[LINKS]["key"] == f"doc->d{LINKS - 1}:t"
+    assert (report.succeeded, report.failed) == (LINKS - 2, 2)
+
+
+def test_rows_from_a_generator_are_checked_like_file_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    job = bulksync.Job(target={"kind": "fake"}, output={"progress": False})
+    with pytest.raises(bulksync.ConfigError, match="no input"):
+        job.run()
+    check_row_results(job.run(links=link_rows()))  # type: ignore[arg-type]
+    # A path in place of the config's input, as --links does.
+    write_job(tmp_path / "files")
+    path = tmp_path / "files" / "links.jsonl"
+    again = list(job.run(links=path).items())
+    assert sorted(item["line"] for item in again) == list(range(1, LINKS + 1))
+    assert {item["source"] for item in again} == {str(path)}
+    assert [item["line"] for item in again if item["status"] == "failed"] == [BAD_LINE]
+
+
+async def test_rows_from_an_async_generator_in_a_running_loop(tmp_path: Path) -> None:
+    async def rows() -> AsyncIterator[object]:
+        for row in link_rows():
+            await asyncio.sleep(0)
+            yield row
+
+    job = bulksync.Job.from_toml(write_job(tmp_path))
+    check_row_results(await job.arun(links=rows()))  # type: ignore[arg-type]

@@ -14,6 +14,7 @@ import asyncio
 import os
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -23,6 +24,7 @@ import anyio
 import orjson
 
 from bulksync.app import runner
+from bulksync.app._api_inputs import Source, with_inputs
 from bulksync.app.config import Config, load_config, validate
 from bulksync.app.prune import PruneSkipped
 from bulksync.spi._errors import BulksyncError
@@ -67,19 +69,20 @@ class Job:
     """
 
     def __init__(self, config: Config | None = None, /, **tables: Mapping[str, Any]) -> None:
+        # No input yet is fine: run(links=rows) may give it.
         if config is None:
-            config = load_config(None, _dotted(tables))
+            config = load_config(None, _dotted(tables), needs_inputs=False)
         elif tables:
             raise TypeError("Job(config) takes no tables: give either a Config or tables")
         else:
-            validate(config)
+            validate(config, needs_inputs=False)
         self._config = config
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike[str], **overrides: Mapping[str, Any]) -> Job:
         """Read a job TOML file; each keyword overrides keys of one table, as the CLI's flags
         do: ``Job.from_toml("job.toml", limits={"concurrency": 4})``."""
-        return cls(load_config(Path(path), _dotted(overrides)))
+        return cls(load_config(Path(path), _dotted(overrides), needs_inputs=False))
 
     @property
     def config(self) -> Config:
@@ -87,24 +90,39 @@ class Job:
         return self._config
 
     async def arun(
-        self, *, full: bool = False, quiet: bool = True, raise_on_stop: bool = True
+        self,
+        *,
+        assets: Source | None = None,
+        links: Source | None = None,
+        full: bool = False,
+        quiet: bool = True,
+        raise_on_stop: bool = True,
     ) -> RunReport:
         """Run the job in the caller's event loop; installs no signal handler (the loop's
-        owner handles Ctrl-C). ``full``: push everything again, whatever the state says.
+        owner handles Ctrl-C). ``assets``/``links``: a path, or rows (any iterable or async
+        iterable of dicts, each checked like a file line: row ``i`` is result line ``i + 1``)
+        in place of the config's input. ``full``: push everything again, whatever the state
+        says.
         ``quiet`` False prints the CLI's summary. Raises :class:`bulksync.ConfigError`,
         :class:`bulksync.AuthError`, :class:`bulksync.TargetUnreachable` or
         :class:`bulksync.QuotaExhausted` when one stops the run (the results are written
         first), unless ``raise_on_stop`` is False: then ``report.stopped`` holds it."""
-        return await self._run(full, quiet, raise_on_stop, signals=False)
+        return await self._run(assets, links, full, quiet, raise_on_stop, signals=False)
 
     def run(
-        self, *, full: bool = False, quiet: bool = True, raise_on_stop: bool = True
+        self,
+        *,
+        assets: Source | None = None,
+        links: Source | None = None,
+        full: bool = False,
+        quiet: bool = True,
+        raise_on_stop: bool = True,
     ) -> RunReport:
         """:meth:`arun` from synchronous code: a script, a worker thread (an Airflow or Dagster
         task), or a cell of a notebook whose loop already runs (then the job runs on a
         thread of its own, with its own loop). Ctrl-C finishes in-flight items first, as the
         CLI does, only when called on the main thread with no loop running."""
-        work = partial(self._run, full, quiet, raise_on_stop)
+        work = partial(self._run, assets, links, full, quiet, raise_on_stop)
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -113,9 +131,20 @@ class Job:
         with ThreadPoolExecutor(1, thread_name_prefix="bulksync-run") as pool:
             return pool.submit(anyio.run, partial(work, signals=False)).result()
 
-    async def _run(self, full: bool, quiet: bool, raise_on_stop: bool, signals: bool) -> RunReport:
+    async def _run(
+        self,
+        assets: Source | None,
+        links: Source | None,
+        full: bool,
+        quiet: bool,
+        raise_on_stop: bool,
+        signals: bool,
+    ) -> RunReport:
         options = runner.RunOptions(full=full, signals=signals)
-        done = await runner.run_job_async(self._config, quiet, options)
+        with ExitStack() as stack:
+            config = await with_inputs(self._config, stack, assets, links)
+            validate(config)  # an input now, from the config or the call
+            done = await runner.run_job_async(config, quiet, options)
         summary = done.summary
         # A prune skipped for unreadable lines is exit 1 with failed items, not a stop.
         stopped = None if isinstance(done.failure, PruneSkipped) else done.failure
