@@ -343,15 +343,21 @@ def test_a_consumer_type_checks_with_mypy_strict_against_the_wheel(tmp_path: Pat
     assert "Success" in checked.stdout
 
 
-def readme_example() -> str:
+def readme_examples() -> list[str]:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     section = text.split("\n## Use it from Python\n", 1)[1].split("\n## ", 1)[0]
     marker = "<!-- tests/test_python_api.py runs the next python block -->\n```python\n"
-    return section.split(marker, 1)[1].split("\n```", 1)[0]
+    return [block.split("\n```", 1)[0] for block in section.split(marker)[1:]]
 
 
-def run_readme_example(folder: Path) -> subprocess.CompletedProcess[str]:
-    (folder / "example.py").write_text(readme_example(), encoding="utf-8")
+def test_the_readme_has_its_python_examples_marked() -> None:
+    examples = readme_examples()
+    assert len(examples) == 2
+    assert "bulksync.Job(" in examples[0] and "sqlite3" in examples[1]
+
+
+def run_readme_example(folder: Path, which: int = 0) -> subprocess.CompletedProcess[str]:
+    (folder / "example.py").write_text(readme_examples()[which], encoding="utf-8")
     return subprocess.run(
         [sys.executable, "example.py"],
         capture_output=True,
@@ -425,3 +431,39 @@ async def test_rows_from_an_async_generator_in_a_running_loop(tmp_path: Path) ->
 
     job = bulksync.Job.from_toml(write_job(tmp_path))
     check_row_results(await job.arun(links=rows()))  # type: ignore[arg-type]
+
+
+def test_the_readme_sqlite_example_streams_rows_into_propeller_links(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    monkeypatch.setenv("PYAPI_PROPELLER_ID", "sandbox")
+    monkeypatch.setenv("PYAPI_PROPELLER_SECRET", "sandbox")
+    pairs = [(a, b, "related") for a in range(1, 6) for b in range(1, 6) if a != b]
+    pairs.insert(3, (1, 99999, "related"))  # no such product: Propeller fails that item alone
+    with sqlite3.connect(tmp_path / "catalogue.sqlite") as db:
+        db.execute("CREATE TABLE related (source INTEGER, target INTEGER, kind TEXT)")
+        db.executemany("INSERT INTO related VALUES (?, ?, ?)", pairs)
+    db.close()
+    with running_sandbox_process(env=os.environ) as url:
+        (tmp_path / "propeller.toml").write_text(
+            f"""
+[target]
+kind = "propeller"
+base_url = "{url}/v2"
+client_id_env = "PYAPI_PROPELLER_ID"
+client_secret_env = "PYAPI_PROPELLER_SECRET"
+[output]
+results = "out/results.jsonl"
+progress = false
+[propeller]
+subtype = "bulksync"
+""",
+            encoding="utf-8",
+        )
+        done = run_readme_example(tmp_path, 1)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.strip().splitlines()
+    assert out[0] == f"{len(pairs) - 1} links pushed, 1 failed", done.stdout
+    assert out[1].startswith("row 3: ") and len(out) == 2
