@@ -86,7 +86,7 @@ class Job:
 
     @property
     def config(self) -> Config:
-        """The typed config this job runs with (relative paths already resolved)."""
+        """The typed config this job runs with (from a file or tables: paths resolved)."""
         return self._config
 
     async def arun(
@@ -102,8 +102,7 @@ class Job:
         owner handles Ctrl-C). ``assets``/``links``: a path, or rows (any iterable or async
         iterable of dicts, each checked like a file line: row ``i`` is result line ``i + 1``)
         in place of the config's input. ``full``: push everything again, whatever the state
-        says.
-        ``quiet`` False prints the CLI's summary. Raises :class:`bulksync.ConfigError`,
+        says. ``quiet`` False prints the CLI's summary. Raises :class:`bulksync.ConfigError`,
         :class:`bulksync.AuthError`, :class:`bulksync.TargetUnreachable` or
         :class:`bulksync.QuotaExhausted` when one stops the run (the results are written
         first), unless ``raise_on_stop`` is False: then ``report.stopped`` holds it."""
