@@ -467,3 +467,29 @@ subtype = "bulksync"
     out = done.stdout.strip().splitlines()
     assert out[0] == f"{len(pairs) - 1} links pushed, 1 failed", done.stdout
     assert out[1].startswith("row 3: ") and len(out) == 2
+
+
+def test_refused_credentials_raise_auth_error_or_report_exit_3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYAPI_PROPELLER_ID", "sandbox")
+    monkeypatch.setenv("PYAPI_PROPELLER_SECRET", "not-the-secret")
+    rows = [{"from": {"class": "product", "id": 1}, "to": {"class": "product", "id": 2}}]
+    with running_sandbox_process(env=os.environ) as url:
+        job = bulksync.Job(
+            target={
+                "kind": "propeller",
+                "base_url": f"{url}/v2",
+                "client_id_env": "PYAPI_PROPELLER_ID",
+                "client_secret_env": "PYAPI_PROPELLER_SECRET",
+            },
+            output={"results": str(tmp_path / "out" / "results.jsonl"), "progress": False},
+            propeller={"subtype": "bulksync"},
+        )
+        with pytest.raises(bulksync.AuthError) as raised:
+            job.run(links=[{**row, "type": "related"} for row in rows])
+        report = job.run(links=[{**row, "type": "related"} for row in rows], raise_on_stop=False)
+    assert "not-the-secret" not in str(raised.value)
+    # As the CLI's exit 3: the login fails before the first item (fail fast), none is sent.
+    assert report.exit_code == 3 and isinstance(report.stopped, bulksync.AuthError)
+    assert report.summary["requests"] >= 1 and report.succeeded == 0
