@@ -1,6 +1,6 @@
 """The Python API (issue 17): the same job from a script, a worker thread, a running event loop
 and a loop's executor gives the same results; stops raise the exceptions a caller catches;
-the public names are pinned; a consumer type-checks with mypy --strict against the wheel."""
+the public names are pinned; rows as inputs. The docs' examples and mypy: test_python_api_docs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import threading
-import zipfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -294,99 +293,6 @@ def test_the_connector_spi_job_stays_in_the_spi() -> None:
     assert bulksync.Job.__module__ == "bulksync.app._api"
 
 
-CONSUMER = """\
-import bulksync
-
-
-def nightly(path: str) -> int:
-    try:
-        report = bulksync.Job.from_toml(path, limits={"concurrency": 4}).run()
-    except (bulksync.AuthError, bulksync.QuotaExhausted) as exc:
-        raise SystemExit(str(exc)) from None
-    failed: int = report.failed
-    return failed + report.exit_code
-
-
-async def in_a_loop(job: bulksync.Job) -> bulksync.RunReport:
-    return await job.arun(full=True)
-"""
-
-
-def test_a_consumer_type_checks_with_mypy_strict_against_the_wheel(tmp_path: Path) -> None:
-    # The wheel, not the editable install: py.typed must be in what pip installs.
-    built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(ROOT)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert built.returncode == 0, built.stderr
-    (wheel,) = tmp_path.glob("bulksync-*.whl")
-    site = tmp_path / "site"
-    with zipfile.ZipFile(wheel) as archive:
-        assert "bulksync/py.typed" in archive.namelist()
-        archive.extractall(site)
-    consumer = tmp_path / "consumer" / "consumer.py"
-    consumer.parent.mkdir()
-    consumer.write_text(CONSUMER, encoding="utf-8")
-    checked = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", consumer.name],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=consumer.parent,
-        env={**os.environ, "MYPYPATH": str(site)},
-        check=False,
-    )
-    assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "Success" in checked.stdout
-
-
-def readme_examples() -> list[str]:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text.split("\n## Use it from Python\n", 1)[1].split("\n## ", 1)[0]
-    marker = "<!-- tests/test_python_api.py runs the next python block -->\n```python\n"
-    return [block.split("\n```", 1)[0] for block in section.split(marker)[1:]]
-
-
-def test_the_readme_has_its_python_examples_marked() -> None:
-    examples = readme_examples()
-    assert len(examples) == 2
-    assert "bulksync.Job(" in examples[0] and "sqlite3" in examples[1]
-
-
-def run_readme_example(folder: Path, which: int = 0) -> subprocess.CompletedProcess[str]:
-    (folder / "example.py").write_text(readme_examples()[which], encoding="utf-8")
-    return subprocess.run(
-        [sys.executable, "example.py"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=folder,
-        check=False,
-    )
-
-
-def test_the_readme_example_runs_and_fails_the_task_on_failed_items(tmp_path: Path) -> None:
-    good = tmp_path / "good"
-    good.mkdir()
-    lines = [orjson.dumps({"from": "doc", "to": f"d{i}", "type": "t"}) for i in range(LINKS)]
-    (good / "links.jsonl").write_bytes(b"\n".join(lines) + b"\n")
-    done = run_readme_example(good)
-    assert done.returncode == 0, done.stderr
-    assert f"{LINKS} pushed, 0 unchanged, 0 failed" in done.stdout
-    again = run_readme_example(good)  # the state: a rerun pushes nothing
-    assert f"0 pushed, {LINKS} unchanged, 0 failed" in again.stdout
-
-    write_job(tmp_path / "bad")  # the same links, line 5 unreadable
-    failed = run_readme_example(tmp_path / "bad")
-    assert failed.returncode == 1
-    assert f"{LINKS - 1} pushed, 0 unchanged, 1 failed" in failed.stdout
-    assert f"line {BAD_LINE}: " in failed.stdout
-    assert "RuntimeError: 1 item(s) failed; results in " in failed.stderr
-
-
 def link_rows() -> Iterator[object]:
     for i in range(LINKS):
         if i == BAD_LINE - 1:
@@ -431,42 +337,6 @@ async def test_rows_from_an_async_generator_in_a_running_loop(tmp_path: Path) ->
 
     job = bulksync.Job.from_toml(write_job(tmp_path))
     check_row_results(await job.arun(links=rows()))  # type: ignore[arg-type]
-
-
-def test_the_readme_sqlite_example_streams_rows_into_propeller_links(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import sqlite3
-
-    monkeypatch.setenv("PYAPI_PROPELLER_ID", "sandbox")
-    monkeypatch.setenv("PYAPI_PROPELLER_SECRET", "sandbox")
-    pairs = [(a, b, "related") for a in range(1, 6) for b in range(1, 6) if a != b]
-    pairs.insert(3, (1, 99999, "related"))  # no such product: Propeller fails that item alone
-    with sqlite3.connect(tmp_path / "catalogue.sqlite") as db:
-        db.execute("CREATE TABLE related (source INTEGER, target INTEGER, kind TEXT)")
-        db.executemany("INSERT INTO related VALUES (?, ?, ?)", pairs)
-    db.close()
-    with running_sandbox_process(env=os.environ) as url:
-        (tmp_path / "propeller.toml").write_text(
-            f"""
-[target]
-kind = "propeller"
-base_url = "{url}/v2"
-client_id_env = "PYAPI_PROPELLER_ID"
-client_secret_env = "PYAPI_PROPELLER_SECRET"
-[output]
-results = "out/results.jsonl"
-progress = false
-[propeller]
-subtype = "bulksync"
-""",
-            encoding="utf-8",
-        )
-        done = run_readme_example(tmp_path, 1)
-    assert done.returncode == 0, done.stderr
-    out = done.stdout.strip().splitlines()
-    assert out[0] == f"{len(pairs) - 1} links pushed, 1 failed", done.stdout
-    assert out[1].startswith("row 3: ") and len(out) == 2
 
 
 def test_refused_credentials_raise_auth_error_or_report_exit_3(
