@@ -1,6 +1,6 @@
-"""Synthetic run folders for the HTML report tests, in the formats of the issue 15 contract
-(/work/notes/tasks/i15-contract.md): summary.json, timeline.jsonl (one line per second,
-counters as deltas), results.jsonl (today's lines plus started_at, ended_at, ms)."""
+"""Synthetic run folders for the HTML report tests, in the run folder's formats (README, "A
+record of every run"): summary.json, timeline.jsonl (one line per second, counters as
+deltas), results.jsonl (today's lines plus started_at, ended_at, ms)."""
 
 from __future__ import annotations
 

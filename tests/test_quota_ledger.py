@@ -157,7 +157,17 @@ async def test_a_two_stage_job_resumes_across_quota_stops_with_nothing_twice(
 ) -> None:
     quota, scale = 250, 8640.0  # the day lasts 10 real seconds
     settings = SandboxSettings(time_scale=scale).with_overrides(
-        {"quable.rate_limit.windows": f"{quota}/{DAY:g}", "quable.classifications": "dam_sort"}
+        {
+            "quable.rate_limit.windows": f"{quota}/{DAY:g}",
+            "quable.classifications": "dam_sort",
+            # The worst the docs allow: a repeat create accepted, writes applied and then
+            # answered 5xx, dropped or with garbage. A stop between them must lose nothing.
+            "quable.duplicate_links": "allow",
+            "faults.seed": "7",
+            "faults.drop_after_write_rate": "0.03",
+            "faults.applied_error_rate": "0.03",
+            "faults.garbage_rate": "0.02",
+        }
     )
     assets, links, ids = media_catalogue(tmp_path, files=200, links=300)
     async with running_sandbox(settings) as sandbox:
@@ -197,5 +207,6 @@ async def test_a_two_stage_job_resumes_across_quota_stops_with_nothing_twice(
         assert sorted(store.assets) == sorted(ids)
         assert len(store.links) == 300
         snapshot = sandbox.state.stats.snapshot()
+        assert snapshot["faults_injected"]["total"] >= 5, snapshot["faults_injected"]
         assert snapshot["duplicate_create_attempts"]["total"] == 0
         assert snapshot["rate_limited"]["total"] == 0
