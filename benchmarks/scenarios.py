@@ -17,7 +17,7 @@ from typing import Any
 
 from bulksync.app.demo import tiny_png
 
-from . import memory_links
+from . import memory_links, memory_stream
 from ._harness import Figure, Sandbox, median, route_counts, run_client, total_requests
 
 LINKS_ROUTE = "POST /api/links"
@@ -398,9 +398,21 @@ def memory(ctx: Context) -> list[Figure]:
     large = memory_links.measure(large_n, ctx.folder, IN_FLIGHT)
     growth = large["peak_rss_mb"] / small["peak_rss_mb"]  # type: ignore[operator]
     complete = all(r["exit_code"] == 0 and r["result_lines"] == r["links"] for r in (small, large))
+    # The Python API's job.stream(): the same links as dicts from a generator, no file.
+    streamed = memory_stream.measure(large_n, ctx.folder, IN_FLIGHT)
     s = "memory"
     detail = {"connector": "fake", "small": small, "large": large, "every_result_written": complete}
+    stream_detail = {**streamed, "every_result_taken": memory_stream.complete(streamed)}
     return [
+        Figure(
+            s,
+            "stream_peak_rss_large",
+            streamed["peak_rss_mb"],
+            "MB",
+            "<= 150",
+            detail=stream_detail,
+        ),
+        Figure(s, "stream_items_per_s_large", streamed.get("items_per_s", 0), "items/s"),
         Figure(s, "peak_rss_small", small["peak_rss_mb"], "MB", detail=detail),  # type: ignore[arg-type]
         Figure(s, "peak_rss_large", large["peak_rss_mb"], "MB", "<= 150"),  # type: ignore[arg-type]
         Figure(s, "rss_growth", round(growth, 3), "x", "<= 1.2"),

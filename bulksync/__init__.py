@@ -13,6 +13,7 @@ Run a job from Python::
 """
 
 from bulksync.app._api import Job, RunReport
+from bulksync.app._api_stream import ResultStream
 from bulksync.app.config import Config
 from bulksync.engine._engine import Engine, EngineOptions
 from bulksync.engine.budget import RateBudget
@@ -69,6 +70,7 @@ __all__ = [
     "QuotaExhausted",
     "RateBudget",
     "RequestFailed",
+    "ResultStream",
     "RetryPolicy",
     "RunReport",
     "Skipped",

@@ -272,6 +272,7 @@ def test_the_public_names_are_pinned() -> None:
         "QuotaExhausted",
         "RateBudget",
         "RequestFailed",
+        "ResultStream",
         "RetryPolicy",
         "RunReport",
         "Skipped",

@@ -12,52 +12,22 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import anyio
-import orjson
 
 from bulksync.app import runner
 from bulksync.app._api_inputs import Source, with_inputs
+from bulksync.app._api_report import RunReport, raise_stopped, report_of
+from bulksync.app._api_stream import ResultStream
 from bulksync.app.config import Config, load_config, validate
-from bulksync.app.prune import PruneSkipped
-from bulksync.spi._errors import BulksyncError
 
 __all__ = ["Job", "RunReport"]
-
-
-@dataclass(frozen=True, slots=True)
-class RunReport:
-    """What a run did. ``failed > 0`` is not an exception: each failed item has its result."""
-
-    exit_code: int  # the CLI's exit code for the same run (README, "Exit codes")
-    summary: Mapping[str, Any]  # the run's summary, as written beside the results
-    results: Path  # this run's results file (JSON lines, one per input item)
-    total: int
-    succeeded: int
-    failed: int
-    skipped: int
-    interrupted: bool
-    # What stopped the run early (raised unless ``raise_on_stop=False``), else None.
-    stopped: BulksyncError | None = field(default=None, compare=False)
-
-    @property
-    def ok(self) -> bool:
-        """Every item succeeded or was skipped, and nothing stopped the run."""
-        return self.exit_code == runner.EXIT_OK
-
-    def items(self) -> Iterator[dict[str, Any]]:
-        """The result lines of this run, read lazily from :attr:`results`."""
-        with self.results.open("rb") as lines:
-            for line in lines:
-                if line.strip():
-                    yield orjson.loads(line)
 
 
 class Job:
@@ -130,6 +100,32 @@ class Job:
         with ThreadPoolExecutor(1, thread_name_prefix="bulksync-run") as pool:
             return pool.submit(anyio.run, partial(work, signals=False)).result()
 
+    def stream(
+        self,
+        *,
+        assets: Source | None = None,
+        links: Source | None = None,
+        window: int | None = None,
+        raise_on_stop: bool = True,
+    ) -> ResultStream:
+        """Run the job in the caller's event loop (asyncio), yielding each item's
+        :class:`bulksync.ItemResult` as it is written::
+
+            async with job.stream(links=rows) as results:
+                async for result in results:
+                    ...
+
+        ``assets``/``links``: as for :meth:`arun` (rows, or a path), else the config's files.
+        Rows are pulled as the run goes, never ahead of the results taken by more than
+        ``window`` items (at least what the engine holds at once: the default), so a slow
+        consumer slows the producer and memory stays flat. Leaving the ``async with`` (or
+        breaking out of the loop) stops the run: in-flight items finish, rows not yet pulled
+        get no result. A stop (auth, unreachable target, quota) raises once every result
+        is yielded, unless ``raise_on_stop`` is False; :attr:`ResultStream.report` then has
+        the run's report. A stream has no ``full``, prune or plan: those read the input more
+        than once (use :meth:`arun`)."""
+        return ResultStream(self._config, assets, links, window, raise_on_stop, self._run_once)
+
     async def _run(
         self,
         assets: Source | None,
@@ -143,26 +139,16 @@ class Job:
         with ExitStack() as stack:
             config = await with_inputs(self._config, stack, assets, links)
             validate(config)  # an input now, from the config or the call
-            done = await runner.run_job_async(config, quiet, options)
-        summary = done.summary
-        # A prune skipped for unreadable lines is exit 1 with failed items, not a stop.
-        stopped = None if isinstance(done.failure, PruneSkipped) else done.failure
-        report = RunReport(
-            exit_code=done.exit_code,
-            summary=summary,
-            results=self._config.output.results.resolve(),
-            total=int(summary.get("total", 0)),
-            succeeded=int(summary.get("succeeded", 0)),
-            failed=int(summary.get("failed", 0)),
-            skipped=int(summary.get("skipped", 0)),
-            interrupted=done.exit_code == runner.EXIT_INTERRUPTED,
-            stopped=stopped,
-        )
-        if stopped is not None and raise_on_stop:
-            # Every item has its result line already: say where, for whoever catches this.
-            stopped.add_note(f"results: {report.results}")
-            raise stopped
+            report = await self._run_once(config, options, quiet)
+        if report.stopped is not None and raise_on_stop:
+            raise_stopped(report)
         return report
+
+    async def _run_once(
+        self, config: Config, options: runner.RunOptions, quiet: bool = True
+    ) -> RunReport:
+        done = await runner.run_job_async(config, quiet, options)
+        return report_of(done, self._config.output.results.resolve())
 
     def __repr__(self) -> str:
         target = self._config.target

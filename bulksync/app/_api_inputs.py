@@ -10,17 +10,17 @@ flat whatever the row count; row ``i`` is line ``i + 1`` of its result.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterable, Iterable, Mapping
+from collections.abc import AsyncIterable, Iterable
 from contextlib import ExitStack
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any, TypeAlias
 
-import orjson
-
 from bulksync.app.config import Config
+from bulksync.inputs._objects import row_line
 
-Rows: TypeAlias = Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]]
+# Dicts, or record objects (dataclasses, attrs, named tuples, pydantic models).
+Rows: TypeAlias = Iterable[Any] | AsyncIterable[Any]
 Source: TypeAlias = str | os.PathLike[str] | Rows
 
 __all__ = ["Rows", "Source", "with_inputs"]
@@ -57,16 +57,8 @@ async def _spill(rows: Rows, path: Path) -> Path:
     with path.open("wb") as out:
         if isinstance(rows, AsyncIterable):
             async for row in rows:
-                out.write(_line(row))
+                out.write(row_line(row))
         else:
             for row in rows:
-                out.write(_line(row))
+                out.write(row_line(row))
     return path
-
-
-def _line(row: object) -> bytes:
-    # What is not a dict, or holds what JSON cannot, still takes its line, so that it fails
-    # there with its own result rather than shifting every row after it.
-    if not isinstance(row, Mapping):
-        return b"[" + orjson.dumps(type(row).__name__) + b"]\n"  # "expected an object"
-    return orjson.dumps(dict(row), default=str) + b"\n"

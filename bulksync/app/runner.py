@@ -6,7 +6,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from functools import partial
@@ -15,8 +15,9 @@ from typing import Any
 
 import anyio
 
+from bulksync.app._dry_run import dry_run
 from bulksync.app._job_check import check_job, check_stage_names
-from bulksync.app._job_inputs import csv_delimiter, input_records, prune_kinds
+from bulksync.app._job_inputs import input_records, open_records, prune_kinds
 from bulksync.app._plan_line import announce
 from bulksync.app._quota import open_quota_book, quota_summary
 from bulksync.app._remote_listing import list_target, lister_of, remote_index
@@ -28,18 +29,11 @@ from bulksync.app._telemetry import Snapshot, take_snapshot
 from bulksync.app._timeline import Timeline
 from bulksync.app._totals import StageTotals
 from bulksync.app.config import Config, normalize_base_url
-from bulksync.app.plan import format_plan, make_plan, plan_costs, plan_json
 from bulksync.app.progress import RunProgress, count_lines, note
 from bulksync.app.prune import PruneGuardError, PruneSkipped, max_delete_limit, prune
-from bulksync.app.registry import target_spec
-from bulksync.app.wiring import BuiltTarget, build_connector, build_target
-from bulksync.engine._breaker import CircuitBreaker, no_route_of
-from bulksync.engine._engine import Engine, EngineOptions, Input, StageCounters
+from bulksync.app.wiring import BuiltTarget, build_connector, build_target, retry_policy
+from bulksync.engine._engine import AnyInput, Engine, EngineOptions, Input, StageCounters
 from bulksync.engine._preflight import preflight, stall_limit
-from bulksync.engine.client import EngineClient
-from bulksync.engine.retry import RetryPolicy
-from bulksync.inputs.readers import read_records
-from bulksync.spi._connector import Connector, RemoteLister
 from bulksync.spi._errors import (
     AuthError,
     BulksyncError,
@@ -47,20 +41,29 @@ from bulksync.spi._errors import (
     QuotaExhausted,
     first_bulksync_error,
 )
-from bulksync.spi._records import Kind
+from bulksync.spi._records import BadRecord, Kind, Record
 from bulksync.spi._redact import redact
 from bulksync.store._state_lock import holder as state_holder
 from bulksync.store.remote import RemoteIndex
 from bulksync.store.results import (
+    ItemResult,
+    ResultSink,
+    ResultTee,
     ResultWriter,
-    RunStats,
     format_summary,
     summary_path,
 )
 from bulksync.store.state import StateStore
 from bulksync.store.verdict import Judge
 
-__all__ = ["PruneGuardError", "RunOptions", "RunReport", "max_delete_limit", "run_job"]
+__all__ = [
+    "LiveInputs",
+    "PruneGuardError",
+    "RunOptions",
+    "RunReport",
+    "max_delete_limit",
+    "run_job",
+]
 
 EXIT_OK, EXIT_FAILED_ITEMS, EXIT_USAGE, EXIT_AUTH, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 EXIT_UNREACHABLE = 4  # TargetUnreachable.exit_code
@@ -89,6 +92,18 @@ class RunOptions:
     # Ctrl-C/SIGTERM handling; only ever on the main thread (signal handlers cannot be set
     # elsewhere). The Python API turns it off inside a caller's own event loop.
     signals: bool = True
+    live: LiveInputs | None = None  # the Python API's stream()
+
+
+@dataclass(slots=True, frozen=True)
+class LiveInputs:
+    """Records given in code for some kinds (the config names no file for them), each
+    result handed to ``on_result`` as it is written, and the engine to ``on_engine`` once
+    built (to size the caller's read-ahead, and to stop it)."""
+
+    records: Mapping[Kind, AsyncIterable[Record | BadRecord]]
+    on_result: Callable[[ItemResult], None]
+    on_engine: Callable[[Engine], None]
 
 
 def run_job(config: Config, *, quiet: bool = False, options: RunOptions | None = None) -> RunReport:
@@ -101,6 +116,9 @@ async def run_job_async(
 ) -> RunReport:
     """:func:`run_job` inside a running event loop (the demo runs the sandbox beside it)."""
     mode = options or RunOptions()
+    live = mode.live
+    if live is not None and (mode.prune or mode.dry_run or mode.only_keys is not None):
+        raise ConfigError("rows streamed from code cannot be pruned, planned or retried: run()")
     if mode.prune:
         if mode.only_keys is not None:
             # Only some lines are fed: every other line would look gone and be deleted.
@@ -108,7 +126,7 @@ async def run_job_async(
         max_delete_limit(mode.max_delete, 0)  # a bad value fails now, not after the sync
     # What the target cannot do fails now, before the state, the inputs or any request.
     checked = build_connector(config)
-    kinds, enabled = prune_kinds(config), config.state.enabled
+    kinds, enabled = prune_kinds(config, () if live is None else live.records), config.state.enabled
     check_job(checked, kinds, prune=mode.prune, full=mode.full, state=enabled)
     check_stage_names(checked, config.limits.stage_concurrency)
     with ExitStack() as stack:
@@ -120,12 +138,16 @@ async def run_job_async(
             config, stack, show_progress or stats_every > 0, mode.strict_fields, keys=mode.only_keys
         )
         if mode.dry_run:
-            return await _dry_run(config, stack, inputs, state, mode, quiet, checked)
+            plan = await dry_run(
+                config, stack, inputs, state, mode.full, mode.prune, mode.max_delete, quiet, checked
+            )
+            return RunReport(EXIT_OK, plan)
         built = build_target(config)
         # Earlier runs' requests to this instance count against its quota too.
         quota_book = open_quota_book(config, built.target.budget, stack)
         folder = new_run_folder(runs_dir_of(config))
         writer = ResultWriter(folder.results)
+        sink: ResultSink = writer if live is None else ResultTee(writer, live.on_result)
         stack.callback(writer.close)
         # Whatever read the configured results path before reads this run's, as it runs; the
         # last run's summary beside it goes, so a killed run is not read with another's.
@@ -133,7 +155,9 @@ async def run_job_async(
         summary_path(config.output.results).unlink(missing_ok=True)
         remote = remote_index(config, built, mode.full, stack)
         engine_options = _engine_options(config, state, mode, remote)
-        engine = Engine(built.connector, built.target, writer, engine_options)
+        engine = Engine(built.connector, built.target, sink, engine_options)
+        if live is not None:
+            live.on_engine(engine)
         started = time.monotonic()
 
         stage_totals = StageTotals()
@@ -184,7 +208,7 @@ async def run_job_async(
                     note(line)
             if quota_book is not None and quota_book.earlier and not quiet:
                 note(quota_book.earlier)
-            await engine.run(inputs)
+            await engine.run(inputs if live is None else _with_live(live, inputs))
             if mode.prune and not engine.interrupted and engine.quota is None:
                 kinds = prune_kinds(config)
                 done = await prune(engines, built, writer, state, kinds, mode.max_delete, remote)
@@ -235,6 +259,11 @@ async def run_job_async(
     return RunReport(code, summary, failure)
 
 
+def _with_live(live: LiveInputs, inputs: list[Input]) -> list[AnyInput]:
+    """Every input, assets first (the links may point at them)."""
+    return sorted([*live.records.items(), *inputs], key=lambda given: given[0] != "asset")
+
+
 def _asset_totals(
     config: Config, built: BuiltTarget, totals: StageTotals
 ) -> Callable[[], Coroutine[Any, Any, None]]:
@@ -261,7 +290,7 @@ def _engine_options(
     return EngineOptions(
         concurrency=limits.concurrency,
         stage_concurrency=dict(limits.stage_concurrency),
-        retry=_retry_policy(config),
+        retry=retry_policy(config),
         grace_s=limits.grace_s,
         state=state,
         full=mode.full,
@@ -307,16 +336,7 @@ def _open_inputs(
     for kind, path in sources:
         if path is None:
             continue
-        media_root, fmt = config.inputs.media_root, config.inputs.format
-        stream = read_records(
-            path,
-            kind,
-            media_root=media_root,
-            fmt=fmt,
-            strict_fields=strict_fields,
-            csv_delimiter=csv_delimiter(config),
-            shape=target_spec(config.target.kind).input_shape,
-        )
+        stream = open_records(config, path, kind, strict_fields)
         stack.callback(stream.close)
         if keys is not None:
             inputs.append((kind, keys.select(str(path), stream)))
@@ -326,11 +346,6 @@ def _open_inputs(
             if count:
                 totals[kind] = count_lines(path)
     return inputs, totals
-
-
-def _retry_policy(config: Config) -> RetryPolicy:
-    limits = config.limits
-    return RetryPolicy(max_attempts=limits.max_attempts, max_elapsed_s=limits.max_elapsed_s)
 
 
 async def _until_stopped(engine: Engine, work: Callable[[], Awaitable[None]]) -> None:
@@ -344,55 +359,6 @@ async def _until_stopped(engine: Engine, work: Callable[[], Awaitable[None]]) ->
         group.start_soon(watch)
         await work()
         group.cancel_scope.cancel()
-
-
-async def _dry_run(
-    config: Config,
-    stack: ExitStack,
-    inputs: list[Input],
-    state: StateStore | None,
-    mode: RunOptions,
-    quiet: bool,
-    connector: Connector,
-) -> RunReport:
-    """The plan, from the inputs, the state and (with --full) the target's listing; the
-    connector (built without secrets) applies its own read-time checks and identities."""
-    remote: RemoteIndex | None = None
-    lister: RemoteLister | None = None
-    pages = 0
-    if mode.full:
-        built = build_target(config)
-        connector = built.connector
-        try:
-            remote = remote_index(config, built, mode.full, stack)
-            lister = lister_of(built)
-            if remote is not None:
-                # The run's fail-fast rules for the listing's GETs too: a dead target is exit 4
-                # with its cause, not a failed listing (exit 2).
-                stats = RunStats()
-                await preflight(built.connector, built.target, stats, config.target.timeout_s)
-                breaker = CircuitBreaker(
-                    config.limits.unreachable_after, no_route_of(built.connector)
-                )
-                client = EngineClient(built.target, stats, _retry_policy(config), breaker)
-                pages = await list_target(config, built, client, remote, quiet)
-        finally:
-            await built.target.transport.aclose()
-    judge = Judge(state, remote, lister, mode.full)
-    costs = plan_costs(config, connector)
-    tally = None if costs is None else costs.tally
-    plans = make_plan(
-        inputs,
-        judge,
-        prune=mode.prune,
-        connector=connector,
-        max_delete=mode.max_delete,
-        tally=tally,
-    )
-    requests = None if costs is None else costs.estimate(pages)
-    if not quiet:
-        print(format_plan(plans, requests))
-    return RunReport(EXIT_OK, {"plan": plan_json(plans, requests)})
 
 
 async def _drive(

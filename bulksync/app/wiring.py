@@ -24,6 +24,7 @@ from bulksync.app.config import (
 from bulksync.engine.auth import Authenticator, NoAuth, SessionAuth, StaticTokenAuth
 from bulksync.engine.budget import RateBudget
 from bulksync.engine.client import Target
+from bulksync.engine.retry import RetryPolicy
 from bulksync.engine.transport import AiohttpTransport, Transport
 from bulksync.spi._connector import Connector
 from bulksync.spi._errors import ConfigError
@@ -202,3 +203,8 @@ def config_schema(broken: list[str] | None = None) -> dict[str, Any]:
     target["properties"]["kind"].pop("default", None)
     target["properties"]["kind"]["enum"] = kinds
     return schema
+
+
+def retry_policy(config: Config) -> RetryPolicy:
+    limits = config.limits
+    return RetryPolicy(max_attempts=limits.max_attempts, max_elapsed_s=limits.max_elapsed_s)

@@ -9,7 +9,7 @@ leaves the engine through exactly one result line.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import anyio
@@ -17,6 +17,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from bulksync.engine._breaker import DEFAULT_UNREACHABLE_AFTER, CircuitBreaker, no_route_of
 from bulksync.engine._identities import IdentityIndex
+from bulksync.engine._pull import PULL_AHEAD, Wait, pulled_records
 from bulksync.engine._resume import ResumeGate, record_intents
 from bulksync.engine._stages import ItemSink, StageCounters, StagePool, group_jobs, quota_failed
 from bulksync.engine.client import EngineClient, Target
@@ -39,14 +40,18 @@ from bulksync.store.verdict import Judge
 log = logging.getLogger("bulksync.engine._engine")
 
 Input = tuple[Kind, Iterable[Record | BadRecord]]
+# A file's records, or a caller's async ones (the Python API's stream).
+InputRecords = Iterable[Record | BadRecord] | AsyncIterable[Record | BadRecord]
+AnyInput = tuple[Kind, InputRecords]
 # At most this many jobs are read ahead and recorded in one transaction before the first of
 # them is sent (fewer when the first stage's queue is smaller).
 FEED_BATCH = 64
+MAX_HELD_JOBS = 10_000  # a grouped stage's open groups hold at most so many jobs together
 
 # The stages a kind's records go through: the connector's own unless a flow names others.
 StagesOf = Callable[[Kind], Sequence[Stage]]
 
-__all__ = ["Engine", "EngineOptions", "Input", "StageCounters", "StagesOf"]
+__all__ = ["AnyInput", "Engine", "EngineOptions", "Input", "StageCounters", "StagesOf"]
 
 
 @dataclass(slots=True)
@@ -95,7 +100,9 @@ class Engine(ItemSink):
         self.unreadable = 0  # input lines the reader could not turn into a record
         self.first_unreadable: Origin | None = None
 
-    async def run(self, inputs: Sequence[Input], *, stages_of: StagesOf | None = None) -> RunStats:
+    async def run(
+        self, inputs: Sequence[AnyInput], *, stages_of: StagesOf | None = None
+    ) -> RunStats:
         """Run every input to the end, or until :attr:`stop` is set and the grace period ends.
 
         Each kind's records go through ``stages_of(kind)``, the connector's stages unless a
@@ -153,6 +160,19 @@ class Engine(ItemSink):
         sent yet ends "not attempted: quota exhausted" (exit 6)."""
         return self.client.target.budget.exhausted
 
+    def held_at_most(self, kind: Kind) -> int:
+        """The most items of ``kind`` in the engine at once with no result yet: what a caller
+        that meters its input against results taken must let it read ahead, or both wait."""
+        # A batch being read, the record in hand, those pulled ahead of an async source.
+        options, held = self.options, FEED_BATCH + 1 + PULL_AHEAD
+        for stage in self.connector.stages(kind):
+            workers = options.stage_concurrency.get(stage.name, options.concurrency)
+            in_hand = workers * stage.batch_size
+            held += (options.queue_size or 2 * in_hand) + in_hand  # as _run_flow sizes it
+            if stage.grouped:
+                held += MAX_HELD_JOBS + 1 + in_hand  # group_jobs's, and its groups' stream
+        return held
+
     def request_stop(self) -> None:
         """Stop taking new items; in-flight ones get ``grace_s`` to finish."""
         self.stop.set()
@@ -173,9 +193,7 @@ class Engine(ItemSink):
         await anyio.sleep(self.options.grace_s)
         self._pipeline.cancel()
 
-    async def _run_flow(
-        self, kind: Kind, records: Iterable[Record | BadRecord], stages: Sequence[Stage]
-    ) -> None:
+    async def _run_flow(self, kind: Kind, records: InputRecords, stages: Sequence[Stage]) -> None:
         options = self.options
         counters = [c for _, c in self._stages[kind]]
         async with anyio.create_task_group() as group:
@@ -197,7 +215,12 @@ class Engine(ItemSink):
                 if stage.grouped:
                     groups_send, groups = anyio.create_memory_object_stream[list[Job]](workers)
                     group.start_soon(
-                        group_jobs, stage, receive, groups_send, options.max_open_groups
+                        group_jobs,
+                        stage,
+                        receive,
+                        groups_send,
+                        options.max_open_groups,
+                        MAX_HELD_JOBS,
                     )
                     for _ in range(workers):
                         next_send = downstream.clone() if downstream else None
@@ -215,12 +238,15 @@ class Engine(ItemSink):
             group.start_soon(self._feed, kind, records, downstream)
 
     async def _feed(
-        self, kind: Kind, records: Iterable[Record | BadRecord], send: MemoryObjectSendStream[Job]
+        self, kind: Kind, records: InputRecords, send: MemoryObjectSendStream[Job]
     ) -> None:
         # Never more read ahead than the first queue holds: backpressure stays what it was.
         batch = max(1, min(FEED_BATCH, int(send.statistics().max_buffer_size)))
         async with send:
             ready: list[Job] = []
+            if isinstance(records, AsyncIterable):
+                await self._feed_pulled(kind, records, send, batch, ready)
+                return
             for record in records:
                 if self.stop.is_set():
                     break  # no more reading; what was read still goes, within the grace
@@ -234,6 +260,36 @@ class Engine(ItemSink):
                     await self._send_batch(ready, send)
                     ready = []
             await self._send_batch(ready, send)
+
+    async def _feed_pulled(
+        self,
+        kind: Kind,
+        records: AsyncIterable[Record | BadRecord],
+        send: MemoryObjectSendStream[Job],
+        batch: int,
+        ready: list[Job],
+    ) -> None:
+        """:meth:`_feed` from a caller's async records: a batch goes as soon as no record is
+        ready, so a source that waits (on its consumer, or its database) never holds one back."""
+        async with pulled_records(records) as pulled:
+            while not self.stop.is_set():
+                record = pulled.ready()
+                if isinstance(record, Wait):
+                    await self._send_batch(ready, send)
+                    ready.clear()
+                    record = await pulled.next(self.stop)
+                if record is None or self.stop.is_set():
+                    break
+                self.read[kind] += 1
+                job = self._admit(record)
+                if job is None:
+                    await anyio.lowlevel.checkpoint()
+                    continue
+                ready.append(job)
+                if len(ready) >= batch:
+                    await self._send_batch(ready, send)
+                    ready.clear()
+        await self._send_batch(ready, send)
 
     def _admit(self, record: Record | BadRecord) -> Job | None:
         """The job to push for this input line, or None when its result is already written.
@@ -279,6 +335,8 @@ class Engine(ItemSink):
         return job
 
     async def _send_batch(self, jobs: Sequence[Job], send: MemoryObjectSendStream[Job]) -> None:
+        if not jobs:
+            return
         if self.quota is not None:
             for job in jobs:  # read before the quota ran out: they go nowhere now
                 self._finish(job, "failed", error=quota_failed(job).error)

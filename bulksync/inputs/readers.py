@@ -10,7 +10,7 @@ input line still gets exactly one result. Only a file that cannot be read at all
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, Literal
@@ -18,6 +18,7 @@ from typing import Any, BinaryIO, Literal
 import orjson
 
 from bulksync.inputs._csv import BOM, csv_records, read_header, utf8_detail
+from bulksync.inputs._objects import row_line
 from bulksync.inputs._shape_rules import ShapeRules, rules_for
 from bulksync.inputs._validate import (
     Item,
@@ -32,7 +33,7 @@ from bulksync.spi._errors import InputFileError
 from bulksync.spi._records import AssetRecord, BadRecord, Kind, LinkRecord, Origin
 from bulksync.spi._shapes import InputShape
 
-__all__ = ["RecordStream", "read_records"]
+__all__ = ["RecordStream", "read_records", "stream_records"]
 
 Format = Literal["auto", "jsonl", "csv"]
 # One record is a few hundred bytes; a line of megabytes is a broken export (or an attack on
@@ -125,6 +126,49 @@ def read_records(
     return RecordStream(file, _guarded(file, path, records))
 
 
+async def stream_records(
+    rows: Iterable[object] | AsyncIterable[object],
+    kind: Kind,
+    name: str,
+    *,
+    media_root: Path,
+    strict_fields: bool = False,
+    shape: InputShape | None = None,
+) -> AsyncIterator[Item]:
+    """The records of rows given in code (any iterable or async iterable of dicts or record
+    objects), one row pulled per record and each checked exactly as a JSONL line: row ``i``
+    is line ``i + 1`` of ``name``. Asset ``file`` paths resolve against ``media_root``."""
+    rules = rules_for(shape)
+    fields = UnknownFields(kind, strict_fields, rules)
+    line = _OneLine()
+    parse = _jsonl_records(line, name, kind, MediaRoot(media_root), fields, rules)
+    if isinstance(rows, AsyncIterable):
+        async for row in rows:
+            line.push(row_line(row))
+            yield next(parse)
+    else:
+        for row in rows:
+            line.push(row_line(row))
+            yield next(parse)
+
+
+class _OneLine(Iterator[bytes]):
+    """The JSONL parser's input, one pushed line at a time: a row's line is never blank, so
+    each push gives exactly one record."""
+
+    def __init__(self) -> None:
+        self._line: bytes | None = None
+
+    def push(self, line: bytes) -> None:
+        self._line = line
+
+    def __next__(self) -> bytes:
+        line, self._line = self._line, None
+        if line is None:
+            raise StopIteration
+        return line
+
+
 def _guarded(file: BinaryIO, path: Path, records: Iterator[Item]) -> Iterator[Item]:
     # A read failure halfway (I/O error, file on a vanished mount) means the rest of the file
     # cannot be known, which is the same run-stopping condition as not opening it.
@@ -136,7 +180,7 @@ def _guarded(file: BinaryIO, path: Path, records: Iterator[Item]) -> Iterator[It
 
 
 def _jsonl_records(
-    file: BinaryIO,
+    file: Iterable[bytes],
     name: str,
     kind: Kind,
     root: MediaRoot,

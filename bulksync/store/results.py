@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol
 
@@ -105,6 +105,36 @@ class ResultSink(Protocol):
     by a flow that watches what succeeded (prune forgets what it deleted)."""
 
     def write(self, result: ItemResult) -> None: ...
+
+
+class ResultTee:
+    """A :class:`ResultSink` writing to ``writer``, then handing each result to ``listener``
+    (the Python API's stream yields it)."""
+
+    def __init__(self, writer: ResultSink, listener: Callable[[ItemResult], None]) -> None:
+        self._writer = writer
+        self._listener = listener
+
+    def write(self, result: ItemResult) -> None:
+        self._writer.write(result)
+        self._listener(masked(result))
+
+
+def masked(result: ItemResult) -> ItemResult:
+    """``result`` with every secret masked, as its line in the results file has them."""
+    if not has_secrets():
+        return result
+    error = result.error
+    if error is not None:
+        error = replace(error, message=redact(error.message))
+    extra = orjson.loads(_masked(orjson.dumps(result.extra))) if result.extra else result.extra
+    return replace(
+        result,
+        key=None if result.key is None else redact(result.key),
+        reason=None if result.reason is None else redact(result.reason),
+        error=error,
+        extra=extra,
+    )
 
 
 def read_results(path: Path) -> Iterator[dict[str, Any]]:
