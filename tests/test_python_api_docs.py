@@ -24,37 +24,91 @@ def readme_examples() -> list[str]:
     return [block.split("\n```", 1)[0] for block in section.split(marker)[1:]]
 
 
+NOTEBOOK, AIRFLOW, SQLITE = range(3)
+
+
 def test_the_readme_has_its_python_examples_marked() -> None:
     examples = readme_examples()
-    assert len(examples) == 2
-    assert "bulksync.Job(" in examples[0] and "sqlite3" in examples[1]
+    assert len(examples) == 3
+    assert "async for result in results:" in examples[NOTEBOOK]
+    assert "@task(" in examples[AIRFLOW] and "sqlite3" in examples[SQLITE]
 
 
-def run_readme_example(folder: Path, which: int = 0) -> subprocess.CompletedProcess[str]:
+def run_readme_example(
+    folder: Path, which: int, *command: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     (folder / "example.py").write_text(readme_examples()[which], encoding="utf-8")
     return subprocess.run(
-        [sys.executable, "example.py"],
+        [sys.executable, *(command or ["example.py"])],
         capture_output=True,
         text=True,
         timeout=120,
         cwd=folder,
+        env=env,
         check=False,
     )
 
 
-def test_the_readme_example_runs_and_fails_the_task_on_failed_items(tmp_path: Path) -> None:
-    good = tmp_path / "good"
-    good.mkdir()
+# A notebook cell: compiled with top-level await, awaited inside a running loop (as IPython does).
+AS_A_CELL = """\
+import ast, asyncio, sys
+
+code = compile(open("example.py").read(), "cell", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+
+
+async def kernel() -> None:
+    cell = eval(code, {"__name__": "__main__"})
+    if cell is not None:
+        await cell
+
+
+asyncio.run(kernel())
+"""
+
+
+def test_the_readme_notebook_cell_streams_its_rows_in_a_running_loop(tmp_path: Path) -> None:
+    (tmp_path / "kernel.py").write_text(AS_A_CELL, encoding="utf-8")
+    done = run_readme_example(tmp_path, NOTEBOOK, "kernel.py")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1000 pushed, 0 unchanged, 0 failed", done.stdout
+    again = run_readme_example(tmp_path, NOTEBOOK, "kernel.py")  # the state: nothing again
+    assert again.stdout.strip() == "0 pushed, 1000 unchanged, 0 failed", again.stderr
+    assert sum(1 for _ in (tmp_path / "out" / "results.jsonl").open("rb")) == 1000
+
+
+# Airflow is not installed here: what the example relies on is that Airflow calls the decorated
+# function on a worker (and fails the task when it raises); the stand-in only lets it import.
+AIRFLOW_STAND_IN = """\
+def task(*args, **kwargs):
+    if args and callable(args[0]):
+        return args[0]
+    return lambda function: function
+"""
+
+
+def run_the_airflow_task(folder: Path) -> subprocess.CompletedProcess[str]:
+    stand_in = folder / "stand-in" / "airflow"
+    stand_in.mkdir(parents=True, exist_ok=True)
+    (stand_in / "__init__.py").write_text("", encoding="utf-8")
+    (stand_in / "decorators.py").write_text(AIRFLOW_STAND_IN, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(stand_in.parent)}
+    call = "import example; print(example.nightly_resync())"
+    return run_readme_example(folder, AIRFLOW, "-c", call, env=env)
+
+
+def test_the_readme_airflow_task_resyncs_and_fails_on_failed_items(tmp_path: Path) -> None:
+    write_job(tmp_path / "good")
     lines = [orjson.dumps({"from": "doc", "to": f"d{i}", "type": "t"}) for i in range(LINKS)]
-    (good / "links.jsonl").write_bytes(b"\n".join(lines) + b"\n")
-    done = run_readme_example(good)
+    (tmp_path / "good" / "links.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    done = run_the_airflow_task(tmp_path / "good")
     assert done.returncode == 0, done.stderr
     assert f"{LINKS} pushed, 0 unchanged, 0 failed" in done.stdout
-    again = run_readme_example(good)  # the state: a rerun pushes nothing
-    assert f"0 pushed, {LINKS} unchanged, 0 failed" in again.stdout
+    assert f"{{'pushed': {LINKS}, 'unchanged': 0}}" in done.stdout
+    again = run_the_airflow_task(tmp_path / "good")  # the nightly rerun: nothing changed
+    assert f"0 pushed, {LINKS} unchanged, 0 failed" in again.stdout, again.stderr
 
     write_job(tmp_path / "bad")  # the same links, line 5 unreadable
-    failed = run_readme_example(tmp_path / "bad")
+    failed = run_the_airflow_task(tmp_path / "bad")
     assert failed.returncode == 1
     assert f"{LINKS - 1} pushed, 0 unchanged, 1 failed" in failed.stdout
     assert f"line {BAD_LINE}: " in failed.stdout
@@ -90,7 +144,7 @@ subtype = "bulksync"
 """,
             encoding="utf-8",
         )
-        done = run_readme_example(tmp_path, 1)
+        done = run_readme_example(tmp_path, SQLITE)
     assert done.returncode == 0, done.stderr
     out = done.stdout.strip().splitlines()
     assert out[0] == f"{len(pairs) - 1} links pushed, 1 failed", done.stdout
@@ -98,6 +152,8 @@ subtype = "bulksync"
 
 
 CONSUMER = """\
+from dataclasses import dataclass
+
 import bulksync
 
 
@@ -112,6 +168,23 @@ def nightly(path: str) -> int:
 
 async def in_a_loop(job: bulksync.Job) -> bulksync.RunReport:
     return await job.arun(full=True)
+
+
+@dataclass
+class Link:
+    from_: str
+    to: str
+    type: str
+
+
+async def streamed(job: bulksync.Job, rows: list[Link]) -> int:
+    failed = 0
+    async with job.stream(links=rows, window=500) as results:
+        async for result in results:
+            item: bulksync.ItemResult = result
+            failed += 0 if item.success else 1
+    report: bulksync.RunReport | None = results.report
+    return failed if report is None else report.total
 """
 
 
