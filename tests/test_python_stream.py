@@ -78,8 +78,8 @@ async def test_a_stream_yields_one_result_per_row_and_the_same_as_run(tmp_path: 
         ]
     ]
     failed = {r.origin.line: r.error.message for r in taken if r.error is not None}
-    assert failed[5].startswith("<links>:5: ") and "'to'" in failed[5]
-    assert failed[6].startswith("<links>:6: expected a JSON object")
+    assert failed[5].startswith("<links> row 4: ") and "'to'" in failed[5]  # row index 4
+    assert failed[6].startswith("<links> row 5: expected a JSON object")
     report = results.report
     assert report is not None and (report.total, report.failed, report.exit_code) == (7, 2, 1)
     assert sum(1 for _ in report.items()) == 7  # the results file has them too
@@ -214,3 +214,45 @@ async def test_a_streamed_result_has_its_secrets_masked_as_its_line_has(
     assert "sandbox-token" not in (tmp_path / "results.jsonl").read_text()
     (echoed,) = [r for r in taken if r.origin.line == 3]
     assert echoed.key is not None and "***" in echoed.key
+
+
+async def test_a_stream_reads_the_configs_file_through_the_window_too(tmp_path: Path) -> None:
+    from test_python_api import BAD_LINE, EXPECTED, LINKS, write_job
+
+    job = bulksync.Job.from_toml(write_job(tmp_path))
+    async with job.stream() as results:
+        taken = [r async for r in results]
+    links = str(tmp_path / "links.jsonl")
+    assert {r.origin.path for r in taken} == {links}
+    assert sorted((r.origin.line, r.key, r.status) for r in taken) == EXPECTED
+    (bad,) = [r for r in taken if r.status == "failed"]
+    assert bad.error is not None and bad.error.message.startswith(f"{links}:{BAD_LINE}: ")
+    assert results.report is not None and results.report.total == LINKS
+
+
+async def test_assets_and_links_streamed_together_go_assets_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bulksync.app.demo import tiny_png
+
+    monkeypatch.setenv(TOKEN, "sandbox-token")
+    (tmp_path / "media").mkdir()
+    for i in range(6):
+        (tmp_path / "media" / f"a{i}.png").write_bytes(tiny_png(8 + i, 8, i))
+    assets = ({"id": f"asset-{i}", "file": f"media/a{i}.png", "classification": "dam_sort"}
+              for i in range(6))  # fmt: skip
+    links = [{"from": "doc-00001", "to": f"asset-{i}", "type": "t"} for i in range(6)]
+    settings = SandboxSettings().with_overrides({"quable.classifications": "dam_sort"})
+    async with running_sandbox(settings) as sandbox:
+        job = bulksync.Job(
+            target={"kind": "quable", "base_url": sandbox.url, "token_env": TOKEN},
+            inputs={"media_root": str(tmp_path)},
+            output={"results": str(tmp_path / "results.jsonl"), "progress": False},
+            state={"path": str(tmp_path / "state.sqlite")},
+        )
+        with anyio.fail_after(60):
+            async with job.stream(assets=assets, links=links) as results:
+                taken = [(r.kind, r.status) async for r in results]
+        assert sorted(sandbox.state.store.quable.assets) == [f"asset-{i}" for i in range(6)]
+    assert taken[:6] == [("asset", "succeeded")] * 6  # every asset's result before any link's
+    assert taken[6:] == [("link", "succeeded")] * 6

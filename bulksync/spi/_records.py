@@ -27,6 +27,9 @@ class Origin:
     line: int
 
     def __str__(self) -> str:
+        if self.path.startswith("<") and self.path.endswith(">"):
+            # Rows given in code (the Python API's stream): the index the caller counts by.
+            return f"{self.path} row {self.line - 1}"
         return f"{self.path}:{self.line}"
 
 
