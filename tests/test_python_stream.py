@@ -256,3 +256,45 @@ async def test_assets_and_links_streamed_together_go_assets_first(
         assert sorted(sandbox.state.store.quable.assets) == [f"asset-{i}" for i in range(6)]
     assert taken[:6] == [("asset", "succeeded")] * 6  # every asset's result before any link's
     assert taken[6:] == [("link", "succeeded")] * 6
+
+
+class Unwritable:
+    """A record object whose own code fails when read: its row fails, the others go."""
+
+    def model_dump(self, **_: object) -> dict[str, object]:
+        raise RuntimeError("lazy field could not load")
+
+
+async def test_rows_that_cannot_be_written_fail_alone_and_a_raising_iterator_stops(
+    tmp_path: Path,
+) -> None:
+    def rows() -> Any:
+        yield {"from": "doc", "to": "d0", "type": "t"}
+        yield Unwritable()  # row 1
+        yield {1: "doc", "to": "d2", "type": "t"}  # row 2: a key that is not a string
+        yield {"from": "doc", "to": "d3", "type": "t"}
+        raise ConnectionError("the database went away")
+
+    taken: list[bulksync.ItemResult] = []
+    with pytest.raises(bulksync.InputFileError, match="after 4 row") as raised:
+        async with fake_job(tmp_path).stream(links=rows()) as results:
+            async for result in results:
+                taken.append(result)
+    assert isinstance(raised.value.__cause__, ConnectionError)
+    assert "the database went away" in str(raised.value)
+    by_line = {r.origin.line: r for r in taken}
+    assert sorted(by_line) == [1, 2, 3, 4]  # every row pulled has its result
+    assert [by_line[n].status for n in (1, 2, 3, 4)] == [
+        "succeeded",
+        "failed",
+        "failed",
+        "succeeded",
+    ]
+    unwritable = by_line[2].error
+    assert (
+        unwritable is not None
+        and "row cannot be read as an object: RuntimeError" in unwritable.message
+    )
+    assert unwritable.message.startswith("<links> row 1: ")
+    report = results.report
+    assert report is not None and report.exit_code == 2 and report.stopped is raised.value

@@ -23,6 +23,8 @@ from collections.abc import (
     Coroutine,
     Iterable,
 )
+from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -35,8 +37,9 @@ from bulksync.app.config import Config, validate
 from bulksync.app.registry import target_spec
 from bulksync.engine._engine import Engine
 from bulksync.inputs.readers import stream_records
-from bulksync.spi._errors import ConfigError
+from bulksync.spi._errors import ConfigError, InputFileError
 from bulksync.spi._records import BadRecord, Kind, Record
+from bulksync.spi._redact import redacted_excerpt
 from bulksync.store.results import ItemResult
 
 __all__ = ["ResultStream"]
@@ -107,6 +110,20 @@ class ResultStream(AsyncIterator[ItemResult]):
         await self._run.halt()
 
 
+async def _async(records: Iterable[Item]) -> AsyncIterator[Item]:
+    for record in records:
+        yield record
+
+
+def _input_error(kind: Kind, taken: int, exc: Exception) -> InputFileError:
+    if isinstance(exc, InputFileError):
+        return exc
+    what = redacted_excerpt(f"{type(exc).__name__}: {exc}", 300)
+    error = InputFileError(f"<{kind}s>: the rows raised after {taken} row(s): {what}")
+    error.__cause__ = exc
+    return error
+
+
 def _absolute(source: Source | None) -> Source | None:
     # As the CLI's --links: against the folder current when the stream is made.
     return os.path.abspath(source) if isinstance(source, str | os.PathLike) else source
@@ -118,7 +135,7 @@ async def _results(run: _Run) -> AsyncGenerator[ItemResult, None]:
         while True:
             while not run.results:
                 if task.done():
-                    run.report = report = task.result()
+                    report = run.outcome(task)
                     if report.stopped is not None and run.raise_on_stop:
                         raise_stopped(report)
                     return
@@ -156,15 +173,20 @@ class _Run:
         self._engine: Engine | None = None
         self._task: asyncio.Task[RunReport] | None = None
         self._closing = False
+        self._stack = ExitStack()  # the input files opened for the run
+        self.input_error: InputFileError | None = None
 
     def start(self) -> asyncio.Task[RunReport]:
         config = self._config.model_copy(deep=True)
-        sources: dict[Kind, Source] = {}
+        sources: dict[Kind, Iterable[Item] | AsyncIterable[Item]] = {}
         for kind, given in self._given.items():
             configured = config.inputs.assets if kind == "asset" else config.inputs.links
             source = given if given is not None else configured
-            if source is not None:
-                sources[kind] = source
+            if isinstance(source, str | os.PathLike):
+                # Opened now: a missing file stops the stream before anything is sent.
+                sources[kind] = self._stack.enter_context(open_records(config, Path(source), kind))
+            elif source is not None:
+                sources[kind] = self._rows(kind, source)
         if not sources:
             raise ConfigError("no input: give assets= and/or links=, or set them in [inputs]")
         self._kinds = list(sources)
@@ -172,14 +194,24 @@ class _Run:
         config.inputs.assets = config.inputs.links = None
         validate(config, needs_inputs=False)
         live = runner.LiveInputs(
-            {kind: self._metered(kind, source) for kind, source in sources.items()},
+            {kind: self._metered(kind, records) for kind, records in sources.items()},
             self._arrive,
             self._sized,
         )
         options = runner.RunOptions(signals=False, live=live)
         self._task = asyncio.get_running_loop().create_task(self._run_once(config, options))
         self._task.add_done_callback(lambda _: self.arrived.set())
+        self._task.add_done_callback(lambda _: self._stack.close())
         return self._task
+
+    def outcome(self, task: asyncio.Task[RunReport]) -> RunReport:
+        """The run's report; a rows iterator that raised made it a stop (exit 2)."""
+        report = task.result()
+        if self.input_error is not None:
+            error = self.input_error
+            report = replace(report, exit_code=error.exit_code, stopped=error)
+        self.report = report
+        return report
 
     def _sized(self, engine: Engine) -> None:
         self._engine = engine
@@ -193,8 +225,11 @@ class _Run:
             self.results.append(result)
             self.arrived.set()
 
-    async def _metered(self, kind: Kind, source: Source) -> AsyncIterator[Item]:
-        records = self._records(kind, source)
+    async def _metered(
+        self, kind: Kind, source: Iterable[Item] | AsyncIterable[Item]
+    ) -> AsyncIterator[Item]:
+        records = aiter(source) if isinstance(source, AsyncIterable) else _async(source)
+        taken = 0
         try:
             while True:
                 await self.permits.acquire()
@@ -205,19 +240,24 @@ class _Run:
                 except StopAsyncIteration:
                     self.permits.release()
                     return
+                except Exception as exc:
+                    # The input ends here, as a file that cannot be read further: what was
+                    # pulled still goes, and the stream raises once it is answered.
+                    self.permits.release()
+                    self.input_error = _input_error(kind, taken, exc)
+                    return
+                taken += 1
                 yield record
         finally:
-            await records.aclose()
+            close = getattr(records, "aclose", None)
+            if close is not None:
+                await close()
 
-    async def _records(self, kind: Kind, source: Source) -> AsyncGenerator[Item, None]:
-        config = self._config
-        if isinstance(source, str | os.PathLike):
-            with open_records(config, Path(source), kind) as stream:
-                for record in stream:
-                    yield record
-            return
-        rows: Iterable[Any] | AsyncIterable[Any] = source
+    async def _rows(
+        self, kind: Kind, rows: Iterable[Any] | AsyncIterable[Any]
+    ) -> AsyncIterator[Item]:
         name = f"<{kind}s>"  # row i is line i + 1 of it
+        config = self._config
         root = config.inputs.media_root or Path.cwd()
         shape = target_spec(config.target.kind).input_shape
         async for record in stream_records(rows, kind, name, media_root=root, shape=shape):

@@ -14,17 +14,22 @@ from typing import Any
 
 import orjson
 
-__all__ = ["row_line"]
+__all__ = ["UNREADABLE_LINE", "row_line"]
+
+# The line of a row that could not be written as one: it fails to parse, in its place.
+UNREADABLE_LINE = b"\x00\n"
 
 
 def row_line(row: object) -> bytes:
-    """``row`` as one JSON line (with its newline)."""
+    """``row`` as one JSON line (with its newline); raises what the row's own code raises
+    (a pydantic model's dump, a value orjson cannot write)."""
     fields = _fields(row)
     if fields is None:
         # Not an object: it still takes its line, so that it fails there with its own result
         # ("expected a JSON object") rather than shifting every row after it.
         return b"[" + orjson.dumps(type(row).__name__) + b"]\n"
-    return orjson.dumps(fields, default=str) + b"\n"
+    # Keys that are not strings become strings: the line then fails as an unknown field.
+    return orjson.dumps(fields, default=str, option=orjson.OPT_NON_STR_KEYS) + b"\n"
 
 
 def _fields(row: object) -> dict[str, Any] | None:

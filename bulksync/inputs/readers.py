@@ -18,7 +18,7 @@ from typing import Any, BinaryIO, Literal
 import orjson
 
 from bulksync.inputs._csv import BOM, csv_records, read_header, utf8_detail
-from bulksync.inputs._objects import row_line
+from bulksync.inputs._objects import UNREADABLE_LINE, row_line
 from bulksync.inputs._shape_rules import ShapeRules, rules_for
 from bulksync.inputs._validate import (
     Item,
@@ -31,6 +31,7 @@ from bulksync.inputs._validate import (
 from bulksync.spi._answers import type_name
 from bulksync.spi._errors import InputFileError
 from bulksync.spi._records import AssetRecord, BadRecord, Kind, LinkRecord, Origin
+from bulksync.spi._redact import redacted_excerpt
 from bulksync.spi._shapes import InputShape
 
 __all__ = ["RecordStream", "read_records", "stream_records"]
@@ -142,14 +143,23 @@ async def stream_records(
     fields = UnknownFields(kind, strict_fields, rules)
     line = _OneLine()
     parse = _jsonl_records(line, name, kind, MediaRoot(media_root), fields, rules)
+
+    def record_of(row: object) -> Item:
+        try:
+            line.push(row_line(row))
+        except Exception as exc:  # the row's own code, or a value JSON cannot hold
+            line.push(UNREADABLE_LINE)
+            record = next(parse)
+            what = redacted_excerpt(f"{type(exc).__name__}: {exc}", 300)
+            return BadRecord(record.origin, kind, f"row cannot be read as an object: {what}")
+        return next(parse)
+
     if isinstance(rows, AsyncIterable):
         async for row in rows:
-            line.push(row_line(row))
-            yield next(parse)
+            yield record_of(row)
     else:
         for row in rows:
-            line.push(row_line(row))
-            yield next(parse)
+            yield record_of(row)
 
 
 class _OneLine(Iterator[bytes]):
