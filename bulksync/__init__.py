@@ -12,6 +12,8 @@ Run a job from Python::
 ``bulksync.spi.Job``.
 """
 
+import logging
+
 from bulksync.app._api import Job, RunReport
 from bulksync.app._api_stream import ResultStream
 from bulksync.app.config import Config
@@ -43,6 +45,10 @@ from bulksync.spi._records import AssetRecord, BadRecord, LinkRecord, Origin
 from bulksync.store.results import ItemResult
 
 from ._version import __version__
+
+# A library logs nothing its caller did not configure (no "last resort" stderr output); the
+# command line installs its own handlers.
+logging.getLogger("bulksync").addHandler(logging.NullHandler())
 
 __all__ = [
     "AssetRecord",

@@ -79,7 +79,7 @@ async def test_a_stream_yields_one_result_per_row_and_the_same_as_run(tmp_path: 
     ]
     failed = {r.origin.line: r.error.message for r in taken if r.error is not None}
     assert failed[5].startswith("<links> row 4: ") and "'to'" in failed[5]  # row index 4
-    assert failed[6].startswith("<links> row 5: expected a JSON object")
+    assert failed[6] == "<links> row 5: expected an object (a dict or a record object), got list"
     report = results.report
     assert report is not None and (report.total, report.failed, report.exit_code) == (7, 2, 1)
     assert sum(1 for _ in report.items()) == 7  # the results file has them too

@@ -26,6 +26,7 @@ from bulksync.app._api_inputs import Source, with_inputs
 from bulksync.app._api_report import RunReport, raise_stopped, report_of
 from bulksync.app._api_stream import ResultStream
 from bulksync.app.config import Config, load_config, validate
+from bulksync.app.progress import notes_to_log
 
 __all__ = ["Job", "RunReport"]
 
@@ -147,7 +148,11 @@ class Job:
     async def _run_once(
         self, config: Config, options: runner.RunOptions, quiet: bool = True
     ) -> RunReport:
-        done = await runner.run_job_async(config, quiet, options)
+        if quiet:
+            with notes_to_log():
+                done = await runner.run_job_async(config, quiet, options)
+        else:
+            done = await runner.run_job_async(config, quiet, options)
         return report_of(done, self._config.output.results.resolve())
 
     def __repr__(self) -> str:

@@ -10,26 +10,42 @@ flat whatever the row count; row ``i`` is line ``i + 1`` of its result.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable, Iterable, Mapping
 from contextlib import ExitStack
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any, TypeAlias
 
 from bulksync.app.config import Config
-from bulksync.inputs._objects import row_line
+from bulksync.inputs._objects import spilled_line
 
 # Dicts, or record objects (dataclasses, attrs, named tuples, pydantic models).
 Rows: TypeAlias = Iterable[Any] | AsyncIterable[Any]
 Source: TypeAlias = str | os.PathLike[str] | Rows
 
-__all__ = ["Rows", "Source", "with_inputs"]
+__all__ = ["Rows", "Source", "check_sources", "with_inputs"]
+
+
+def check_sources(**sources: object) -> None:
+    """Each a path, rows or None: anything else is the caller's mistake, said at the call (a
+    dict or bytes would iterate as its keys or its bytes)."""
+    for name, source in sources.items():
+        if source is None or isinstance(source, str | os.PathLike):
+            continue
+        if isinstance(source, bytes | bytearray | Mapping) or not isinstance(
+            source, Iterable | AsyncIterable
+        ):
+            raise TypeError(
+                f"{name}= takes a path or an iterable of rows (dicts or record objects), "
+                f"not {type(source).__name__}"
+            )
 
 
 async def with_inputs(
     config: Config, stack: ExitStack, assets: Source | None, links: Source | None
 ) -> Config:
     """``config`` with these inputs in place of its own (None: keep the config's)."""
+    check_sources(assets=assets, links=links)
     if assets is None and links is None:
         return config
     changed = config.model_copy(deep=True)
@@ -57,8 +73,8 @@ async def _spill(rows: Rows, path: Path) -> Path:
     with path.open("wb") as out:
         if isinstance(rows, AsyncIterable):
             async for row in rows:
-                out.write(row_line(row))
+                out.write(spilled_line(row))
         else:
             for row in rows:
-                out.write(row_line(row))
+                out.write(spilled_line(row))
     return path

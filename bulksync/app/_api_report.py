@@ -21,7 +21,7 @@ class RunReport:
     """What a run did. ``failed > 0`` is not an exception: each failed item has its result."""
 
     exit_code: int  # the CLI's exit code for the same run (README, "Exit codes")
-    summary: Mapping[str, Any]  # the run's summary, as written beside the results
+    summary: Mapping[str, Any] = field(repr=False)  # the run's summary, as written beside it
     results: Path  # this run's results file (JSON lines, one per input item)
     total: int
     succeeded: int

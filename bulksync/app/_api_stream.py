@@ -30,7 +30,7 @@ from types import TracebackType
 from typing import Any
 
 from bulksync.app import runner
-from bulksync.app._api_inputs import Source
+from bulksync.app._api_inputs import Source, check_sources
 from bulksync.app._api_report import RunReport, raise_stopped
 from bulksync.app._job_inputs import open_records
 from bulksync.app.config import Config, validate
@@ -65,6 +65,9 @@ class ResultStream(AsyncIterator[ItemResult]):
         raise_on_stop: bool,
         run_once: RunOnce,
     ) -> None:
+        check_sources(assets=assets, links=links)
+        if window is not None and (not isinstance(window, int) or isinstance(window, bool)):
+            raise TypeError(f"window= takes a number of items, not {type(window).__name__}")
         if window is not None and window < 1:
             raise ValueError(f"window must be at least 1, not {window}")
         sources: dict[Kind, Source | None] = {"asset": _absolute(assets), "link": _absolute(links)}
@@ -82,14 +85,17 @@ class ResultStream(AsyncIterator[ItemResult]):
         return self._run.report
 
     def __aiter__(self) -> AsyncIterator[ItemResult]:
-        if self._iterator is None:
-            # The loop's iterator holds the run, not this object: a loop left by `break`
-            # drops the iterator, whose closing stops the run.
-            self._iterator = _results(self._run)
+        if self._iterator is not None:
+            raise RuntimeError("a ResultStream is iterated once: call job.stream() again")
+        # The loop's iterator holds the run, not this object: a loop left by `break` drops
+        # the iterator, whose closing stops the run.
+        self._iterator = _results(self._run)
         return self._iterator
 
     async def __anext__(self) -> ItemResult:
-        return await self.__aiter__().__anext__()
+        if self._iterator is None:
+            self._iterator = _results(self._run)
+        return await self._iterator.__anext__()
 
     async def __aenter__(self) -> ResultStream:
         return self

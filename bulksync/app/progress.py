@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from types import TracebackType
 
@@ -132,6 +135,25 @@ class RunProgress:
             await anyio.sleep(interval_s)
 
 
+# The Python API's runs send their notes to the "bulksync" logger instead: a library prints
+# nothing its caller did not ask for (the caller's logging config decides what shows).
+_notes_to_log: ContextVar[bool] = ContextVar("bulksync_notes_to_log", default=False)
+_log = logging.getLogger("bulksync")
+
+
 def note(message: str) -> None:
     """A one-line message to the user, on stderr, outside the results."""
+    if _notes_to_log.get():
+        _log.warning("%s", message.removeprefix("bulksync: "))
+        return
     print(message, file=sys.stderr, flush=True)
+
+
+@contextmanager
+def notes_to_log() -> Iterator[None]:
+    """Within: :func:`note` logs (the Python API), in this task and those it starts."""
+    token = _notes_to_log.set(True)
+    try:
+        yield
+    finally:
+        _notes_to_log.reset(token)

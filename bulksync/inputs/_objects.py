@@ -14,22 +14,49 @@ from typing import Any
 
 import orjson
 
-__all__ = ["UNREADABLE_LINE", "row_line"]
+__all__ = ["UNREADABLE_LINE", "RowError", "row_line", "spilled_line"]
 
 # The line of a row that could not be written as one: it fails to parse, in its place.
 UNREADABLE_LINE = b"\x00\n"
 
 
+class RowError(ValueError):
+    """A row that cannot be the JSON line of a record; the message says why."""
+
+    def __init__(self, message: str, *, not_an_object: bool = False) -> None:
+        super().__init__(message)
+        self.not_an_object = not_an_object
+
+
 def row_line(row: object) -> bytes:
-    """``row`` as one JSON line (with its newline); raises what the row's own code raises
-    (a pydantic model's dump, a value orjson cannot write)."""
-    fields = _fields(row)
+    """``row`` as one JSON line (with its newline), or :class:`RowError`."""
+    try:
+        fields = _fields(row)
+    except Exception as exc:  # the row's own code (a model's dump, a lazy attribute)
+        raise RowError(f"row cannot be read as an object: {type(exc).__name__}: {exc}") from exc
     if fields is None:
-        # Not an object: it still takes its line, so that it fails there with its own result
-        # ("expected a JSON object") rather than shifting every row after it.
-        return b"[" + orjson.dumps(type(row).__name__) + b"]\n"
-    # Keys that are not strings become strings: the line then fails as an unknown field.
-    return orjson.dumps(fields, default=str, option=orjson.OPT_NON_STR_KEYS) + b"\n"
+        what = type(row).__name__
+        message = f"expected an object (a dict or a record object), got {what}"
+        raise RowError(message, not_an_object=True)
+    try:
+        # Keys that are not strings become strings: the line then fails as an unknown field.
+        return orjson.dumps(fields, default=str, option=orjson.OPT_NON_STR_KEYS) + b"\n"
+    except (TypeError, orjson.JSONEncodeError) as exc:  # a lone surrogate, a cycle...
+        raise RowError(f"row cannot be written as JSON: {exc}") from exc
+
+
+def spilled_line(row: object) -> bytes:
+    """:func:`row_line` for a file the run reads back: a row that cannot be one still takes
+    its line, so that it fails there rather than shifting every row after it."""
+    try:
+        return row_line(row)
+    except RowError as exc:
+        if exc.not_an_object:  # the value itself, if JSON can write it: "got integer"
+            try:
+                return orjson.dumps(row) + b"\n"
+            except (TypeError, orjson.JSONEncodeError):
+                pass
+        return UNREADABLE_LINE
 
 
 def _fields(row: object) -> dict[str, Any] | None:

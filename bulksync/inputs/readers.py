@@ -18,7 +18,7 @@ from typing import Any, BinaryIO, Literal
 import orjson
 
 from bulksync.inputs._csv import BOM, csv_records, read_header, utf8_detail
-from bulksync.inputs._objects import UNREADABLE_LINE, row_line
+from bulksync.inputs._objects import UNREADABLE_LINE, RowError, row_line
 from bulksync.inputs._shape_rules import ShapeRules, rules_for
 from bulksync.inputs._validate import (
     Item,
@@ -147,11 +147,10 @@ async def stream_records(
     def record_of(row: object) -> Item:
         try:
             line.push(row_line(row))
-        except Exception as exc:  # the row's own code, or a value JSON cannot hold
-            line.push(UNREADABLE_LINE)
+        except RowError as exc:
+            line.push(UNREADABLE_LINE)  # numbered as a line, failed with the row's own reason
             record = next(parse)
-            what = redacted_excerpt(f"{type(exc).__name__}: {exc}", 300)
-            return BadRecord(record.origin, kind, f"row cannot be read as an object: {what}")
+            return BadRecord(record.origin, kind, redacted_excerpt(str(exc), 300))
         return next(parse)
 
     if isinstance(rows, AsyncIterable):
