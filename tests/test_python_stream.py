@@ -4,12 +4,14 @@ results are taken, and a consumer leaving early stops the run with nothing lost 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import namedtuple
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import anyio
+import orjson
 import pydantic
 import pytest
 
@@ -175,6 +177,9 @@ async def test_breaking_out_stops_the_run_and_a_rerun_finishes_with_nothing_twic
             while len(asyncio.all_tasks()) > 1:  # the run's task ends once it stopped
                 await asyncio.sleep(0.05)
             assert pulled < count  # the producer was not drained past the window
+            # Every row taken from the producer has its one result line, sent or not.
+            stopped = [orjson.loads(line) for line in (tmp_path / "results.jsonl").open("rb")]
+            assert sorted(r["line"] for r in stopped) == list(range(1, pulled + 1))
             first = [r async for r in quable_job(tmp_path, sandbox.url).stream(links=links)]
         assert sorted(r.origin.line for r in first) == list(range(1, count + 1))
         statuses = {r.status for r in first}
@@ -298,3 +303,53 @@ async def test_rows_that_cannot_be_written_fail_alone_and_a_raising_iterator_sto
     assert unwritable.message.startswith("<links> row 1: ")
     report = results.report
     assert report is not None and report.exit_code == 2 and report.stopped is raised.value
+
+
+async def test_a_row_json_cannot_hold_fails_alone_in_a_stream_and_in_run(tmp_path: Path) -> None:
+    rows = [
+        {"from": "doc", "to": "d0", "type": "t"},
+        {"from": "doc\ud800", "to": "d1", "type": "t"},  # a lone surrogate: not UTF-8
+        42,
+    ]
+    async with fake_job(tmp_path / "stream").stream(links=rows) as results:
+        taken = {r.origin.line: r async for r in results}
+    assert [taken[n].status for n in (1, 2, 3)] == ["succeeded", "failed", "failed"]
+    surrogate, number = taken[2].error, taken[3].error
+    assert surrogate is not None and "row cannot be written as JSON" in surrogate.message
+    assert number is not None and number.message.endswith("got int")
+    ran = await fake_job(tmp_path / "run").arun(links=rows)
+    assert [i["status"] for i in sorted(ran.items(), key=lambda i: i["line"])] == [
+        "succeeded",
+        "failed",
+        "failed",
+    ]
+
+
+async def test_a_source_that_is_no_rows_is_a_type_error_at_the_call(tmp_path: Path) -> None:
+    job = fake_job(tmp_path)
+    with pytest.raises(TypeError, match="links= takes a path or an iterable of rows"):
+        job.stream(links=123)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="not dict"):
+        await job.arun(links={"from": "doc", "to": "d0", "type": "t"})
+    with pytest.raises(TypeError, match="window= takes a number"):
+        job.stream(links=[], window="10")  # type: ignore[arg-type]
+    stream = job.stream(links=[{"from": "doc", "to": "d0", "type": "t"}])
+    async with stream as results:
+        assert [r.status async for r in results] == ["succeeded"]
+        with pytest.raises(RuntimeError, match="iterated once"):
+            [r async for r in results]
+
+
+async def test_the_api_prints_nothing_its_notes_go_to_the_bulksync_logger(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    rows = [{"from": "doc", "to": "d0", "type": "t", "colour": "red"}, {"from": "doc"}]
+    with caplog.at_level(logging.WARNING, logger="bulksync"):
+        async with fake_job(tmp_path / "stream").stream(links=rows) as results:
+            assert sorted([r.status async for r in results]) == ["failed", "succeeded"]
+        ran = await fake_job(tmp_path / "run").arun(links=[*rows, '{"not": "a dict"}'])
+    assert ran.failed == 2
+    assert capfd.readouterr().err == ""
+    logged = [r.getMessage() for r in caplog.records if r.name == "bulksync"]
+    assert any("unknown field 'colour'" in message for message in logged), logged
+    assert any("not in the failures file" in message for message in logged), logged

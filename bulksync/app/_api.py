@@ -26,7 +26,7 @@ from bulksync.app._api_inputs import Source, with_inputs
 from bulksync.app._api_report import RunReport, raise_stopped, report_of
 from bulksync.app._api_stream import ResultStream
 from bulksync.app.config import Config, load_config, validate
-from bulksync.app.progress import notes_to_log
+from bulksync.spi._notes import notes_to_log
 
 __all__ = ["Job", "RunReport"]
 

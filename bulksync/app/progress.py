@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import logging
-import sys
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -26,6 +22,7 @@ from rich.text import Text
 
 from bulksync.app._stats_lines import status_text
 from bulksync.app._telemetry import Snapshot, format_rate
+from bulksync.spi._notes import note as note  # the app's modules take it from here
 from bulksync.spi._records import Kind
 
 # Requests/s and items/s on the display are over this many recent seconds: long enough to be
@@ -133,27 +130,3 @@ class RunProgress:
         while True:
             self.refresh()
             await anyio.sleep(interval_s)
-
-
-# The Python API's runs send their notes to the "bulksync" logger instead: a library prints
-# nothing its caller did not ask for (the caller's logging config decides what shows).
-_notes_to_log: ContextVar[bool] = ContextVar("bulksync_notes_to_log", default=False)
-_log = logging.getLogger("bulksync")
-
-
-def note(message: str) -> None:
-    """A one-line message to the user, on stderr, outside the results."""
-    if _notes_to_log.get():
-        _log.warning("%s", message.removeprefix("bulksync: "))
-        return
-    print(message, file=sys.stderr, flush=True)
-
-
-@contextmanager
-def notes_to_log() -> Iterator[None]:
-    """Within: :func:`note` logs (the Python API), in this task and those it starts."""
-    token = _notes_to_log.set(True)
-    try:
-        yield
-    finally:
-        _notes_to_log.reset(token)

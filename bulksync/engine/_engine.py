@@ -17,7 +17,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from bulksync.engine._breaker import DEFAULT_UNREACHABLE_AFTER, CircuitBreaker, no_route_of
 from bulksync.engine._identities import IdentityIndex
-from bulksync.engine._pull import PULL_AHEAD, PulledRecords, Wait, pulled_records
+from bulksync.engine._pull import PULL_AHEAD, Wait, pulled_records
 from bulksync.engine._resume import ResumeGate, record_intents
 from bulksync.engine._stages import ItemSink, StageCounters, StagePool, group_jobs, quota_failed
 from bulksync.engine.client import EngineClient, Target
@@ -272,16 +272,16 @@ class Engine(ItemSink):
         """:meth:`_feed` from a caller's async records: a batch goes as soon as no record is
         ready, so a source that waits (on its consumer, or its database) never holds one back."""
         async with pulled_records(records) as pulled:
-            while not self.stop.is_set():
+            while True:
                 record = pulled.ready()
                 if isinstance(record, Wait):
                     await self._send_batch(ready, send)
                     ready.clear()
                     record = await pulled.next(self.stop)
-                if record is None:
-                    break
                 if self.stop.is_set():
-                    self._abandon(kind, record, pulled)
+                    self._abandon(kind, [] if record is None else [record, *pulled.drain()])
+                    break
+                if record is None:
                     break
                 self.read[kind] += 1
                 job = self._admit(record)
@@ -292,21 +292,19 @@ class Engine(ItemSink):
                 if len(ready) >= batch:
                     await self._send_batch(ready, send)
                     ready.clear()
+        if self.stop.is_set():
+            self._abandon(kind, pulled.leftover)
         await self._send_batch(ready, send)
 
-    def _abandon(self, kind: Kind, record: Record | BadRecord, pulled: PulledRecords) -> None:
+    def _abandon(self, kind: Kind, records: Sequence[Record | BadRecord]) -> None:
         """What a caller's source handed over before the stop still gets its result (the
         run's end writes "Interrupted"): it is gone from the caller's iterator."""
-        while True:
+        for record in records:
             self.read[kind] += 1
             if isinstance(record, BadRecord):
                 self._admit(record)
             else:
                 self._live.add(Job(record))
-            ready = pulled.ready()
-            if ready is None or isinstance(ready, Wait):
-                return
-            record = ready
 
     def _admit(self, record: Record | BadRecord) -> Job | None:
         """The job to push for this input line, or None when its result is already written.

@@ -39,6 +39,15 @@ PULL_AHEAD: Final = 64
 class PulledRecords:
     def __init__(self, receive: MemoryObjectReceiveStream[Item]) -> None:
         self._receive = receive
+        # What was pulled and not taken once the pulling stopped (see pulled_records).
+        self.leftover: list[Item] = []
+
+    def drain(self) -> list[Item]:
+        """Every record ready now."""
+        taken: list[Item] = []
+        while not isinstance(record := self.ready(), Wait) and record is not None:
+            taken.append(record)
+        return taken
 
     def ready(self) -> Item | Wait | None:
         """The next record if one is ready now, :data:`WAIT` if not, None at the end."""
@@ -68,15 +77,18 @@ class PulledRecords:
 @asynccontextmanager
 async def pulled_records(records: AsyncIterable[Item]) -> AsyncIterator[PulledRecords]:
     """``records`` pulled at most :data:`PULL_AHEAD` ahead; leaving the block stops the
-    pulling, closing the caller's iterator, even mid-wait."""
+    pulling, closing the caller's iterator, even mid-wait. What was pulled and not taken is
+    then in ``leftover``: it is gone from the caller's iterator, so it still needs a result."""
     send, receive = anyio.create_memory_object_stream[Item](PULL_AHEAD)
+    pulled = PulledRecords(receive)
     async with anyio.create_task_group() as group:
         group.start_soon(_pull, records, send)
         try:
-            yield PulledRecords(receive)
+            yield pulled
         finally:
-            receive.close()
             group.cancel_scope.cancel()
+    pulled.leftover = pulled.drain()
+    receive.close()
 
 
 async def _pull(records: AsyncIterable[Item], send: MemoryObjectSendStream[Item]) -> None:

@@ -13,7 +13,6 @@ import ipaddress
 import os
 import re
 import stat
-import sys
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -31,8 +30,9 @@ from bulksync.inputs._fields import (
 )
 from bulksync.inputs._shape_rules import ShapeRules
 from bulksync.spi._answers import type_name
+from bulksync.spi._notes import note as _note
 from bulksync.spi._records import AssetRecord, BadRecord, Kind, LinkRecord, Origin, link_key
-from bulksync.spi._redact import redact, redacted_excerpt
+from bulksync.spi._redact import redacted_excerpt
 
 Item = AssetRecord | LinkRecord | BadRecord
 
@@ -259,7 +259,7 @@ def warnings_off() -> Iterator[None]:
 def note(message: str) -> None:
     """A one-line warning on stderr (bulksync.app.progress.note, without importing the engine)."""
     if not _quiet.get():
-        print(redact(message), file=sys.stderr, flush=True)
+        _note(message)
 
 
 def record_key(kind: Kind, obj: Mapping[str, Any], rules: ShapeRules) -> str | None:

@@ -20,13 +20,13 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
-import sys
 import time
 from pathlib import Path
 
 import orjson
 
 from bulksync.spi._errors import ConfigError
+from bulksync.spi._notes import note
 
 _TRIES = 10
 
@@ -115,12 +115,6 @@ def _lock_soon(fd: int) -> None:
         except BlockingIOError:
             time.sleep(0.005)
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-
-
-def note(message: str) -> None:
-    # progress.note, which this module cannot import (progress imports the engine, the
-    # engine the state store).
-    print(message, file=sys.stderr, flush=True)
 
 
 def _note_takeover(db: Path, previous: dict[str, object]) -> None:
