@@ -46,6 +46,19 @@ from bulksync.store.results import ItemResult
 
 from ._version import __version__
 
+# The exceptions a caller catches show as bulksync.AuthError, not by their private module
+# (as httpx does for its public names).
+for _error in (
+    AuthError,
+    BulksyncError,
+    ConfigError,
+    InputFileError,
+    QuotaExhausted,
+    TargetUnreachable,
+    TransportError,
+):
+    _error.__module__ = "bulksync"
+
 # A library logs nothing its caller did not configure (no "last resort" stderr output); the
 # command line installs its own handlers.
 logging.getLogger("bulksync").addHandler(logging.NullHandler())

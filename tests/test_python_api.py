@@ -285,6 +285,8 @@ def test_the_public_names_are_pinned() -> None:
         assert hasattr(bulksync, name), name
     for error in ("AuthError", "ConfigError", "TargetUnreachable", "QuotaExhausted"):
         assert issubclass(getattr(bulksync, error), bulksync.BulksyncError)
+        # A traceback names it as the caller imports it.
+        assert f"{getattr(bulksync, error).__module__}.{error}" == f"bulksync.{error}"
 
 
 def test_the_connector_spi_job_stays_in_the_spi() -> None:

@@ -26,6 +26,7 @@ from bulksync.app._api_inputs import Source, with_inputs
 from bulksync.app._api_report import RunReport, raise_stopped, report_of
 from bulksync.app._api_stream import ResultStream
 from bulksync.app.config import Config, load_config, validate
+from bulksync.spi._errors import ConfigError
 from bulksync.spi._notes import notes_to_log
 
 __all__ = ["Job", "RunReport"]
@@ -42,6 +43,12 @@ class Job:
     def __init__(self, config: Config | None = None, /, **tables: Mapping[str, Any]) -> None:
         # No input yet is fine: run(links=rows) may give it.
         if config is None:
+            if "target" not in tables:
+                raise ConfigError(
+                    'Job() needs a target: Job(target={"kind": "quable", ...}), '
+                    'Job(target={"kind": "fake"}) for the built-in in-memory one, '
+                    'or Job.from_toml("job.toml")'
+                )
             config = load_config(None, _dotted(tables), needs_inputs=False)
         elif tables:
             raise TypeError("Job(config) takes no tables: give either a Config or tables")
