@@ -1,0 +1,451 @@
+"""`bulksync runs merge`: real run records, written by runs of the CLI against the sandbox,
+merged into one summary whose totals are the runs' sums, one timeline and one report.html.
+
+Until `bulksync run --shard I/N` exists on this branch, a shard's run is emulated as it will
+be: the same job file run once per part of the input (its links file rewritten in between, so
+the config and its hash stay the job's), its record then given the `"shard": "I/N"` field the
+sharded run writes. `test_real_shards_merge_with_no_option` runs the real option once it is
+there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from sandbox_process import running_sandbox_process
+
+from bulksync.app._merge_summary import COUNTERS, parse_time
+from bulksync.app.cli import main
+
+TOKEN_ENV = "BULKSYNC_TEST_MERGE_TOKEN"
+ENV = {**os.environ, TOKEN_ENV: "sandbox-token", "PYTHONUNBUFFERED": "1"}
+DOCUMENTS = 20
+ROWS = 120
+SHARDS = 4
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[str]:
+    with running_sandbox_process(
+        *("--quable-seed-documents", str(DOCUMENTS), "--quable-rate-limit-windows", "off"),
+        *("--faults-seed", "9", "--faults-error-rate", "0.05", "--faults-error-statuses", "503"),
+        env=ENV,
+    ) as url:
+        yield url
+
+
+def link_rows(rows: int) -> list[dict[str, Any]]:
+    """Links between seeded documents, every eleventh to a document the target lacks (a 4xx
+    failure), each of its own type so that no two are the same link."""
+    out = []
+    for i in range(rows):
+        to = f"doc-{1 + (i + 1) % DOCUMENTS:05d}" if i % 11 != 5 else f"doc-{900 + i:05d}"
+        out.append({"from": f"doc-{1 + i % DOCUMENTS:05d}", "to": to, "type": f"t{i}"})
+    return out
+
+
+def write_links(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+def write_job(folder: Path, base_url: str, rate: int = 400) -> Path:
+    config = folder / "job.toml"
+    config.write_text(
+        f"""
+[target]
+kind = "quable"
+base_url = "{base_url}"
+token_env = "{TOKEN_ENV}"
+[inputs]
+links = "links.jsonl"
+[limits]
+rate = [[{rate}, 1]]
+[output]
+results = "out/results.jsonl"
+progress = false
+[state]
+enabled = false
+""",
+        encoding="utf-8",
+    )
+    return config
+
+
+def bulksync(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bulksync", *args],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=120,
+    )
+
+
+def newest_run(runs_dir: Path, before: set[Path]) -> Path:
+    (made,) = set(runs_dir.iterdir()) - before
+    return made
+
+
+def run_shard(config: Path, rows: list[dict[str, Any]], index: int, count: int) -> Path:
+    """One shard's run, as `--shard index/count` will make it: the job over its part."""
+    write_links(config.parent / "links.jsonl", rows[index::count])
+    runs_dir = config.parent / "runs"
+    before = set(runs_dir.iterdir()) if runs_dir.is_dir() else set()
+    done = bulksync("run", "--config", str(config))
+    assert done.returncode in (0, 1), done.stderr
+    folder = newest_run(runs_dir, before)
+    summary_file = folder / "summary.json"
+    summary = orjson.loads(summary_file.read_bytes())
+    summary.setdefault("shard", f"{index}/{count}")  # what the sharded run writes
+    summary_file.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+    return folder
+
+
+@dataclass
+class Job:
+    folder: Path
+    config: Path
+    rows: list[dict[str, Any]]
+    shards: list[Path]  # shard i's run folder at index i
+
+
+@pytest.fixture(scope="module")
+def job(sandbox: str, tmp_path_factory: pytest.TempPathFactory) -> Job:
+    folder = tmp_path_factory.mktemp("merge-job")
+    config = write_job(folder, sandbox)
+    rows = link_rows(ROWS)
+    shards = [run_shard(config, rows, i, SHARDS) for i in range(SHARDS)]
+    return Job(folder, config, rows, shards)
+
+
+def summary_of(folder: Path) -> dict[str, Any]:
+    doc: dict[str, Any] = orjson.loads((folder / "summary.json").read_bytes())
+    return doc
+
+
+def lines_of(path: Path) -> list[dict[str, Any]]:
+    return [orjson.loads(x) for x in path.read_bytes().splitlines() if x.strip()]
+
+
+def merge(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(["runs", "merge", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_the_shards_of_a_job_merge_into_their_sums_over_the_wall_span(
+    job: Job, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "merged"
+    ids = [p.name for p in job.shards]
+    code, stdout, stderr = merge(
+        capsys, "--config", str(job.config), *reversed(ids), "--out", str(out), "--json"
+    )
+    assert code == 0, stderr
+    assert stderr == ""
+    merged = orjson.loads(stdout)
+    assert merged == summary_of(out)
+    shards = [summary_of(p) for p in job.shards]
+
+    assert merged["total"] == ROWS  # every input line once, from exactly one shard
+    for name in COUNTERS:
+        assert merged[name] == sum(s[name] for s in shards), name
+    assert merged["failed"] > 0 and merged["retries"] > 0  # the 4xx links and the 503s
+    kinds = {kind for s in shards for kind in s["counts"]}
+    for kind in kinds:
+        actions = {a for s in shards for a in s["counts"].get(kind, {})}
+        for action in actions:
+            want = sum(s["counts"].get(kind, {}).get(action, 0) for s in shards)
+            assert merged["counts"][kind][action] == want, (kind, action)
+    assert merged["pauses"]["count"] == sum(s["pauses"]["count"] for s in shards)
+    answered = sum(n for s in shards for _, n in s["latency_histogram"])
+    assert sum(n for _, n in merged["latency_histogram"]) == answered
+
+    # Time is the wall span, earliest start to latest end; the rate is over that span.
+    starts = [parse_time(s["started_at"]) for s in shards]
+    ends = [parse_time(s["ended_at"]) for s in shards]
+    assert merged["started_at"] == min(s["started_at"] for s in shards)
+    assert merged["ended_at"] == max(s["ended_at"] for s in shards)
+    span = (max(e for e in ends if e) - min(s for s in starts if s)).total_seconds()
+    assert merged["elapsed_s"] == pytest.approx(span, abs=0.002)
+    assert merged["elapsed_s"] >= max(s["elapsed_s"] for s in shards)
+    assert merged["items_per_s"] == pytest.approx(ROWS / span, abs=0.1)
+    assert merged["requests_per_s"] == pytest.approx(merged["requests"] / span, abs=0.1)
+    assert merged["exit_code"] == (1 if merged["failed"] else 0)
+    assert merged["config_hash"] == shards[0]["config_hash"]
+    assert merged["target"] == shards[0]["target"]
+
+    # One row per shard, in shard order whatever the order named.
+    assert [row["shard"] for row in merged["shards"]] == [f"{i}/{SHARDS}" for i in range(SHARDS)]
+    assert [row["run_id"] for row in merged["shards"]] == ids == merged["merged_from"]
+    assert [row["total"] for row in merged["shards"]] == [s["total"] for s in shards]
+    assert merged["shard_count"] == SHARDS and merged["shards_missing"] == []
+
+    # The timeline's seconds add up to the shards' seconds.
+    timeline = lines_of(out / "timeline.jsonl")
+    ts = [line["t"] for line in timeline]
+    assert ts == sorted(ts) and len(set(ts)) == len(ts)
+    for name in ("requests", "retries", "throttled"):
+        want = sum(line[name] for p in job.shards for line in lines_of(p / "timeline.jsonl"))
+        assert sum(line[name] for line in timeline) == want == merged[name], name
+    done = sum(line["stages"]["links: create"]["done"] for line in timeline)
+    assert done == merged["succeeded"]
+
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "bulksync merge" in page and "Merged runs" in page
+    assert page.count("class='shard-row'") == SHARDS
+    for run_id in ids:
+        assert run_id in page
+    assert "no document or asset with the identifier" in page  # the shards' errors, grouped
+    assert len(page.encode()) < 1_500_000
+
+
+def test_the_text_view_and_the_default_folder(job: Job, capsys: pytest.CaptureFixture[str]) -> None:
+    runs_dir = job.folder / "runs"
+    code, stdout, stderr = merge(capsys, "--runs-dir", str(runs_dir), *(p.name for p in job.shards))
+    assert code == 0, stderr
+    lines = stdout.splitlines()
+    made = Path(lines[-2].removeprefix("merged: "))
+    try:
+        assert made.parent == runs_dir and made.name.startswith("merge-")
+        assert lines[-1] == f"report: {made / 'report.html'}"
+        assert (made / "report.html").is_file()
+        assert any(line.split()[:1] == [f"{SHARDS - 1}/{SHARDS}"] for line in lines)
+        assert f"total                {ROWS:,}" in stdout
+        # A merge is no run: `bulksync runs` does not list it, and cannot be merged again.
+        code = main(["runs", "--runs-dir", str(runs_dir)])
+        listed = capsys.readouterr().out
+        assert code == 0 and made.name not in listed
+        code, _, stderr = merge(capsys, str(made))
+        assert code == 2 and "is a merge, not a run" in stderr
+    finally:
+        shutil.rmtree(made)
+
+
+def copy_run(source: Path, name: str) -> Path:
+    copy = source.parent / name
+    shutil.copytree(source, copy)
+    return copy
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("unknown", "no run '20991231T000000Z-0000' in"),
+        ("twice", "shard 1/4 twice"),
+        ("missing", "shard(s) 3/4 missing"),
+        ("killed", "did not finish (no summary.json"),
+        ("nothing", "runs merge needs runs to merge"),
+        ("since", "--since expects a UTC time"),
+        ("mixed", "split the job in different ways"),
+    ],
+)
+def test_what_would_mislead_is_refused_in_one_line_exit_2(
+    job: Job, case: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs_dir = job.folder / "runs"
+    ids = [p.name for p in job.shards]
+    made: list[Path] = []
+    args: list[str] = ["--runs-dir", str(runs_dir)]
+    if case == "unknown":
+        args += [*ids, "20991231T000000Z-0000"]
+    elif case == "twice":
+        made.append(copy_run(job.shards[1], "20991231T000000Z-0001"))
+        args += [*ids, made[0].name]
+    elif case == "missing":
+        args += ids[:3]
+    elif case == "killed":
+        made.append(copy_run(job.shards[0], "20991231T000000Z-0002"))
+        (made[0] / "summary.json").unlink()  # what a SIGKILL leaves: results, no summary
+        args += [*ids[1:], made[0].name]
+    elif case == "since":
+        args += ["--since", "yesterday"]
+    elif case == "mixed":
+        made.append(copy_run(job.shards[0], "20991231T000000Z-0003"))
+        summary = summary_of(made[0])
+        summary["shard"] = "1/2"
+        (made[0] / "summary.json").write_bytes(orjson.dumps(summary))
+        args += [*ids, made[0].name]
+    try:
+        code, stdout, stderr = merge(capsys, *args)
+    finally:
+        for folder in made:
+            shutil.rmtree(folder)
+    assert code == 2
+    assert stdout == ""
+    assert stderr.count("\n") == 1 and message in stderr, stderr
+    assert "Traceback" not in stderr
+
+
+def test_force_merges_what_is_there_and_says_what_is_wrong(
+    job: Job, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "partial"
+    names = [str(p) for p in job.shards[:3]]  # run folders named by path
+    code, stdout, stderr = merge(capsys, *names, "--force", "--out", str(out), "--json")
+    assert code == 0, stderr
+    assert "warning: shard(s) 3/4 missing" in stderr and "--force" in stderr
+    merged = orjson.loads(stdout)
+    assert merged["total"] == sum(summary_of(p)["total"] for p in job.shards[:3])
+    assert merged["shards_missing"] == [f"{SHARDS - 1}/{SHARDS}"]
+    assert "missing: 3/4" in (out / "report.html").read_text(encoding="utf-8")
+
+
+def test_runs_of_another_job_are_refused_unless_forced(
+    job: Job, sandbox: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = write_job(tmp_path, sandbox, rate=300)  # another rate: another job's settings
+    write_links(tmp_path / "links.jsonl", job.rows[:10])
+    assert bulksync("run", "--config", str(other)).returncode in (0, 1)
+    (run,) = (tmp_path / "runs").iterdir()
+    summary = summary_of(run)
+    summary["shard"] = f"0/{SHARDS}"
+    (run / "summary.json").write_bytes(orjson.dumps(summary))
+    named = [str(p) for p in job.shards[1:]] + [str(run)]
+    code, _, stderr = merge(capsys, *named, "--out", str(tmp_path / "m1"))
+    assert code == 2 and "are of different jobs" in stderr, stderr
+    assert stderr.count("\n") == 1
+    assert summary["config_hash"] in stderr
+    code, _, stderr = merge(capsys, *named, "--out", str(tmp_path / "m2"), "--force")
+    assert code == 0 and "different jobs" in stderr
+    assert summary_of(tmp_path / "m2")["config_hash"].count(",") == 1  # both hashes named
+
+
+def test_runs_without_a_shard_field_merge_as_runs_of_one_job(
+    sandbox: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Records from before shards (or of an unsharded job run twice) merge with no option."""
+    config = write_job(tmp_path, sandbox)
+    write_links(tmp_path / "links.jsonl", link_rows(30))
+    for _ in range(2):
+        assert bulksync("run", "--config", str(config)).returncode in (0, 1)
+    runs = sorted((tmp_path / "runs").iterdir())
+    assert all("shard" not in summary_of(r) for r in runs)
+    code, stdout, stderr = merge(
+        capsys,
+        "--config",
+        str(config),
+        *(r.name for r in runs),
+        "--json",
+        "--out",
+        str(tmp_path / "m"),
+    )
+    assert code == 0, stderr
+    merged = orjson.loads(stdout)
+    assert merged["total"] == 60
+    assert merged["requests"] == sum(summary_of(r)["requests"] for r in runs)
+    assert [row["shard"] for row in merged["shards"]] == [None, None]
+    assert "shard_count" not in merged
+
+
+def test_since_takes_each_shards_latest_finished_run(
+    sandbox: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A shard killed and run again: its killed run is left out, its rerun counted once."""
+    config = write_job(tmp_path, sandbox)
+    rows = link_rows(40)
+    first = [run_shard(config, rows, i, 2) for i in range(2)]
+    since = summary_of(first[0])["started_at"]
+    # Shard 1 again, killed part-way (a slow rate keeps it running), then run to its end.
+    slow = write_job(tmp_path, sandbox, rate=5)
+    write_links(tmp_path / "links.jsonl", rows[1::2])
+    before = set((tmp_path / "runs").iterdir())
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bulksync", "run", "--config", str(slow)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=ENV,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            made = set((tmp_path / "runs").iterdir()) - before
+            results = next(iter(made)) / "results.jsonl" if made else None
+            if results is not None and results.exists() and results.read_bytes().count(b"\n") > 1:
+                break
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    finally:
+        process.kill()
+    killed = newest_run(tmp_path / "runs", before)
+    assert not (killed / "summary.json").exists()
+    write_job(tmp_path, sandbox)  # the job's own settings again
+    rerun = run_shard(config, rows, 1, 2)
+
+    code, stdout, stderr = merge(
+        capsys, "--config", str(config), "--since", since, "--json", "--out", str(tmp_path / "m")
+    )
+    assert code == 0, stderr
+    merged = orjson.loads(stdout)
+    assert merged["merged_from"] == [first[0].name, rerun.name]
+    assert merged["total"] == len(rows)
+    assert f"run {killed.name} did not finish" in stderr
+    assert f"shard 1/2: run {first[1].name} left out, {rerun.name} is newer" in stderr
+
+
+async def test_the_merged_report_draws_every_chart_in_chromium(job: Job, tmp_path: Path) -> None:
+    from test_html_report_browser import _need_chromium, _problems, open_report
+
+    from bulksync.app._html_report import CHARTS
+
+    _need_chromium()
+    out = tmp_path / "merged"
+    assert main(["runs", "merge", *(str(p) for p in job.shards), "--out", str(out)]) == 0
+    page = out / "report.html"
+    with tempfile.TemporaryDirectory(prefix="bulksync-chromium-") as profile:
+        checked, events = await open_report(page, Path(profile))
+    problems = _problems(events, page)
+    assert problems["own_request"]
+    assert problems["requests"] == problems["exceptions"] == problems["console"] == []
+    assert problems["log"] == []
+    assert [c["name"] for c in checked["charts"]] == list(CHARTS)
+    for chart in checked["charts"]:
+        assert chart["drawn"] == "1", chart
+        assert chart["colored"] > 200, chart
+    assert "no document or asset with the identifier" in checked["errorsText"]
+
+
+def test_real_shards_merge_with_no_option(
+    sandbox: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Once `bulksync run --shard I/N` exists: N real shards of one job file merge with no
+    option, their records naming their shard, their totals the whole input."""
+    helptext = bulksync("run", "--help").stdout
+    if "--shard" not in helptext:
+        pytest.skip("`bulksync run --shard` is not on this branch yet (issue 19, the pg part)")
+    config = write_job(tmp_path, sandbox)
+    rows = link_rows(ROWS)
+    write_links(tmp_path / "links.jsonl", rows)
+    for i in range(SHARDS):
+        done = bulksync("run", "--config", str(config), "--shard", f"{i}/{SHARDS}")
+        assert done.returncode in (0, 1), done.stderr
+    runs = sorted((tmp_path / "runs").iterdir())
+    assert sorted(summary_of(r).get("shard") for r in runs) == [
+        f"{i}/{SHARDS}" for i in range(SHARDS)
+    ]
+    code, stdout, stderr = merge(
+        capsys,
+        "--config",
+        str(config),
+        *(r.name for r in runs),
+        "--json",
+        "--out",
+        str(tmp_path / "m"),
+    )
+    assert code == 0, stderr
+    merged = orjson.loads(stdout)
+    assert merged["total"] == ROWS and merged["shards_missing"] == []
