@@ -104,12 +104,14 @@ def run_shard(config: Path, rows: list[dict[str, Any]], index: int, count: int) 
     write_links(config.parent / "links.jsonl", rows[index::count])
     runs_dir = config.parent / "runs"
     before = set(runs_dir.iterdir()) if runs_dir.is_dir() else set()
-    done = bulksync("run", "--config", str(config))
+    # `--shard` gives each shard its own results file: its config hash differs, its job's not.
+    results = config.parent / "out" / f"results.shard-{index}-of-{count}.jsonl"
+    done = bulksync("run", "--config", str(config), "--results", str(results))
     assert done.returncode in (0, 1), done.stderr
     folder = newest_run(runs_dir, before)
     summary_file = folder / "summary.json"
     summary = orjson.loads(summary_file.read_bytes())
-    summary.setdefault("shard", f"{index}/{count}")  # what the sharded run writes
+    summary.setdefault("shard", {"index": index, "count": count})  # as `--shard` writes it
     summary_file.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
     return folder
 
@@ -185,7 +187,8 @@ def test_the_shards_of_a_job_merge_into_their_sums_over_the_wall_span(
     assert merged["items_per_s"] == pytest.approx(ROWS / span, abs=0.1)
     assert merged["requests_per_s"] == pytest.approx(merged["requests"] / span, abs=0.1)
     assert merged["exit_code"] == (1 if merged["failed"] else 0)
-    assert merged["config_hash"] == shards[0]["config_hash"]
+    assert len({s["config_hash"] for s in shards}) == SHARDS  # each its own results path
+    assert merged["job_hash"] == shards[0]["job_hash"] == shards[-1]["job_hash"]
     assert merged["target"] == shards[0]["target"]
 
     # One row per shard, in shard order whatever the order named.
@@ -276,7 +279,7 @@ def test_what_would_mislead_is_refused_in_one_line_exit_2(
     elif case == "mixed":
         made.append(copy_run(job.shards[0], "20991231T000000Z-0003"))
         summary = summary_of(made[0])
-        summary["shard"] = "1/2"
+        summary["shard"] = "1/2"  # the text form is read too
         (made[0] / "summary.json").write_bytes(orjson.dumps(summary))
         args += [*ids, made[0].name]
     try:
@@ -312,16 +315,16 @@ def test_runs_of_another_job_are_refused_unless_forced(
     assert bulksync("run", "--config", str(other)).returncode in (0, 1)
     (run,) = (tmp_path / "runs").iterdir()
     summary = summary_of(run)
-    summary["shard"] = f"0/{SHARDS}"
+    summary["shard"] = {"index": 0, "count": SHARDS}
     (run / "summary.json").write_bytes(orjson.dumps(summary))
     named = [str(p) for p in job.shards[1:]] + [str(run)]
     code, _, stderr = merge(capsys, *named, "--out", str(tmp_path / "m1"))
     assert code == 2 and "are of different jobs" in stderr, stderr
     assert stderr.count("\n") == 1
-    assert summary["config_hash"] in stderr
+    assert f"job hash {summary['job_hash']}" in stderr
     code, _, stderr = merge(capsys, *named, "--out", str(tmp_path / "m2"), "--force")
     assert code == 0 and "different jobs" in stderr
-    assert summary_of(tmp_path / "m2")["config_hash"].count(",") == 1  # both hashes named
+    assert summary_of(tmp_path / "m2")["job_hash"].count(",") == 1  # both jobs named
 
 
 def test_runs_without_a_shard_field_merge_as_runs_of_one_job(
@@ -422,26 +425,41 @@ async def test_the_merged_report_draws_every_chart_in_chromium(job: Job, tmp_pat
 def test_real_shards_merge_with_no_option(
     sandbox: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Once `bulksync run --shard I/N` exists: N real shards of one job file merge with no
-    option, their records naming their shard, their totals the whole input."""
-    helptext = bulksync("run", "--help").stdout
-    if "--shard" not in helptext:
+    """Once `bulksync run --shard I/N` exists: N real shards of one job file, sharing a real
+    PostgreSQL state, merge with no option; their totals are the whole input."""
+    if "--shard" not in bulksync("run", "--help").stdout:
         pytest.skip("`bulksync run --shard` is not on this branch yet (issue 19, the pg part)")
+    from pg_server import new_database, running_postgres
+
     config = write_job(tmp_path, sandbox)
-    rows = link_rows(ROWS)
-    write_links(tmp_path / "links.jsonl", rows)
-    for i in range(SHARDS):
-        done = bulksync("run", "--config", str(config), "--shard", f"{i}/{SHARDS}")
-        assert done.returncode in (0, 1), done.stderr
+    dsn_env = "BULKSYNC_TEST_MERGE_PG_DSN"
+    text = config.read_text().replace(
+        "[state]\nenabled = false", f'[state]\nbackend = "postgres"\ndsn_env = "{dsn_env}"'
+    )
+    config.write_text(text, encoding="utf-8")
+    write_links(tmp_path / "links.jsonl", link_rows(ROWS))
+    with running_postgres() as server:
+        env = {**ENV, dsn_env: new_database(server, "merge")}
+        command = [sys.executable, "-m", "bulksync", "run", "--config", str(config)]
+        for i in range(SHARDS):
+            done = subprocess.run(
+                [*command, "--shard", f"{i}/{SHARDS}"],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=120,
+            )
+            assert done.returncode in (0, 1), done.stderr
     runs = sorted((tmp_path / "runs").iterdir())
-    assert sorted(summary_of(r).get("shard") for r in runs) == [
-        f"{i}/{SHARDS}" for i in range(SHARDS)
-    ]
+    assert sorted(str(summary_of(r).get("shard")) for r in runs) == sorted(
+        str({"index": i, "count": SHARDS}) for i in range(SHARDS)
+    )
     code, stdout, stderr = merge(
         capsys,
         "--config",
         str(config),
-        *(r.name for r in runs),
+        "--since",
+        "2000-01-01",
         "--json",
         "--out",
         str(tmp_path / "m"),
@@ -449,3 +467,4 @@ def test_real_shards_merge_with_no_option(
     assert code == 0, stderr
     merged = orjson.loads(stdout)
     assert merged["total"] == ROWS and merged["shards_missing"] == []
+    assert [row["shard"] for row in merged["shards"]] == [f"{i}/{SHARDS}" for i in range(SHARDS)]

@@ -51,10 +51,10 @@ class RunRecord:
 
 
 def shard_of(summary: dict[str, Any]) -> tuple[int, int] | None:
-    """``(I, N)`` of a sharded run's record (``"shard": "I/N"``); None for a whole job, or a
-    record written before shards existed."""
+    """``(I, N)`` of a sharded run's record (``"shard": {"index": I, "count": N}``, or the
+    text ``"I/N"``); None for a whole job, or a record written before shards existed."""
     value = summary.get("shard")
-    if isinstance(value, dict):  # tolerated: {"index": I, "count": N}
+    if isinstance(value, dict):
         value = f"{value.get('index')}/{value.get('count')}"
     if not isinstance(value, str):
         return None
@@ -129,6 +129,7 @@ def merge_summaries(records: list[RunRecord], merge_id: str) -> dict[str, Any]:
         run_id=merge_id,
         version=_same(s.get("version") for s in summaries),
         config_hash=_same(s.get("config_hash") for s in summaries),
+        job_hash=_same(s.get("job_hash") for s in summaries),
         target=_merge_targets(summaries),
         started_at=iso(min(starts)) if starts else None,
         ended_at=iso(max(ends)) if ends else None,

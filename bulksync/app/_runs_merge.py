@@ -187,26 +187,35 @@ def runs_since(runs_dir: Path, since: dt.datetime) -> list[RunRecord]:
     return whole + list(latest.values())
 
 
-def job_of(record: RunRecord) -> tuple[Any, ...]:
-    """What makes runs one job: a ``job`` the record names, else its target and config hash
-    (the same job file and flags give the same hash)."""
-    summary = record.summary
-    if summary.get("job") is not None:
-        return ("job", str(summary["job"]))
-    given = summary.get("target")
+# What makes runs one job, first found in every record: a ``job`` a record may name, the job
+# hash (the settings but the results path, which `--shard` changes), the config hash (records
+# from before the job hash).
+JOB_FIELDS = ("job", "job_hash", "config_hash")
+
+
+def job_field(records: list[RunRecord]) -> str:
+    return next(
+        (f for f in JOB_FIELDS if all(r.summary.get(f) is not None for r in records)),
+        "config_hash",
+    )
+
+
+def job_of(record: RunRecord, field: str) -> tuple[Any, ...]:
+    """The target a run pushed to and the job it ran, by ``field``."""
+    given = record.summary.get("target")
     target: dict[str, Any] = given if isinstance(given, dict) else {}
-    return (target.get("kind"), target.get("base_url"), summary.get("config_hash"))
+    return (target.get("kind"), target.get("base_url"), record.summary.get(field))
 
 
 def check_runs(records: list[RunRecord], *, force: bool) -> None:
     """Refuse (or, with ``force``, warn about) what would make the merged figures wrong."""
     problems: list[str] = []
-    first = records[0]
+    first, field = records[0], job_field(records)
     for record in records[1:]:
-        if job_of(record) != job_of(first):
+        if job_of(record, field) != job_of(first, field):
             problems.append(
                 f"runs {first.run_id} and {record.run_id} are of different jobs "
-                f"({_job_text(first)} vs {_job_text(record)})"
+                f"({_job_text(first, field)} vs {_job_text(record, field)})"
             )
             break
     sharded = [r for r in records if r.shard is not None]
@@ -237,11 +246,9 @@ def check_runs(records: list[RunRecord], *, force: bool) -> None:
         note(f"bulksync: warning: {problem} (merged anyway: --force)")
 
 
-def _job_text(record: RunRecord) -> str:
-    job = job_of(record)
-    if job[0] == "job":
-        return f"job {job[1]}"
-    return f"{job[0]} {job[1]}, config {job[2]}"
+def _job_text(record: RunRecord, field: str) -> str:
+    kind, base_url, job = job_of(record, field)
+    return f"{kind} {base_url}, {field.replace('_', ' ')} {job}"
 
 
 def new_merge_id(now: dt.datetime | None = None) -> str:
