@@ -187,6 +187,9 @@ def test_the_shards_of_a_job_merge_into_their_sums_over_the_wall_span(
     assert merged["items_per_s"] == pytest.approx(ROWS / span, abs=0.1)
     assert merged["requests_per_s"] == pytest.approx(merged["requests"] / span, abs=0.1)
     assert merged["exit_code"] == (1 if merged["failed"] else 0)
+    # The budget used: requests/s over the span against the limit the runs ran under (400/s).
+    assert merged["budget"]["limit_per_s"] == 400.0
+    assert merged["budget"]["share"] == pytest.approx(merged["requests_per_s"] / 400.0, abs=1e-3)
     assert len({s["config_hash"] for s in shards}) == SHARDS  # each its own results path
     assert merged["job_hash"] == shards[0]["job_hash"] == shards[-1]["job_hash"]
     assert merged["target"] == shards[0]["target"]

@@ -46,6 +46,12 @@ def shards_section(summary: dict[str, Any]) -> str:
         for name in ("shard", "run", "started", "took", "exit", *_COUNTS, "status")
     )
     hint = f"{len(rows):,} runs merged; totals above are their sums, elapsed the wall span"
+    budget = summary.get("budget")
+    if isinstance(budget, dict) and isinstance(budget.get("share"), int | float):
+        hint += (
+            f"; {summary.get('requests_per_s')} requests/s of the {budget.get('limit_per_s')}/s "
+            f"the budget allows ({budget['share']:.1%})"
+        )
     missing = summary.get("shards_missing")
     if isinstance(missing, list) and missing:
         hint += f"; missing: {', '.join(str(m) for m in missing[:50])}"

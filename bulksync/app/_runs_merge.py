@@ -91,6 +91,12 @@ def run_merge(args: argparse.Namespace, runs_dir: Path) -> int:
         return 0
     print(format_summary(merged))
     print(format_shards(merged["shards"]))
+    budget = merged["budget"]
+    if budget["share"] is not None:
+        print(
+            f"budget: {merged['requests_per_s']:,} requests/s of {budget['limit_per_s']:,g}/s "
+            f"allowed ({budget['share']:.1%}) over {merged['elapsed_s']:,.1f} s"
+        )
     print(f"merged: {out}")
     print(f"report: {out / 'report.html'}")
     return 0
@@ -277,10 +283,14 @@ def write_merge(records: list[RunRecord], out: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot create {out}: {exc.strerror or exc}") from None
     merge_id = out.name if out.name.startswith(MERGE_PREFIX) else new_merge_id()
     merged = merge_summaries(records, merge_id)
+    limit: float | None = None
     with open(out / "timeline.jsonl.tmp", "wb") as fh:
         for line in merged_timeline(records):
+            if isinstance(line.get("limit"), int | float):
+                limit = max(limit or 0.0, float(line["limit"]))
             fh.write(orjson.dumps(line) + b"\n")
     os.replace(out / "timeline.jsonl.tmp", out / "timeline.jsonl")
+    merged["budget"] = budget_use(merged, limit)
     write_summary(out / "summary.json", merged)
     from bulksync.app._html_report import render_report  # only when a merge is made
 
@@ -289,6 +299,14 @@ def write_merge(records: list[RunRecord], out: Path) -> dict[str, Any]:
     (out / "report.html.tmp").write_text(document, encoding="utf-8")
     os.replace(out / "report.html.tmp", out / "report.html")
     return merged
+
+
+def budget_use(merged: dict[str, Any], limit: float | None) -> dict[str, Any]:
+    """How much of the budget the job used: its requests per second over the wall span against
+    the pace the configured windows allow (the highest any run reported), when known."""
+    rate = merged.get("requests_per_s")
+    share = round(rate / limit, 3) if isinstance(rate, int | float) and limit else None
+    return {"requests": merged.get("requests"), "limit_per_s": limit, "share": share}
 
 
 def _all_results(records: list[RunRecord]) -> Iterator[dict[str, Any]]:
