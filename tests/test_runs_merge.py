@@ -444,15 +444,24 @@ def test_real_shards_merge_with_no_option(
     with running_postgres() as server:
         env = {**ENV, dsn_env: new_database(server, "merge")}
         command = [sys.executable, "-m", "bulksync", "run", "--config", str(config)]
-        for i in range(SHARDS):
-            done = subprocess.run(
+        # All at once, as N machines would: their timelines overlap on the wall clock.
+        shards = [
+            subprocess.Popen(
                 [*command, "--shard", f"{i}/{SHARDS}"],
-                capture_output=True,
-                text=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
                 env=env,
-                timeout=120,
             )
-            assert done.returncode in (0, 1), done.stderr
+            for i in range(SHARDS)
+        ]
+        try:
+            for shard in shards:
+                _, stderr = shard.communicate(timeout=120)
+                assert shard.returncode in (0, 1), stderr.decode()
+        finally:
+            for shard in shards:
+                shard.kill()
+                shard.wait(timeout=10)
     runs = sorted((tmp_path / "runs").iterdir())
     assert sorted(str(summary_of(r).get("shard")) for r in runs) == sorted(
         str({"index": i, "count": SHARDS}) for i in range(SHARDS)
@@ -471,3 +480,58 @@ def test_real_shards_merge_with_no_option(
     merged = orjson.loads(stdout)
     assert merged["total"] == ROWS and merged["shards_missing"] == []
     assert [row["shard"] for row in merged["shards"]] == [f"{i}/{SHARDS}" for i in range(SHARDS)]
+    for name in ("requests", "retries", "throttled"):
+        want = sum(line[name] for r in runs for line in lines_of(r / "timeline.jsonl"))
+        got = sum(line[name] for line in lines_of(tmp_path / "m" / "timeline.jsonl"))
+        assert got == want == merged[name], name
+
+
+def write_timeline(folder: Path, started: str, lines: list[dict[str, Any]]) -> Path:
+    """A run folder with only what the timeline merge reads: its start and its seconds."""
+    folder.mkdir(parents=True)
+    (folder / "summary.json").write_bytes(orjson.dumps({"started_at": started}))
+    (folder / "timeline.jsonl").write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in lines))
+    return folder
+
+
+def test_overlapping_runs_add_up_second_by_second_on_the_wall_clock(tmp_path: Path) -> None:
+    """Shards run at once: each merged second sums what every run did in it, placed by each
+    run's own start (here 1.5 s apart), not by its seconds since its start."""
+    from bulksync.app._merge_summary import RunRecord, merged_timeline
+
+    def second(t: float, requests: int, p95: float, in_flight: int) -> dict[str, Any]:
+        return {
+            "t": t,
+            "requests": requests,
+            "retries": 1,
+            "throttled": 0,
+            "pace": 10.0,
+            "limit": 10.0,
+            "in_flight": in_flight,
+            "paused_s": 0.0,
+            "latency_ms": {"p50": 10.0, "p95": p95, "p99": p95},
+            "stages": {"links: create": {"done": requests, "failed": 0, "skipped": 0}},
+        }
+
+    a = write_timeline(
+        tmp_path / "a", "2026-12-04T01:00:00.000Z", [second(t, 4, 50.0, 2) for t in (1, 2, 3)]
+    )
+    b = write_timeline(
+        tmp_path / "b",
+        "2026-12-04T01:00:01.500Z",
+        [second(1.0, 6, 90.0, 3), second(2.0, 6, 20.0, 3), {"t": "cut"}],
+    )
+    records = [RunRecord(p, orjson.loads((p / "summary.json").read_bytes())) for p in (a, b)]
+    merged = list(merged_timeline(records))
+    # a's seconds end 1, 2 and 3 s after 01:00:00, b's 2.5 and 3.5 s: in the seconds ending
+    # at 1, 2, 3, 3 and 4.
+    assert [line["t"] for line in merged] == [1.0, 2.0, 3.0, 4.0]
+    assert [line["runs"] for line in merged] == [1, 1, 2, 1]
+    assert [line["requests"] for line in merged] == [4, 4, 10, 6]
+    assert sum(line["retries"] for line in merged) == 5
+    assert [line["in_flight"] for line in merged] == [2, 2, 5, 3]
+    assert [line["limit"] for line in merged] == [10.0] * 4  # one shared budget: not summed
+    assert [line["latency_ms"]["p95"] for line in merged] == [50.0, 50.0, 90.0, 20.0]
+    assert merged[2]["latency_ms"]["p50"] == pytest.approx(10.0)
+    assert [line["stages"]["links: create"]["done"] for line in merged] == [4, 4, 10, 6]
+    assert [line["ts"] for line in merged] == [f"2026-12-04T01:00:0{i}Z" for i in (1, 2, 3, 4)]

@@ -178,7 +178,9 @@ def merged_timeline(records: list[RunRecord]) -> Iterator[dict[str, Any]]:
     second: int | None = None
     group: list[dict[str, Any]] = []
     for at, line in heapq.merge(*streams, key=lambda pair: pair[0]):
-        this = math.floor(at)
+        # A line is written at the end of its second, as ``t``: it joins the merged second
+        # that ends at or just after it.
+        this = math.ceil(round(at, 3))
         if second is not None and this != second and group:
             yield combine_second(second, origin, group)
             group = []
@@ -210,7 +212,7 @@ def combine_second(second: int, origin: float, lines: list[dict[str, Any]]) -> d
         p95 = _top(p95, _number(given.get("p95")))
         p99 = _top(p99, _number(given.get("p99")))
     in_flight = [v for v in (_number(x.get("in_flight")) for x in lines) if v is not None]
-    wall = dt.datetime.fromtimestamp(origin + second + 1, dt.UTC)  # "ts" is a second's end
+    wall = dt.datetime.fromtimestamp(origin + second, dt.UTC)  # "ts" is the second's end
     latency: dict[str, float | None] | None = None
     if p50_weight or p95 is not None:
         p50_mean = round(p50_sum / p50_weight, 2) if p50_weight else None
