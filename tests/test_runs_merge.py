@@ -235,6 +235,11 @@ def test_the_text_view_and_the_default_folder(job: Job, capsys: pytest.CaptureFi
         code = main(["runs", "--runs-dir", str(runs_dir)])
         listed = capsys.readouterr().out
         assert code == 0 and made.name not in listed
+        assert listed.splitlines()[0].split()[-1] == "shard"  # the runs list says which is which
+        for folder in job.shards:
+            (row,) = [line for line in listed.splitlines() if line.startswith(folder.name)]
+            shard = summary_of(folder)["shard"]
+            assert row.split()[-1] == f"{shard['index']}/{shard['count']}"
         code, _, stderr = merge(capsys, str(made))
         assert code == 2 and "is a merge, not a run" in stderr
     finally:
