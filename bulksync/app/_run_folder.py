@@ -126,7 +126,7 @@ def list_runs(runs_dir: Path) -> list[dict[str, Any]]:
         if not path.is_dir() or not (path / "results.jsonl").exists():
             continue
         entry: dict[str, Any] = {"run_id": path.name, "path": str(path), "status": "incomplete"}
-        entry.update(dict.fromkeys(_LISTED))
+        entry.update(dict.fromkeys((*_LISTED, "shard")))
         try:
             summary = orjson.loads((path / "summary.json").read_bytes())
         except (OSError, orjson.JSONDecodeError):
