@@ -24,6 +24,7 @@ import orjson
 from bulksync._version import __version__
 from bulksync.app._error_groups import ErrorGroup, group_errors
 from bulksync.app._html_bench import bench_section
+from bulksync.app._html_shards import shards_section
 from bulksync.app._report_series import downsample, histogram_bins
 from bulksync.spi._redact import redacted_excerpt
 
@@ -57,7 +58,8 @@ def render_report(
         f"<style>{_asset('uPlot.min.css')}\n{_asset('report.css')}</style>",
         "</head><body><main>",
         _header(summary),
-        _counts(summary) + bench_section(summary),  # one part: "" is the errors' placeholder
+        # One part: "" is the errors' placeholder.
+        _counts(summary) + bench_section(summary) + shards_section(summary),
         _charts(series, bool(counts)),
         "",  # the errors table: last made, in the room the rest leaves
         _footer(series),
@@ -176,7 +178,8 @@ def _header(summary: dict[str, Any]) -> str:
         ("p99", _ms(latency.get("p99"))),
     ]
     return (
-        "<header><h1>bulksync run <span class='run-id'>"
+        f"<header><h1>bulksync {'merge' if 'merged_from' in summary else 'run'} "
+        "<span class='run-id'>"
         f"{_text(summary.get('run_id') or '—', 80)}</span>"
         f"<span class='badge {'ok' if ok else 'bad'}'>{_text(status, 80)}</span></h1>"
         "<dl class='meta'>"

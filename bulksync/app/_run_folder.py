@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from bulksync.app._merge_summary import shard_label, shard_of
 from bulksync.spi._errors import ConfigError
 
 
@@ -125,7 +126,7 @@ def list_runs(runs_dir: Path) -> list[dict[str, Any]]:
         if not path.is_dir() or not (path / "results.jsonl").exists():
             continue
         entry: dict[str, Any] = {"run_id": path.name, "path": str(path), "status": "incomplete"}
-        entry.update(dict.fromkeys(_LISTED))
+        entry.update(dict.fromkeys((*_LISTED, "shard")))
         try:
             summary = orjson.loads((path / "summary.json").read_bytes())
         except (OSError, orjson.JSONDecodeError):
@@ -133,6 +134,7 @@ def list_runs(runs_dir: Path) -> list[dict[str, Any]]:
         if isinstance(summary, dict):
             entry.update({name: summary.get(name) for name in _LISTED})
             entry["status"] = ", ".join(map(str, summary.get("messages") or [])) or "unknown"
+            entry["shard"] = shard_label(shard_of(summary))  # "I/N" of a `--shard` run
         runs.append(entry)
     return runs
 
@@ -140,8 +142,9 @@ def list_runs(runs_dir: Path) -> list[dict[str, Any]]:
 def format_runs(runs: list[dict[str, Any]]) -> str:
     if not runs:
         return "no runs yet"
+    sharded = any(run.get("shard") for run in runs)
     header = ("run", "started", "took", "exit", "succeeded", "failed", "skipped", "target")
-    rows = [header]
+    rows = [header + (("shard",) if sharded else ())]
     for run in runs:
         given = run.get("target")
         target: dict[str, Any] = given if isinstance(given, dict) else {}
@@ -157,8 +160,9 @@ def format_runs(runs: list[dict[str, Any]]) -> str:
                 _count(run.get("skipped")),
                 f"{target.get('kind', '')} {target.get('base_url', '')}".strip() or "-",
             )
+            + ((str(run.get("shard") or "-"),) if sharded else ())
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows)
     return "\n".join(line.rstrip() for line in lines)
 

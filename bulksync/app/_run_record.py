@@ -37,6 +37,16 @@ def config_hash(config: Config) -> str:
     return digest.hexdigest()[:12]
 
 
+def job_hash(config: Config) -> str:
+    """Which job a run belongs to: :func:`config_hash` without the results path, the one
+    setting ``--shard I/N`` changes (each shard writes its own results file), so the shards of
+    one job file share it and ``bulksync runs merge`` knows them for one job."""
+    settings = config.model_dump(mode="json")
+    settings.get("output", {}).pop("results", None)
+    digest = hashlib.sha256(orjson.dumps(settings, option=orjson.OPT_SORT_KEYS, default=str))
+    return digest.hexdigest()[:12]
+
+
 def complete_summary(
     summary: dict[str, Any], folder: RunFolder, config: Config, engine: Engine, exit_code: int
 ) -> dict[str, Any]:
@@ -51,6 +61,7 @@ def run_identity(folder: RunFolder, config: Config, exit_code: int) -> dict[str,
         "run_id": folder.run_id,
         "version": __version__,
         "config_hash": config_hash(config),
+        "job_hash": job_hash(config),
         "target": {"kind": config.target.kind, "base_url": config.target.base_url},
         "started_at": iso(folder.started_at),
         "ended_at": iso(utc_now()),

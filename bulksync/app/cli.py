@@ -16,6 +16,7 @@ import orjson
 from bulksync._version import __version__
 from bulksync.app._logging import FORMATS, setup_logging, teardown_logging
 from bulksync.app._retry_select import failed_items
+from bulksync.app._runs_merge import merge_arguments, run_merge
 from bulksync.app.config import load_config
 from bulksync.app.report import write_report
 from bulksync.spi._errors import EXIT_INTERNAL, BulksyncError
@@ -84,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     runs.add_argument("--config", type=Path, help="the job's TOML config: its [output] runs_dir")
     runs.add_argument("--runs-dir", type=Path, help="the runs folder (default: ./runs)")
     runs.add_argument("--json", action="store_true", help="one JSON object per run")
+    merge_arguments(runs)  # `runs merge`
     completion = commands.add_parser(
         "completion", help='print the shell completion script: eval "$(bulksync completion bash)"'
     )
@@ -312,6 +314,8 @@ def _runs(args: argparse.Namespace) -> int:
     folder: Path = args.runs_dir or Path("runs")
     if args.runs_dir is None and args.config is not None:
         folder = runs_dir_of(load_config(args.config, {}))
+    if getattr(args, "runs_command", None) == "merge":
+        return run_merge(args, folder)
     runs = list_runs(folder)
     if args.json:
         for run in runs:

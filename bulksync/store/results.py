@@ -160,6 +160,17 @@ class LatencyHistogram:
         self._buckets[index] = self._buckets.get(index, 0) + 1
         self.count += 1
 
+    @classmethod
+    def from_buckets(cls, pairs: list[list[float]]) -> LatencyHistogram:
+        """A histogram back from :meth:`buckets` (a summary's ``latency_histogram``), so that
+        several runs' histograms add up and give the percentiles of all their requests."""
+        histogram = cls()
+        for upper, count in pairs:
+            index = round(math.log(upper, cls._GROWTH)) - 1  # the upper bound's own bucket
+            histogram._buckets[index] = histogram._buckets.get(index, 0) + int(count)
+            histogram.count += int(count)
+        return histogram
+
     def buckets(self) -> list[list[float]]:
         """``[upper bound in ms, count]`` per non-empty bucket, ascending: the histogram."""
         return [
