@@ -20,10 +20,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import anyio
 import orjson
 
-from bulksync.app import runner
+from bulksync.app import _loop, runner
 from bulksync.app._api_inputs import Source, with_inputs
 from bulksync.app.config import Config, load_config, validate
 from bulksync.app.prune import PruneSkipped
@@ -125,10 +124,10 @@ class Job:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return anyio.run(partial(work, signals=True))
+            return _loop.run(partial(work, signals=True))
         # A running loop in this thread cannot be re-entered: a thread with a loop of its own.
         with ThreadPoolExecutor(1, thread_name_prefix="bulksync-run") as pool:
-            return pool.submit(anyio.run, partial(work, signals=False)).result()
+            return pool.submit(_loop.run, partial(work, signals=False)).result()
 
     async def _run(
         self,

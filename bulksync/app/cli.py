@@ -14,7 +14,10 @@ from typing import Any
 import orjson
 
 from bulksync._version import __version__
+from bulksync.app import _loop
 from bulksync.app._logging import FORMATS, setup_logging, teardown_logging
+from bulksync.app._loop import ENV as LOOP_ENV
+from bulksync.app._loop import LOOPS
 from bulksync.app._retry_select import failed_items
 from bulksync.app.config import load_config
 from bulksync.app.report import write_report
@@ -167,6 +170,13 @@ def _log_arguments(parser: argparse.ArgumentParser, top: bool = True) -> None:
         choices=FORMATS,
         help="text (one line per event, the default) or json (one JSON object per line)",
         **({"default": "text"} if top else unset),
+    )
+    parser.add_argument(
+        "--loop",
+        choices=LOOPS,
+        help="the event loop: auto (uvloop when installed, the default), uvloop or asyncio "
+        f"(env {LOOP_ENV})",
+        **({"default": None} if top else unset),
     )
 
 
@@ -351,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         setup_logging(args.verbose, args.log_file, args.log_format)
+        _loop.choose(args.loop)
     except BulksyncError as exc:
         print(f"bulksync: {redact(str(exc))}", file=sys.stderr)
         return EXIT_USAGE

@@ -15,6 +15,7 @@ from typing import Any
 
 import anyio
 
+from bulksync.app import _loop
 from bulksync.app._job_check import check_job, check_stage_names
 from bulksync.app._job_inputs import csv_delimiter, input_records, prune_kinds
 from bulksync.app._plan_line import announce
@@ -93,7 +94,7 @@ class RunOptions:
 
 def run_job(config: Config, *, quiet: bool = False, options: RunOptions | None = None) -> RunReport:
     """Run the job and return its exit code; config and input-file errors raise."""
-    return anyio.run(run_job_async, config, quiet, options)
+    return _loop.run(run_job_async, config, quiet, options)
 
 
 async def run_job_async(
