@@ -110,7 +110,29 @@ def environment(smoke: bool) -> dict[str, Any]:
         "python": platform.python_version(),
         "machine": platform.machine(),
         "pinning": "sandbox on CPU 1, clients on CPU 0 (taskset)" if server else "none",
+        **http_stack(),
     }
+
+
+def http_stack() -> dict[str, Any]:
+    """What the HTTP path runs on: aiohttp's C extensions (its parser and writer; without them
+    it falls back to pure Python, several times slower) and uvloop, if installed."""
+    import importlib.util
+
+    import aiohttp
+
+    compiled = all(
+        importlib.util.find_spec(f"aiohttp.{name}") is not None
+        for name in ("_http_parser", "_http_writer")
+    )
+    try:
+        import uvloop
+
+        uvloop_version: str | None = uvloop.__version__
+    except ImportError:
+        uvloop_version = None
+    return {"aiohttp": aiohttp.__version__, "aiohttp_c_extensions": compiled,
+            "uvloop": uvloop_version}  # fmt: skip
 
 
 def write_results(

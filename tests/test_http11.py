@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import ssl
+import subprocess
 import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from bulksync.engine._http11_transport import Http11Transport
-from bulksync.spi._errors import REFUSED, TransportError
+from bulksync.spi._errors import REFUSED, TLS, TransportError
 from bulksync.spi._http import HttpRequest
 
 HEAD_END = b"\r\n\r\n"
@@ -298,3 +301,53 @@ def test_the_transport_reopens_on_a_new_event_loop() -> None:
     assert asyncio.run(one()) == 200
     assert asyncio.run(one()) == 200
     asyncio.run(transport.aclose())
+
+
+# --- TLS ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1, and its key."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"),
+            *("-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    return cert, key
+
+
+async def test_https_with_a_trusted_certificate_and_an_untrusted_one(
+    certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Verification stays on: a CA the system trusts (here through SSL_CERT_FILE) is
+    accepted, the same server is refused (cause TLS, never applied) by a client that does
+    not trust it."""
+    cert, key = certificate
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server = Canned([ok()])
+    server.server = await asyncio.start_server(server.handle, "127.0.0.1", 0, ssl=context)
+    url = "https" + server.url.removeprefix("http") + "/x"
+    untrusting = Http11Transport(timeout_s=5.0)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    trusting = Http11Transport(timeout_s=5.0)
+    try:
+        for _ in range(2):  # the second on the kept-alive TLS connection
+            assert (await trusting.send(HttpRequest("GET", url))).json() == {"ok": True}
+        monkeypatch.delenv("SSL_CERT_FILE")
+        with pytest.raises(TransportError) as caught:
+            await untrusting.send(HttpRequest("POST", url, json={}))
+        assert caught.value.cause == TLS and caught.value.maybe_applied is False
+    finally:
+        await trusting.aclose()
+        await untrusting.aclose()
+        server.server.close()
+    # One kept-alive connection served both; the refused handshake never reached a request.
+    assert server.connections == 1 and len(server.requests) == 2
