@@ -32,6 +32,7 @@ from bulksync.spi._http import HttpRequest, HttpResponse
 _UNSAFE = re.compile(r"[^A-Za-z0-9\-._~:/?\[\]@!$&'()*+,;=%]")
 _SAFE = "/:@!$&'()*+,;=%?[]~"
 _WITH_BODY = frozenset(("POST", "PUT", "PATCH"))
+_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 SWEEP_S = 0.05  # how often the answers' deadlines are checked: a timeout fires this late
 
 
@@ -70,6 +71,7 @@ class Http11Transport:
             max_connections=max_connections, timeout_s=timeout_s, user_agent=user_agent
         )
         self._origins: dict[str, _Origin] = {}
+        self._checked: set[tuple[str, str]] = set()  # headers found safe to send
         self._ssl: ssl.SSLContext | None = None
         self._reset()
 
@@ -253,15 +255,20 @@ class Http11Transport:
             body, content_type = request.body, "application/octet-stream"
         if body is None and method in _WITH_BODY:
             body = b""  # as aiohttp: a write says its length, even when it has no body
-        if not _is_token(method):
+        if method not in _METHODS and not _is_token(method):
             raise ValueError(f"invalid HTTP method: {method[:40]!r}")
         head = f"{method} {target} HTTP/1.1\r\nHost: {origin.host_header}\r\n"
         if request.headers:
             headers = dict(self._defaults)
             if content_type:
                 headers["content-type"] = ("Content-Type", content_type)
+            checked = self._checked
             for name, value in request.headers.items():
-                _check_header(name, value)
+                if (name, value) not in checked:  # the same auth header on every request
+                    _check_header(name, value)
+                    if len(checked) >= 256:
+                        checked.clear()
+                    checked.add((name, value))
                 headers[name.lower()] = (name, value)
             headers.pop("host", None)  # the URL says where it goes
             headers.pop("content-length", None)  # the body says how long it is
