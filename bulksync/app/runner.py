@@ -122,6 +122,8 @@ async def run_job_async(
         )
         if mode.dry_run:
             return await _dry_run(config, stack, inputs, state, mode, quiet, checked)
+        if state is not None and not mode.prune:
+            state.keep_seen = False  # nothing reads it: no prune in this run
         built = build_target(config)
         # Earlier runs' requests to this instance count against its quota too.
         quota_book = open_quota_book(config, built.target.budget, stack)
