@@ -19,7 +19,7 @@ import os
 import resource
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,17 @@ def link_body(link: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+def _loop_factory(args: dict[str, Any]) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """``loop``: "asyncio" (the default install's loop) or "uvloop" (``bulksync[fast]``); the
+    raw pool and bulksync run on the same one in a comparison."""
+    if args.get("loop", "asyncio") == "asyncio":
+        return None
+    import uvloop
+
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
 def _links(path: str) -> Iterator[dict[str, Any]]:
     with open(path, encoding="utf-8") as lines:
         for line in lines:
@@ -79,6 +90,7 @@ def _report(items: int, started: float, cpu_started: float, **extra: Any) -> dic
 def bulksync(args: dict[str, Any]) -> dict[str, Any]:
     import anyio
 
+    from bulksync.app import _loop
     from bulksync.app.config import Config, InputsConfig, LimitsConfig, OutputConfig, TargetConfig
     from bulksync.app.runner import RunReport, run_job_async
 
@@ -118,8 +130,9 @@ def bulksync(args: dict[str, Any]) -> dict[str, Any]:
         with anyio.move_on_after(max_s):
             outcome["report"] = await run_job_async(config, True)
 
+    _loop.choose(str(args.get("loop", "asyncio")))
     cpu_started, started = _cpu(), time.perf_counter()
-    anyio.run(main)
+    _loop.run(main)
     report = outcome.get("report")
     summary = report.summary if report else {}
     total = int(summary.get("total", 0))
@@ -135,6 +148,7 @@ def bulksync(args: dict[str, Any]) -> dict[str, Any]:
         retries=summary.get("retries"),
         throttled=summary.get("throttled"),
         engine_elapsed_s=summary.get("elapsed_s"),
+        loop=_loop.loop_name(),
     )
 
 
@@ -174,7 +188,8 @@ def raw_pool(args: dict[str, Any]) -> dict[str, Any]:
             await asyncio.gather(*(worker() for _ in range(workers)))
             return cpu_started, started
 
-    cpu_started, started = asyncio.run(main())
+    with asyncio.Runner(loop_factory=_loop_factory(args)) as runner:
+        cpu_started, started = runner.run(main())
     done = sum(statuses.values()) + errors
     return _report(done, started, cpu_started, statuses=statuses, errors=errors)
 

@@ -41,6 +41,11 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("client_ceiling", "ceiling_ratio"): "bulksync ÷ raw aiohttp (median of rounds)",
     ("client_ceiling", "bulksync_cpu_us_per_item"): "client CPU per item, bulksync",
     ("client_ceiling", "raw_aiohttp_cpu_us_per_item"): "client CPU per item, raw aiohttp",
+    ("client_ceiling", "bulksync_items_per_s_uvloop"): "bulksync on uvloop (bulksync[fast])",
+    ("client_ceiling", "raw_aiohttp_items_per_s_uvloop"): "raw aiohttp pool on uvloop",
+    ("client_ceiling", "ceiling_ratio_uvloop"): "bulksync ÷ raw aiohttp, both on uvloop",
+    ("client_ceiling", "bulksync_cpu_us_per_item_uvloop"): "client CPU per item, bulksync, uvloop",
+    ("client_ceiling", "raw_aiohttp_cpu_us_per_item_uvloop"): "client CPU per item, raw, uvloop",
     ("naive_baselines", "bulksync_items_per_s"): "bulksync, 64 in flight",
     ("naive_baselines", "sequential_items_per_s"): "sequential requests.post (vendor docs)",
     ("naive_baselines", "gather_items_per_s"): "one unbounded asyncio.gather (aiohttp)",
@@ -105,7 +110,29 @@ def environment(smoke: bool) -> dict[str, Any]:
         "python": platform.python_version(),
         "machine": platform.machine(),
         "pinning": "sandbox on CPU 1, clients on CPU 0 (taskset)" if server else "none",
+        **http_stack(),
     }
+
+
+def http_stack() -> dict[str, Any]:
+    """What the HTTP path runs on: aiohttp's C extensions (its parser and writer; without them
+    it falls back to pure Python, several times slower) and uvloop, if installed."""
+    import importlib.util
+
+    import aiohttp
+
+    compiled = all(
+        importlib.util.find_spec(f"aiohttp.{name}") is not None
+        for name in ("_http_parser", "_http_writer")
+    )
+    try:
+        import uvloop
+
+        uvloop_version: str | None = uvloop.__version__
+    except ImportError:
+        uvloop_version = None
+    return {"aiohttp": aiohttp.__version__, "aiohttp_c_extensions": compiled,
+            "uvloop": uvloop_version}  # fmt: skip
 
 
 def write_results(

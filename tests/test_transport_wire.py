@@ -17,11 +17,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from bulksync.connectors.fake._fake import FakeTokenSource
+from bulksync.engine._http11_transport import Http11Transport
 from bulksync.engine.auth import NoAuth, SessionAuth
 from bulksync.engine.budget import RateBudget
 from bulksync.engine.client import EngineClient, Target
 from bulksync.engine.retry import RetryPolicy
-from bulksync.engine.transport import AiohttpTransport, form_disposition
+from bulksync.engine.transport import AiohttpTransport, Transport, form_disposition
 from bulksync.spi._connector import RequestFailed
 from bulksync.spi._errors import AuthError, ErrorClass, TransportError
 from bulksync.spi._http import FilePart, HttpRequest
@@ -69,9 +70,13 @@ async def start(wire: Wire) -> TestServer:
     return server
 
 
-@pytest.fixture
-async def transport() -> AsyncIterator[AiohttpTransport]:
-    t = AiohttpTransport(timeout_s=5.0)
+TRANSPORTS = {"aiohttp": AiohttpTransport, "http11": Http11Transport}
+
+
+@pytest.fixture(params=sorted(TRANSPORTS))
+async def transport(request: pytest.FixtureRequest) -> AsyncIterator[Transport]:
+    """Both transports: the default (bulksync's HTTP/1.1) and aiohttp, the way back."""
+    t: Transport = TRANSPORTS[request.param](timeout_s=5.0)
     try:
         yield t
     finally:
@@ -101,7 +106,7 @@ def test_aiohttp_still_has_the_switch_bulksync_turns_off() -> None:
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "HEAD", "OPTIONS", "POST"])
 async def test_a_dropped_keepalive_connection_is_an_error_not_a_resend(
-    transport: AiohttpTransport, method: str
+    transport: Transport, method: str
 ) -> None:
     wire = Wire(close_every=1)
     server = await start(wire)
@@ -119,12 +124,13 @@ async def test_a_dropped_keepalive_connection_is_an_error_not_a_resend(
         await server.close()
 
 
-async def test_every_request_the_server_sees_was_charged_and_counted() -> None:
+@pytest.mark.parametrize("kind", sorted(TRANSPORTS))
+async def test_every_request_the_server_sees_was_charged_and_counted(kind: str) -> None:
     """5% of answers drop their connection; GETs and PUTs, 8 at a time, each retried until
     answered (at most 6 attempts), as the engine's item loop would."""
     wire = Wire(close_every=20)
     server = await start(wire)
-    transport = AiohttpTransport(max_connections=8, timeout_s=5.0)
+    transport = TRANSPORTS[kind](max_connections=8, timeout_s=5.0)
     budget, stats = CountingBudget(), RunStats()
     client = EngineClient(
         Target(str(server.make_url("/")), transport, budget, NoAuth()), stats, FAST_RETRY
@@ -165,7 +171,7 @@ async def test_every_request_the_server_sees_was_charged_and_counted() -> None:
 
 
 async def test_a_redirect_to_another_origin_is_not_followed(
-    transport: AiohttpTransport,
+    transport: Transport,
 ) -> None:
     elsewhere = Wire()
     other = await start(elsewhere)
@@ -191,7 +197,7 @@ async def test_a_redirect_to_another_origin_is_not_followed(
         await other.close()
 
 
-async def test_a_redirected_login_stops_with_an_auth_error(transport: AiohttpTransport) -> None:
+async def test_a_redirected_login_stops_with_an_auth_error(transport: Transport) -> None:
     wire = Wire(redirect_to="http://elsewhere.invalid/token")
     server = await start(wire)
     try:
@@ -218,9 +224,7 @@ def test_form_disposition_escapes_as_curl_does() -> None:
     assert form_disposition("title") == 'form-data; name="title"'
 
 
-async def test_the_filename_goes_out_in_utf8_as_is(
-    transport: AiohttpTransport, tmp_path: Path
-) -> None:
+async def test_the_filename_goes_out_in_utf8_as_is(transport: Transport, tmp_path: Path) -> None:
     wire = Wire()
     server = await start(wire)
     content = bytes(range(256)) * 300

@@ -19,9 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import anyio
-
-from bulksync.app import runner
+from bulksync.app import _loop, runner
 from bulksync.app._api_inputs import Source, with_inputs
 from bulksync.app._api_report import RunReport, raise_stopped, report_of
 from bulksync.app._api_stream import ResultStream
@@ -103,10 +101,10 @@ class Job:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return anyio.run(partial(work, signals=True))
+            return _loop.run(partial(work, signals=True))
         # A running loop in this thread cannot be re-entered: a thread with a loop of its own.
         with ThreadPoolExecutor(1, thread_name_prefix="bulksync-run") as pool:
-            return pool.submit(anyio.run, partial(work, signals=False)).result()
+            return pool.submit(_loop.run, partial(work, signals=False)).result()
 
     def stream(
         self,

@@ -23,6 +23,7 @@ from typing import Any
 import anyio
 import orjson
 
+from bulksync.app import _loop
 from bulksync.app._bench_load import Ledger, clean_up, run_stage, workers_for
 from bulksync.app._bench_ramp import (
     RampOptions,
@@ -87,7 +88,7 @@ def run_bench(config: Config | None, options: BenchOptions) -> BenchReport:
         raise ConfigError("bench needs a target: --config JOB.toml, or --sandbox (not both)")
     if options.writes and not options.prefix.strip():
         raise ConfigError("--prefix cannot be empty with --writes: it marks the bench's objects")
-    return anyio.run(_bench_anywhere, config, options)
+    return _loop.run(_bench_anywhere, config, options)
 
 
 @asynccontextmanager

@@ -14,7 +14,10 @@ from typing import Any
 import orjson
 
 from bulksync._version import __version__
+from bulksync.app import _loop
 from bulksync.app._logging import FORMATS, setup_logging, teardown_logging
+from bulksync.app._loop import ENV as LOOP_ENV
+from bulksync.app._loop import LOOPS
 from bulksync.app._retry_select import failed_items
 from bulksync.app._runs_merge import merge_arguments, run_merge
 from bulksync.app.config import load_config
@@ -169,6 +172,13 @@ def _log_arguments(parser: argparse.ArgumentParser, top: bool = True) -> None:
         choices=FORMATS,
         help="text (one line per event, the default) or json (one JSON object per line)",
         **({"default": "text"} if top else unset),
+    )
+    parser.add_argument(
+        "--loop",
+        choices=LOOPS,
+        help="the event loop: auto (uvloop when installed, the default), uvloop or asyncio "
+        f"(env {LOOP_ENV})",
+        **({"default": None} if top else unset),
     )
 
 
@@ -355,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         setup_logging(args.verbose, args.log_file, args.log_format)
+        _loop.choose(args.loop)
     except BulksyncError as exc:
         print(f"bulksync: {redact(str(exc))}", file=sys.stderr)
         return EXIT_USAGE

@@ -15,9 +15,9 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import anyio
 import orjson
 
+from bulksync.app import _loop
 from bulksync.app.config import Config, InputsConfig, LimitsConfig, OutputConfig, TargetConfig
 from bulksync.app.registry import target_spec
 from bulksync.app.runner import RunReport, run_job_async
@@ -180,4 +180,4 @@ def _run_in(options: DemoOptions, folder: Path) -> RunReport:
     # The sandbox's own demo login; real credentials only ever come from the environment.
     os.environ.setdefault(USER_ENV, "sandbox")
     os.environ.setdefault(PASSWORD_ENV, "sandbox")
-    return anyio.run(_demo, options, folder)
+    return _loop.run(_demo, options, folder)

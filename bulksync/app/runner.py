@@ -15,6 +15,7 @@ from typing import Any
 
 import anyio
 
+from bulksync.app import _loop
 from bulksync.app._dry_run import dry_run
 from bulksync.app._job_check import check_job, check_stage_names
 from bulksync.app._job_inputs import input_records, open_records, prune_kinds
@@ -108,7 +109,7 @@ class LiveInputs:
 
 def run_job(config: Config, *, quiet: bool = False, options: RunOptions | None = None) -> RunReport:
     """Run the job and return its exit code; config and input-file errors raise."""
-    return anyio.run(run_job_async, config, quiet, options)
+    return _loop.run(run_job_async, config, quiet, options)
 
 
 async def run_job_async(
@@ -142,6 +143,8 @@ async def run_job_async(
                 config, stack, inputs, state, mode.full, mode.prune, mode.max_delete, quiet, checked
             )
             return RunReport(EXIT_OK, plan)
+        if state is not None and not mode.prune:
+            state.keep_seen = False  # nothing reads it: no prune in this run
         built = build_target(config)
         # Earlier runs' requests to this instance count against its quota too.
         quota_book = open_quota_book(config, built.target.budget, stack)

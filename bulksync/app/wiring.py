@@ -7,6 +7,7 @@ budget from the documented windows. A connector package supplies only the spec.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from bulksync.app.config import (
     StateConfig,
     TargetConfig,
 )
+from bulksync.engine._http11_transport import Http11Transport
 from bulksync.engine.auth import Authenticator, NoAuth, SessionAuth, StaticTokenAuth
 from bulksync.engine.budget import RateBudget
 from bulksync.engine.client import Target
@@ -33,6 +35,7 @@ from bulksync.spi._spec import CREDENTIAL_ENV, Credentials, Site, TargetSpec
 # Connections beyond the stage workers' own: a login, a listing page or the preflight may be
 # in flight while every worker waits on its answer.
 SPARE_CONNECTIONS = 4
+TRANSPORT_ENV = "BULKSYNC_TRANSPORT"
 
 
 @dataclass(slots=True)
@@ -119,6 +122,17 @@ def pool_size(config: Config, connector: Connector) -> int:
     return max(workers, limits.concurrency) + SPARE_CONNECTIONS
 
 
+def default_transport(max_connections: int, timeout_s: float) -> Transport:
+    """bulksync's own HTTP/1.1 client (uploads through aiohttp), or aiohttp for everything
+    with ``BULKSYNC_TRANSPORT=aiohttp``: a way back should a server need what only it does."""
+    choice = os.environ.get(TRANSPORT_ENV, "").strip().lower() or "http11"
+    if choice == "aiohttp":
+        return AiohttpTransport(max_connections=max_connections, timeout_s=timeout_s)
+    if choice != "http11":
+        raise ConfigError(f"{TRANSPORT_ENV} must be http11 or aiohttp, got '{choice}'")
+    return Http11Transport(max_connections=max_connections, timeout_s=timeout_s)
+
+
 def build_target(config: Config, min_connections: int = 0) -> BuiltTarget:
     """The target of ``config``; ``min_connections`` widens the pool (the bench's workers)."""
     spec = registry.target_spec(config.target.kind)
@@ -132,7 +146,7 @@ def build_target(config: Config, min_connections: int = 0) -> BuiltTarget:
         transport = spec.transport(options)
     else:
         size = max(pool_size(config, connector), min_connections)
-        transport = AiohttpTransport(max_connections=size, timeout_s=config.target.timeout_s)
+        transport = default_transport(size, config.target.timeout_s)
     budget = budget_for(config, list(spec.rate_windows))
     return BuiltTarget(connector, Target(config.target.base_url, transport, budget, auth))
 

@@ -360,7 +360,12 @@ class Engine(ItemSink):
         # a commit per item would cost more than the rest of the engine's work on it.
         await self.intend(jobs)
         for job in jobs:
-            await send.send(job)
+            try:
+                # Straight into the queue while it has room: send() yields to the event loop
+                # for every item, the feeder's one hop per item.
+                send.send_nowait(job)
+            except anyio.WouldBlock:
+                await send.send(job)  # the first stage is behind: wait for it (backpressure)
 
     def _refusal(self, record: Record) -> BadRecord | None:
         if not isinstance(record, AssetRecord | LinkRecord):

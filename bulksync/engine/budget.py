@@ -161,22 +161,34 @@ class RateBudget:
         return self._rate
 
     async def acquire(self) -> None:
+        if not self._lock.locked():
+            # Nobody is waiting: a request that may go now is granted without taking the lock
+            # (whose acquire and release each yield to the event loop, once per request).
+            now = self._clock()
+            if self._wait(now) <= 0:
+                self._grant(now)
+                return
         async with self._lock:
             while True:
-                if self.exhausted is not None:
-                    raise self.exhausted.with_traceback(None)  # no traceback piling up
                 now = self._clock()
-                self._recover(now)
-                wait = max(self._pacer_wait(now), self._paused_until - now)
-                for window in self.windows:
-                    window_wait = window.wait_time(now)
-                    if window_wait > self.max_quota_wait_s:
-                        self._quota_used_up(now, window, window_wait)
-                    wait = max(wait, window_wait)
+                wait = self._wait(now)
                 if wait <= 0:
                     break
                 await self._sleep(wait)
             self._grant(now)
+
+    def _wait(self, now: float) -> float:
+        """How long the next request must wait from ``now`` (raises once the quota is out)."""
+        if self.exhausted is not None:
+            raise self.exhausted.with_traceback(None)  # no traceback piling up
+        self._recover(now)
+        wait = max(self._pacer_wait(now), self._paused_until - now)
+        for window in self.windows:
+            window_wait = window.wait_time(now)
+            if window_wait > self.max_quota_wait_s:
+                self._quota_used_up(now, window, window_wait)
+            wait = max(wait, window_wait)
+        return wait
 
     def _quota_used_up(self, now: float, window: SlidingWindow, wait: float) -> None:
         """Stop the run (raise, and every later acquire too), or with ``wait_for_quota`` pause

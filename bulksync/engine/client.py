@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Mapping
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
@@ -36,14 +35,23 @@ request_log = logging.getLogger("bulksync.http")
 _sent: ContextVar[list[int] | None] = ContextVar("bulksync_sent", default=None)
 
 
-@contextmanager
-def count_sent(counter: list[int]) -> Iterator[None]:
-    """Add each request sent inside the block to ``counter[0]``."""
-    token = _sent.set(counter)
-    try:
-        yield
-    finally:
-        _sent.reset(token)
+class count_sent:
+    """Add each request sent inside the block to ``counter[0]``.
+
+    A class, not a @contextmanager generator: it runs once per attempt, and a generator-based
+    context manager costs several times more."""
+
+    __slots__ = ("_counter", "_token")
+    _token: Token[list[int] | None]
+
+    def __init__(self, counter: list[int]) -> None:
+        self._counter = counter
+
+    def __enter__(self) -> None:
+        self._token = _sent.set(self._counter)
+
+    def __exit__(self, *exc: object) -> None:
+        _sent.reset(self._token)
 
 
 @dataclass(slots=True)
@@ -86,19 +94,23 @@ class EngineClient:
     def target(self) -> Target:
         return self._target
 
-    def _absolute(self, request: HttpRequest) -> HttpRequest:
+    def _url(self, request: HttpRequest) -> str:
         if request.url.startswith(("http://", "https://")):
-            return request
-        url = self._target.base_url.rstrip("/") + "/" + request.url.lstrip("/")
-        return replace(request, url=url)
+            return request.url
+        return self._target.base_url.rstrip("/") + "/" + request.url.lstrip("/")
+
+    def _absolute(self, request: HttpRequest) -> HttpRequest:
+        url = self._url(request)
+        return request if url is request.url else replace(request, url=url)
 
     async def send(self, request: HttpRequest) -> HttpResponse:
-        request = self._absolute(request)
-        response, headers = await self._send_once(request)
+        url = self._url(request)
+        response, headers = await self._send_once(request, url)
         if response.status == 401 and request.authenticated:
             await self._target.auth.refresh(self._send_for_auth, headers)
-            self.retrier.resent(_where(request), "HTTP 401: sent again with a fresh token")
-            response, _ = await self._send_once(request)
+            where = _where(replace(request, url=url))
+            self.retrier.resent(where, "HTTP 401: sent again with a fresh token")
+            response, _ = await self._send_once(request, url)
             if response.status == 401:
                 raise AuthError(f"{request.method} refused with 401 even after a fresh login")
         if is_redirect(response):
@@ -108,7 +120,9 @@ class EngineClient:
             raise RequestFailed(error, ErrorClass.ITEM)
         return response
 
-    async def _send_once(self, request: HttpRequest) -> tuple[HttpResponse, Mapping[str, str]]:
+    async def _send_once(
+        self, request: HttpRequest, url: str
+    ) -> tuple[HttpResponse, Mapping[str, str]]:
         await self._target.budget.acquire()
         # The token is taken after the budget wait, so a long queue cannot make it stale.
         headers: Mapping[str, str] = {}
@@ -117,6 +131,8 @@ class EngineClient:
         if self._timeout_cap_s is not None:
             cap = min(request.timeout_s or self._timeout_cap_s, self._timeout_cap_s)
             request = replace(request, timeout_s=cap)
+        if headers or url is not request.url:
+            request = _sendable(request, url, headers)
         breaker = self.breaker
         breaker.check()
         self._stats.requests += 1
@@ -127,7 +143,7 @@ class EngineClient:
             counter[0] += 1
         self._stats.in_flight += 1
         try:
-            response = await self._logged_send(request.with_headers(headers))
+            response = await self._logged_send(request)
         except LocalFileError as exc:
             breaker.cancelled()
             if not exc.sent:  # refused before anything went on the wire
@@ -169,7 +185,7 @@ class EngineClient:
 
         async def attempt() -> HttpResponse:
             try:
-                response, _ = await self._send_once(request)
+                response, _ = await self._send_once(request, request.url)
             except TransportError as exc:
                 failure = str(exc) if exc.cause is None else what_to_check(exc.cause, exc.host)
                 raise TryAgain(failure) from exc
@@ -202,6 +218,20 @@ class EngineClient:
             )
 
         return await self.retrier.run(attempt, give_up, what=f"login ({_where(request)})")
+
+
+def _sendable(request: HttpRequest, url: str, headers: Mapping[str, str]) -> HttpRequest:
+    """The request with its absolute URL and its auth header: one copy, built directly. It
+    runs once per request, and ``dataclasses.replace`` costs twice as much (it walks the
+    fields first)."""
+    r = request
+    merged = {**r.headers, **headers} if headers else r.headers
+    # Every field by name (tests/test_client.py fails when HttpRequest gains one not here).
+    return HttpRequest(
+        method=r.method, url=url, headers=merged, json=r.json, form=r.form, fields=r.fields,
+        files=r.files, body=r.body, params=r.params, timeout_s=r.timeout_s,
+        authenticated=r.authenticated,
+    )  # fmt: skip
 
 
 def _where(request: HttpRequest) -> str:

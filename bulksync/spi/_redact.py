@@ -40,14 +40,42 @@ def _forms(value: str) -> set[str]:
     return {form for form in forms if len(form) >= _MIN_SECRET_LENGTH}
 
 
+# The secrets longest first, as text and as UTF-8, for the set they were sorted from: every
+# result line is masked, and sorting the set once per line cost more than the masking.
+_sorted_from: set[str] = set()
+_sorted: tuple[str, ...] = ()
+_sorted_bytes: tuple[bytes, ...] = ()
+
+
+def _longest_first() -> tuple[str, ...]:
+    global _sorted, _sorted_bytes
+    if _secrets != _sorted_from:  # registered since, or cleared (the tests do)
+        _sorted_from.clear()
+        _sorted_from.update(_secrets)
+        _sorted = tuple(sorted(_secrets, key=len, reverse=True))
+        _sorted_bytes = tuple(secret.encode() for secret in _sorted)
+    return _sorted
+
+
 def redact(text: str) -> str:
     if not _secrets:
         return text
     # Longest first: a secret that contains another must be masked whole.
-    for secret in sorted(_secrets, key=len, reverse=True):
+    for secret in _longest_first():
         if secret in text:
             text = text.replace(secret, MASK)
     return text
+
+
+def redact_bytes(line: bytes) -> bytes:
+    """:func:`redact` for UTF-8 bytes (a JSON line), decoded only when a secret is in it."""
+    if not _secrets:
+        return line
+    _longest_first()
+    for secret in _sorted_bytes:
+        if secret in line:
+            return redact(line.decode()).encode()
+    return line
 
 
 def redacted_excerpt(text: str, limit: int = 300) -> str:

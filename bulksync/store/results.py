@@ -14,7 +14,7 @@ import orjson
 
 from bulksync.spi._errors import ErrorInfo
 from bulksync.spi._records import Kind, Origin
-from bulksync.spi._redact import has_secrets, redact
+from bulksync.spi._redact import has_secrets, redact, redact_bytes
 
 Status = Literal["succeeded", "failed", "skipped"]
 
@@ -282,7 +282,7 @@ def write_summary(path: Path, summary: dict[str, Any]) -> None:
 
 def _masked(line: bytes) -> bytes:
     """Servers may echo what we sent them, credentials included, into error messages."""
-    return redact(line.decode()).encode() if has_secrets() else line
+    return redact_bytes(line)
 
 
 def format_summary(summary: dict[str, Any]) -> str:

@@ -115,6 +115,9 @@ class StateStore:
         self._pending: dict[tuple[str, str], tuple[str, str | None, str]] = {}
         self._failures: dict[tuple[str, str], str] = {}
         self._seen: list[tuple[str, str]] = []
+        # Only a prune reads what this run saw (and the table is emptied when the run ends): a
+        # run that does not prune sets this False and saves a row write per item.
+        self.keep_seen = True
         # Absent on the target now (a changed link deleted, its new version refused).
         self._absent: set[tuple[str, str]] = set()
         self._intents: dict[tuple[str, str], Intent] = {}  # recorded, not yet committed
@@ -219,6 +222,8 @@ class StateStore:
 
     def saw(self, kind: str, key: str) -> None:
         """The input of this run holds this key (what prune keeps)."""
+        if not self.keep_seen:
+            return
         self._seen.append((kind, key))
         self._maybe_flush()
 
