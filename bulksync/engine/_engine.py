@@ -18,6 +18,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from bulksync.engine._breaker import DEFAULT_UNREACHABLE_AFTER, CircuitBreaker, no_route_of
 from bulksync.engine._identities import IdentityIndex
 from bulksync.engine._resume import ResumeGate, record_intents
+from bulksync.engine._shard_wait import CrossShardWait
 from bulksync.engine._stages import ItemSink, StageCounters, StagePool, group_jobs, quota_failed
 from bulksync.engine.client import EngineClient, Target
 from bulksync.engine.retry import RetryPolicy
@@ -31,9 +32,10 @@ from bulksync.spi._connector import (
 from bulksync.spi._errors import ErrorInfo, QuotaExhausted, first_bulksync_error
 from bulksync.spi._records import AssetRecord, BadRecord, Kind, LinkRecord, Origin, Record
 from bulksync.spi._redact import redacted_excerpt
+from bulksync.store._backend import StateBackend
 from bulksync.store.remote import RemoteIndex
 from bulksync.store.results import ItemResult, ResultSink, RunStats, Status
-from bulksync.store.state import StateStore
+from bulksync.store.shard import ShardGate
 from bulksync.store.verdict import Judge
 
 log = logging.getLogger("bulksync.engine._engine")
@@ -58,13 +60,15 @@ class EngineOptions:
     grace_s: float = 10.0  # how long in-flight items may finish after a stop
     batch_linger_s: float = 0.05  # how long a batch stage waits to fill a batch
     max_open_groups: int = 1000  # groups a grouped stage may hold open at once
-    state: StateStore | None = None  # what was confirmed before: skip it when unchanged
+    state: StateBackend | None = None  # what was confirmed before: skip it when unchanged
     full: bool = False  # ignore the state: compare with `remote` (or push everything again)
     remote: RemoteIndex | None = None  # the target's listing, with --full
     # Fail fast ([limits] unreachable_after, stall_s): so many requests in a row failing one
     # target-wide way, or no answer at all for so long, stop the run (exit 4). None: no watch.
     unreachable_after: int = DEFAULT_UNREACHABLE_AFTER
     stall_s: float | None = None
+    # A sharded run (--shard I/N): its links to other shards' assets wait for them.
+    shard: ShardGate | None = None
 
 
 class Engine(ItemSink):
@@ -162,7 +166,7 @@ class Engine(ItemSink):
         self.stop.set()
         self._pipeline.cancel()
 
-    async def _flush_state(self, state: StateStore) -> None:
+    async def _flush_state(self, state: StateBackend) -> None:
         """Commit confirmations on time even while no item finishes (a slow stretch)."""
         while True:
             await anyio.sleep(state.flush_interval_s)
@@ -219,6 +223,7 @@ class Engine(ItemSink):
     ) -> None:
         # Never more read ahead than the first queue holds: backpressure stays what it was.
         batch = max(1, min(FEED_BATCH, int(send.statistics().max_buffer_size)))
+        waiting = self._cross_shard_wait()
         async with send:
             ready: list[Job] = []
             for record in records:
@@ -226,7 +231,7 @@ class Engine(ItemSink):
                     break  # no more reading; what was read still goes, within the grace
                 self.read[kind] += 1
                 job = self._admit(record)
-                if job is None:
+                if job is None or (waiting is not None and waiting.hold(job)):
                     await anyio.lowlevel.checkpoint()
                     continue
                 ready.append(job)
@@ -234,6 +239,19 @@ class Engine(ItemSink):
                     await self._send_batch(ready, send)
                     ready = []
             await self._send_batch(ready, send)
+            if waiting is not None:
+
+                async def release(jobs: Sequence[Job]) -> None:
+                    await self._send_batch(jobs, send)
+
+                def skip(job: Job, reason: str) -> None:
+                    self._finish(job, "skipped", reason=reason)
+
+                await waiting.release(release, skip, self.stop, batch)
+
+    def _cross_shard_wait(self) -> CrossShardWait | None:
+        gate, state = self.options.shard, self.options.state
+        return None if gate is None or state is None else CrossShardWait(gate, state)
 
     def _admit(self, record: Record | BadRecord) -> Job | None:
         """The job to push for this input line, or None when its result is already written.

@@ -9,14 +9,14 @@ from collections.abc import Sequence
 
 from bulksync.spi._connector import Job
 from bulksync.spi._records import AssetRecord, LinkRecord
-from bulksync.store.state import Intent, StateStore
+from bulksync.store._backend import Intent, StateBackend
 from bulksync.store.verdict import Judge, Verdict
 
 
 class ResumeGate:
     """The engine's judgement of each admitted job against the state and the listing."""
 
-    def __init__(self, judge: Judge, state: StateStore | None, full: bool) -> None:
+    def __init__(self, judge: Judge, state: StateBackend | None, full: bool) -> None:
         self._judge = judge
         self._state = state
         self._full = full
@@ -69,7 +69,7 @@ class ResumeGate:
         return verdict
 
 
-async def record_intents(state: StateStore, jobs: Sequence[Job]) -> None:
+async def record_intents(state: StateBackend, jobs: Sequence[Job]) -> None:
     """Make the jobs' pushes durable in one transaction before a request of theirs is sent."""
     intents: dict[tuple[str, str], Intent] = {}
     for job in jobs:
