@@ -187,3 +187,26 @@ def test_shard_needs_the_shared_state(tmp_path: Path, capsys: pytest.CaptureFixt
     assert 'backend = "postgres"' in capsys.readouterr().err
     assert main(["run", "--config", str(config), "--shard", "2/2"]) == 2
     assert main(["run", "--config", str(config), "--shard", "0/2", "--prune"]) == 2
+
+
+def test_two_shards_of_a_fake_job_write_one_result_per_line_between_them(
+    dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BULKSYNC_TEST_PG_DSN", dsn)
+    config = job(tmp_path, 50)
+    with (tmp_path / "links.jsonl").open("ab") as extra:
+        extra.write(b'{"from": "doc", "to": \n')  # line 51: unreadable, shard 0 reports it
+    for shard in ("1/2", "0/2"):  # one after the other; the plan line reads its shard only
+        assert main(["run", "--config", str(config), "--shard", shard]) in (0, 1)
+    seen: list[int] = []
+    for index in (0, 1):
+        name = f"results.shard-{index}-of-2.jsonl"
+        rows = [orjson.loads(x) for x in (tmp_path / "out" / name).read_bytes().splitlines()]
+        seen += [r["line"] for r in rows]
+        assert 10 < len(rows) < 42
+        summary = orjson.loads(
+            (tmp_path / "out" / name.replace(".jsonl", ".summary.json")).read_bytes()
+        )
+        assert summary["shard"] == {"index": index, "count": 2}
+    assert sorted(seen) == list(range(1, 52))
+    assert not (tmp_path / "out" / "results.jsonl").exists()  # no shard writes the plain one

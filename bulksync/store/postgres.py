@@ -55,12 +55,21 @@ def connect(dsn: str) -> Any:
     if isinstance(password, str) and password:
         register_secret(password)
     try:
-        return psycopg.connect(
+        conn = psycopg.connect(
             dsn,
             autocommit=True,
             connect_timeout=CONNECT_TIMEOUT_S,
             application_name=application_name(),
         )
+        # The run lock lives as long as the server believes the session does: a host that
+        # dies without closing its TCP connection must not keep it for the kernel's two hours.
+        # (A unix socket ignores these; a killed process's socket closes at once anyway.)
+        conn.execute(
+            "SELECT set_config('tcp_keepalives_idle', '30', false), "
+            "set_config('tcp_keepalives_interval', '10', false), "
+            "set_config('tcp_keepalives_count', '3', false)"
+        )
+        return conn
     except psycopg.Error as exc:
         raise ConfigError(f"cannot open the PostgreSQL state: {reason(exc)}") from None
 
