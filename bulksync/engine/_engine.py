@@ -17,7 +17,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from bulksync.engine._breaker import DEFAULT_UNREACHABLE_AFTER, CircuitBreaker, no_route_of
 from bulksync.engine._identities import IdentityIndex
-from bulksync.engine._resume import ResumeGate, record_intents
+from bulksync.engine._resume import ResumeGate, prefetching, record_intents
 from bulksync.engine._shard_wait import CrossShardWait
 from bulksync.engine._stages import ItemSink, StageCounters, StagePool, group_jobs, quota_failed
 from bulksync.engine.client import EngineClient, Target
@@ -41,6 +41,8 @@ from bulksync.store.verdict import Judge
 log = logging.getLogger("bulksync.engine._engine")
 
 Input = tuple[Kind, Iterable[Record | BadRecord]]
+# Lookups of the state asked for at once, ahead of admitting the records.
+PREFETCH = 256
 # At most this many jobs are read ahead and recorded in one transaction before the first of
 # them is sent (fewer when the first stage's queue is smaller).
 FEED_BATCH = 64
@@ -96,6 +98,7 @@ class Engine(ItemSink):
         self._pipeline = anyio.CancelScope()
         self._gate: ResumeGate | None = None
         self._identities: IdentityIndex | None = None
+        self._looked_up: set[Kind] = set()  # kinds whose items the state is asked about
         self.unreadable = 0  # input lines the reader could not turn into a record
         self.first_unreadable: Origin | None = None
 
@@ -113,6 +116,7 @@ class Engine(ItemSink):
             if options.state is not None:
                 # A first migration has nothing to look up: skip a query per item.
                 judge.empty_kinds = {k for k, _ in inputs if options.state.count(k) == 0}
+                self._looked_up = {k for k, _ in inputs} - judge.empty_kinds
             self._gate = ResumeGate(judge, options.state, options.full)
         flows = [(kind, records, list(stages_of(kind))) for kind, records in inputs]
         self._identities = IdentityIndex()
@@ -224,6 +228,9 @@ class Engine(ItemSink):
         # Never more read ahead than the first queue holds: backpressure stays what it was.
         batch = max(1, min(FEED_BATCH, int(send.statistics().max_buffer_size)))
         waiting = self._cross_shard_wait()
+        state = self.options.state
+        if state is not None and not self.options.full and kind in self._looked_up:
+            records = prefetching(state, kind, records, PREFETCH)
         async with send:
             ready: list[Job] = []
             for record in records:

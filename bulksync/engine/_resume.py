@@ -5,10 +5,11 @@ before any create when a run that stopped was pushing it (its intent is still in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
 
 from bulksync.spi._connector import Job
-from bulksync.spi._records import AssetRecord, LinkRecord
+from bulksync.spi._records import AssetRecord, BadRecord, LinkRecord, Record
 from bulksync.store._backend import Intent, StateBackend
 from bulksync.store.verdict import Judge, Verdict
 
@@ -81,3 +82,21 @@ async def record_intents(state: StateBackend, jobs: Sequence[Job]) -> None:
             job.intent = wanted
             intents[(job.record.kind, job.record.key)] = Intent(*wanted)
     await state.intend(intents)
+
+
+def prefetching(
+    state: StateBackend, kind: str, records: Iterable[Record | BadRecord], size: int
+) -> Iterator[Record | BadRecord]:
+    """The records as they come, the state asked ahead for each chunk's lookups in one query
+    (a PostgreSQL state's lookup is a round trip; a resync makes one per item otherwise)."""
+    stream = iter(records)
+    while chunk := list(itertools.islice(stream, size)):
+        keys = []
+        for record in chunk:
+            if isinstance(record, AssetRecord | LinkRecord):
+                try:
+                    keys.append(record.key)
+                except Exception:  # admitting the record reports it
+                    continue
+        state.prefetch(kind, keys)
+        yield from chunk

@@ -153,6 +153,11 @@ class StateBackend(ABC):
             return Confirmed(pending[0], pending[1])
         return self._lookup(kind, key)
 
+    def prefetch(self, kind: str, keys: list[str]) -> None:
+        """Lookups of these keys come next: a backend whose every query is a network round
+        trip answers them all in one. The SQLite file's lookups are local: nothing to do."""
+        return None
+
     def confirmed_among(self, kind: str, keys: Collection[str]) -> set[str]:
         """Which of these keys are confirmed pushed (by this run or any other sharing the
         state): the cross-shard dependency gate asks in one query per poll."""

@@ -23,6 +23,15 @@ from bulksync.store._backend import Batch, Confirmed, Intent, IntentRow, StateBa
 from bulksync.store._pg_schema import application_name, migrate, take_run_lock
 
 CONNECT_TIMEOUT_S = 10
+_UNKNOWN = object()
+# Keys looked up by the batch: one primary-key probe each, whatever the statistics say. The
+# LIMIT keeps the planner from flattening the probe into a join, which with statistics older
+# than the rows (a resync just after the first run) scans the target's rows once per key.
+_AMONG = (
+    "FROM unnest(%s::bytea[]) AS k(key) CROSS JOIN LATERAL (SELECT hash, remote_id "
+    "FROM bulksync_items WHERE target = %s AND kind = %s AND key = k.key AND hash != '' "
+    "LIMIT 1) AS i"
+)
 
 
 def _b(text: str | None) -> bytes | None:
@@ -36,6 +45,11 @@ def _s(raw: bytes | memoryview | None) -> str | None:
 def _text(result: str) -> str:
     # PostgreSQL text holds neither NUL nor lone surrogates; a result is for people to read.
     return result.encode("utf-8", "backslashreplace").decode("utf-8").replace("\0", "\\x00")
+
+
+def _many(cur: Any, sql: str, rows: list[Any]) -> None:
+    if rows:  # an empty executemany still costs psycopg a pipeline sync, a round trip
+        cur.executemany(sql, rows)
 
 
 def connect(dsn: str) -> Any:
@@ -94,6 +108,8 @@ class PostgresStateStore(StateBackend):
     ) -> None:
         super().__init__(target, flush_every=flush_every, flush_interval_s=flush_interval_s)
         self.path = "PostgreSQL"  # what messages call it (never the DSN)
+        # Lookups answered ahead by prefetch(), each used once: the chunk being admitted.
+        self._cache: dict[tuple[str, str], Confirmed | None] = {}
         self._conn = connect(dsn)
         try:
             with self._guard():
@@ -115,7 +131,8 @@ class PostgresStateStore(StateBackend):
 
     def _write_intents(self, rows: list[IntentRow]) -> None:
         with self._guard(), self._conn.transaction(), self._conn.cursor() as cur:
-            cur.executemany(
+            _many(
+                cur,
                 "INSERT INTO bulksync_intents (target, kind, key, hash, file_id, run_id) "
                 "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (target, kind, key) DO UPDATE SET "
                 "hash = excluded.hash, file_id = excluded.file_id, run_id = excluded.run_id",
@@ -125,7 +142,24 @@ class PostgresStateStore(StateBackend):
                 ],
             )
 
+    def prefetch(self, kind: str, keys: list[str]) -> None:
+        # The chunk before was admitted in full before the next is read: its entries go.
+        self._cache = dict.fromkeys(((kind, key) for key in keys), None)
+        if not keys:
+            return
+        with self._guard():
+            rows = self._conn.execute(
+                "SELECT k.key, i.hash, i.remote_id " + _AMONG,
+                ([_b(key) for key in keys], self.target, kind),
+            ).fetchall()
+        for key, digest, remote_id in rows:
+            self._cache[(kind, _s(key) or "")] = Confirmed(digest, _s(remote_id))
+
     def _lookup(self, kind: str, key: str) -> Confirmed | None:
+        cached = self._cache.pop((kind, key), _UNKNOWN)
+        if cached is not _UNKNOWN:
+            assert cached is None or isinstance(cached, Confirmed)
+            return cached
         with self._guard():
             row = self._conn.execute(
                 "SELECT hash, remote_id FROM bulksync_items "
@@ -137,9 +171,8 @@ class PostgresStateStore(StateBackend):
     def _confirmed_among(self, kind: str, keys: list[str]) -> set[str]:
         with self._guard():
             rows = self._conn.execute(
-                "SELECT key FROM bulksync_items WHERE target = %s AND kind = %s "
-                "AND hash != '' AND key = ANY(%s)",
-                (self.target, kind, [_b(key) for key in keys]),
+                "SELECT k.key " + _AMONG,
+                ([_b(key) for key in keys], self.target, kind),
             ).fetchall()
         return {_s(key) or "" for (key,) in rows}
 
@@ -163,7 +196,8 @@ class PostgresStateStore(StateBackend):
     def _write_batch(self, batch: Batch) -> None:
         target, run, now = self.target, self.run_id, batch.pushed_at
         with self._guard(), self._conn.transaction(), self._conn.cursor() as cur:
-            cur.executemany(
+            _many(
+                cur,
                 "INSERT INTO bulksync_items (target, kind, key, hash, remote_id, run_id, "
                 "pushed_at, result) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
                 "ON CONFLICT (target, kind, key) DO UPDATE SET hash = excluded.hash, "
@@ -176,7 +210,8 @@ class PostgresStateStore(StateBackend):
                 ],
             )
             # A failure keeps the hash and id of the last push (see the SQLite store).
-            cur.executemany(
+            _many(
+                cur,
                 "INSERT INTO bulksync_items (target, kind, key, hash, remote_id, run_id, "
                 "pushed_at, result) VALUES (%s, %s, %s, '', NULL, %s, 0, %s) "
                 "ON CONFLICT (target, kind, key) DO UPDATE SET result = excluded.result",
@@ -185,21 +220,25 @@ class PostgresStateStore(StateBackend):
                     for (kind, key), result in batch.failures.items()
                 ],
             )
-            cur.executemany(
+            _many(
+                cur,
                 "UPDATE bulksync_items SET hash = '', remote_id = NULL "
                 "WHERE target = %s AND kind = %s AND key = %s",
                 [(target, kind, _b(key)) for kind, key in batch.absent],
             )
-            cur.executemany(
+            _many(
+                cur,
                 "INSERT INTO bulksync_seen (run_id, kind, key) VALUES (%s, %s, %s) "
                 "ON CONFLICT DO NOTHING",
                 [(run, kind, _b(key)) for kind, key in batch.seen],
             )
-            cur.executemany(
+            _many(
+                cur,
                 "DELETE FROM bulksync_intents WHERE target = %s AND kind = %s AND key = %s",
                 [(target, kind, _b(key)) for kind, key in batch.settled],
             )
-            cur.executemany(
+            _many(
+                cur,
                 "UPDATE bulksync_intents SET file_id = NULL "
                 "WHERE target = %s AND kind = %s AND key = %s",
                 [(target, kind, _b(key)) for kind, key in batch.stale_uploads],
