@@ -15,7 +15,7 @@ import pytest
 from pg_server import new_database, running_postgres
 
 from bulksync.app.cli import main
-from bulksync.store._backend import Intent
+from bulksync.store._backend import Confirmed, Intent
 from bulksync.store._pg_schema import SCHEMA_VERSION
 from bulksync.store._state_lock import StateInUse
 from bulksync.store.postgres import PostgresStateStore
@@ -210,3 +210,22 @@ def test_two_shards_of_a_fake_job_write_one_result_per_line_between_them(
         assert summary["shard"] == {"index": index, "count": 2}
     assert sorted(seen) == list(range(1, 52))
     assert not (tmp_path / "out" / "results.jsonl").exists()  # no shard writes the plain one
+
+
+def test_a_prefetched_chunk_is_looked_up_without_a_query_each(dsn: str) -> None:
+    import psycopg
+
+    store = PostgresStateStore(dsn, "t")
+    for i in range(5):
+        store.confirm("link", f"k{i}", f"h{i}", f"r{i}")
+    store.close()
+    store = PostgresStateStore(dsn, "t")
+    store.prefetch("link", ["k0", "k1", "missing"])
+    with psycopg.connect(dsn, autocommit=True) as other:
+        other.execute("DELETE FROM bulksync_items")  # what follows can only come from the chunk
+    assert store.lookup("link", "k0") == Confirmed("h0", "r0")
+    assert store.lookup("link", "k1") == Confirmed("h1", "r1")
+    assert store.lookup("link", "missing") is None
+    assert store.lookup("link", "k0") is None  # used once: asked again, the database answers
+    assert store.lookup("link", "k2") is None  # not prefetched: asked of the database
+    store.close()

@@ -13,7 +13,7 @@ with PostgreSQL's own reason only.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -50,6 +50,11 @@ def _text(result: str) -> str:
 def _many(cur: Any, sql: str, rows: list[Any]) -> None:
     if rows:  # an empty executemany still costs psycopg a pipeline sync, a round trip
         cur.executemany(sql, rows)
+
+
+def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    """Rows as columns, for unnest(): one array parameter per column."""
+    return [[row[i] for row in rows] for i in range(width)]
 
 
 def connect(dsn: str) -> Any:
@@ -130,16 +135,23 @@ class PostgresStateStore(StateBackend):
         self._open = set(self._in_flight)
 
     def _write_intents(self, rows: list[IntentRow]) -> None:
-        with self._guard(), self._conn.transaction(), self._conn.cursor() as cur:
-            _many(
-                cur,
+        kinds, keys, digests, files = _columns(rows, 4)
+        # One statement, so its own transaction in autocommit: no BEGIN and COMMIT round trips.
+        with self._guard():
+            self._conn.execute(
                 "INSERT INTO bulksync_intents (target, kind, key, hash, file_id, run_id) "
-                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (target, kind, key) DO UPDATE SET "
+                "SELECT %s, k, y, h, f, %s "
+                "FROM unnest(%s::text[], %s::bytea[], %s::text[], %s::bytea[]) AS t(k, y, h, f) "
+                "ON CONFLICT (target, kind, key) DO UPDATE SET "
                 "hash = excluded.hash, file_id = excluded.file_id, run_id = excluded.run_id",
-                [
-                    (self.target, kind, _b(key), digest, _b(file_id), self.run_id)
-                    for kind, key, digest, file_id in rows
-                ],
+                (
+                    self.target,
+                    self.run_id,
+                    kinds,
+                    [_b(k) for k in keys],
+                    digests,
+                    [_b(f) for f in files],
+                ),
             )
 
     def prefetch(self, kind: str, keys: list[str]) -> None:
@@ -194,49 +206,63 @@ class PostgresStateStore(StateBackend):
                 )
 
     def _write_batch(self, batch: Batch) -> None:
+        """One statement per kind of write, its rows as arrays: a batch costs the server a
+        handful of statements, not one per row."""
         target, run, now = self.target, self.run_id, batch.pushed_at
-        with self._guard(), self._conn.transaction(), self._conn.cursor() as cur:
-            _many(
-                cur,
-                "INSERT INTO bulksync_items (target, kind, key, hash, remote_id, run_id, "
-                "pushed_at, result) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
-                "ON CONFLICT (target, kind, key) DO UPDATE SET hash = excluded.hash, "
-                "remote_id = COALESCE(excluded.remote_id, bulksync_items.remote_id), "
-                "run_id = excluded.run_id, pushed_at = excluded.pushed_at, "
-                "result = excluded.result",
-                [
-                    (target, kind, _b(key), digest, _b(remote_id), run, now, _text(result))
-                    for (kind, key), (digest, remote_id, result) in batch.pending.items()
-                ],
-            )
-            # A failure keeps the hash and id of the last push (see the SQLite store).
-            _many(
-                cur,
-                "INSERT INTO bulksync_items (target, kind, key, hash, remote_id, run_id, "
-                "pushed_at, result) VALUES (%s, %s, %s, '', NULL, %s, 0, %s) "
-                "ON CONFLICT (target, kind, key) DO UPDATE SET result = excluded.result",
-                [
-                    (target, kind, _b(key), run, _text(result))
-                    for (kind, key), result in batch.failures.items()
-                ],
-            )
+        pending = [
+            (kind, _b(key), digest, _b(remote_id), _text(result))
+            for (kind, key), (digest, remote_id, result) in batch.pending.items()
+        ]
+        failures = [
+            (kind, _b(key), _text(result)) for (kind, key), result in batch.failures.items()
+        ]
+        # Pipelined: the transaction's statements go out together, one round trip in all.
+        with (
+            self._guard(),
+            self._conn.pipeline(),
+            self._conn.transaction(),
+            self._conn.cursor() as cur,
+        ):
+            if pending:
+                cur.execute(
+                    "INSERT INTO bulksync_items (target, kind, key, hash, remote_id, run_id, "
+                    "pushed_at, result) SELECT %s, k, y, h, r, %s, %s, res FROM unnest(%s::text[], "
+                    "%s::bytea[], %s::text[], %s::bytea[], %s::text[]) AS t(k, y, h, r, res) "
+                    "ON CONFLICT (target, kind, key) DO UPDATE SET hash = excluded.hash, "
+                    "remote_id = COALESCE(excluded.remote_id, bulksync_items.remote_id), "
+                    "run_id = excluded.run_id, pushed_at = excluded.pushed_at, "
+                    "result = excluded.result",
+                    (target, run, now, *_columns(pending, 5)),
+                )
+            if failures:
+                # A failure keeps the hash and id of the last push (see the SQLite store).
+                cur.execute(
+                    "INSERT INTO bulksync_items (target, kind, key, hash, remote_id, run_id, "
+                    "pushed_at, result) SELECT %s, k, y, '', NULL, %s, 0, res "
+                    "FROM unnest(%s::text[], %s::bytea[], %s::text[]) AS t(k, y, res) "
+                    "ON CONFLICT (target, kind, key) DO UPDATE SET result = excluded.result",
+                    (target, run, *_columns(failures, 3)),
+                )
             _many(
                 cur,
                 "UPDATE bulksync_items SET hash = '', remote_id = NULL "
                 "WHERE target = %s AND kind = %s AND key = %s",
                 [(target, kind, _b(key)) for kind, key in batch.absent],
             )
-            _many(
-                cur,
-                "INSERT INTO bulksync_seen (run_id, kind, key) VALUES (%s, %s, %s) "
-                "ON CONFLICT DO NOTHING",
-                [(run, kind, _b(key)) for kind, key in batch.seen],
-            )
-            _many(
-                cur,
-                "DELETE FROM bulksync_intents WHERE target = %s AND kind = %s AND key = %s",
-                [(target, kind, _b(key)) for kind, key in batch.settled],
-            )
+            if batch.seen:
+                kinds, keys = _columns(batch.seen, 2)
+                cur.execute(
+                    "INSERT INTO bulksync_seen (run_id, kind, key) SELECT %s, k, y "
+                    "FROM unnest(%s::text[], %s::bytea[]) AS t(k, y) ON CONFLICT DO NOTHING",
+                    (run, kinds, [_b(k) for k in keys]),
+                )
+            if batch.settled:
+                kinds, keys = _columns(list(batch.settled), 2)
+                cur.execute(
+                    "DELETE FROM bulksync_intents n USING unnest(%s::text[], %s::bytea[]) "
+                    "AS t(k, y) WHERE n.target = %s AND n.kind = t.k AND n.key = t.y",
+                    (kinds, [_b(k) for k in keys], target),
+                )
             _many(
                 cur,
                 "UPDATE bulksync_intents SET file_id = NULL "
