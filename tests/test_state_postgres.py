@@ -229,3 +229,39 @@ def test_a_prefetched_chunk_is_looked_up_without_a_query_each(dsn: str) -> None:
     assert store.lookup("link", "k0") is None  # used once: asked again, the database answers
     assert store.lookup("link", "k2") is None  # not prefetched: asked of the database
     store.close()
+
+
+def test_a_database_lost_mid_run_stops_the_run_with_one_line(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    with running_postgres() as own_server:  # its own server: this test kills it
+        dsn = new_database(own_server, "lost")
+        config = job(tmp_path, 20_000)
+        text = config.read_text().replace(
+            'kind = "fake"', 'kind = "fake"\n[fake]\nlatency_s = 0.01'
+        )
+        config.write_text(text, encoding="utf-8")
+        env = {**os.environ, "BULKSYNC_TEST_PG_DSN": dsn}
+        run = subprocess.Popen(
+            [sys.executable, "-m", "bulksync", "run", "--config", str(config)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        results = tmp_path / "out" / "results.jsonl"
+        for _ in range(600):
+            if results.exists() and results.read_bytes().count(b"\n") >= 200:
+                break
+            time.sleep(0.05)
+        socket_dir = Path(dsn.split("host=")[1].split()[0])
+        postmaster = (socket_dir.parent / "data" / "postmaster.pid").read_text().split()[0]
+        os.kill(int(postmaster), signal.SIGKILL)
+        _, err = run.communicate(timeout=120)
+    assert run.returncode == 2, err
+    lines = [x for x in err.decode().splitlines() if not x.startswith("bulksync: plan: ")]
+    assert len(lines) == 1 and lines[0].startswith("bulksync: PostgreSQL state: "), lines
+    rows = [orjson.loads(x) for x in results.read_bytes().splitlines()]
+    assert 200 <= len(rows) < 20_000
+    assert sorted(r["line"] for r in rows) == list(range(1, len(rows) + 1))  # each read line once
