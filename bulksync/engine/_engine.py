@@ -238,10 +238,12 @@ class Engine(ItemSink):
                     break  # no more reading; what was read still goes, within the grace
                 self.read[kind] += 1
                 job = self._admit(record)
+                if waiting is not None:
+                    ready += waiting.due()  # held links whose assets appeared (a clock check)
                 if job is None or (waiting is not None and waiting.hold(job)):
-                    await anyio.lowlevel.checkpoint()
-                    continue
-                ready.append(job)
+                    await anyio.lowlevel.checkpoint()  # nothing sent: let the others run
+                else:
+                    ready.append(job)
                 if len(ready) >= batch:
                     await self._send_batch(ready, send)
                     ready = []
