@@ -32,7 +32,7 @@ from bulksync.spi._connector import (
 from bulksync.spi._errors import ErrorInfo, QuotaExhausted, first_bulksync_error
 from bulksync.spi._records import AssetRecord, BadRecord, Kind, LinkRecord, Origin, Record
 from bulksync.spi._redact import redacted_excerpt
-from bulksync.store._backend import StateBackend
+from bulksync.store._backend import StateBackend, StateUnavailable
 from bulksync.store.remote import RemoteIndex
 from bulksync.store.results import ItemResult, ResultSink, RunStats, Status
 from bulksync.store.shard import ShardGate
@@ -270,6 +270,8 @@ class Engine(ItemSink):
         """
         try:
             return self._admit_one(record)
+        except StateUnavailable:
+            raise  # the state's database, not this line: the run stops
         except Exception as exc:
             self._finish_internal(record, exc)
             return None
@@ -398,26 +400,30 @@ class Engine(ItemSink):
         self._live.discard(job)
         self._count_unreached(record.kind, job, status)
         state = self.options.state
-        if status == "failed" and state is not None:
-            what = f"{error.type}: {error.message}" if error else "failed"
-            where = f" at {step}" if step else ""
-            # Settled only when the push surely did not happen: otherwise the next run looks
-            # the item up before creating it.
-            unsure = (
-                job.maybe_applied
-                or job.resumed
-                or (error and error.type in ("Interrupted", "TargetUnreachable"))
-                or (error and error.type == "QuotaExhausted" and job.attempts > 0)
-            )
-            state.failed(
-                record.kind,
-                record.key,
-                redacted_excerpt(f"failed{where}: {what}", 500),
-                absent=job.absent_on_target,
-                settled=job.intent is None or not unsure,
-                refused=bool(error and error.http_status and 400 <= error.http_status < 500),
-            )
-        self._write(result)
+        try:
+            if status == "failed" and state is not None:
+                what = f"{error.type}: {error.message}" if error else "failed"
+                where = f" at {step}" if step else ""
+                # Settled only when the push surely did not happen: otherwise the next run looks
+                # the item up before creating it.
+                unsure = (
+                    job.maybe_applied
+                    or job.resumed
+                    or (error and error.type in ("Interrupted", "TargetUnreachable"))
+                    or (error and error.type == "QuotaExhausted" and job.attempts > 0)
+                )
+                state.failed(
+                    record.kind,
+                    record.key,
+                    redacted_excerpt(f"failed{where}: {what}", 500),
+                    absent=job.absent_on_target,
+                    settled=job.intent is None or not unsure,
+                    refused=bool(error and error.http_status and 400 <= error.http_status < 500),
+                )
+        finally:
+            # The line's result even when the state's write fails (its database gone): the
+            # error stops the run, the line is not lost.
+            self._write(result)
 
     def _finish_internal(self, record: Record | BadRecord, exc: Exception) -> None:
         """A bug met while admitting one line: that line's failed result, and nothing else."""

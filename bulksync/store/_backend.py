@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import anyio
 
+from bulksync.spi._errors import ConfigError
+
 
 @dataclass(frozen=True, slots=True)
 class Confirmed:
@@ -30,6 +32,11 @@ class Intent:
 
     hash: str
     file_id: str | None = None
+
+
+class StateUnavailable(ConfigError):
+    """The state's database failed (locked, lost, refusing): the run stops, exit 2, one line.
+    Nothing is sent without its intent recorded, so no item may be admitted past this."""
 
 
 Key = tuple[str, str]  # (kind, key)
@@ -72,6 +79,10 @@ class StateBackend(ABC):
         # an intent recorded and not settled: bounded by the in-flight windows.
         self._in_flight: dict[Key, Intent] = {}
         self._open: set[Key] = set()
+        # The database failed (gone, locked): that error stops the run, once; what the engine
+        # reports while it winds down is not written, so every line still gets its result
+        # (the next run looks up what this one could not confirm, as after a kill).
+        self.broken = False
 
     # The backend's own reads and writes.
     @abstractmethod
@@ -144,7 +155,13 @@ class StateBackend(ABC):
         rows = [(k, key, i.hash, i.file_id) for (k, key), i in self._intents.items()]
         self._intents.clear()
         self._intent_commits += 1
-        self._write_intents(rows)
+        if self.broken:  # never send an item whose intent could not be made durable
+            raise StateUnavailable("the state is unavailable since its last error")
+        try:
+            self._write_intents(rows)
+        except BaseException:
+            self.broken = True
+            raise
 
     def lookup(self, kind: str, key: str) -> Confirmed | None:
         """What was last confirmed pushed, or ``None`` when nothing ever was."""
@@ -232,17 +249,21 @@ class StateBackend(ABC):
         writes = (self._pending, self._seen, self._failures, self._settled, self._stale_uploads)
         if not any(writes):
             return
-        self._write_batch(
-            Batch(
-                self._pending,
-                self._failures,
-                self._absent,
-                self._seen,
-                self._settled,
-                self._stale_uploads,
-                time.time(),
-            )
+        batch = Batch(
+            self._pending,
+            self._failures,
+            self._absent,
+            self._seen,
+            self._settled,
+            self._stale_uploads,
+            time.time(),
         )
+        if not self.broken:
+            try:
+                self._write_batch(batch)
+            except BaseException:
+                self.broken = True
+                raise
         for settled in self._settled:
             self._in_flight.pop(settled, None)
         self._pending = {}

@@ -13,13 +13,21 @@ with PostgreSQL's own reason only.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from bulksync.spi._errors import ConfigError
 from bulksync.spi._redact import redact, register_secret
-from bulksync.store._backend import Batch, Confirmed, Intent, IntentRow, StateBackend
+from bulksync.store._backend import (
+    Batch,
+    Confirmed,
+    Intent,
+    IntentRow,
+    StateBackend,
+    StateUnavailable,
+)
 from bulksync.store._pg_schema import application_name, migrate, take_run_lock
 
 CONNECT_TIMEOUT_S = 10
@@ -66,6 +74,9 @@ def connect(dsn: str) -> Any:
             '[state] backend = "postgres" needs psycopg: pip install "bulksync[postgres]"'
         ) from None
     register_secret(dsn)
+    # psycopg warns as it tears down a pipeline cut by a lost connection: the same failure
+    # the run reports in its one line, said again with a timestamp.
+    logging.getLogger("psycopg").setLevel(logging.ERROR)
     try:
         info = psycopg.conninfo.conninfo_to_dict(dsn)
     except psycopg.Error:
@@ -313,8 +324,11 @@ class PostgresStateStore(StateBackend):
     def close(self) -> None:
         try:
             self.flush()
-            with self._guard():
-                self._conn.execute("DELETE FROM bulksync_seen WHERE run_id = %s", (self.run_id,))
+            if not self.broken:  # else the error that broke it was said already
+                with self._guard():
+                    self._conn.execute(
+                        "DELETE FROM bulksync_seen WHERE run_id = %s", (self.run_id,)
+                    )
         finally:
             self._conn.close()  # the session's advisory locks go with it
 
@@ -326,4 +340,5 @@ class PostgresStateStore(StateBackend):
         try:
             yield
         except psycopg.Error as exc:
-            raise ConfigError(f"PostgreSQL state: {reason(exc)}") from None
+            self.broken = True
+            raise StateUnavailable(f"PostgreSQL state: {reason(exc)}") from None

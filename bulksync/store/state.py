@@ -19,7 +19,14 @@ import orjson
 
 from bulksync.spi._errors import ConfigError
 from bulksync.spi._records import AssetRecord, LinkRecord, Record, canonical_form
-from bulksync.store._backend import Batch, Confirmed, Intent, IntentRow, StateBackend
+from bulksync.store._backend import (
+    Batch,
+    Confirmed,
+    Intent,
+    IntentRow,
+    StateBackend,
+    StateUnavailable,
+)
 from bulksync.store._state_lock import StateLock
 
 __all__ = ["Confirmed", "Intent", "StateBackend", "StateStore", "content_hash"]
@@ -262,8 +269,9 @@ class StateStore(StateBackend):
     def close(self) -> None:
         try:
             self.flush()
-            with self._guard():
-                self._db.execute("DELETE FROM seen WHERE run_id = ?", (self.run_id,))
+            if not self.broken:  # else the error that broke it was said already
+                with self._guard():
+                    self._db.execute("DELETE FROM seen WHERE run_id = ?", (self.run_id,))
         finally:
             self._db.close()
             if self._lock is not None:
@@ -275,4 +283,5 @@ class StateStore(StateBackend):
         try:
             yield
         except sqlite3.Error as exc:
-            raise ConfigError(f"state database {self.path}: {exc}") from None
+            self.broken = True
+            raise StateUnavailable(f"state database {self.path}: {exc}") from None
