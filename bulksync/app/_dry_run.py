@@ -15,9 +15,9 @@ from bulksync.engine._engine import Input
 from bulksync.engine._preflight import preflight
 from bulksync.engine.client import EngineClient
 from bulksync.spi._connector import Connector, RemoteLister
+from bulksync.store._backend import StateBackend
 from bulksync.store.remote import RemoteIndex
 from bulksync.store.results import RunStats
-from bulksync.store.state import StateStore
 from bulksync.store.verdict import Judge
 
 __all__ = ["dry_run"]
@@ -27,7 +27,7 @@ async def dry_run(
     config: Config,
     stack: ExitStack,
     inputs: list[Input],
-    state: StateStore | None,
+    state: StateBackend | None,
     full: bool,
     prune: bool,
     max_delete: str,

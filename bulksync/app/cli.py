@@ -20,10 +20,12 @@ from bulksync.app._loop import ENV as LOOP_ENV
 from bulksync.app._loop import LOOPS
 from bulksync.app._retry_select import failed_items
 from bulksync.app._runs_merge import merge_arguments, run_merge
+from bulksync.app._state_cli import state_arguments, state_command
 from bulksync.app.config import load_config
 from bulksync.app.report import write_report
 from bulksync.spi._errors import EXIT_INTERNAL, BulksyncError
 from bulksync.spi._redact import redact, redacted_excerpt
+from bulksync.store.shard import Shard
 
 EXIT_USAGE = 2
 _HTML_DEFAULT = Path("<default>")  # `--html` with no PATH: report.html in the run folder
@@ -89,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     runs.add_argument("--runs-dir", type=Path, help="the runs folder (default: ./runs)")
     runs.add_argument("--json", action="store_true", help="one JSON object per run")
     merge_arguments(runs)  # `runs merge`
+    state_arguments(commands.add_parser("state", help="the state's schema: bulksync state migrate"))
     completion = commands.add_parser(
         "completion", help='print the shell completion script: eval "$(bulksync completion bash)"'
     )
@@ -253,6 +256,11 @@ def _job_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-state", action="store_true", help="keep no state: no resume, no skipping"
     )
+    parser.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="take only the items whose key hashes to shard I of N (needs the PostgreSQL state)",
+    )
 
 
 def _parse_rate(values: list[str] | None) -> list[list[float]] | None:
@@ -292,6 +300,7 @@ def _run(args: argparse.Namespace) -> int:
         full=args.full, dry_run=args.dry_run, prune=args.prune, max_delete=args.max_delete
     )
     options.strict_fields = args.strict_fields
+    options.shard = Shard.parse(args.shard) if args.shard else None
     failed_from: Path | None = getattr(args, "failed_from", None)
     if failed_from is not None:
         options.only_keys = failed_items(failed_from)  # by key: lines move when input changes
@@ -392,6 +401,8 @@ def main(argv: list[str] | None = None) -> int:
             return _completion(args.shell)
         if args.command == "runs":
             return _runs(args)
+        if args.command == "state":
+            return state_command(args)
         return _report(args)
     except BulksyncError as exc:
         print(f"bulksync: {redact(str(exc))}", file=sys.stderr)

@@ -152,7 +152,16 @@ class OutputConfig(Section):
 class StateConfig(Section):
     table = "state"
     enabled: bool = True  # remember confirmed items: resume after a crash, fast resyncs
+    # "sqlite": a file at `path`, one run at a time on one host. "postgres": a database that
+    # the shards of a job share (--shard I/N), on any number of hosts.
+    backend: Literal["sqlite", "postgres"] = "sqlite"
     path: FilePath = Path("bulksync-state.sqlite")
+    # The environment variable holding the PostgreSQL DSN (a secret: never in the config).
+    dsn_env: EnvName = "BULKSYNC_PG_DSN"
+    # A sharded run's link whose asset belongs to another shard waits this long at most for
+    # that shard to push it, then ends "skipped: dependency not yet pushed" (the next run
+    # pushes it).
+    dependency_wait_s: Seconds = 60.0
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseModel)

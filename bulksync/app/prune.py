@@ -19,9 +19,9 @@ from bulksync.app.wiring import BuiltTarget
 from bulksync.engine._engine import Engine
 from bulksync.spi._errors import BulksyncError, ConfigError
 from bulksync.spi._records import Kind, Origin, Removal
+from bulksync.store._backend import StateBackend
 from bulksync.store.remote import RemoteIndex
 from bulksync.store.results import ItemResult, ResultWriter
-from bulksync.store.state import StateStore
 
 
 class PruneGuardError(ConfigError):
@@ -66,7 +66,7 @@ def max_delete_limit(value: str, known: int) -> int:
         raise ConfigError(message) from None
 
 
-def doomed_items(kind: Kind, state: StateStore, remote: RemoteIndex | None) -> list[Removal]:
+def doomed_items(kind: Kind, state: StateBackend, remote: RemoteIndex | None) -> list[Removal]:
     """Every item in scope that this run's input did not hold, as a removal to run."""
     doomed: dict[str, Removal] = {}
     if remote is not None:
@@ -81,7 +81,7 @@ def doomed_items(kind: Kind, state: StateStore, remote: RemoteIndex | None) -> l
     return [doomed[key] for key in sorted(doomed)]
 
 
-def scope_size(kind: Kind, state: StateStore, remote: RemoteIndex | None) -> int:
+def scope_size(kind: Kind, state: StateBackend, remote: RemoteIndex | None) -> int:
     """How many items the job's scope holds: what the --max-delete share is taken of."""
     if remote is None:
         return state.count(kind) + state.in_flight_count(kind)
@@ -92,7 +92,7 @@ async def prune(
     engines: list[Engine],
     built: BuiltTarget,
     writer: ResultWriter,
-    state: StateStore | None,
+    state: StateBackend | None,
     kinds: Sequence[Kind],
     max_delete: str,
     remote: RemoteIndex | None = None,

@@ -6,7 +6,15 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import (
+    AsyncIterable,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from functools import partial
@@ -25,11 +33,13 @@ from bulksync.app._remote_listing import list_target, lister_of, remote_index
 from bulksync.app._retry_select import RetrySelection
 from bulksync.app._run_folder import new_run_folder, point_at
 from bulksync.app._run_record import complete_summary, finish_record, runs_dir_of
+from bulksync.app._sharding import ShardInputs, shard_results
+from bulksync.app._state_open import open_state
 from bulksync.app._stats_lines import print_stats
 from bulksync.app._telemetry import Snapshot, take_snapshot
 from bulksync.app._timeline import Timeline
 from bulksync.app._totals import StageTotals
-from bulksync.app.config import Config, normalize_base_url
+from bulksync.app.config import Config
 from bulksync.app.progress import RunProgress, count_lines, note
 from bulksync.app.prune import PruneGuardError, PruneSkipped, max_delete_limit, prune
 from bulksync.app.wiring import BuiltTarget, build_connector, build_target, retry_policy
@@ -44,7 +54,7 @@ from bulksync.spi._errors import (
 )
 from bulksync.spi._records import BadRecord, Kind, Record
 from bulksync.spi._redact import redact
-from bulksync.store._state_lock import holder as state_holder
+from bulksync.store._backend import StateBackend
 from bulksync.store.remote import RemoteIndex
 from bulksync.store.results import (
     ItemResult,
@@ -54,7 +64,7 @@ from bulksync.store.results import (
     format_summary,
     summary_path,
 )
-from bulksync.store.state import StateStore
+from bulksync.store.shard import Shard
 from bulksync.store.verdict import Judge
 
 __all__ = [
@@ -93,6 +103,8 @@ class RunOptions:
     # Ctrl-C/SIGTERM handling; only ever on the main thread (signal handlers cannot be set
     # elsewhere). The Python API turns it off inside a caller's own event loop.
     signals: bool = True
+    # --shard I/N: this run takes the items whose key hashes to shard I (bulksync.store.shard)
+    shard: Shard | None = None
     live: LiveInputs | None = None  # the Python API's stream()
 
 
@@ -125,18 +137,29 @@ async def run_job_async(
             # Only some lines are fed: every other line would look gone and be deleted.
             raise ConfigError("--prune cannot be used with retry-failed")
         max_delete_limit(mode.max_delete, 0)  # a bad value fails now, not after the sync
+        if mode.shard is not None:
+            # A shard sees only its part of the input: every other item would look gone.
+            raise ConfigError("--prune cannot be used with --shard (run prune unsharded)")
+    if mode.shard is not None:
+        config = shard_results(config, mode.shard)
     # What the target cannot do fails now, before the state, the inputs or any request.
     checked = build_connector(config)
     kinds, enabled = prune_kinds(config, () if live is None else live.records), config.state.enabled
     check_job(checked, kinds, prune=mode.prune, full=mode.full, state=enabled)
     check_stage_names(checked, config.limits.stage_concurrency)
     with ExitStack() as stack:
-        state = _open_state(config, stack, exclusive=not mode.dry_run)
+        state = open_state(config, stack, exclusive=not mode.dry_run, shard=mode.shard)
+        sharding = None if mode.shard is None else ShardInputs(mode.shard)
         # The totals are read only for a display someone will see: the bars, or stats lines.
         show_progress = config.output.progress and not quiet and sys.stderr.isatty()
         stats_every = 0.0 if quiet or show_progress else config.output.stats_interval
         inputs, totals = _open_inputs(
-            config, stack, show_progress or stats_every > 0, mode.strict_fields, keys=mode.only_keys
+            config,
+            stack,
+            show_progress or stats_every > 0,
+            mode.strict_fields,
+            keys=mode.only_keys,
+            sharding=sharding,
         )
         if mode.dry_run:
             plan = await dry_run(
@@ -158,6 +181,8 @@ async def run_job_async(
         summary_path(config.output.results).unlink(missing_ok=True)
         remote = remote_index(config, built, mode.full, stack)
         engine_options = _engine_options(config, state, mode, remote)
+        if sharding is not None:
+            engine_options.shard = sharding.gate(config.state.dependency_wait_s)
         engine = Engine(built.connector, built.target, sink, engine_options)
         if live is not None:
             live.on_engine(engine)
@@ -199,7 +224,9 @@ async def run_job_async(
                 keys = mode.only_keys
                 line = await announce(
                     config,
-                    lambda: _open_inputs(config, stack, False, mode.strict_fields, keys)[0],
+                    lambda: _open_inputs(
+                        config, stack, False, mode.strict_fields, keys, sharding and sharding.plan()
+                    )[0],
                     Judge(state, remote, lister_of(built), mode.full),
                     built.connector,
                     prune=mode.prune,
@@ -248,6 +275,8 @@ async def run_job_async(
             summary["messages"] = [f"Stopped: {redact(str(failure))}"]
         if isinstance(failure, QuotaExhausted):
             summary["quota"] = quota_summary(failure)
+        if mode.shard is not None:
+            summary["shard"] = {"index": mode.shard.index, "count": mode.shard.count}
         code = _exit_code(failure, interrupted, summary)
         timeline.close()
         complete_summary(summary, folder, config, engine, code)
@@ -287,7 +316,7 @@ def _exit_code(failure: BulksyncError | None, interrupted: bool, summary: dict[s
 
 
 def _engine_options(
-    config: Config, state: StateStore | None, mode: RunOptions, remote: RemoteIndex | None
+    config: Config, state: StateBackend | None, mode: RunOptions, remote: RemoteIndex | None
 ) -> EngineOptions:
     limits = config.limits
     return EngineOptions(
@@ -303,30 +332,13 @@ def _engine_options(
     )
 
 
-def _open_state(config: Config, stack: ExitStack, exclusive: bool = True) -> StateStore | None:
-    if not config.state.enabled:
-        return None
-    path = config.state.path
-    if not path.is_absolute():  # a config built in code: keep the state beside the results
-        path = config.output.results.parent / path
-    if not exclusive:
-        # A dry run only reads: it may run beside a run, but its plan is then a snapshot.
-        busy = state_holder(path)
-        if busy is not None:
-            note(f"bulksync: state {path.name} is in use by {busy}: the plan reads it as it is now")
-    # One spelling per target (a trailing / or HTTPS://Host:443 is the same target).
-    target = f"{config.target.kind} {normalize_base_url(config.target.base_url)}"
-    state = StateStore(path, target, exclusive=exclusive)
-    stack.callback(state.close)
-    return state
-
-
 def _open_inputs(
     config: Config,
     stack: ExitStack,
     count: bool,
     strict_fields: bool = False,
     keys: RetrySelection | None = None,
+    sharding: ShardInputs | None = None,
 ) -> tuple[list[Input], dict[Kind, int]]:
     inputs: list[Input] = []
     totals: dict[Kind, int] = {}
@@ -341,13 +353,15 @@ def _open_inputs(
             continue
         stream = open_records(config, path, kind, strict_fields)
         stack.callback(stream.close)
+        records: Iterable[Record | BadRecord] = stream
         if keys is not None:
-            inputs.append((kind, keys.select(str(path), stream)))
+            records = keys.select(str(path), stream)
             totals[kind] = keys.count(str(path))
-        else:
-            inputs.append((kind, stream))
-            if count:
-                totals[kind] = count_lines(path)
+        elif count:
+            totals[kind] = count_lines(path)  # a shard's bar counts every line it reads
+        if sharding is not None:
+            records = sharding.select(kind, records)
+        inputs.append((kind, records))
     return inputs, totals
 
 

@@ -18,7 +18,8 @@ from anyio.streams.memory import MemoryObjectSendStream
 from bulksync.engine._breaker import DEFAULT_UNREACHABLE_AFTER, CircuitBreaker, no_route_of
 from bulksync.engine._identities import IdentityIndex
 from bulksync.engine._pull import PULL_AHEAD, Wait, pulled_records
-from bulksync.engine._resume import ResumeGate, record_intents
+from bulksync.engine._resume import ResumeGate, prefetching, record_intents
+from bulksync.engine._shard_wait import CrossShardWait
 from bulksync.engine._stages import ItemSink, StageCounters, StagePool, group_jobs, quota_failed
 from bulksync.engine.client import EngineClient, Target
 from bulksync.engine.retry import RetryPolicy
@@ -32,9 +33,10 @@ from bulksync.spi._connector import (
 from bulksync.spi._errors import ErrorInfo, QuotaExhausted, first_bulksync_error
 from bulksync.spi._records import AssetRecord, BadRecord, Kind, LinkRecord, Origin, Record
 from bulksync.spi._redact import redacted_excerpt
+from bulksync.store._backend import StateBackend, StateUnavailable
 from bulksync.store.remote import RemoteIndex
 from bulksync.store.results import ItemResult, ResultSink, RunStats, Status
-from bulksync.store.state import StateStore
+from bulksync.store.shard import ShardGate
 from bulksync.store.verdict import Judge
 
 log = logging.getLogger("bulksync.engine._engine")
@@ -43,6 +45,8 @@ Input = tuple[Kind, Iterable[Record | BadRecord]]
 # A file's records, or a caller's async ones (the Python API's stream).
 InputRecords = Iterable[Record | BadRecord] | AsyncIterable[Record | BadRecord]
 AnyInput = tuple[Kind, InputRecords]
+# Lookups of the state asked for at once, ahead of admitting the records.
+PREFETCH = 256
 # At most this many jobs are read ahead and recorded in one transaction before the first of
 # them is sent (fewer when the first stage's queue is smaller).
 FEED_BATCH = 64
@@ -63,13 +67,15 @@ class EngineOptions:
     grace_s: float = 10.0  # how long in-flight items may finish after a stop
     batch_linger_s: float = 0.05  # how long a batch stage waits to fill a batch
     max_open_groups: int = 1000  # groups a grouped stage may hold open at once
-    state: StateStore | None = None  # what was confirmed before: skip it when unchanged
+    state: StateBackend | None = None  # what was confirmed before: skip it when unchanged
     full: bool = False  # ignore the state: compare with `remote` (or push everything again)
     remote: RemoteIndex | None = None  # the target's listing, with --full
     # Fail fast ([limits] unreachable_after, stall_s): so many requests in a row failing one
     # target-wide way, or no answer at all for so long, stop the run (exit 4). None: no watch.
     unreachable_after: int = DEFAULT_UNREACHABLE_AFTER
     stall_s: float | None = None
+    # A sharded run (--shard I/N): its links to other shards' assets wait for them.
+    shard: ShardGate | None = None
 
 
 class Engine(ItemSink):
@@ -97,6 +103,7 @@ class Engine(ItemSink):
         self._pipeline = anyio.CancelScope()
         self._gate: ResumeGate | None = None
         self._identities: IdentityIndex | None = None
+        self._looked_up: set[Kind] = set()  # kinds whose items the state is asked about
         self.unreadable = 0  # input lines the reader could not turn into a record
         self.first_unreadable: Origin | None = None
 
@@ -116,6 +123,7 @@ class Engine(ItemSink):
             if options.state is not None:
                 # A first migration has nothing to look up: skip a query per item.
                 judge.empty_kinds = {k for k, _ in inputs if options.state.count(k) == 0}
+                self._looked_up = {k for k, _ in inputs} - judge.empty_kinds
             self._gate = ResumeGate(judge, options.state, options.full)
         flows = [(kind, records, list(stages_of(kind))) for kind, records in inputs]
         self._identities = IdentityIndex()
@@ -182,7 +190,7 @@ class Engine(ItemSink):
         self.stop.set()
         self._pipeline.cancel()
 
-    async def _flush_state(self, state: StateStore) -> None:
+    async def _flush_state(self, state: StateBackend) -> None:
         """Commit confirmations on time even while no item finishes (a slow stretch)."""
         while True:
             await anyio.sleep(state.flush_interval_s)
@@ -242,24 +250,44 @@ class Engine(ItemSink):
     ) -> None:
         # Never more read ahead than the first queue holds: backpressure stays what it was.
         batch = max(1, min(FEED_BATCH, int(send.statistics().max_buffer_size)))
-        async with send:
-            ready: list[Job] = []
-            if isinstance(records, AsyncIterable):
+        ready: list[Job] = []
+        if isinstance(records, AsyncIterable):  # the Python API's stream: not sharded
+            async with send:
                 await self._feed_pulled(kind, records, send, batch, ready)
-                return
+            return
+        waiting = self._cross_shard_wait()
+        state = self.options.state
+        if state is not None and not self.options.full and kind in self._looked_up:
+            records = prefetching(state, kind, records, PREFETCH)
+        async with send:
             for record in records:
                 if self.stop.is_set():
                     break  # no more reading; what was read still goes, within the grace
                 self.read[kind] += 1
                 job = self._admit(record)
-                if job is None:
-                    await anyio.lowlevel.checkpoint()
-                    continue
-                ready.append(job)
+                if waiting is not None:
+                    ready += waiting.due()  # held links whose assets appeared (a clock check)
+                if job is None or (waiting is not None and waiting.hold(job)):
+                    await anyio.lowlevel.checkpoint()  # nothing sent: let the others run
+                else:
+                    ready.append(job)
                 if len(ready) >= batch:
                     await self._send_batch(ready, send)
                     ready = []
             await self._send_batch(ready, send)
+            if waiting is not None:
+
+                async def release(jobs: Sequence[Job]) -> None:
+                    await self._send_batch(jobs, send)
+
+                def skip(job: Job, reason: str) -> None:
+                    self._finish(job, "skipped", reason=reason)
+
+                await waiting.release(release, skip, self.stop, batch)
+
+    def _cross_shard_wait(self) -> CrossShardWait | None:
+        gate, state = self.options.shard, self.options.state
+        return None if gate is None or state is None else CrossShardWait(gate, state)
 
     async def _feed_pulled(
         self,
@@ -314,6 +342,8 @@ class Engine(ItemSink):
         """
         try:
             return self._admit_one(record)
+        except StateUnavailable:
+            raise  # the state's database, not this line: the run stops
         except Exception as exc:
             self._finish_internal(record, exc)
             return None
@@ -449,26 +479,30 @@ class Engine(ItemSink):
         self._live.discard(job)
         self._count_unreached(record.kind, job, status)
         state = self.options.state
-        if status == "failed" and state is not None:
-            what = f"{error.type}: {error.message}" if error else "failed"
-            where = f" at {step}" if step else ""
-            # Settled only when the push surely did not happen: otherwise the next run looks
-            # the item up before creating it.
-            unsure = (
-                job.maybe_applied
-                or job.resumed
-                or (error and error.type in ("Interrupted", "TargetUnreachable"))
-                or (error and error.type == "QuotaExhausted" and job.attempts > 0)
-            )
-            state.failed(
-                record.kind,
-                record.key,
-                redacted_excerpt(f"failed{where}: {what}", 500),
-                absent=job.absent_on_target,
-                settled=job.intent is None or not unsure,
-                refused=bool(error and error.http_status and 400 <= error.http_status < 500),
-            )
-        self._write(result)
+        try:
+            if status == "failed" and state is not None:
+                what = f"{error.type}: {error.message}" if error else "failed"
+                where = f" at {step}" if step else ""
+                # Settled only when the push surely did not happen: otherwise the next run looks
+                # the item up before creating it.
+                unsure = (
+                    job.maybe_applied
+                    or job.resumed
+                    or (error and error.type in ("Interrupted", "TargetUnreachable"))
+                    or (error and error.type == "QuotaExhausted" and job.attempts > 0)
+                )
+                state.failed(
+                    record.kind,
+                    record.key,
+                    redacted_excerpt(f"failed{where}: {what}", 500),
+                    absent=job.absent_on_target,
+                    settled=job.intent is None or not unsure,
+                    refused=bool(error and error.http_status and 400 <= error.http_status < 500),
+                )
+        finally:
+            # The line's result even when the state's write fails (its database gone): the
+            # error stops the run, the line is not lost.
+            self._write(result)
 
     def _finish_internal(self, record: Record | BadRecord, exc: Exception) -> None:
         """A bug met while admitting one line: that line's failed result, and nothing else."""

@@ -5,18 +5,19 @@ before any create when a run that stopped was pushing it (its intent is still in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
 
 from bulksync.spi._connector import Job
-from bulksync.spi._records import AssetRecord, LinkRecord
-from bulksync.store.state import Intent, StateStore
+from bulksync.spi._records import AssetRecord, BadRecord, LinkRecord, Record
+from bulksync.store._backend import Intent, StateBackend
 from bulksync.store.verdict import Judge, Verdict
 
 
 class ResumeGate:
     """The engine's judgement of each admitted job against the state and the listing."""
 
-    def __init__(self, judge: Judge, state: StateStore | None, full: bool) -> None:
+    def __init__(self, judge: Judge, state: StateBackend | None, full: bool) -> None:
         self._judge = judge
         self._state = state
         self._full = full
@@ -69,7 +70,7 @@ class ResumeGate:
         return verdict
 
 
-async def record_intents(state: StateStore, jobs: Sequence[Job]) -> None:
+async def record_intents(state: StateBackend, jobs: Sequence[Job]) -> None:
     """Make the jobs' pushes durable in one transaction before a request of theirs is sent."""
     intents: dict[tuple[str, str], Intent] = {}
     for job in jobs:
@@ -81,3 +82,21 @@ async def record_intents(state: StateStore, jobs: Sequence[Job]) -> None:
             job.intent = wanted
             intents[(job.record.kind, job.record.key)] = Intent(*wanted)
     await state.intend(intents)
+
+
+def prefetching(
+    state: StateBackend, kind: str, records: Iterable[Record | BadRecord], size: int
+) -> Iterator[Record | BadRecord]:
+    """The records as they come, the state asked ahead for each chunk's lookups in one query
+    (a PostgreSQL state's lookup is a round trip; a resync makes one per item otherwise)."""
+    stream = iter(records)
+    while chunk := list(itertools.islice(stream, size)):
+        keys = []
+        for record in chunk:
+            if isinstance(record, AssetRecord | LinkRecord):
+                try:
+                    keys.append(record.key)
+                except Exception:  # admitting the record reports it
+                    continue
+        state.prefetch(kind, keys)
+        yield from chunk

@@ -11,19 +11,25 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-import time
-import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
-import anyio
 import orjson
 
 from bulksync.spi._errors import ConfigError
 from bulksync.spi._records import AssetRecord, LinkRecord, Record, canonical_form
+from bulksync.store._backend import (
+    Batch,
+    Confirmed,
+    Intent,
+    IntentRow,
+    StateBackend,
+    StateUnavailable,
+)
 from bulksync.store._state_lock import StateLock
+
+__all__ = ["Confirmed", "Intent", "StateBackend", "StateStore", "content_hash"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -57,20 +63,6 @@ CREATE TABLE IF NOT EXISTS seen (
 """
 
 
-@dataclass(frozen=True, slots=True)
-class Confirmed:
-    hash: str
-    remote_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Intent:
-    """An item on its way to the target: it may be there once its first request is sent."""
-
-    hash: str
-    file_id: str | None = None
-
-
 def content_hash(record: Record) -> str:
     """A hash of what would be pushed for this record (not where it was read from).
 
@@ -91,8 +83,8 @@ def _file_stamp(path: Path) -> object:
         return [str(path), None, None]
 
 
-class StateStore:
-    """One target's confirmed items; writes are buffered and committed in batches."""
+class StateStore(StateBackend):
+    """One target's confirmed items in a SQLite file; one run at a time (the lock file)."""
 
     def __init__(
         self,
@@ -106,25 +98,8 @@ class StateStore:
         """``exclusive``: hold the state for this run alone (see :mod:`._state_lock`); a
         second run then stops at once. Off for readers (a dry run) and for tests that reopen
         a store to play a crash."""
+        super().__init__(target, flush_every=flush_every, flush_interval_s=flush_interval_s)
         self.path = path
-        self.target = target
-        self.run_id = uuid.uuid4().hex
-        self._flush_every = flush_every
-        self.flush_interval_s = flush_interval_s
-        # Confirmed, not yet committed; by (kind, key) so a lookup sees them too.
-        self._pending: dict[tuple[str, str], tuple[str, str | None, str]] = {}
-        self._failures: dict[tuple[str, str], str] = {}
-        self._seen: list[tuple[str, str]] = []
-        # Only a prune reads what this run saw (and the table is emptied when the run ends): a
-        # run that does not prune sets this False and saves a row write per item.
-        self.keep_seen = True
-        # Absent on the target now (a changed link deleted, its new version refused).
-        self._absent: set[tuple[str, str]] = set()
-        self._intents: dict[tuple[str, str], Intent] = {}  # recorded, not yet committed
-        self._settled: set[tuple[str, str]] = set()  # intents to drop with the next flush
-        self._intent_commits = 0
-        self._stale_uploads: set[tuple[str, str]] = set()
-        self._last_flush = time.monotonic()
         self._lock: StateLock | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -151,58 +126,19 @@ class StateStore:
             if self._lock is not None:
                 self._lock.release()
             raise ConfigError(f"cannot open the state database {path}: {exc}") from None
-        # Keys with an intent recorded and not settled: bounded by the in-flight window.
-        self._open: set[tuple[str, str]] = set(self._in_flight)
+        self._open = set(self._in_flight)
 
-    def in_flight(self, kind: str, key: str) -> Intent | None:
-        """An earlier run was pushing this item and never settled it: it may be on the target."""
-        return self._in_flight.get((kind, key))
-
-    async def intend(self, intents: Mapping[tuple[str, str], Intent]) -> None:
-        """Make these pushes durable before their first request is sent.
-
-        Workers calling at about the same time share one transaction: each adds its own, lets
-        the others add theirs, and the first back commits them all (a group commit).
-        """
-        if not intents:
-            return
-        self._intents.update(intents)
-        self._settled.difference_update(intents)
-        self._open.update(intents)
-        commits = self._intent_commits
-        await anyio.lowlevel.checkpoint()
-        if self._intent_commits == commits and self._intents:
-            self._commit_intents()
-
-    def settle(self, kind: str, key: str) -> None:
-        """The item's push is over (confirmed, refused for sure, or not needed): forget it."""
-        if (kind, key) not in self._open:
-            return  # nothing in flight was recorded for it
-        self._open.discard((kind, key))
-        self._intents.pop((kind, key), None)
-        self._settled.add((kind, key))
-
-    def _commit_intents(self) -> None:
-        rows = [
-            (self.target, kind, key, intent.hash, intent.file_id, self.run_id)
-            for (kind, key), intent in self._intents.items()
-        ]
-        self._intents.clear()
-        self._intent_commits += 1
+    def _write_intents(self, rows: list[IntentRow]) -> None:
         with self._guard(), self._db:
             self._db.execute("BEGIN")
             self._db.executemany(
                 "INSERT INTO intents (target, kind, key, hash, file_id, run_id) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (target, kind, key) DO UPDATE SET "
                 "hash = excluded.hash, file_id = excluded.file_id, run_id = excluded.run_id",
-                rows,
+                [(self.target, *row, self.run_id) for row in rows],
             )
 
-    def lookup(self, kind: str, key: str) -> Confirmed | None:
-        """What was last confirmed pushed, or ``None`` when nothing ever was."""
-        pending = self._pending.get((kind, key))
-        if pending is not None:
-            return Confirmed(pending[0], pending[1])
+    def _lookup(self, kind: str, key: str) -> Confirmed | None:
         with self._guard():
             row = self._db.execute(
                 "SELECT hash, remote_id FROM items "
@@ -210,6 +146,22 @@ class StateStore:
                 (self.target, kind, key),
             ).fetchone()
         return None if row is None else Confirmed(row[0], row[1])
+
+    def _confirmed_among(self, kind: str, keys: list[str]) -> set[str]:
+        found: set[str] = set()
+        with self._guard():
+            for i in range(0, len(keys), 500):  # under SQLite's limit of bound parameters
+                chunk = keys[i : i + 500]
+                marks = ", ".join("?" * len(chunk))
+                found.update(
+                    key
+                    for (key,) in self._db.execute(
+                        "SELECT key FROM items WHERE target = ? AND kind = ? AND hash != '' "
+                        f"AND key IN ({marks})",
+                        (self.target, kind, *chunk),
+                    )
+                )
+        return found
 
     def last_result(self, kind: str, key: str) -> str | None:
         self.flush()
@@ -220,57 +172,7 @@ class StateStore:
             ).fetchone()
         return None if row is None else row[0]
 
-    def saw(self, kind: str, key: str) -> None:
-        """The input of this run holds this key (what prune keeps)."""
-        if not self.keep_seen:
-            return
-        self._seen.append((kind, key))
-        self._maybe_flush()
-
-    def confirm(
-        self,
-        kind: str,
-        key: str,
-        digest: str,
-        remote_id: str | None,
-        result: str = "succeeded",
-    ) -> None:
-        earlier = self._pending.get((kind, key))
-        if remote_id is None and earlier is not None:
-            remote_id = earlier[1]  # as the upsert's COALESCE does for committed rows
-        self._failures.pop((kind, key), None)
-        self._absent.discard((kind, key))
-        self._pending[(kind, key)] = (digest, remote_id, result)
-        self.settle(kind, key)
-        self._maybe_flush()
-
-    def failed(
-        self,
-        kind: str,
-        key: str,
-        result: str,
-        *,
-        absent: bool = False,
-        settled: bool = True,
-        refused: bool = False,
-    ) -> None:
-        """The item's last result is a failure: kept, without touching what was last pushed,
-        unless the target no longer holds that (``absent``: the next run creates it again).
-        A push that may still have been applied is not ``settled``: the next run looks first.
-        """
-        self._failures[(kind, key)] = result
-        if absent:
-            self._absent.add((kind, key))
-        if settled:
-            self.settle(kind, key)
-        elif refused and (kind, key) in self._open:
-            # The target refused what was sent: a kept upload id may be why (an expired
-            # file), so the next run uploads again rather than fail the same way forever.
-            self._stale_uploads.add((kind, key))
-        self._maybe_flush()
-
-    def forget(self, kind: str, key: str) -> None:
-        self.flush()
+    def _delete(self, kind: str, key: str) -> None:
         with self._guard(), self._db:
             self._db.execute("BEGIN")
             for table in ("items", "intents"):
@@ -278,24 +180,9 @@ class StateStore:
                     f"DELETE FROM {table} WHERE target = ? AND kind = ? AND key = ?",
                     (self.target, kind, key),
                 )
-        self._in_flight.pop((kind, key), None)
-        self._open.discard((kind, key))
 
-    def _maybe_flush(self) -> None:
-        if (
-            len(self._pending) + len(self._seen) + len(self._failures) >= self._flush_every
-            or time.monotonic() - self._last_flush >= self.flush_interval_s
-        ):
-            self.flush()
-
-    def flush(self) -> None:
-        self._last_flush = time.monotonic()
-        if self._intents:
-            self._commit_intents()
-        writes = (self._pending, self._seen, self._failures, self._settled, self._stale_uploads)
-        if not any(writes):
-            return
-        now = time.time()
+    def _write_batch(self, batch: Batch) -> None:
+        now = batch.pushed_at
         with self._guard(), self._db:  # one transaction for the whole batch
             self._db.execute("BEGIN")
             self._db.executemany(
@@ -307,7 +194,7 @@ class StateStore:
                 "result = excluded.result",
                 [
                     (self.target, kind, key, digest, remote_id, self.run_id, now, result)
-                    for (kind, key), (digest, remote_id, result) in self._pending.items()
+                    for (kind, key), (digest, remote_id, result) in batch.pending.items()
                 ],
             )
             # A failure keeps the hash and id of the last push: the next run compares with
@@ -318,34 +205,26 @@ class StateStore:
                 "DO UPDATE SET result = excluded.result",
                 [
                     (self.target, kind, key, self.run_id, result)
-                    for (kind, key), result in self._failures.items()
+                    for (kind, key), result in batch.failures.items()
                 ],
             )
             self._db.executemany(
                 "UPDATE items SET hash = '', remote_id = NULL "
                 "WHERE target = ? AND kind = ? AND key = ?",
-                [(self.target, kind, key) for kind, key in self._absent],
+                [(self.target, kind, key) for kind, key in batch.absent],
             )
             self._db.executemany(
                 "INSERT OR IGNORE INTO seen (run_id, kind, key) VALUES (?, ?, ?)",
-                [(self.run_id, kind, key) for kind, key in self._seen],
+                [(self.run_id, kind, key) for kind, key in batch.seen],
             )
             self._db.executemany(
                 "DELETE FROM intents WHERE target = ? AND kind = ? AND key = ?",
-                [(self.target, kind, key) for kind, key in self._settled],
+                [(self.target, kind, key) for kind, key in batch.settled],
             )
             self._db.executemany(
                 "UPDATE intents SET file_id = NULL WHERE target = ? AND kind = ? AND key = ?",
-                [(self.target, kind, key) for kind, key in self._stale_uploads],
+                [(self.target, kind, key) for kind, key in batch.stale_uploads],
             )
-        for settled in self._settled:
-            self._in_flight.pop(settled, None)
-        self._pending.clear()
-        self._failures.clear()
-        self._absent.clear()
-        self._seen.clear()
-        self._settled.clear()
-        self._stale_uploads.clear()
 
     def unseen(self, kind: str) -> Iterator[tuple[str, str | None]]:
         """Items of this target that this run's input did not hold: prune candidates. Those
@@ -366,10 +245,6 @@ class StateStore:
                 (self.target, kind, self.run_id, self.target, kind, self.run_id),
             ).fetchall()
         yield from rows
-
-    def in_flight_count(self, kind: str) -> int:
-        """Items earlier runs left in flight and never settled (part of a prune's scope)."""
-        return sum(1 for k, _ in self._in_flight if k == kind)
 
     def keys(self, kind: str) -> Iterator[str]:
         """Every confirmed key of this kind, streamed."""
@@ -394,8 +269,9 @@ class StateStore:
     def close(self) -> None:
         try:
             self.flush()
-            with self._guard():
-                self._db.execute("DELETE FROM seen WHERE run_id = ?", (self.run_id,))
+            if not self.broken:  # else the error that broke it was said already
+                with self._guard():
+                    self._db.execute("DELETE FROM seen WHERE run_id = ?", (self.run_id,))
         finally:
             self._db.close()
             if self._lock is not None:
@@ -407,4 +283,5 @@ class StateStore:
         try:
             yield
         except sqlite3.Error as exc:
-            raise ConfigError(f"state database {self.path}: {exc}") from None
+            self.broken = True
+            raise StateUnavailable(f"state database {self.path}: {exc}") from None

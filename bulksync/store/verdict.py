@@ -13,8 +13,9 @@ from typing import Literal
 
 from bulksync.spi._connector import RemoteLister
 from bulksync.spi._records import AssetRecord, LinkRecord
+from bulksync.store._backend import StateBackend
 from bulksync.store.remote import RemoteIndex
-from bulksync.store.state import StateStore, content_hash
+from bulksync.store.state import content_hash
 
 log = logging.getLogger("bulksync.engine._engine")
 
@@ -37,7 +38,7 @@ class Verdict:
 
 @dataclass(slots=True)
 class Judge:
-    state: StateStore | None = None
+    state: StateBackend | None = None
     remote: RemoteIndex | None = None  # the target's listing, with --full
     lister: RemoteLister | None = None
     full: bool = False
