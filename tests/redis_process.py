@@ -37,8 +37,9 @@ def free_port() -> int:
 class RedisServer:
     """One redis-server process; :meth:`stop` and :meth:`start` again on the same address."""
 
-    def __init__(self, folder: Path, *, tcp: bool = False) -> None:
+    def __init__(self, folder: Path, *, tcp: bool = False, password: str = "") -> None:
         self.folder = folder
+        self.password = password
         self.port = free_port() if tcp else 0
         self.socket = folder / "redis.sock"
         self.url = f"redis://127.0.0.1:{self.port}/0" if tcp else f"unix://{self.socket}"
@@ -49,6 +50,8 @@ class RedisServer:
         args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1"]
         args += ["--unixsocket", str(self.socket), "--unixsocketperm", "700"]
         args += ["--save", "", "--appendonly", "no", "--dir", str(self.folder)]
+        if self.password:
+            args += ["--requirepass", self.password]
         self.process = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.folder
         )
@@ -67,8 +70,15 @@ class RedisServer:
             with socket.socket(socket.AF_UNIX) as conn:
                 conn.settimeout(1.0)
                 conn.connect(str(self.socket))
-                conn.sendall(b"PING\r\n")
-                return conn.recv(16).startswith(b"+PONG")
+                auth = f"AUTH {self.password}\r\n".encode() if self.password else b""
+                conn.sendall(auth + b"PING\r\n")
+                reply = b""
+                while b"\r\n" not in reply or (auth and reply.count(b"\r\n") < 2):
+                    chunk = conn.recv(64)
+                    if not chunk:
+                        break
+                    reply += chunk
+                return b"+PONG" in reply
         except OSError:
             return False
 
@@ -80,9 +90,9 @@ class RedisServer:
 
 
 @contextmanager
-def running_redis(folder: Path, *, tcp: bool = False) -> Iterator[RedisServer]:
+def running_redis(folder: Path, *, tcp: bool = False, password: str = "") -> Iterator[RedisServer]:
     folder.mkdir(parents=True, exist_ok=True)
-    server = RedisServer(folder, tcp=tcp)
+    server = RedisServer(folder, tcp=tcp, password=password)
     server.start()
     try:
         yield server

@@ -1,12 +1,13 @@
 """``[budget] backend = "redis"``: the budget every process of a tenant shares, built here.
 
-The URL is a secret when it comes from ``url_env`` (it may carry a password): it is read
-through :meth:`Config.secret`, so it and its password are masked in every line bulksync
-writes, and messages name the server by :func:`shown_url`, which never holds a password.
+A URL with credentials is a secret: it can only come from ``url_env``, is read through
+:meth:`Config.secret`, so it and its password are masked in every line bulksync writes, and
+messages name the server by :func:`shown_url`, which never holds a password.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
@@ -26,10 +27,15 @@ def budget_key(config: Config) -> str:
 def redis_url(config: Config) -> str:
     budget = config.budget
     if budget.url_env:
-        url = config.secret(budget.url_env, "[budget] url_env")
+        plain = os.environ.get(budget.url_env, "")
+        if plain and "@" not in plain:
+            # No credentials in it: the server's address is no secret, and masking it would
+            # hide from the messages which Redis was out of reach.
+            check_redis_url(plain, f"[budget] url_env ({budget.url_env})")
+            return plain
+        url = config.secret(budget.url_env, "[budget] url_env")  # masked from now on
         check_redis_url(url, f"[budget] url_env ({budget.url_env})")
-        password = urlsplit(url).password
-        register_secret(password)
+        register_secret(urlsplit(url).password)
         return url
     assert budget.url is not None  # config.check_budget: one of them
     return budget.url

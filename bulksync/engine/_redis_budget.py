@@ -63,7 +63,6 @@ class RedisBudget(RateBudget):
         self._url = url
         self._client: Any = None
         self._script: Any = None
-        self.failure: SharedBudgetUnreachable | None = None
         self._throttles = 0
         self._retry_after: float | None = None
         self.round_trips = 0  # script calls: what sizing a Redis is about

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 import anyio
 
 from bulksync.engine._pace import PaceController
-from bulksync.spi._errors import QuotaExhausted, utc_time, window_span
+from bulksync.spi._errors import QuotaExhausted, TargetUnreachable, utc_time, window_span
 
 Clock = Callable[[], float]
 log = logging.getLogger("bulksync.budget")
@@ -132,6 +132,9 @@ class RateBudget:
         self.max_quota_wait_s = max_quota_wait_s
         self.wait_for_quota = wait_for_quota
         self.exhausted: QuotaExhausted | None = None  # once raised, every acquire raises it
+        # A shared budget's server out of reach (exit 4), as the breaker's tripped: the items
+        # it stopped say so (bulksync.engine._redis_budget).
+        self.failure: TargetUnreachable | None = None
         self._lock = anyio.Lock()
         self._tat = -math.inf  # GCRA theoretical arrival time of the next request
         self._paused_until = -math.inf
