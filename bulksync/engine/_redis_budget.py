@@ -133,6 +133,13 @@ class RedisBudget(RateBudget):
         return [int(n) for n in reply[1:]]
 
     async def acquire(self) -> None:
+        # The slot reserved for this request, slept out after the lock: the others may take
+        # the next slots meanwhile (the script keeps them a pace apart).
+        delay = await self._grant_or_wait()
+        if delay > 0:
+            await self._sleep(delay)
+
+    async def _grant_or_wait(self) -> float:
         async with self._lock:
             while True:
                 if self.exhausted is not None:
@@ -151,7 +158,7 @@ class RedisBudget(RateBudget):
                     self._pause(now, (paused_us - now_us) / US, self.pause_reason or "HTTP 429")
                 if granted:
                     self.granted += 1
-                    return
+                    return wait_us / US
                 if index and window_wait_us / US > self.max_quota_wait_s:
                     # Raises, or with wait_for_quota pauses everyone here until it frees up.
                     self._quota_used_up(now, self.windows[index - 1], window_wait_us / US, used)

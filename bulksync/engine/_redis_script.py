@@ -19,8 +19,10 @@ their longest Retry-After (-1: none), the number of windows, then limit, span an
 of each window.
 
 "acquire" replies ``{granted, wait, window, window wait, window used, now, paused until,
-rate in mHz (-1: unpaced), lowered}``: ``window`` is the 1-based index of the window that needs
-the longest to free up (0: none is full), which the caller compares with its quota wait.
+rate in mHz (-1: unpaced), lowered}``: granted with a wait, the request goes that much later
+(its slot of the pace is reserved); not granted, the caller waits and asks again. ``window``
+is the 1-based index of the window that needs the longest to free up (0: none is full), which
+the caller compares with its quota wait.
 "peek" replies ``{now, used of each window}`` and writes nothing.
 """
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 SCRIPT = r"""
 local SEC = 1000000
+local RESERVE = 2 * SEC  -- how far ahead a slot of the pace may be granted
 local pace = KEYS[1]
 local op = ARGV[1]
 local base_interval = tonumber(ARGV[2])
@@ -68,11 +71,14 @@ local function expire(list, total, span)
   end
 end
 
-local function record(list, total, span, res, n)
-  local stop = (math.floor(now / res) + 1) * res
+-- A grant at ``at`` (now, or the slot reserved for it a moment later): counted in the bucket
+-- holding ``at``, or in the newest one when that ends later (remembered longer, never shorter).
+local function record(list, total, span, res, n, at)
+  local stop = (math.floor(at / res) + 1) * res
   local tail = redis.call('LINDEX', list, -1)
   local last, count = nil, 0
   if tail then last, count = parse(tail) end
+  if last and last > stop then stop = last end
   if last == stop then
     redis.call('LSET', list, -1, fmt(stop) .. ':' .. fmt(count + 1))
   else
@@ -148,10 +154,10 @@ end
 
 local rate = slow or base
 local wait = math.max(0, paused - now)
-local interval = 0
+local interval, pace_wait = 0, 0
 if rate then
   interval = SEC / rate
-  wait = math.max(wait, tat - math.max(tolerance, interval) - now)
+  pace_wait = math.max(0, tat - math.max(tolerance, interval) - now)
 end
 local worst, worst_wait, worst_used = 0, 0, 0
 local counts = {}
@@ -164,16 +170,21 @@ for i, w in ipairs(windows) do
     if ww > worst_wait then worst, worst_wait, worst_used = i, ww, n end
   end
 end
-wait = math.ceil(math.max(wait, worst_wait))
+wait = math.max(wait, worst_wait)
 
+-- Only the pace in the way, and not for long: the next slot is granted now, to be used that
+-- much later (the caller sleeps), so a paced request costs one round trip, not two. Every
+-- window has room now, and counts only fall until then.
 local granted = 0
-if wait <= 0 then
+if wait <= 0 and pace_wait <= RESERVE then
   granted = 1
+  local at = now + pace_wait
   if rate then tat = math.max(tat, now) + interval end
-  for i, w in ipairs(windows) do record(w.list, w.total, w.span, w.res, counts[i]) end
+  for i, w in ipairs(windows) do record(w.list, w.total, w.span, w.res, counts[i], at) end
   local recent = expire(KEYS[2], KEYS[3], SEC)
-  record(KEYS[2], KEYS[3], SEC, SEC / 10, recent)
+  record(KEYS[2], KEYS[3], SEC, SEC / 10, recent, at)
 end
+wait = math.ceil(math.max(wait, pace_wait))
 
 local fields = {'tat', fmt(tat), 'paused', fmt(paused), 'lowered', fmt(lowered),
                 'recovered', fmt(recovered), 'ceiling', string.format('%.6f', ceiling)}
