@@ -21,8 +21,8 @@ from ._harness import Figure, pinning, route_counts, run_client
 from .scenarios import LINKS_ROUTE, SEED_DOCUMENTS, Context, write_links
 
 PROCESSES = (1, 2, 4, 8)
-SCALE = 60.0  # Quable's 10 minutes last 10 real seconds
-LIMIT = 1000  # per 10 minutes: 100 requests/s for all the processes together
+SCALE = 20.0  # Quable's 10 minutes last 30 real seconds
+LIMIT = 3000  # per 10 minutes: 100 requests/s for all the processes together
 WINDOW_S = 600.0 / SCALE
 LATENCY_MS = 20.0
 ACQUIRES = {False: 5000, True: 300}  # full, smoke
@@ -96,23 +96,50 @@ def _group(ctx: Context, redis: RedisServer, processes: int) -> dict[str, Any]:
             )
         before, calls_before = sandbox.stats(), redis.script_calls()
         timeout = ctx.sizes.budget_s * 4 + 60
-        with ThreadPoolExecutor(processes) as pool:
-            reports = list(pool.map(lambda job: run_client("bulksync", job, timeout), jobs))
+        with ThreadPoolExecutor(processes + 1) as pool:
+            done = pool.map(lambda job: run_client("bulksync", job, timeout), jobs)
+            first, last, accepted = _watch(sandbox, before, processes * per_process, timeout)
+            reports = list(done)
         after, calls = sandbox.stats(), redis.script_calls() - calls_before
     links = route_counts(before, after, LINKS_ROUTE)
     accepted = int(links.get("201", 0))
     wall = max(r["wall_ended"] for r in reports) - min(r["wall_started"] for r in reports)
     requests = sum(int(r.get("requests") or 0) for r in reports)
+    # The sandbox's own view: links accepted after the first one, over the time since it.
+    sending = last - first
     return {
         "processes": processes,
         "accepted": accepted,
         "refused": int(after["rate_limited"]["total"]) - int(before["rate_limited"]["total"]),
+        "sending_s": round(sending, 3),
+        "achieved_ratio": round((accepted - 1) / sending / per_s, 3) if sending > 0 else None,
         "wall_s": round(wall, 3),
-        "achieved_ratio": round(accepted / wall / per_s, 3),
+        "wall_ratio": round(accepted / wall / per_s, 3),
         "requests": requests,
         "round_trips_per_request": round(calls / max(1, requests), 3),
         "exit_codes": sorted({r.get("exit_code") for r in reports}, key=str),
     }
+
+
+POLL_S = 0.05
+
+
+def _watch(
+    sandbox: Any, before: dict[str, Any], total: int, limit_s: float
+) -> tuple[float, float, int]:
+    """When the sandbox accepted its first link and its last (polled every POLL_S, bounded
+    by ``limit_s``), and how many it accepted by then."""
+    first = last = 0.0
+    accepted = 0
+    deadline = time.monotonic() + limit_s
+    while accepted < total and time.monotonic() < deadline:
+        now = time.monotonic()
+        accepted = int(route_counts(before, sandbox.stats(), LINKS_ROUTE).get("201", 0))
+        if accepted and not first:
+            first = now
+        last = now
+        time.sleep(POLL_S)
+    return first, last, accepted
 
 
 def shared_budget(ctx: Context) -> list[Figure]:
@@ -169,18 +196,20 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("shared_budget", "round_trips_per_request"): "Redis script calls ÷ requests (worst N)",
     ("shared_budget", "acquire_us_memory"): "one acquire, in-memory budget (unpaced)",
     ("shared_budget", "acquire_us_redis"): "one acquire, Redis budget (loopback socket)",
-    ("shared_budget", "overhead_us_per_acquire"): "Redis ÷ memory difference per acquire",
+    ("shared_budget", "overhead_us_per_acquire"): "Redis minus memory, per acquire",
     ("shared_budget", "round_trips_per_acquire"): "round trips per acquire (unpaced)",
 }
 NOTES = """
 9. **shared_budget**: a redis-server of its own on a unix socket and a sandbox whose 10-minute
-   window is {limit:,} requests, time-scaled {scale:g} times (10 real seconds, 100 requests/s);
+   window is {limit:,} requests, time-scaled {scale:g} times (30 real seconds, 100 requests/s);
    N = 1, 2, 4, 8 bulksync processes started together, each told the same window and given 1/N
-   of {links:,} links, share one `[budget] backend = "redis"` key. The ratio is the links the
-   sandbox accepted over the group's wall time (first start to last end, start-up included)
-   ÷ 100/s. The acquire figures are {acquires:,} acquires of an unpaced budget in a fresh process,
-   in memory and then through the Lua script; round trips per request are Redis's script calls
-   ÷ the requests the runs made (a grant that must wait costs one more call per wait).
+   of {links:,} links, share one `[budget] backend = "redis"` key. The ratio is the sandbox's
+   view: the links it accepted after the first one, over the time from the first to the last
+   (polled every 50 ms), ÷ 100/s; the group's wall time, start-up and the run records
+   included, is in the detail (`wall_ratio`). The acquire figures are {acquires:,} acquires of
+   an unpaced budget in a fresh process, in memory and then through the Lua script. Round
+   trips per request are Redis's script calls ÷ the requests the runs made: a slot within 2 s
+   is reserved in the call that asks for it, and only a pause or a longer wait costs another.
 """
 
 

@@ -28,7 +28,7 @@ log = logging.getLogger("bulksync.budget")
 US = 1_000_000
 BUCKETS = 1000  # per window, as SlidingWindow's
 # Redis's retries of one command: a blip (a restart, a failover) is ridden out, a Redis that
-# is gone stops the run within (RETRIES + 1) x timeout + backoff, well under 30 s by default.
+# is gone stops the run within (RETRIES + 1) x timeout + 1 s (16 s by default), under 30 s.
 RETRIES = 2
 
 
@@ -107,16 +107,25 @@ class RedisBudget(RateBudget):
         args = [op, interval, round(self._tolerance_s * US), throttles, after, len(self.windows)]
         from redis.exceptions import RedisError
 
+        # redis-py's retries nest (a reconnect retries too): this bounds the whole call, so a
+        # Redis that hangs stops the run within the time the README says.
+        limit = self.timeout_s * (RETRIES + 1) + 1.0
         try:
             self.round_trips += 1
-            return await self._script(keys=self._keys, args=[*args, *self._window_args])
+            with anyio.fail_after(limit):
+                return await self._script(keys=self._keys, args=[*args, *self._window_args])
+        except TimeoutError:
+            detail = f"no answer within {limit:g} s"
+            self.failure = SharedBudgetUnreachable(self._unreachable(detail))
+            log.info("%s", self.failure, extra={"event": "shared_budget_unreachable"})
+            raise self.failure from None
         except (RedisError, OSError) as exc:
             self.failure = SharedBudgetUnreachable(self._unreachable(exc))
             log.info("%s", self.failure, extra={"event": "shared_budget_unreachable"})
             raise self.failure from None
 
-    def _unreachable(self, exc: BaseException) -> str:
-        detail = " ".join(str(exc).split()) or type(exc).__name__
+    def _unreachable(self, exc: BaseException | str) -> str:
+        detail = exc if isinstance(exc, str) else " ".join(str(exc).split()) or type(exc).__name__
         return (
             f"shared budget: Redis at {self.url_shown} cannot be used ({detail}); the run stops "
             "rather than send with a budget the other processes do not see: is redis-server "
@@ -135,16 +144,21 @@ class RedisBudget(RateBudget):
     async def acquire(self) -> None:
         # The slot reserved for this request, slept out after the lock: the others may take
         # the next slots meanwhile (the script keeps them a pace apart).
-        delay = await self._grant_or_wait()
+        delay, asked = await self._grant_or_wait()
+        # From when the call went out, not from its answer: the slot is on Redis's clock,
+        # and the round trip already spent part of the wait.
+        delay -= self._clock() - asked
         if delay > 0:
             await self._sleep(delay)
 
-    async def _grant_or_wait(self) -> float:
+    async def _grant_or_wait(self) -> tuple[float, float]:
+        """The wait before the reserved slot, and when the call that granted it went out."""
         async with self._lock:
             while True:
                 if self.exhausted is not None:
                     raise self.exhausted.with_traceback(None)
                 throttles, after = self._throttles, self._retry_after
+                asked = self._clock()
                 reply = await self._call("acquire", throttles, after)
                 self._throttles -= throttles
                 if self._retry_after == after:
@@ -158,7 +172,7 @@ class RedisBudget(RateBudget):
                     self._pause(now, (paused_us - now_us) / US, self.pause_reason or "HTTP 429")
                 if granted:
                     self.granted += 1
-                    return wait_us / US
+                    return wait_us / US, asked
                 if index and window_wait_us / US > self.max_quota_wait_s:
                     # Raises, or with wait_for_quota pauses everyone here until it frees up.
                     self._quota_used_up(now, self.windows[index - 1], window_wait_us / US, used)

@@ -20,7 +20,8 @@ of each window.
 
 "acquire" replies ``{granted, wait, window, window wait, window used, now, paused until,
 rate in mHz (-1: unpaced), lowered}``: granted with a wait, the request goes that much later
-(its slot of the pace is reserved); not granted, the caller waits and asks again. ``window``
+(its slot is reserved, counted in every window at that time); not granted (a pause, or no
+slot within RESERVE), the caller waits and asks again. ``window``
 is the 1-based index of the window that needs the longest to free up (0: none is full), which
 the caller compares with its quota wait.
 "peek" replies ``{now, used of each window}`` and writes nothing.
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 SCRIPT = r"""
 local SEC = 1000000
-local RESERVE = 2 * SEC  -- how far ahead a slot of the pace may be granted
+local RESERVE = 2 * SEC  -- how far ahead a slot may be granted (further: wait, ask again)
 local pace = KEYS[1]
 local op = ARGV[1]
 local base_interval = tonumber(ARGV[2])
@@ -140,9 +141,14 @@ if throttles > 0 then
   -- One burst of 429s is one signal: the pace is decided anew at most once a second.
   if retry_after < 0 or retry_after >= SEC then
     if now - lowered >= SEC then
+      -- What all processes sent over the last second is the limit the 429 shows, unless
+      -- they were held back (a pause, a full window): then it says nothing, and the pace in
+      -- force is the best guess. Never judged on an idle second, which would floor the pace.
       local measured = expire(KEYS[2], KEYS[3], SEC)
       local current = slow or base or measured
-      local peak = math.max(1, math.min(current, measured))
+      local peak = current
+      if measured >= 0.5 * current then peak = math.min(current, measured) end
+      peak = math.max(1, peak)
       local decrease = 0.7
       if pause > 0 then decrease = 0.99 end  -- everyone waits: the pause is the backing off
       local floor = math.max(0.1, 0.05 * (base or peak))
@@ -159,32 +165,48 @@ if rate then
   interval = SEC / rate
   pace_wait = math.max(0, tat - math.max(tolerance, interval) - now)
 end
+-- When one more grant fits in a window: now if it has room, else when enough of its oldest
+-- buckets (reserved slots included, all in time order) have left it.
+local function free_at(w, n)
+  if n < w.limit then return now end
+  local excess = n - w.limit + 1
+  local i = 0
+  while true do
+    local entry = redis.call('LINDEX', w.list, i)
+    if not entry then return now end  -- the total is the sum of the list
+    local stop, count = parse(entry)
+    excess = excess - count
+    if excess <= 0 then return math.max(stop + w.span, now + 1) end
+    i = i + 1
+  end
+end
+
+local at = now + pace_wait
 local worst, worst_wait, worst_used = 0, 0, 0
 local counts = {}
 for i, w in ipairs(windows) do
   local n = expire(w.list, w.total, w.span)
   counts[i] = n
-  if n >= w.limit then
-    local stop = parse(redis.call('LINDEX', w.list, 0))
-    local ww = math.max(stop + w.span - now, 1)
-    if ww > worst_wait then worst, worst_wait, worst_used = i, ww, n end
+  local free = free_at(w, n)
+  if free > now and free - now > worst_wait then
+    worst, worst_wait, worst_used = i, free - now, n
   end
+  at = math.max(at, free)
 end
-wait = math.max(wait, worst_wait)
+wait = math.max(wait, at - now)
 
--- Only the pace in the way, and not for long: the next slot is granted now, to be used that
--- much later (the caller sleeps), so a paced request costs one round trip, not two. Every
--- window has room now, and counts only fall until then.
+-- No pause, and the next slot (the pace's, or a window's next room) is near: it is granted
+-- now, to be used then (the caller sleeps), so a request costs one round trip, whatever holds
+-- it back. A grant is counted at its slot in every window, each of which has room then.
 local granted = 0
-if wait <= 0 and pace_wait <= RESERVE then
+if paused <= now and at - now <= RESERVE then
   granted = 1
-  local at = now + pace_wait
-  if rate then tat = math.max(tat, now) + interval end
+  if rate then tat = math.max(tat, at) + interval end
   for i, w in ipairs(windows) do record(w.list, w.total, w.span, w.res, counts[i], at) end
   local recent = expire(KEYS[2], KEYS[3], SEC)
   record(KEYS[2], KEYS[3], SEC, SEC / 10, recent, at)
 end
-wait = math.ceil(math.max(wait, pace_wait))
+wait = math.ceil(wait)
 
 local fields = {'tat', fmt(tat), 'paused', fmt(paused), 'lowered', fmt(lowered),
                 'recovered', fmt(recovered), 'ceiling', string.format('%.6f', ceiling)}
