@@ -174,6 +174,9 @@ def shared_budget(ctx: Context) -> list[Figure]:
         Figure(s, "overhead_us_per_acquire", round(cost["redis_us"] - cost["memory_us"], 1), "µs",
                "<= 1000"),
         Figure(s, "round_trips_per_acquire", cost["round_trips_per_acquire"], "round trips"),
+        Figure(s, "redis_ping_us", cost["ping_us"], "µs"),
+        Figure(s, "acquire_cpu_us_redis", cost["redis_cpu_us"], "µs", "<= 1000"),
+        Figure(s, "acquire_cpu_us_memory", cost["memory_cpu_us"], "µs"),
     ]  # fmt: skip
     return figures
 
@@ -183,7 +186,8 @@ METRICS = {
     "shared_budget": (
         *(f"n{n}_{m}" for n in PROCESSES for m in ("achieved_ratio", "429s")),
         "round_trips_per_request", "acquire_us_memory", "acquire_us_redis",
-        "overhead_us_per_acquire", "round_trips_per_acquire",
+        "overhead_us_per_acquire", "round_trips_per_acquire", "redis_ping_us",
+        "acquire_cpu_us_redis", "acquire_cpu_us_memory",
     ),
 }  # fmt: skip
 DESCRIPTIONS: dict[tuple[str, str], str] = {
@@ -198,6 +202,9 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("shared_budget", "acquire_us_redis"): "one acquire, Redis budget (loopback socket)",
     ("shared_budget", "overhead_us_per_acquire"): "Redis minus memory, per acquire",
     ("shared_budget", "round_trips_per_acquire"): "round trips per acquire (unpaced)",
+    ("shared_budget", "redis_ping_us"): "a bare Redis PING, same process: the machine's floor",
+    ("shared_budget", "acquire_cpu_us_redis"): "client CPU per acquire, Redis budget",
+    ("shared_budget", "acquire_cpu_us_memory"): "client CPU per acquire, in-memory budget",
 }
 NOTES = """
 9. **shared_budget**: a redis-server of its own on a unix socket and a sandbox whose 10-minute
@@ -207,7 +214,9 @@ NOTES = """
    view: the links it accepted after the first one, over the time from the first to the last
    (polled every 50 ms), ÷ 100/s; the group's wall time, start-up and the run records
    included, is in the detail (`wall_ratio`). The acquire figures are {acquires:,} acquires of
-   an unpaced budget in a fresh process, in memory and then through the Lua script. Round
+   an unpaced budget in a fresh process, in memory and then through the Lua script, and as
+   many bare PINGs (what one round trip costs on the machine at that moment); the CPU figures
+   are the client process's own CPU time per acquire, which waits for a core do not inflate. Round
    trips per request are Redis's script calls ÷ the requests the runs made: a slot within 2 s
    is reserved in the call that asks for it, and only a pause or a longer wait costs another.
 """
