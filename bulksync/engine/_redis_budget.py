@@ -3,8 +3,8 @@
 Behind the same interface as RateBudget (the engine and its client cannot tell them apart):
 ``acquire`` runs the one Lua script of bulksync.engine._redis_script, which grants or says how
 long to wait, on Redis's clock, for all processes at once. A 429 is not a round trip of its
-own: ``on_throttled`` is called without an await, so it slows this process at once and is
-sent with its next ``acquire``, which every process then reads.
+own: ``on_throttled`` is called without an await, so it pauses this process at once for a
+Retry-After and is sent with its next ``acquire``, which every process then reads.
 
 Redis unreachable (refused, timed out, a password it refuses) is not a reason to go on with
 a budget nobody else sees: every acquire raises :class:`SharedBudgetUnreachable` (exit 4),
