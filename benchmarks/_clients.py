@@ -91,7 +91,15 @@ def bulksync(args: dict[str, Any]) -> dict[str, Any]:
     import anyio
 
     from bulksync.app import _loop
-    from bulksync.app.config import Config, InputsConfig, LimitsConfig, OutputConfig, TargetConfig
+    from bulksync.app.config import (
+        BudgetConfig,
+        Config,
+        InputsConfig,
+        LimitsConfig,
+        OutputConfig,
+        StateConfig,
+        TargetConfig,
+    )
     from bulksync.app.runner import RunReport, run_job_async
 
     kind = str(args.get("kind", "quable"))
@@ -122,7 +130,10 @@ def bulksync(args: dict[str, Any]) -> dict[str, Any]:
         ),
         output=OutputConfig(results=folder / f"results-{args['tag']}.jsonl", progress=False),
         sections={kind: dict(args.get(kind, {}))},
+        budget=BudgetConfig(**args.get("budget", {})),
     )
+    if args.get("state_path"):  # processes running at once: one state each
+        config.state = StateConfig(path=Path(args["state_path"]))
     max_s = float(args.get("max_s", 600.0))
     outcome: dict[str, RunReport] = {}
 
@@ -131,8 +142,9 @@ def bulksync(args: dict[str, Any]) -> dict[str, Any]:
             outcome["report"] = await run_job_async(config, True)
 
     _loop.choose(str(args.get("loop", "asyncio")))
-    cpu_started, started = _cpu(), time.perf_counter()
+    cpu_started, started, wall_started = _cpu(), time.perf_counter(), time.time()
     _loop.run(main)
+    wall_ended = time.time()
     report = outcome.get("report")
     summary = report.summary if report else {}
     total = int(summary.get("total", 0))
@@ -149,6 +161,8 @@ def bulksync(args: dict[str, Any]) -> dict[str, Any]:
         throttled=summary.get("throttled"),
         engine_elapsed_s=summary.get("elapsed_s"),
         loop=_loop.loop_name(),
+        wall_started=wall_started,
+        wall_ended=wall_ended,
     )
 
 
@@ -249,7 +263,62 @@ def sequential(args: dict[str, Any]) -> dict[str, Any]:
     return _report(done, started, cpu_started, statuses=statuses)
 
 
-CLIENTS = {"bulksync": bulksync, "raw_pool": raw_pool, "gather": gather, "sequential": sequential}
+# -- the shared budget's cost per acquire --------------------------------------------------------
+
+
+def acquire(args: dict[str, Any]) -> dict[str, Any]:
+    """``count`` acquires of an unpaced budget, in memory then on Redis: the time of each, and
+    Redis's round trips (script calls) per grant."""
+    import anyio
+
+    from bulksync.engine._redis_budget import RedisBudget
+    from bulksync.engine.budget import RateBudget
+
+    count, url = int(args["count"]), str(args["url"])
+    windows = [(10**9, 600.0), (10**9, 86400.0)]  # Quable's two windows, never full here
+    timings: dict[str, float] = {}
+
+    async def main() -> int:
+        memory = RateBudget(windows, pace=1e9)
+        shared = RedisBudget(windows, url=url, shown=url, key=str(args["key"]), pace=1e9)
+        await shared.open()
+        for name, budget in (("memory", memory), ("redis", shared)):
+            started, cpu = time.perf_counter(), time.process_time()
+            for _ in range(count):
+                await budget.acquire()
+            timings[name] = (time.perf_counter() - started) / count * 1e6
+            # This process's own CPU: what the wall time is, less the waits for a core.
+            timings[f"{name}_cpu"] = (time.process_time() - cpu) / count * 1e6
+        # The floor the machine sets: a bare PING on the same connection pool.
+        started = time.perf_counter()
+        for _ in range(count):
+            await shared._client.ping()
+        timings["ping"] = (time.perf_counter() - started) / count * 1e6
+        await shared.aclose()
+        return shared.round_trips - 1  # the open()
+
+    cpu_started, started = _cpu(), time.perf_counter()
+    trips = anyio.run(main)
+    return _report(
+        count,
+        started,
+        cpu_started,
+        memory_us=round(timings["memory"], 1),
+        redis_us=round(timings["redis"], 1),
+        ping_us=round(timings["ping"], 1),
+        memory_cpu_us=round(timings["memory_cpu"], 1),
+        redis_cpu_us=round(timings["redis_cpu"], 1),
+        round_trips_per_acquire=round(trips / count, 3),
+    )
+
+
+CLIENTS = {
+    "bulksync": bulksync,
+    "raw_pool": raw_pool,
+    "gather": gather,
+    "sequential": sequential,
+    "acquire": acquire,
+}
 
 
 def main(argv: list[str]) -> int:

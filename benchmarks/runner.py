@@ -26,12 +26,12 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from . import scenarios, scenarios_targets
+from . import scenarios, scenarios_targets, shared_budget
 from ._harness import Figure, pinning
 from .scenarios import FULL, SMOKE, Context
 
-SCENARIOS = {**scenarios.SCENARIOS, **scenarios_targets.SCENARIOS}
-METRICS = {**scenarios.METRICS, **scenarios_targets.METRICS}
+SCENARIOS = {**scenarios.SCENARIOS, **scenarios_targets.SCENARIOS, **shared_budget.SCENARIOS}
+METRICS = {**scenarios.METRICS, **scenarios_targets.METRICS, **shared_budget.METRICS}
 
 HERE = Path(__file__).resolve().parent
 
@@ -76,6 +76,7 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("calls_per_item", "v4_calls_per_item"): "v4, grouped document links",
     ("calls_per_item", "v4_fewer_calls"): "v5 calls ÷ v4 calls",
     **scenarios_targets.DESCRIPTIONS,
+    **shared_budget.DESCRIPTIONS,
 }
 
 
@@ -245,7 +246,8 @@ def markdown(
         ceiling=sizes.ceiling_items, rounds=sizes.ceiling_rounds, seq=sizes.sequential_items,
         budget_s=sizes.budget_s, assets=sizes.assets, small=small, large=large,
         calls=sizes.calls_links,
-    ).strip().splitlines(), *scenarios_targets.notes(smoke).strip().splitlines(), ""]  # fmt: skip
+    ).strip().splitlines(), *scenarios_targets.notes(smoke).strip().splitlines(),
+        *shared_budget.notes(smoke, sizes.budget_s).strip().splitlines(), ""]  # fmt: skip
     return "\n".join(lines)
 
 

@@ -54,6 +54,17 @@ METRICS = {
         "batch_calls_per_item",
         "batch_speedup",
     ],
+    # Issue 19: N processes on one Redis budget, and the cost of an acquire there.
+    "shared_budget": [
+        *(f"n{n}_{m}" for n in (1, 2, 4, 8) for m in ("achieved_ratio", "429s")),
+        "round_trips_per_request",
+        "acquire_us_memory",
+        "acquire_us_redis",
+        "overhead_us_per_acquire",
+        "round_trips_per_acquire",
+        "redis_ping_us",
+        "acquire_cpu_us_redis",
+    ],
 }
 
 

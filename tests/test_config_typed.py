@@ -191,7 +191,7 @@ def test_a_config_built_in_code_is_checked_too() -> None:
 def test_config_schema_describes_every_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["config-schema"]) == 0
     schema = orjson.loads(capsys.readouterr().out)
-    tables = {"target", "inputs", "limits", "output", "state", *registry.kinds()}
+    tables = {"target", "inputs", "limits", "output", "state", "budget", *registry.kinds()}
     assert {"fake", "quable", "propeller", "ocapi"} <= tables
     assert tables == set(schema["properties"])
     assert schema["additionalProperties"] is False

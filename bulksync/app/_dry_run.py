@@ -57,6 +57,7 @@ async def dry_run(
                 pages = await list_target(config, built, client, remote, quiet)
         finally:
             await built.target.transport.aclose()
+            await built.target.budget.aclose()
     judge = Judge(state, remote, lister, full)
     costs = plan_costs(config, connector)
     tally = None if costs is None else costs.tally

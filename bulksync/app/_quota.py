@@ -73,8 +73,9 @@ class QuotaBook:
 
 def open_quota_book(config: Config, budget: RateBudget, stack: ExitStack) -> QuotaBook | None:
     """Seed ``budget`` from the ledger and keep it written; None when the budget has no window
-    (nothing to remember) or the default ledger cannot be opened (said in one line)."""
-    if not budget.windows:
+    (nothing to remember), the budget is shared (its windows in Redis are the ledger) or the
+    default ledger cannot be opened (said in one line)."""
+    if not budget.windows or budget.shared:
         return None
     configured = config.limits.quota_ledger
     path = configured or default_ledger_path()

@@ -192,6 +192,7 @@ async def _bench(config: Config, options: BenchOptions, sandbox: Sandbox | None)
                 group.cancel_scope.cancel()
     finally:
         await built.target.transport.aclose()
+        await built.target.budget.aclose()
         timeline.close()
     return _finish(run, folder, started, sandbox, failure)
 

@@ -164,6 +164,20 @@ class StateConfig(Section):
     dependency_wait_s: Seconds = 60.0
 
 
+class BudgetConfig(Section):
+    """Where the request budget lives: this process (memory), or Redis, shared by every
+    process and machine that names the same key (bulksync.app._shared_budget)."""
+
+    table = "budget"
+    backend: Literal["memory", "redis"] = "memory"
+    # redis://host:port/db, rediss://... or unix:///path/redis.sock; never with a password:
+    # a URL that needs one goes in the environment variable url_env names (a secret).
+    url: str | None = None
+    url_env: EnvName | None = None
+    key: str | None = None  # None: the target kind and its normalised base_url
+    timeout_s: PositiveSeconds = 5.0  # per Redis command; a Redis gone stops the run
+
+
 SettingsT = TypeVar("SettingsT", bound=BaseModel)
 
 
@@ -177,6 +191,7 @@ class Config(Section):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     state: StateConfig = Field(default_factory=StateConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
     # Connector tables ([quable], [propeller], [ocapi], [fake]) as read, typed by settings().
     sections: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
@@ -212,6 +227,7 @@ _SECTIONS: dict[str, type[Section]] = {
     "limits": LimitsConfig,
     "output": OutputConfig,
     "state": StateConfig,
+    "budget": BudgetConfig,
 }
 
 NO_CONFIG = (
@@ -320,8 +336,42 @@ def validate(config: Config, needs_inputs: bool = True) -> None:
         refuse_userinfo(target.base_url, "base_url")
     if target.base_url:
         target.base_url = normalize_base_url(target.base_url)
+    check_budget(config.budget)
     if needs_inputs and config.inputs.assets is None and config.inputs.links is None:
         raise ConfigError("no input: set [inputs] assets and/or links (or --assets / --links)")
+
+
+def check_budget(budget: BudgetConfig) -> None:
+    """A Redis budget names its server once, and never with a password in the file."""
+    if budget.backend != "redis":
+        if budget.url or budget.url_env:
+            raise ConfigError('[budget] url and url_env are for backend = "redis"')
+        return
+    if bool(budget.url) == bool(budget.url_env):
+        raise ConfigError(
+            '[budget] backend = "redis" needs one of url (no password) or url_env (the name '
+            "of an environment variable holding the URL, which may carry a password)"
+        )
+    if budget.url:
+        parts = split_url(budget.url, "[budget] url")
+        if parts.password is not None or "@" in parts.netloc:
+            raise ConfigError(
+                "[budget] url must not carry a user name or password; put the whole URL in an "
+                "environment variable and name it in [budget] url_env"
+            )
+        check_redis_url(budget.url, "[budget] url")
+    if budget.key is not None and not budget.key.strip():
+        raise ConfigError("[budget] key must not be empty (leave it out for the default)")
+
+
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def check_redis_url(url: str, what: str) -> None:
+    """Words only the scheme: the URL may hold a password and is not repeated."""
+    parts = split_url(url, what)
+    if parts.scheme.lower() not in REDIS_SCHEMES or not (parts.hostname or parts.path):
+        raise ConfigError(f"{what} must be a redis://, rediss:// or unix:// URL")
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}

@@ -202,6 +202,8 @@ async def run_job_async(
         deleted: list[int] = []
 
         async def work() -> None:
+            # A shared budget whose Redis is out of reach stops the run before any request.
+            await built.target.budget.open()
             # Fail fast: a target that cannot serve the run stops it before the first item.
             # A quota used up already: nothing can go, the engine ends every item "not attempted".
             with suppress(QuotaExhausted):
@@ -261,6 +263,7 @@ async def run_job_async(
             failure = exc
         finally:
             await built.target.transport.aclose()
+            await built.target.budget.aclose()
         if failure is None and engine.quota is not None:
             failure = engine.quota  # a clean stop: every item has its result
         if isinstance(failure, QuotaExhausted) and quota_book is not None:

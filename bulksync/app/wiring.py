@@ -14,7 +14,9 @@ from typing import Any
 from pydantic import BaseModel, create_model
 
 from bulksync.app import registry
+from bulksync.app._shared_budget import redis_budget
 from bulksync.app.config import (
+    BudgetConfig,
     Config,
     InputsConfig,
     LimitsConfig,
@@ -49,6 +51,8 @@ def budget_for(config: Config, documented: list[tuple[int, float]] | None = None
     windows = config.limits.rate if config.limits.rate is not None else documented or []
     # No Retry-After pauses everyone for longer than an item may spend retrying.
     limits = config.limits
+    if config.budget.backend == "redis":
+        return redis_budget(config, windows)
     return RateBudget(
         windows,
         pace=limits.pace,
@@ -193,6 +197,7 @@ def config_schema(broken: list[str] | None = None) -> dict[str, Any]:
         "limits": (LimitsConfig, None),
         "output": (OutputConfig, None),
         "state": (StateConfig, None),
+        "budget": (BudgetConfig, None),
     }
     kinds = []
     for kind in registry.kinds():

@@ -124,7 +124,7 @@ class Engine(Finisher):
             raise first_bulksync_error(group_error) from None
         finally:
             # Every item read from the input gets its result, even one cut off by a stop.
-            gone = self.client.breaker.tripped
+            gone = self.client.breaker.tripped or self.client.target.budget.failure
             for job in list(self._live):
                 error = ErrorInfo("Interrupted", "the run stopped before this item finished")
                 if gone is not None:

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 import anyio
 
 from bulksync.engine._pace import PaceController
-from bulksync.spi._errors import QuotaExhausted, utc_time, window_span
+from bulksync.spi._errors import QuotaExhausted, TargetUnreachable, utc_time, window_span
 
 Clock = Callable[[], float]
 log = logging.getLogger("bulksync.budget")
@@ -98,6 +98,8 @@ class RateBudget:
     pauses it for ``Retry-After`` when the server sends one.
     """
 
+    shared = False  # this process alone (bulksync.engine._redis_budget: every process)
+
     def __init__(
         self,
         windows: Sequence[tuple[int, float]] = (),
@@ -130,6 +132,9 @@ class RateBudget:
         self.max_quota_wait_s = max_quota_wait_s
         self.wait_for_quota = wait_for_quota
         self.exhausted: QuotaExhausted | None = None  # once raised, every acquire raises it
+        # A shared budget's server out of reach (exit 4), as the breaker's tripped: the items
+        # it stopped say so (bulksync.engine._redis_budget).
+        self.failure: TargetUnreachable | None = None
         self._lock = anyio.Lock()
         self._tat = -math.inf  # GCRA theoretical arrival time of the next request
         self._paused_until = -math.inf
@@ -190,15 +195,19 @@ class RateBudget:
             wait = max(wait, window_wait)
         return wait
 
-    def _quota_used_up(self, now: float, window: SlidingWindow, wait: float) -> None:
+    def _quota_used_up(
+        self, now: float, window: SlidingWindow, wait: float, used: int | None = None
+    ) -> None:
         """Stop the run (raise, and every later acquire too), or with ``wait_for_quota`` pause
-        everyone until the window frees up, the display saying why."""
+        everyone until the window frees up, the display saying why. ``used``: the window's
+        count when another budget keeps it (the shared one)."""
         resume_at = self._wall_clock() + wait
         if self.wait_for_quota:
-            used = f"quota {window.limit:,} per {window_span(window.period)} used"
-            self._pause(now, wait, f"{used}; next request at {utc_time(resume_at, window.period)}")
+            spent = f"quota {window.limit:,} per {window_span(window.period)} used"
+            self._pause(now, wait, f"{spent}; next request at {utc_time(resume_at, window.period)}")
             return
-        self.exhausted = QuotaExhausted(window.limit, window.period, window.used(now), resume_at)
+        count = window.used(now) if used is None else used
+        self.exhausted = QuotaExhausted(window.limit, window.period, count, resume_at)
         log.info(
             "%s",
             self.exhausted,
@@ -223,6 +232,12 @@ class RateBudget:
             for window in windows:
                 window.seed(end + offset, count)
         return total
+
+    async def open(self) -> None:
+        """Nothing to reach in memory; a shared budget checks its server before the run."""
+
+    async def aclose(self) -> None:
+        """Nothing to close in memory; a shared budget closes its connection."""
 
     def _pacer_wait(self, now: float) -> float:
         if self._rate is None:
