@@ -5,6 +5,7 @@
 - ``raw_pool``: the ceiling baseline, N aiohttp workers on one session, no results, no retries.
 - ``gather``: what a user writes first, one unbounded ``asyncio.gather`` over every item.
 - ``sequential``: the vendor docs' style, one ``requests.post`` after the other.
+- ``raw_upload``: the large files' baseline, N aiohttp workers streaming multipart uploads.
 
 Each prints one JSON line: items, elapsed seconds, CPU seconds of the process during the timed
 part, peak RSS of the process, and what the server answered. Every loop is bounded in count
@@ -105,7 +106,12 @@ def bulksync(args: dict[str, Any]) -> dict[str, Any]:
     kind = str(args.get("kind", "quable"))
     if kind == "quable":
         os.environ[TOKEN_ENV] = TOKEN
-        target = TargetConfig(kind=kind, base_url=args["url"], token_env=TOKEN_ENV)
+        target = TargetConfig(
+            kind=kind,
+            base_url=args["url"],
+            token_env=TOKEN_ENV,
+            timeout_s=float(args.get("timeout_s", 60.0)),
+        )
     else:
         os.environ[CLIENT_ID_ENV] = os.environ[CLIENT_SECRET_ENV] = SANDBOX_CREDENTIALS
         target = TargetConfig(
@@ -312,12 +318,60 @@ def acquire(args: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+# -- raw aiohttp streaming upload --------------------------------------------------------------
+
+
+def raw_upload(args: dict[str, Any]) -> dict[str, Any]:
+    """The uploads' baseline: N workers on one aiohttp session, each file streamed from disk as
+    a multipart ``POST /api/files`` (``fileType``, ``file``), nothing else done with it."""
+    import aiohttp
+
+    files = [Path(f) for f in args["files"]]
+    workers, max_s = int(args["concurrency"]), float(args.get("max_s", 600.0))
+    statuses: dict[str, int] = {}
+    errors = 0
+
+    async def main() -> tuple[float, float]:
+        nonlocal errors
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        timeout = aiohttp.ClientTimeout(total=max_s)
+        async with aiohttp.ClientSession(args["url"], headers=headers, timeout=timeout) as s:
+            queue = iter(files)
+
+            async def worker() -> None:
+                nonlocal errors
+                for path in queue:  # the shared iterator hands each file to one worker
+                    with open(path, "rb") as handle:  # noqa: ASYNC230 - aiohttp reads it off-loop
+                        form = aiohttp.FormData()
+                        form.add_field("fileType", "asset")
+                        form.add_field(
+                            "file", handle, filename=path.name,
+                            content_type="application/octet-stream",
+                        )  # fmt: skip
+                        try:
+                            async with s.post("/api/files", data=form) as response:
+                                await response.read()
+                                key = str(response.status)
+                                statuses[key] = statuses.get(key, 0) + 1
+                        except aiohttp.ClientError:
+                            errors += 1
+
+            cpu_started, started = _cpu(), time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(workers)))
+            return cpu_started, started
+
+    cpu_started, started = asyncio.run(main())
+    done = sum(statuses.values()) + errors
+    return _report(done, started, cpu_started, statuses=statuses, errors=errors)
+
+
 CLIENTS = {
     "bulksync": bulksync,
     "raw_pool": raw_pool,
     "gather": gather,
     "sequential": sequential,
     "acquire": acquire,
+    "raw_upload": raw_upload,
 }
 
 

@@ -5,6 +5,7 @@
     python -m benchmarks --only budget_accuracy,memory
     python -m benchmarks --out /tmp/bench      # write latest.json and RESULTS.md elsewhere
     python -m benchmarks --only ocapi_batch --merge   # replace only these figures in the results
+    python -m benchmarks --only cpu_scale,resync,large_uploads --large   # the 1M-item sizes
 
 A full run writes ``benchmarks/results/latest.json`` and ``benchmarks/RESULTS.md``; a smoke run
 writes to ``benchmarks/results/smoke/`` unless ``--out`` says otherwise, so that it never
@@ -26,12 +27,22 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from . import scenarios, scenarios_targets, shared_budget
+from . import scenarios, scenarios_scale, scenarios_targets, shared_budget
 from ._harness import Figure, pinning
 from .scenarios import FULL, SMOKE, Context
 
-SCENARIOS = {**scenarios.SCENARIOS, **scenarios_targets.SCENARIOS, **shared_budget.SCENARIOS}
-METRICS = {**scenarios.METRICS, **scenarios_targets.METRICS, **shared_budget.METRICS}
+SCENARIOS = {
+    **scenarios.SCENARIOS,
+    **scenarios_targets.SCENARIOS,
+    **scenarios_scale.SCENARIOS,
+    **shared_budget.SCENARIOS,
+}
+METRICS = {
+    **scenarios.METRICS,
+    **scenarios_targets.METRICS,
+    **scenarios_scale.METRICS,
+    **shared_budget.METRICS,
+}
 
 HERE = Path(__file__).resolve().parent
 
@@ -77,17 +88,18 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("calls_per_item", "v4_fewer_calls"): "v5 calls ÷ v4 calls",
     **scenarios_targets.DESCRIPTIONS,
     **shared_budget.DESCRIPTIONS,
+    **scenarios_scale.DESCRIPTIONS,
 }
 
 
-def run(names: list[str], smoke: bool) -> list[Figure]:
+def run(names: list[str], smoke: bool, large: bool = False) -> list[Figure]:
     sizes = SMOKE if smoke else FULL
     figures: list[Figure] = []
     with tempfile.TemporaryDirectory(prefix="bulksync-bench-") as tmp:
         for name in names:
             folder = Path(tmp) / name
             folder.mkdir()
-            ctx = Context(sizes, folder, smoke)
+            ctx = Context(sizes, folder, smoke, large)
             started = time.monotonic()
             try:
                 produced = SCENARIOS[name](ctx)
@@ -102,11 +114,11 @@ def run(names: list[str], smoke: bool) -> list[Figure]:
     return figures
 
 
-def environment(smoke: bool) -> dict[str, Any]:
+def environment(smoke: bool, large: bool = False) -> dict[str, Any]:
     server, _ = pinning()
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "mode": "smoke" if smoke else "full",
+        "mode": "smoke" if smoke else "large" if large else "full",
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "machine": platform.machine(),
@@ -142,6 +154,7 @@ def write_results(
     out_md: Path,
     smoke: bool,
     merged: list[str] | None = None,
+    large: bool = False,
 ) -> None:
     """Write the figures; with ``merged`` (the scenarios just run), keep the other scenarios'
     figures from ``out_json`` and the header of the run(s) they came from in ``out_md``."""
@@ -151,8 +164,8 @@ def write_results(
         earlier = earlier_header(out_md, merged)
     out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps([f.row() for f in figures], indent=1) + "\n", encoding="utf-8")
-    env = environment(smoke)
-    out_md.write_text(markdown(figures, env, smoke, earlier, merged), encoding="utf-8")
+    env = environment(smoke, large)
+    out_md.write_text(markdown(figures, env, smoke, earlier, merged, large), encoding="utf-8")
 
 
 TABLE_HEAD = "| scenario | figure | value | unit | target | met |"
@@ -208,20 +221,22 @@ def markdown(
     smoke: bool,
     earlier: list[str] | None = None,
     merged: list[str] | None = None,
+    large: bool = False,
 ) -> str:
     sizes = SMOKE if smoke else FULL
+    flags = (" --smoke" if smoke else "") + (" --large" if large else "")
     small, large = sizes.memory_links
     machine = (
         f"{env['cpus']} CPUs ({env['machine']}), Python {env['python']}; pinning: {env['pinning']}"
     )
     if merged is None or not earlier:
         header = [
-            f"Run {env['date']} with `python -m benchmarks{' --smoke' if smoke else ''}` on "
+            f"Run {env['date']} with `python -m benchmarks{flags}` on "
             f"{machine}. The machine is shared and noisy: compare the ratios, "
             "which are taken within one run, rather than the absolute rates."
         ]
     else:
-        command = f"python -m benchmarks{' --smoke' if smoke else ''} --only {','.join(merged)}"
+        command = f"python -m benchmarks{flags} --only {','.join(merged)}"
         header = [*earlier, (
             f"{MERGED_PREFIX}{', '.join(merged)}: run {env['date']} with `{command} --merge` "
             f"on {machine}; the other figures are those of the run above."
@@ -247,7 +262,9 @@ def markdown(
         budget_s=sizes.budget_s, assets=sizes.assets, small=small, large=large,
         calls=sizes.calls_links,
     ).strip().splitlines(), *scenarios_targets.notes(smoke).strip().splitlines(),
-        *shared_budget.notes(smoke, sizes.budget_s).strip().splitlines(), ""]  # fmt: skip
+        *shared_budget.notes(smoke, sizes.budget_s).strip().splitlines(),
+        *scenarios_scale.notes(smoke, env.get("mode") == "large").strip().splitlines(),
+        ""]  # fmt: skip
     return "\n".join(lines)
 
 
@@ -296,6 +313,11 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m benchmarks", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--smoke", action="store_true", help="every scenario at a tiny size")
+    parser.add_argument(
+        "--large",
+        action="store_true",
+        help="the scale scenarios at 1,000,000 items (cpu_scale alone adds about 7 minutes)",
+    )
     parser.add_argument("--only", help="comma-separated scenarios: " + ", ".join(SCENARIOS))
     parser.add_argument("--out", type=Path, help="folder for latest.json and RESULTS.md")
     parser.add_argument(
@@ -311,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     _, client = pinning()
     if client and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {0})  # this process and what it spawns, unless told otherwise
-    figures = run(names, args.smoke)
+    figures = run(names, args.smoke, args.large)
     if args.out:
         out_json, out_md = args.out / "latest.json", args.out / "RESULTS.md"
     elif args.smoke:
@@ -321,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     else:
         out_json, out_md = HERE / "results" / "latest.json", HERE / "RESULTS.md"
-    write_results(figures, out_json, out_md, args.smoke, names if args.merge else None)
+    write_results(figures, out_json, out_md, args.smoke, names if args.merge else None, args.large)
     print(f"wrote {out_json} and {out_md}", file=sys.stderr)
     missing = [
         (s, m) for s in names for m in METRICS[s]

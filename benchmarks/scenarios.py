@@ -64,6 +64,7 @@ class Context:
     sizes: Sizes
     folder: Path  # scratch space: inputs, results, sandbox logs
     smoke: bool = False
+    large: bool = False  # --large: the scale scenarios at their 1,000,000-item sizes
     _tags: itertools.count[int] = field(default_factory=itertools.count)
 
     def tag(self, name: str) -> str:

@@ -65,6 +65,10 @@ METRICS = {
         "redis_ping_us",
         "acquire_cpu_us_redis",
     ],
+    # Issue 18: every cost as the work grows.
+    "cpu_scale": ["cpu_growth"],
+    "resync": ["skipped_per_s", "requests", "peak_rss_mb", "state_mb_per_million"],
+    "large_uploads": ["bulksync_mb_per_s", "raw_aiohttp_mb_per_s", "upload_ratio"],
 }
 
 

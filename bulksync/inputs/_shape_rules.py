@@ -119,6 +119,8 @@ class ShapeRules:
 
     def extra(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         """The target's own link fields the line gives, checked against their declared type."""
+        if obj.keys().isdisjoint(self.link_fields):
+            return {}  # the common line: none of them (a check per field, twice a run, each)
         found: dict[str, Any] = {}
         for name, spec in self.link_fields.items():
             value: Any

@@ -98,6 +98,7 @@ Record = AssetRecord | LinkRecord | Removal
 # upgrade must not push everything again); fields of any other target hash by name instead.
 _HASH_V1_SLOTS = ("subtype", "priority", "isDefault", "isActive")
 _UNHASHED = frozenset({"origin", "kind"})  # where a record was read is not what it pushes
+_HASHED_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
 def canonical_form(
@@ -106,13 +107,17 @@ def canonical_form(
     """What a record would push, as plain JSON values in its fields' order: the content hash
     hashes this. ``path_form`` stands for a local file (the state uses its size and mtime)."""
     doc: list[object] = []
-    for spec in fields(record):
-        if spec.name in _UNHASHED:
-            continue
-        value = getattr(record, spec.name)
+    names = _HASHED_FIELDS.get(type(record))
+    if names is None:
+        # dataclasses.fields() on every record was most of the hash's cost on a resync.
+        names = _HASHED_FIELDS[type(record)] = tuple(
+            spec.name for spec in fields(record) if spec.name not in _UNHASHED
+        )
+    for name in names:
+        value = getattr(record, name)
         if isinstance(value, Path):
             doc.append(path_form(value))
-        elif spec.name == "extra":
+        elif name == "extra":
             doc.extend(_extra_form(value))
         else:
             doc.append(value)

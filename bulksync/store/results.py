@@ -59,8 +59,13 @@ class ItemResult:
         return doc
 
 
+SKIPS_PER_FLUSH = 256
+SKIP_FLUSH_S = 0.2
+
+
 class ResultWriter:
-    """Appends one JSON line per result and flushes it, so a crash keeps what finished.
+    """Appends one JSON line per result and flushes it, so a crash keeps what finished (skips
+    go out in batches: see write).
 
     Each line gets ``started_at`` (its first request; its result's time when it had none),
     ``ended_at`` (its result) in UTC with milliseconds, and ``ms`` between the two.
@@ -73,17 +78,31 @@ class ResultWriter:
         self._wall_offset = time.time() - time.monotonic()  # monotonic -> wall clock
         self._second = -1
         self._prefix = ""
+        self._unflushed = 0  # lines written since the last flush (skips only)
+        self._flushed_at = time.time()
 
     def write(self, result: ItemResult) -> None:
         doc = result.to_json()
         ended = time.time()
         started = ended if result.started_at is None else result.started_at + self._wall_offset
         started = min(started, ended)
-        doc["started_at"] = self._stamp(started)
-        doc["ended_at"] = self._stamp(ended)
+        ended_at = self._stamp(ended)
+        # An item that sent nothing (every skip) started as it ended: one stamp for both.
+        doc["started_at"] = ended_at if started == ended else self._stamp(started)
+        doc["ended_at"] = ended_at
         doc["ms"] = round((ended - started) * 1000.0, 1)
         self._file.write(_masked(orjson.dumps(doc)) + b"\n")
-        self._file.flush()
+        # A skip changed nothing on the target, so one lost in a crash is only judged again:
+        # skips (a resync's millions) go out with the next other line, or in batches.
+        self._unflushed += 1
+        if (
+            result.status != "skipped"
+            or self._unflushed >= SKIPS_PER_FLUSH
+            or ended - self._flushed_at >= SKIP_FLUSH_S
+        ):
+            self._file.flush()
+            self._unflushed = 0
+            self._flushed_at = ended
 
     def _stamp(self, moment: float) -> str:
         # A million results a run: the date part is formatted once a second, not per line.
@@ -218,9 +237,16 @@ class RunStats:
 
     def count(self, result: ItemResult) -> None:
         actions = self.counts.setdefault(result.kind, {})
-        action = action_of(
-            {"status": result.status, "reason": result.reason, "action": result.extra.get("action")}
-        )
+        if result.status == "skipped" and result.reason == "unchanged":
+            action = "unchanged"  # what action_of says of it, without a dict per skip
+        else:
+            action = action_of(
+                {
+                    "status": result.status,
+                    "reason": result.reason,
+                    "action": result.extra.get("action"),
+                }
+            )
         actions[action] = actions.get(action, 0) + 1
         if result.status == "succeeded":
             self.succeeded += 1
