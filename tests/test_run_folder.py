@@ -94,13 +94,18 @@ def stamp(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def started_at_of(run: Path) -> str:
+    return str(orjson.loads((run / "summary.json").read_bytes())["started_at"])
+
+
 def test_two_runs_leave_two_whole_run_folders(tmp_path: Path, sandbox: str) -> None:
     rows = write_links_csv(tmp_path / "links.csv", 120)
     config = write_job(tmp_path, sandbox, "links.csv")
     first = bulksync("run", "--config", str(config))
     second = bulksync("run", "--config", str(config))
     assert first.returncode == second.returncode == 1, first.stderr + second.stderr
-    runs = sorted((tmp_path / "runs").iterdir())
+    # In start order: two runs in one second have ids in random order.
+    runs = sorted((tmp_path / "runs").iterdir(), key=started_at_of)
     assert len(runs) == 2
     for run in runs:
         for name in ("results.jsonl", "summary.json", "timeline.jsonl", "report.html"):

@@ -79,6 +79,7 @@ def parse_time(value: Any) -> dt.datetime | None:
 
 
 def iso(moment: dt.datetime) -> str:
+    """ISO-8601 UTC with milliseconds and a Z: sorts as text, reads in every tool."""
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
         f"{moment.microsecond // 1000:03d}Z"
     )

@@ -25,13 +25,6 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def iso(moment: dt.datetime) -> str:
-    """ISO-8601 UTC with milliseconds and a Z: sorts as text, reads in every tool."""
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
-        f"{moment.microsecond // 1000:03d}Z"
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class RunFolder:
     run_id: str
@@ -136,6 +129,9 @@ def list_runs(runs_dir: Path) -> list[dict[str, Any]]:
             entry["status"] = ", ".join(map(str, summary.get("messages") or [])) or "unknown"
             entry["shard"] = shard_label(shard_of(summary))  # "I/N" of a `--shard` run
         runs.append(entry)
+    # Two runs started in the same second have ids in random order: their starts, in
+    # milliseconds, say which came last.
+    runs.sort(key=lambda run: (run["run_id"][:16], str(run.get("started_at") or "")), reverse=True)
     return runs
 
 

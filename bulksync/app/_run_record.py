@@ -11,7 +11,8 @@ import orjson
 
 from bulksync._version import __version__
 from bulksync.app._failures import FailureInput, write_failures
-from bulksync.app._run_folder import RunFolder, iso, refresh_copy, utc_now
+from bulksync.app._merge_summary import iso
+from bulksync.app._run_folder import RunFolder, refresh_copy, utc_now
 from bulksync.app._telemetry import run_figures
 from bulksync.app.config import Config
 from bulksync.app.progress import note
