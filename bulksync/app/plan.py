@@ -12,6 +12,7 @@ from bulksync.app.config import Config
 from bulksync.app.prune import doomed_items, max_delete_limit, scope_size
 from bulksync.app.registry import target_spec
 from bulksync.engine._identities import IdentityIndex
+from bulksync.engine._resume import PREFETCH, prefetching
 from bulksync.spi._connector import Connector
 from bulksync.spi._records import AssetRecord, BadRecord, Kind, LinkRecord, Record
 from bulksync.spi._spec import CREDENTIAL_ENV, CredentialKind
@@ -79,7 +80,10 @@ def plan_steps(
     plans = []
     identities = IdentityIndex()
     try:
+        state = judge.state
         for kind, records in inputs:
+            if state is not None and not judge.full and kind not in judge.empty_kinds:
+                records = prefetching(state, kind, records, PREFETCH)  # as the engine asks
             plan = KindPlan(kind)
             plans.append(plan)
             for n, record in enumerate(records, 1):

@@ -19,7 +19,7 @@ from bulksync.engine._finishing import Finisher
 from bulksync.engine._identities import IdentityIndex
 from bulksync.engine._options import EngineOptions
 from bulksync.engine._pull import PULL_AHEAD, Wait, pulled_records
-from bulksync.engine._resume import ResumeGate, prefetching, record_intents
+from bulksync.engine._resume import PREFETCH, ResumeGate, prefetching, record_intents
 from bulksync.engine._shard_wait import CrossShardWait
 from bulksync.engine._stages import StageCounters, StagePool, group_jobs, quota_failed
 from bulksync.engine.client import EngineClient, Target
@@ -40,11 +40,12 @@ Input = tuple[Kind, Iterable[Record | BadRecord]]
 # A file's records, or a caller's async ones (the Python API's stream).
 InputRecords = Iterable[Record | BadRecord] | AsyncIterable[Record | BadRecord]
 AnyInput = tuple[Kind, InputRecords]
-# Lookups of the state asked for at once, ahead of admitting the records.
-PREFETCH = 256
 # At most this many jobs are read ahead and recorded in one transaction before the first of
 # them is sent (fewer when the first stage's queue is smaller).
 FEED_BATCH = 64
+# Lines finished without a request (a resync's skips) between two turns given to the other
+# tasks: a checkpoint costs more than judging a line, and 64 take well under a millisecond.
+QUIET_LINES = 64
 MAX_HELD_JOBS = 10_000  # a grouped stage's open groups hold at most so many jobs together
 
 # The stages a kind's records go through: the connector's own unless a flow names others.
@@ -234,6 +235,7 @@ class Engine(Finisher):
         state = self.options.state
         if state is not None and not self.options.full and kind in self._looked_up:
             records = prefetching(state, kind, records, PREFETCH)
+        quiet = 0
         async with send:
             for record in records:
                 if self.stop.is_set():
@@ -243,7 +245,10 @@ class Engine(Finisher):
                 if waiting is not None:
                     ready += waiting.due()  # held links whose assets appeared (a clock check)
                 if job is None or (waiting is not None and waiting.hold(job)):
-                    await anyio.lowlevel.checkpoint()  # nothing sent: let the others run
+                    quiet += 1
+                    if quiet >= QUIET_LINES:  # nothing sent for a while: let the others run
+                        quiet = 0
+                        await anyio.lowlevel.checkpoint()
                 else:
                     ready.append(job)
                 if len(ready) >= batch:

@@ -13,6 +13,9 @@ from bulksync.spi._records import AssetRecord, BadRecord, LinkRecord, Record
 from bulksync.store._backend import Intent, StateBackend
 from bulksync.store.verdict import Judge, Verdict
 
+# Lookups of the state asked for at once, ahead of admitting the records.
+PREFETCH = 256
+
 
 class ResumeGate:
     """The engine's judgement of each admitted job against the state and the listing."""

@@ -56,6 +56,9 @@ class Batch:
     pushed_at: float
 
 
+_UNKNOWN = object()
+
+
 class StateBackend(ABC):
     """One target's confirmed items; writes are buffered and committed in batches."""
 
@@ -86,6 +89,8 @@ class StateBackend(ABC):
         # reports while it winds down is not written, so every line still gets its result
         # (the next run looks up what this one could not confirm, as after a kill).
         self.broken = False
+        # Lookups answered ahead by prefetch(), each used once: the chunk being admitted.
+        self._ahead: dict[Key, Confirmed | None] = {}
 
     # The backend's own reads and writes.
     @abstractmethod
@@ -96,6 +101,10 @@ class StateBackend(ABC):
 
     @abstractmethod
     def _lookup(self, kind: str, key: str) -> Confirmed | None: ...
+
+    @abstractmethod
+    def _lookup_many(self, kind: str, keys: list[str]) -> Iterator[tuple[str, Confirmed]]:
+        """The confirmed ones among ``keys`` in one query (or a few): a resync asks per item."""
 
     @abstractmethod
     def _confirmed_among(self, kind: str, keys: list[str]) -> set[str]: ...
@@ -171,12 +180,19 @@ class StateBackend(ABC):
         pending = self._pending.get((kind, key))
         if pending is not None:
             return Confirmed(pending[0], pending[1])
+        ahead = self._ahead.pop((kind, key), _UNKNOWN)
+        if ahead is not _UNKNOWN:
+            assert ahead is None or isinstance(ahead, Confirmed)
+            return ahead
         return self._lookup(kind, key)
 
     def prefetch(self, kind: str, keys: list[str]) -> None:
-        """Lookups of these keys come next: a backend whose every query is a network round
-        trip answers them all in one. The SQLite file's lookups are local: nothing to do."""
-        return None
+        """Lookups of these keys come next: answered all at once (a PostgreSQL lookup is a
+        round trip; a SQLite one a statement), as the engine admits the chunk."""
+        # The chunk before was admitted in full before the next is read: its entries go.
+        self._ahead = dict.fromkeys(((kind, key) for key in keys), None)
+        if keys:
+            self._ahead.update(((kind, key), found) for key, found in self._lookup_many(kind, keys))
 
     def confirmed_among(self, kind: str, keys: Collection[str]) -> set[str]:
         """Which of these keys are confirmed pushed (by this run or any other sharing the

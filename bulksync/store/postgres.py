@@ -31,7 +31,6 @@ from bulksync.store._backend import (
 from bulksync.store._pg_schema import application_name, migrate, take_run_lock
 
 CONNECT_TIMEOUT_S = 10
-_UNKNOWN = object()
 # Keys looked up by the batch: one primary-key probe each, whatever the statistics say. The
 # LIMIT keeps the planner from flattening the probe into a join, which with statistics older
 # than the rows (a resync just after the first run) scans the target's rows once per key.
@@ -124,8 +123,6 @@ class PostgresStateStore(StateBackend):
     ) -> None:
         super().__init__(target, flush_every=flush_every, flush_interval_s=flush_interval_s)
         self.path = "PostgreSQL"  # what messages call it (never the DSN)
-        # Lookups answered ahead by prefetch(), each used once: the chunk being admitted.
-        self._cache: dict[tuple[str, str], Confirmed | None] = {}
         self._conn = connect(dsn)
         try:
             with self._guard():
@@ -165,24 +162,16 @@ class PostgresStateStore(StateBackend):
                 ),
             )
 
-    def prefetch(self, kind: str, keys: list[str]) -> None:
-        # The chunk before was admitted in full before the next is read: its entries go.
-        self._cache = dict.fromkeys(((kind, key) for key in keys), None)
-        if not keys:
-            return
+    def _lookup_many(self, kind: str, keys: list[str]) -> Iterator[tuple[str, Confirmed]]:
         with self._guard():
             rows = self._conn.execute(
                 "SELECT k.key, i.hash, i.remote_id " + _AMONG,
                 ([_b(key) for key in keys], self.target, kind),
             ).fetchall()
         for key, digest, remote_id in rows:
-            self._cache[(kind, _s(key) or "")] = Confirmed(digest, _s(remote_id))
+            yield _s(key) or "", Confirmed(digest, _s(remote_id))
 
     def _lookup(self, kind: str, key: str) -> Confirmed | None:
-        cached = self._cache.pop((kind, key), _UNKNOWN)
-        if cached is not _UNKNOWN:
-            assert cached is None or isinstance(cached, Confirmed)
-            return cached
         with self._guard():
             row = self._conn.execute(
                 "SELECT hash, remote_id FROM bulksync_items "

@@ -147,6 +147,19 @@ class StateStore(StateBackend):
             ).fetchone()
         return None if row is None else Confirmed(row[0], row[1])
 
+    def _lookup_many(self, kind: str, keys: list[str]) -> Iterator[tuple[str, Confirmed]]:
+        with self._guard():
+            for i in range(0, len(keys), 500):  # under SQLite's limit of bound parameters
+                chunk = keys[i : i + 500]
+                marks = ", ".join("?" * len(chunk))
+                rows = self._db.execute(
+                    "SELECT key, hash, remote_id FROM items WHERE target = ? AND kind = ? "
+                    f"AND hash != '' AND key IN ({marks})",
+                    (self.target, kind, *chunk),
+                ).fetchall()
+                for key, digest, remote_id in rows:
+                    yield key, Confirmed(digest, remote_id)
+
     def _confirmed_among(self, kind: str, keys: list[str]) -> set[str]:
         found: set[str] = set()
         with self._guard():
