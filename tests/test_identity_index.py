@@ -26,8 +26,14 @@ def expected(lines: list[tuple[str, str]]) -> list[int | None]:
     return answers
 
 
-@pytest.mark.parametrize("filter_bits", [8, 1 << 12, 1 << 26])
-def test_the_first_line_of_each_identity_is_named_whatever_the_filter(filter_bits: int) -> None:
+@pytest.mark.parametrize(
+    ("filter_bits", "max_filter_bits"),
+    [(8, 8), (8, 1 << 12), (1 << 10, 1 << 16), (1 << 26, 1 << 26)],
+    ids=["one-byte", "grown-to-full", "grown-to-roomy", "roomy"],
+)
+def test_the_first_line_of_each_identity_is_named_whatever_the_filter(
+    filter_bits: int, max_filter_bits: int
+) -> None:
     rng = random.Random(7)
     # Past a write batch, with repeats near and far, and one identity in two kinds.
     names = [f"doc-{rng.randrange(6000)}" for _ in range(WRITE_BATCH * 2 + 500)]
@@ -35,7 +41,8 @@ def test_the_first_line_of_each_identity_is_named_whatever_the_filter(filter_bit
     lines += [("asset", "doc-0"), ("link", "doc-0"), ("link", "doc-0")]
     want = expected(lines)
     assert any(w is not None for w in want) and any(w is None for w in want)
-    assert claims(IdentityIndex(filter_bits=filter_bits), lines) == want
+    index = IdentityIndex(filter_bits=filter_bits, max_filter_bits=max_filter_bits)
+    assert claims(index, lines) == want
 
 
 def test_a_repeat_right_after_its_first_claim_is_caught_before_any_write() -> None:
@@ -49,5 +56,5 @@ def test_a_repeat_right_after_its_first_claim_is_caught_before_any_write() -> No
 
 
 def test_the_filter_size_must_be_a_power_of_two() -> None:
-    with pytest.raises(ValueError, match="power of two"):
+    with pytest.raises(ValueError, match="powers of two"):
         IdentityIndex(filter_bits=1000)

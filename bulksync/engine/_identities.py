@@ -12,19 +12,25 @@ import tempfile
 
 # Claims written to the file at once: a statement per line cost more than judging the line.
 WRITE_BATCH = 4096
-# One bit per identity hash in front of the file (8 MiB): a clear bit proves the identity is
-# new without a query; at a million identities one in 70 new ones finds its bit set by another
-# and asks the file.
-FILTER_BITS = 1 << 26
+# One bit per identity hash in front of the file: a clear bit proves the identity is new
+# without a query. The filter starts at 128 KiB and grows (x4, rebuilt from the file) while
+# more than one bit in 64 is set, up to 2 MiB, so memory stays flat: at a million identities
+# one new one in 17 finds its bit set by another and asks the file.
+FILTER_BITS = 1 << 20
+MAX_FILTER_BITS = 1 << 24
+FILL = 64
 
 
 class IdentityIndex:
     """Identities are stored as 64-bit hashes: at a million items the chance that two different
     identities collide is about 3 in 100 million."""
 
-    def __init__(self, *, filter_bits: int = FILTER_BITS) -> None:
-        if filter_bits < 8 or filter_bits & (filter_bits - 1):
-            raise ValueError("filter_bits must be a power of two, at least 8")
+    def __init__(
+        self, *, filter_bits: int = FILTER_BITS, max_filter_bits: int = MAX_FILTER_BITS
+    ) -> None:
+        for bits in (filter_bits, max_filter_bits):
+            if bits < 8 or bits & (bits - 1):
+                raise ValueError("filter sizes must be powers of two, at least 8")
         handle, self._path = tempfile.mkstemp(prefix="bulksync-identities-", suffix=".sqlite")
         os.close(handle)
         self._db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
@@ -38,6 +44,9 @@ class IdentityIndex:
         self._db.execute("BEGIN")
         self._mask = filter_bits - 1
         self._filter = bytearray(filter_bits // 8)
+        self._max_bits = max(filter_bits, max_filter_bits)
+        self._grow_at = filter_bits // FILL
+        self._claims = 0
         self._unwritten: list[tuple[str, int, int]] = []
 
     def claim(self, kind: str, identity: str, line: int) -> int | None:
@@ -49,8 +58,11 @@ class IdentityIndex:
         if not self._filter[byte] & flag:
             self._filter[byte] |= flag
             self._unwritten.append((kind, h, line))
+            self._claims += 1
             if len(self._unwritten) >= WRITE_BATCH:
                 self._write()
+            if self._claims > self._grow_at:
+                self._grow()
             return None
         self._write()  # the first claim may be among those not yet written
         cursor = self._db.execute(
@@ -58,6 +70,7 @@ class IdentityIndex:
             (kind, h, line),
         )
         if cursor.rowcount == 1:
+            self._claims += 1
             return None
         query = "SELECT line FROM ids WHERE kind = ? AND h = ?"
         return int(self._db.execute(query, (kind, h)).fetchone()[0])
@@ -69,6 +82,20 @@ class IdentityIndex:
                 self._unwritten,
             )
             self._unwritten.clear()
+
+    def _grow(self) -> None:
+        bits = len(self._filter) * 8
+        if bits >= self._max_bits:
+            self._grow_at = self._claims * 2  # as full as it gets: the file answers more
+            return
+        bits = min(bits * 4, self._max_bits)
+        self._write()
+        self._mask = mask = bits - 1
+        self._filter = bits_set = bytearray(bits // 8)
+        for kind, h in self._db.execute("SELECT kind, h FROM ids"):
+            bit = (h + hash(kind)) & mask
+            bits_set[bit >> 3] |= 1 << (bit & 7)
+        self._grow_at = bits // FILL
 
     def close(self) -> None:
         try:
