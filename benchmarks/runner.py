@@ -83,6 +83,8 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("memory", "rss_growth"): "growth {small:,} → {large:,}",
     ("memory", "timeline_lines_large"): "timeline.jsonl of the {large:,}-link run (one a second)",
     ("memory", "report_html_large"): "report.html of the {large:,}-link run",
+    ("memory", "stream_peak_rss_large"): "peak RSS, {large:,} dict links through job.stream()",
+    ("memory", "stream_items_per_s_large"): "links/s through job.stream(), every result taken",
     ("calls_per_item", "v5_calls_per_item"): "v5, one POST /api/links per link",
     ("calls_per_item", "v4_calls_per_item"): "v4, grouped document links",
     ("calls_per_item", "v4_fewer_calls"): "v5 calls ÷ v4 calls",
