@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import html
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -27,6 +27,7 @@ from bulksync.app._html_bench import bench_section
 from bulksync.app._html_shards import shards_section
 from bulksync.app._report_series import downsample, histogram_bins
 from bulksync.spi._redact import redacted_excerpt
+from bulksync.store.results import read_json_lines
 
 REPORT_NAME = "report.html"
 MESSAGE_CHARS = 300  # a group's cause as shown
@@ -91,8 +92,8 @@ def write_report_html(run_dir: Path, out: Path | None = None) -> Path:
         raise ReportError(f"{summary_file}: not a run summary ({exc})") from None
     if not isinstance(summary, dict):
         raise ReportError(f"{summary_file}: not a run summary (not a JSON object)")
-    groups = group_errors(_json_lines(run_dir / "results.jsonl"))
-    document = render_report(summary, _json_lines(run_dir / "timeline.jsonl"), groups)
+    groups = group_errors(read_json_lines(run_dir / "results.jsonl"))
+    document = render_report(summary, read_json_lines(run_dir / "timeline.jsonl"), groups)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(document, encoding="utf-8")
     os.replace(tmp, out)
@@ -111,25 +112,6 @@ def script_json(value: Any) -> str:
     for char, escape in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
         text = text.replace(char, escape)
     return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
-
-
-def _json_lines(path: Path) -> Iterator[dict[str, Any]]:
-    # A crashed run may leave a cut last line: skip what does not parse rather than lose the
-    # report of the run that needs it most.
-    try:
-        fh = open(path, "rb")  # noqa: SIM115 - closed below; a missing file is no data
-    except FileNotFoundError:
-        return
-    with fh:
-        for raw in fh:
-            if not raw.strip():
-                continue
-            try:
-                line = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(line, dict):
-                yield line
 
 
 def _asset(name: str) -> str:

@@ -32,7 +32,7 @@ from bulksync.app._merge_summary import (
 )
 from bulksync.app.progress import note
 from bulksync.spi._errors import ConfigError
-from bulksync.store.results import format_summary, write_summary
+from bulksync.store.results import format_summary, read_json_lines, write_summary
 
 MERGE_PREFIX = "merge-"
 
@@ -295,7 +295,7 @@ def write_merge(records: list[RunRecord], out: Path) -> dict[str, Any]:
     from bulksync.app._html_report import render_report  # only when a merge is made
 
     groups = group_errors(_all_results(records))
-    document = render_report(merged, _json_lines(out / "timeline.jsonl"), groups)
+    document = render_report(merged, read_json_lines(out / "timeline.jsonl"), groups)
     (out / "report.html.tmp").write_text(document, encoding="utf-8")
     os.replace(out / "report.html.tmp", out / "report.html")
     return merged
@@ -310,22 +310,7 @@ def budget_use(merged: dict[str, Any], limit: float | None) -> dict[str, Any]:
 
 
 def _all_results(records: list[RunRecord]) -> Iterator[dict[str, Any]]:
-    return itertools.chain.from_iterable(_json_lines(r.path / "results.jsonl") for r in records)
-
-
-def _json_lines(path: Path) -> Iterator[dict[str, Any]]:
-    try:
-        fh = open(path, "rb")  # noqa: SIM115 - closed below; a missing file is no data
-    except FileNotFoundError:
-        return
-    with fh:
-        for raw in fh:
-            try:
-                line = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                continue  # a killed run's cut last line; the report skips it too
-            if isinstance(line, dict):
-                yield line
+    return itertools.chain.from_iterable(read_json_lines(r.path / "results.jsonl") for r in records)
 
 
 def format_shards(rows: list[dict[str, Any]]) -> str:

@@ -354,3 +354,25 @@ def _run_rows(summary: dict[str, Any]) -> list[tuple[str, Any]]:
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value} ms"
+
+
+def read_json_lines(path: Path) -> Iterator[dict[str, Any]]:
+    """The objects of a JSON-lines file (results, timeline); nothing when it is missing.
+
+    A crashed run may leave a cut last line: what does not parse is skipped rather than lose
+    the report of the run that needs it most.
+    """
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - closed below; a missing file is no data
+    except FileNotFoundError:
+        return
+    with fh:
+        for raw in fh:
+            if not raw.strip():
+                continue
+            try:
+                line = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(line, dict):
+                yield line
