@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -237,10 +238,16 @@ async def test_a_redis_that_hangs_stops_every_acquire_too(server: RedisServer) -
     with anyio.fail_after(60):
         await one.acquire()
         os.kill(server.process.pid, signal.SIGSTOP)
+        started = time.monotonic()
         try:
             with pytest.raises(SharedBudgetUnreachable) as hung:
                 await one.acquire()
         finally:
             os.kill(server.process.pid, signal.SIGCONT)
-    assert "no answer within 4 s" in str(hung.value)
+    took = time.monotonic() - started
+    # Whichever gives up first: the budget's own bound (4 s here), or redis-py's read timeout
+    # once its retries are spent (sooner on a loaded machine, whose retries back off less).
+    message = str(hung.value)
+    assert "no answer within 4 s" in message or "Timeout" in message, message
+    assert took <= 4.0 + 5.0, took  # bounded: never the minutes of nested retries
     await one.aclose()

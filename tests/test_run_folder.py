@@ -285,3 +285,22 @@ def test_the_results_link_holds_when_its_folder_is_reached_through_a_symlink(
     assert link.is_symlink()
     assert link.read_text() == '{"line": 1}\n'
     assert (real_out / "results.jsonl").read_text() == '{"line": 1}\n'
+
+
+def test_runs_started_in_one_second_list_by_their_start(tmp_path: Path) -> None:
+    """Run ids hold the second and four random hex digits: within a second, only the starts
+    (in milliseconds) say which run came last."""
+    from bulksync.app._run_folder import list_runs
+
+    runs_dir = tmp_path / "runs"
+    # The later run gets the id that sorts first as text.
+    for run_id, started in (("20261204T010000Z-ffff", ".100Z"), ("20261204T010000Z-0000", ".900Z")):
+        folder = runs_dir / run_id
+        folder.mkdir(parents=True)
+        (folder / "results.jsonl").write_bytes(b"")
+        summary = {"started_at": "2026-12-04T01:00:00" + started, "exit_code": 0}
+        (folder / "summary.json").write_bytes(orjson.dumps(summary))
+    assert [run["run_id"] for run in list_runs(runs_dir)] == [
+        "20261204T010000Z-0000",
+        "20261204T010000Z-ffff",
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import anyio
 import orjson
@@ -325,3 +326,36 @@ async def test_a_refused_push_drops_the_kept_upload_but_keeps_the_intent(tmp_pat
     # Still looked up before a create (the target may hold it), but uploaded afresh.
     assert later.in_flight("asset", "a") == Intent("h", None)
     assert later.in_flight("asset", "b") == Intent("h", "f2")
+
+
+def test_lookups_asked_ahead_answer_as_the_database_would(tmp_path: Path) -> None:
+    """prefetch() answers a chunk in one query; what the run writes after it still counts."""
+    path = tmp_path / "s.sqlite"
+    store = StateStore(path, "t", flush_every=1)
+    store.confirm("link", "old", "h-old", "id-old")
+    store.flush()
+    store.prefetch("link", ["old", "new", "gone", "later"])
+    store.confirm("link", "later", "h-later", "id-later")
+    store.flush()  # out of the pending buffer: only the database and the prefetch know it
+    assert store.lookup("link", "old") == Confirmed("h-old", "id-old")
+    assert store.lookup("link", "new") is None
+    assert store.lookup("link", "later") == Confirmed("h-later", "id-later")
+    assert store.lookup("asset", "old") is None  # another kind: its own keys
+    store.close()
+
+
+def test_a_prefetch_that_fails_leaves_no_key_looking_new(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    store = StateStore(path, "t")
+    store.confirm("link", "a", "h", "id")
+    store.flush()
+
+    def broken(kind: str, keys: list[str]) -> Any:
+        raise sqlite3.OperationalError("disk I/O error")
+        yield  # pragma: no cover - a generator, as the real one is
+
+    store._lookup_many = broken  # type: ignore[method-assign]
+    with pytest.raises(sqlite3.OperationalError):
+        store.prefetch("link", ["a"])
+    assert store.lookup("link", "a") == Confirmed("h", "id")
+    store.close()

@@ -189,10 +189,13 @@ class StateBackend(ABC):
     def prefetch(self, kind: str, keys: list[str]) -> None:
         """Lookups of these keys come next: answered all at once (a PostgreSQL lookup is a
         round trip; a SQLite one a statement), as the engine admits the chunk."""
-        # The chunk before was admitted in full before the next is read: its entries go.
-        self._ahead = dict.fromkeys(((kind, key) for key in keys), None)
+        # The chunk before was admitted in full before the next is read: its entries go. Built
+        # whole before it is used: a query that fails must not leave every key looking new.
+        self._ahead = {}
+        ahead: dict[Key, Confirmed | None] = dict.fromkeys(((kind, key) for key in keys), None)
         if keys:
-            self._ahead.update(((kind, key), found) for key, found in self._lookup_many(kind, keys))
+            ahead.update(((kind, key), found) for key, found in self._lookup_many(kind, keys))
+        self._ahead = ahead
 
     def confirmed_among(self, kind: str, keys: Collection[str]) -> set[str]:
         """Which of these keys are confirmed pushed (by this run or any other sharing the
@@ -221,6 +224,7 @@ class StateBackend(ABC):
             remote_id = earlier[1]  # as the upsert's COALESCE does for committed rows
         self._failures.pop((kind, key), None)
         self._absent.discard((kind, key))
+        self._ahead.pop((kind, key), None)  # what was asked ahead is older than this
         self._pending[(kind, key)] = (digest, remote_id, result)
         self.settle(kind, key)
         self._maybe_flush()
@@ -240,6 +244,7 @@ class StateBackend(ABC):
         A push that may still have been applied is not ``settled``: the next run looks first.
         """
         self._failures[(kind, key)] = result
+        self._ahead.pop((kind, key), None)
         if absent:
             self._absent.add((kind, key))
         if settled:
@@ -253,6 +258,7 @@ class StateBackend(ABC):
     def forget(self, kind: str, key: str) -> None:
         self.flush()
         self._delete(kind, key)
+        self._ahead.pop((kind, key), None)
         self._in_flight.pop((kind, key), None)
         self._open.discard((kind, key))
 
