@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import os
 import signal
 import subprocess
 import sys
@@ -17,10 +16,9 @@ from typing import Any
 
 import orjson
 import pytest
+from cli_job import ENV, bulksync, write_job
 from sandbox_process import running_sandbox_process
 
-TOKEN_ENV = "BULKSYNC_TEST_RUNS_TOKEN"
-ENV = {**os.environ, TOKEN_ENV: "sandbox-token", "PYTHONUNBUFFERED": "1"}
 DOCUMENTS = 20
 
 
@@ -50,39 +48,6 @@ def write_links_csv(path: Path, rows: int) -> list[dict[str, str]]:
         writer.writeheader()
         writer.writerows(written)
     return written
-
-
-def write_job(folder: Path, base_url: str, links: str) -> Path:
-    config = folder / "job.toml"
-    config.write_text(
-        f"""
-[target]
-kind = "quable"
-base_url = "{base_url}"
-token_env = "{TOKEN_ENV}"
-[inputs]
-links = "{links}"
-[limits]
-rate = [[400, 1]]
-[output]
-results = "out/results.jsonl"
-progress = false
-[state]
-enabled = false
-""",
-        encoding="utf-8",
-    )
-    return config
-
-
-def bulksync(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bulksync", *args],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=120,
-    )
 
 
 def lines_of(path: Path) -> list[dict[str, Any]]:

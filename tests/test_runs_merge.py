@@ -11,7 +11,6 @@ there.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -25,13 +24,12 @@ from typing import Any
 
 import orjson
 import pytest
+from cli_job import ENV, bulksync, write_job
 from sandbox_process import running_sandbox_process
 
 from bulksync.app._merge_summary import COUNTERS, parse_time
 from bulksync.app.cli import main
 
-TOKEN_ENV = "BULKSYNC_TEST_MERGE_TOKEN"
-ENV = {**os.environ, TOKEN_ENV: "sandbox-token", "PYTHONUNBUFFERED": "1"}
 DOCUMENTS = 20
 ROWS = 120
 SHARDS = 4
@@ -59,39 +57,6 @@ def link_rows(rows: int) -> list[dict[str, Any]]:
 
 def write_links(path: Path, rows: list[dict[str, Any]]) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-
-
-def write_job(folder: Path, base_url: str, rate: int = 400) -> Path:
-    config = folder / "job.toml"
-    config.write_text(
-        f"""
-[target]
-kind = "quable"
-base_url = "{base_url}"
-token_env = "{TOKEN_ENV}"
-[inputs]
-links = "links.jsonl"
-[limits]
-rate = [[{rate}, 1]]
-[output]
-results = "out/results.jsonl"
-progress = false
-[state]
-enabled = false
-""",
-        encoding="utf-8",
-    )
-    return config
-
-
-def bulksync(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bulksync", *args],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=120,
-    )
 
 
 def newest_run(runs_dir: Path, before: set[Path]) -> Path:
