@@ -86,10 +86,17 @@ def results(folder: Path) -> list[dict[str, object]]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines()] if path.exists() else []
 
 
-def sandbox_settings() -> SandboxSettings:
-    return SandboxSettings(time_scale=SCALE).with_overrides(
-        {"quable.rate_limit.windows": f"{LIMIT}/600", "quable.seed_documents": "60"}
-    )
+def sandbox_settings(hostile: bool = False) -> SandboxSettings:
+    overrides = {"quable.rate_limit.windows": f"{LIMIT}/600", "quable.seed_documents": "60"}
+    if hostile:  # the worst the docs allow, for the no-loss checks
+        overrides |= {
+            "quable.duplicate_links": "allow",
+            "faults.seed": "5",
+            "faults.drop_after_write_rate": "0.03",
+            "faults.applied_error_rate": "0.03",
+            "faults.garbage_rate": "0.03",
+        }
+    return SandboxSettings(time_scale=SCALE).with_overrides(overrides)
 
 
 @pytest.fixture
@@ -129,7 +136,7 @@ async def test_redis_stopped_mid_run_stops_with_exit_4_and_the_rerun_resumes(
     tmp_path: Path, redis_server: RedisServer
 ) -> None:
     count = 240
-    async with running_sandbox(sandbox_settings()) as sandbox:
+    async with running_sandbox(sandbox_settings(hostile=True)) as sandbox:
         folder = tmp_path / "job"
         # Paced at 20/s: the run is still going when Redis stops.
         config = job(folder, sandbox.url, links(0, count), limits="pace = 20.0\n")
@@ -166,7 +173,9 @@ async def test_redis_stopped_mid_run_stops_with_exit_4_and_the_rerun_resumes(
         pushed = Counter((x["origin"], x["target"]) for x in store.links.values())
         assert set(pushed) == {(x["from"], x["to"]) for x in links(0, count)}
         assert set(pushed.values()) == {1}  # nothing lost, nothing twice
-        assert sandbox.state.stats.snapshot()["duplicate_create_attempts"]["total"] == 0
+        snapshot = sandbox.state.stats.snapshot()
+        assert snapshot["duplicate_create_attempts"]["total"] == 0
+        assert snapshot["faults_injected"]["total"] >= 3, snapshot["faults_injected"]
 
 
 def fake_job(folder: Path) -> Path:
