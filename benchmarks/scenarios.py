@@ -74,14 +74,15 @@ class Context:
         return Sandbox(list(args), self.folder / "sandbox.log", module=module)
 
 
-def write_links(path: Path, count: int, link_type: str) -> Path:
-    """``count`` distinct links between seeded documents, grouped by origin as exports are."""
-    if count > LINKS_PER_ORIGIN * SEED_DOCUMENTS:
+def write_links(path: Path, count: int, link_type: str, documents: int = SEED_DOCUMENTS) -> Path:
+    """``count`` distinct links between ``documents`` seeded documents, grouped by origin as
+    exports are."""
+    if count > LINKS_PER_ORIGIN * documents:
         raise ValueError("more links than distinct (origin, target) pairs")
     with open(path, "w", encoding="utf-8") as out:
         for i in range(count):
-            origin = (i // LINKS_PER_ORIGIN) % SEED_DOCUMENTS
-            target = (origin + 1 + i % LINKS_PER_ORIGIN) % SEED_DOCUMENTS
+            origin = (i // LINKS_PER_ORIGIN) % documents
+            target = (origin + 1 + i % LINKS_PER_ORIGIN) % documents
             link = {
                 "from": f"doc-{origin + 1:05d}",
                 "to": f"doc-{target + 1:05d}",

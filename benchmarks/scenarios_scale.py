@@ -23,11 +23,10 @@ from typing import Any
 
 from . import resync_links
 from ._harness import Figure, median, route_counts
-from .scenarios import Context, measured
+from .scenarios import LINKS_PER_ORIGIN, Context, measured, write_links
 
 LATENCY_MS = 20.0  # as the client ceiling: the same requests, at other sizes
 IN_FLIGHT = 64
-LINKS_PER_ORIGIN = 100
 MIB = 1 << 20
 
 
@@ -57,24 +56,6 @@ def _label(n: int) -> str:
 
 
 # -- client CPU per item at growing sizes ---------------------------------------------------------
-
-
-def write_links(path: Path, count: int, link_type: str, documents: int) -> Path:
-    """``count`` distinct links between ``documents`` seeded documents, grouped by origin."""
-    if count > LINKS_PER_ORIGIN * documents:
-        raise ValueError("more links than distinct (origin, target) pairs")
-    with open(path, "w", encoding="utf-8") as out:
-        for i in range(count):
-            origin = (i // LINKS_PER_ORIGIN) % documents
-            target = (origin + 1 + i % LINKS_PER_ORIGIN) % documents
-            link = {
-                "from": f"doc-{origin + 1:05d}",
-                "to": f"doc-{target + 1:05d}",
-                "type": link_type,
-                "sequence": i,
-            }
-            out.write(json.dumps(link) + "\n")
-    return path
 
 
 def cpu_scale(ctx: Context) -> list[Figure]:
