@@ -27,14 +27,15 @@ from .scenarios import LINKS_PER_ORIGIN, Context, measured, write_links
 
 LATENCY_MS = 20.0  # as the client ceiling: the same requests, at other sizes
 IN_FLIGHT = 64
+CPU_ROUNDS_UP_TO = 100_000  # larger cpu_scale sizes get one round (1M links: 6 minutes)
 MIB = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
 class ScaleSizes:
     cpu_links: tuple[int, ...]
-    # Rounds per size up to 100k links, interleaved, the median kept: one round of a shared
-    # machine's noise moved the growth by 10% (1M links get one round: 6 minutes each).
+    # Rounds per size up to CPU_ROUNDS_UP_TO, interleaved, the median kept: one round of a
+    # shared machine's noise moved the growth by 10%.
     cpu_rounds: int
     resync_links: int
     upload_files: int
@@ -110,9 +111,6 @@ def cpu_scale(ctx: Context) -> list[Figure]:
     figures[0].detail = detail
     figures.append(Figure(s, "cpu_growth", round(growth, 3), "x", "<= 1.1"))
     return figures
-
-
-CPU_ROUNDS_UP_TO = 100_000
 
 
 def _cpu_run(ctx: Context, sandbox: Sandbox, n: int, documents: int) -> dict[str, Any]:
